@@ -1,0 +1,28 @@
+# Test registration with CTest labels:
+#   unit        pure logic, no privileges, fast; also run under ASan+UBSan in CI
+#   privileged  needs root: network namespaces, cgroups, BPF
+#   e2e         whole binaries in a simulated cluster
+# sluice_test(<name> SOURCES ... LIBS ... LABELS ... [RUN_SERIAL])
+include(GoogleTest)
+
+function(sluice_test name)
+  cmake_parse_arguments(ARG "RUN_SERIAL" "TIMEOUT" "SOURCES;LIBS;LABELS" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  target_link_libraries(${name} PRIVATE ${ARG_LIBS} GTest::gtest GTest::gmock GTest::gtest_main)
+  if(NOT ARG_TIMEOUT)
+    if("unit" IN_LIST ARG_LABELS)
+      set(ARG_TIMEOUT 60)
+    else()
+      set(ARG_TIMEOUT 300)
+    endif()
+  endif()
+  set(properties LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT})
+  if(ARG_RUN_SERIAL)
+    list(APPEND properties RUN_SERIAL TRUE)
+  endif()
+  # Every test of a privileged binary shares the leak-check fixture: the check runs after them.
+  if("privileged" IN_LIST ARG_LABELS)
+    list(APPEND properties FIXTURES_REQUIRED sluice_sim_leak_check)
+  endif()
+  gtest_discover_tests(${name} DISCOVERY_MODE PRE_TEST NO_PRETTY_VALUES PROPERTIES ${properties})
+endfunction()

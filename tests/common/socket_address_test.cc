@@ -1,0 +1,55 @@
+#include "sluice/common/socket_address.h"
+
+#include <gtest/gtest.h>
+
+namespace sluice {
+namespace {
+
+struct ParseCase {
+  const char* input;
+  bool ok;
+  const char* printed;  // toString() when ok; a fragment of the error otherwise
+};
+
+class SocketAddressParse : public ::testing::TestWithParam<ParseCase> {};
+
+TEST_P(SocketAddressParse, ParsesOrExplains) {
+  const auto& c = GetParam();
+  auto parsed = SocketAddress::parse(c.input);
+  ASSERT_EQ(parsed.has_value(), c.ok) << c.input;
+  if (c.ok) {
+    EXPECT_EQ(parsed->toString(), c.printed);
+  } else {
+    EXPECT_NE(parsed.error().message().find(c.printed), std::string::npos)
+        << parsed.error().message();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, SocketAddressParse,
+    ::testing::Values(ParseCase{"10.0.0.1:80", true, "10.0.0.1:80"},
+                      ParseCase{"[fd00::1]:15008", true, "[fd00::1]:15008"},
+                      ParseCase{"[::]:0", true, "[::]:0"},
+                      ParseCase{"[::ffff:10.0.0.1]:1", true, "[::ffff:10.0.0.1]:1"},
+                      ParseCase{"10.0.0.1:65535", true, "10.0.0.1:65535"},
+                      ParseCase{"10.0.0.1:65536", false, "port must be"},
+                      ParseCase{"10.0.0.1:", false, "port must be"},
+                      ParseCase{"10.0.0.1:8x", false, "port must be"},
+                      ParseCase{"10.0.0.1", false, "missing :port"},
+                      ParseCase{"fd00::1:80", false, "[address]:port"},
+                      ParseCase{"[10.0.0.1]:80", false, "only for IPv6"},
+                      ParseCase{"[fd00::1]80", false, "expected [IPv6]:port"},
+                      ParseCase{"300.0.0.1:80", false, "not an IPv4 or IPv6"},
+                      ParseCase{"host:80", false, "not an IPv4 or IPv6"}));
+
+TEST(SocketAddress, RoundTripsThroughSockaddr) {
+  auto a = SocketAddress::parse("[fd00:10:244::2]:8080");
+  ASSERT_TRUE(a);
+  auto b = SocketAddress::fromSockaddr(a->sockaddrPtr(), a->length());
+  EXPECT_EQ(b.toString(), "[fd00:10:244::2]:8080");
+  EXPECT_EQ(b.family(), AF_INET6);
+  EXPECT_EQ(b.port(), 8080);
+}
+
+}  // namespace
+}  // namespace sluice

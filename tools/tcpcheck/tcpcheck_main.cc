@@ -3,6 +3,7 @@
 //   sluice-tcpcheck serve --listen [::]:8080
 //       echoes every connection (IPv4 and IPv6); prints "listening <addr>" once bound.
 //   sluice-tcpcheck send --to 10.244.1.2:8080 --bytes 1048576 [--seed 7]
+//       [--mark N] sets SO_MARK on the socket (as the tunnel's own sockets carry).
 //       sends a reproducible pseudo-random stream, half-closes, reads the echo to EOF and checks
 //       it byte for byte; prints one JSON line; exit 0 when every byte came back in order,
 //       1 on a mismatch or short echo, 2 when the connection failed.
@@ -83,13 +84,17 @@ int serve(const std::string& listen) {
   }
 }
 
-int send(const std::string& to, uint64_t bytes, uint64_t seed) {
+int send(const std::string& to, uint64_t bytes, uint64_t seed, uint32_t mark) {
   auto address = SocketAddress::parse(to);
   if (!address) {
     fmt::print(stderr, "send: {}\n", address.error().message());
     return 2;
   }
   UniqueFd fd(::socket(address->family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (mark != 0 && ::setsockopt(fd.get(), SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) != 0) {
+    fmt::print("{{\"ok\":false,\"error\":\"SO_MARK: {}\"}}\n", std::strerror(errno));
+    return 2;
+  }
   auto start = std::chrono::steady_clock::now();
   if (::connect(fd.get(), address->sockaddrPtr(), address->length()) != 0) {
     fmt::print("{{\"ok\":false,\"error\":\"connect {}: {}\"}}\n", to, std::strerror(errno));
@@ -159,11 +164,13 @@ int main(int argc, char** argv) {
   serveCmd->add_option("--listen", listen, "address:port to listen on")->capture_default_str();
   std::string to;
   uint64_t bytes = 1 << 20, seed = 1;
+  uint32_t mark = 0;
   auto* sendCmd = app.add_subcommand("send", "send a stream and check its echo");
   sendCmd->add_option("--to", to, "address:port of the echo server")->required();
   sendCmd->add_option("--bytes", bytes, "how many bytes to send")->capture_default_str();
   sendCmd->add_option("--seed", seed, "seed of the byte stream")->capture_default_str();
+  sendCmd->add_option("--mark", mark, "SO_MARK for the socket (0: none)");
   CLI11_PARSE(app, argc, argv);
   if (serveCmd->parsed()) return serve(listen);
-  return send(to, bytes, seed);
+  return send(to, bytes, seed, mark);
 }

@@ -1,0 +1,55 @@
+#include "sluice/common/netns.h"
+
+#include <fcntl.h>
+#include <linux/nsfs.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+
+#include <string>
+#include <thread>
+
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
+#endif
+
+namespace sluice {
+
+Result<UniqueFd> socketInNetns(int netnsFd, int domain, int type, int protocol) {
+  Result<UniqueFd> result = fail("socketInNetns: not run");
+  std::thread worker([&] {
+    if (::setns(netnsFd, CLONE_NEWNET) != 0) {
+      result = failErrno("setns into network namespace");
+      return;
+    }
+    int fd = ::socket(domain, type | SOCK_CLOEXEC, protocol);
+    if (fd < 0) {
+      result = failErrno("socket in network namespace");
+      return;
+    }
+    result = UniqueFd(fd);
+  });
+  worker.join();
+  return result;
+}
+
+Result<uint64_t> netnsCookie(int netnsFd) {
+  auto sock = socketInNetns(netnsFd, AF_INET, SOCK_DGRAM);
+  if (!sock) return fail(std::move(sock.error()).context("netns cookie"));
+  uint64_t cookie = 0;
+  socklen_t length = sizeof(cookie);
+  if (::getsockopt(sock->get(), SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &length) != 0) {
+    return failErrno("getsockopt(SO_NETNS_COOKIE)");
+  }
+  return cookie;
+}
+
+Result<UniqueFd> openNetns(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return failErrno("open network namespace " + path);
+  int type = ::ioctl(fd.get(), NS_GET_NSTYPE);
+  if (type != CLONE_NEWNET) return fail(path + " is not a network namespace");
+  return fd;
+}
+
+}  // namespace sluice

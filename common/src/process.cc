@@ -58,15 +58,8 @@ std::string resolveProgram(const std::string& name, const std::vector<std::strin
   for (const auto& entry : env) {
     if (entry.rfind("PATH=", 0) == 0) path = entry.substr(5);
   }
-  size_t start = 0;
-  while (start <= path.size()) {
-    size_t end = path.find(':', start);
-    if (end == std::string::npos) end = path.size();
-    std::string candidate = path.substr(start, end - start) + "/" + name;
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-    start = end + 1;
-  }
-  return name;  // exec fails with ENOENT and the error names the program
+  // Not found: exec fails with ENOENT and the error names the program.
+  return findInPath(path, name).value_or(name);
 }
 
 // Reports the failed setup stage and errno to the parent, then exits.
@@ -107,6 +100,18 @@ const char* stageName(int stage) {
 }
 
 }  // namespace
+
+std::optional<std::string> findInPath(std::string_view folders, std::string_view name) {
+  size_t start = 0;
+  while (start <= folders.size()) {
+    size_t end = folders.find(':', start);
+    if (end == std::string_view::npos) end = folders.size();
+    std::string candidate = std::string(folders.substr(start, end - start)) + "/" + std::string(name);
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+    start = end + 1;
+  }
+  return std::nullopt;
+}
 
 std::string describeCommand(const std::vector<std::string>& argv) {
   std::string out;

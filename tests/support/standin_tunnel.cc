@@ -39,8 +39,10 @@ SocketAddress addressOf(int fd, bool peer) {
 }  // namespace
 
 Result<std::unique_ptr<StandinTunnel>> StandinTunnel::start(int netnsFd, uint64_t netnsCookie, std::string pinDir,
-                                                            uint32_t mark) {
+                                                            uint32_t mark,
+                                                            std::function<void(const AcceptedConnection&)> onAccept) {
   std::unique_ptr<StandinTunnel> t(new StandinTunnel());
+  t->onAccept_ = std::move(onAccept);
   t->netnsCookie_ = netnsCookie;
   t->pinDir_ = std::move(pinDir);
   struct Spec {
@@ -105,6 +107,7 @@ void StandinTunnel::serve(UniqueFd conn, uint16_t listenerPort) {
     std::lock_guard lock(mutex_);
     accepted_.push_back(record);
   }
+  if (onAccept_) onAccept_(record);
   char buf[65536];
   for (;;) {
     ssize_t n = ::recv(conn.get(), buf, sizeof(buf), 0);

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -30,8 +31,10 @@ struct AcceptedConnection {
 class StandinTunnel {
  public:
   // pinDir: the node agent's pin folder, to read original destinations from.
+  // onAccept, when set, is called (from a worker thread) for every accepted connection.
   static Result<std::unique_ptr<StandinTunnel>> start(int netnsFd, uint64_t netnsCookie,
-                                                      std::string pinDir, uint32_t mark);
+                                                      std::string pinDir, uint32_t mark,
+                                                      std::function<void(const AcceptedConnection&)> onAccept = {});
   ~StandinTunnel();
 
   // The inbound (15006) listener, dual-stack: the agent puts it in the sk_lookup socket map.
@@ -46,6 +49,7 @@ class StandinTunnel {
   void serve(UniqueFd conn, uint16_t listenerPort);
 
   uint64_t netnsCookie_ = 0;
+  std::function<void(const AcceptedConnection&)> onAccept_;
   std::string pinDir_;
   UniqueFd outbound4_, outbound6_, inbound_, hbone_;
   UniqueFd stopEvent_;

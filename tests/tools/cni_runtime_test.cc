@@ -21,11 +21,21 @@ TEST(PluginNetconf, AddsNameVersionAndPrevResult) {
 
 TEST(CniEnvironment, StandardVariables) {
   CniTarget target{.containerId = "c1", .netnsPath = "/run/netns/p", .ifName = "eth0",
-                   .pluginDir = "/usr/lib/cni"};
+                   .pluginPath = "/usr/lib/cni:/opt/cni/bin", .args = "K8S_POD_NAME=web"};
   auto env = cniEnvironment("ADD", target);
   EXPECT_EQ(env, (std::vector<std::string>{"CNI_COMMAND=ADD", "CNI_CONTAINERID=c1",
                                            "CNI_NETNS=/run/netns/p", "CNI_IFNAME=eth0",
-                                           "CNI_PATH=/usr/lib/cni"}));
+                                           "CNI_PATH=/usr/lib/cni:/opt/cni/bin", "CNI_ARGS=K8S_POD_NAME=web"}));
+}
+
+TEST(FindPlugin, SearchesEveryFolderOfThePath) {
+  auto found = findPlugin("/nonexistent:/bin", "sh");
+  ASSERT_TRUE(found) << found.error().message();
+  EXPECT_EQ(*found, "/bin/sh");
+  auto missing = findPlugin("/nonexistent:/bin", "no-such-plugin");
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().message().find("\"no-such-plugin\" not found in CNI_PATH /nonexistent:/bin"),
+            std::string::npos) << missing.error().message();
 }
 
 struct FailureCase {

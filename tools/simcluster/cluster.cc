@@ -116,14 +116,17 @@ Status Cluster::buildNode(int index) {
   node->podsCgroupPath = node->cgroupPath + "/pods";
   node->systemCgroupPath = node->cgroupPath + "/system";
   node->bpffsDir = paths_.bpffsRoot + "/" + prefix_ + "/" + node->name;
+  node->stateDir = paths_.stateRoot + "/" + prefix_ + "/" + node->name;
   node->addresses = *addresses;
 
   SLUICE_TRY(makeCgroup(node->cgroupPath), "cgroup");
   SLUICE_TRY(makeCgroup(node->podsCgroupPath), "cgroup");
   SLUICE_TRY(makeCgroup(node->systemCgroupPath), "cgroup");
   std::error_code ec;
-  fs::create_directories(node->bpffsDir, ec);
-  if (ec) return fail(fmt::format("create {}: {}", node->bpffsDir, ec.message()));
+  for (const auto& dir : {node->bpffsDir, node->stateDir}) {
+    fs::create_directories(dir, ec);
+    if (ec) return fail(fmt::format("create {}: {}", dir, ec.message()));
+  }
 
   SLUICE_TRY(addNamedNetns(node->netnsName), "create netns");
   auto fd = openPath(node->netnsPath, O_RDONLY);
@@ -184,10 +187,13 @@ CniConfList Cluster::podNetworkConfig(const Node& node) const {
   bridge["ipam"] = std::move(ipam);
   list.plugins.push_back(std::move(bridge));
   for (const auto& plugin : options_.chainedPlugins) list.plugins.push_back(plugin);
+  if (options_.chainedPluginsFor) {
+    for (auto& plugin : options_.chainedPluginsFor(node)) list.plugins.push_back(std::move(plugin));
+  }
   return list;
 }
 
-Result<const Pod*> Cluster::addPod(int nodeIndex, const std::string& name) {
+Result<const Pod*> Cluster::addPod(int nodeIndex, const std::string& name, const PodSpec& spec) {
   if (nodeIndex < 0 || nodeIndex >= static_cast<int>(nodes_.size())) {
     return fail(fmt::format("add pod {}: no node {} (cluster has {})", name, nodeIndex, nodes_.size()));
   }
@@ -200,6 +206,7 @@ Result<const Pod*> Cluster::addPod(int nodeIndex, const std::string& name) {
 
   auto pod = std::make_unique<Pod>();
   pod->name = name;
+  pod->ns = spec.ns;
   pod->node = nodeIndex;
   pod->containerId = fmt::format("{}-{}", prefix_, name);
   std::string netnsName = fmt::format("{}-{}-{}", prefix_, node.name, name);
@@ -218,8 +225,8 @@ Result<const Pod*> Cluster::addPod(int nodeIndex, const std::string& name) {
     if (!fd) return fail(std::move(fd.error()));
     ref.netnsFd = std::move(*fd);
     SLUICE_TRY(sysctlsIn(ref.netnsFd.get(), kNamespaceSysctls), "sysctl");
-    CniTarget target{.containerId = ref.containerId, .netnsPath = ref.netnsPath,
-                     .pluginDir = options_.cniPluginDir, .runInNetnsFd = node.netnsFd.get()};
+    SLUICE_TRY(publishPodSpec(ref, spec), "pod registry");
+    CniTarget target = cniTarget(ref, node);
     // The runtime brings up the sandbox's loopback with its own one-plugin network.
     CniTarget loopback = target;
     loopback.ifName = "lo";
@@ -249,11 +256,9 @@ Status Cluster::removePod(const std::string& name) {
   Pod& pod = *it->second;
   const Node& node = *nodes_[static_cast<size_t>(pod.node)];
   Status first;
-  if (!pod.cniResult.is_null()) {
-    CniTarget target{.containerId = pod.containerId, .netnsPath = pod.netnsPath,
-                     .pluginDir = options_.cniPluginDir, .runInNetnsFd = node.netnsFd.get()};
-    first = cniDel(podNetworkConfig(node), target, pod.cniResult);
-  }
+  if (!pod.cniResult.is_null()) first = cniDel(podNetworkConfig(node), cniTarget(pod, node), pod.cniResult);
+  std::error_code ec;
+  fs::remove(fmt::format("{}/{}_{}.json", registryDir(), pod.ns, pod.name), ec);
   pod.netnsFd.reset();
   pod.cgroupProcsFd.reset();
   // Killing the pod's processes (via its cgroup) lets its namespace go away with the file.
@@ -275,6 +280,30 @@ Status Cluster::removePod(const std::string& name) {
   }
   pods_.erase(it);
   if (!first) return fail(std::move(first.error()).context("remove pod " + name));
+  return {};
+}
+
+CniTarget Cluster::cniTarget(const Pod& pod, const Node& node) const {
+  return {.containerId = pod.containerId,
+          .netnsPath = pod.netnsPath,
+          .pluginPath = options_.cniPluginPath,
+          // IgnoreUnknown=1 as kubelet/containerd send it: plugins that know no K8S_* keys skip them.
+          .args = fmt::format("IgnoreUnknown=1;K8S_POD_NAMESPACE={};K8S_POD_NAME={};K8S_POD_UID={}", pod.ns, pod.name,
+                              pod.containerId),
+          .runInNetnsFd = node.netnsFd.get()};
+}
+
+Status Cluster::publishPodSpec(const Pod& pod, const PodSpec& spec) const {
+  std::error_code ec;
+  fs::create_directories(registryDir(), ec);
+  if (ec) return fail(fmt::format("create {}: {}", registryDir(), ec.message()));
+  nlohmann::json j{{"namespace", spec.ns}, {"name", pod.name}, {"uid", pod.containerId},
+                   {"serviceAccount", spec.serviceAccount}, {"labels", spec.labels},
+                   {"annotations", spec.annotations}};
+  std::string path = fmt::format("{}/{}_{}.json", registryDir(), pod.ns, pod.name);
+  std::ofstream out(path);
+  out << j.dump(2) << '\n';
+  if (!out) return fail("write " + path);
   return {};
 }
 

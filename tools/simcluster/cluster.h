@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -28,12 +29,25 @@
 
 namespace sluice::sim {
 
+struct Node;
+
 struct ClusterOptions {
   int nodes = 2;
-  std::string cniPluginDir = "/usr/lib/cni";
+  // CNI_PATH: the reference plugins, plus any folder holding a chained plugin (sluice-cni).
+  std::string cniPluginPath = "/usr/lib/cni";
   // Plugins chained after the bridge plugin in every pod's network configuration list, as a
   // cluster chains a mesh's CNI plugin after the primary one.
   std::vector<nlohmann::json> chainedPlugins;
+  // The same, per node (e.g. pointing sluice-cni at that node's agent socket).
+  std::function<std::vector<nlohmann::json>(const Node&)> chainedPluginsFor;
+};
+
+// What the API server knows of a pod beyond its name: the metadata the node agent looks up.
+struct PodSpec {
+  std::string ns = "default";
+  std::string serviceAccount = "default";
+  std::map<std::string, std::string> labels;
+  std::map<std::string, std::string> annotations;
 };
 
 struct Node {
@@ -45,12 +59,14 @@ struct Node {
   std::string podsCgroupPath;
   std::string systemCgroupPath;  // node daemons (agent, tunnel) run here
   std::string bpffsDir;          // the node agent's pin folder
+  std::string stateDir;          // node-local files (sockets, agent state)
   NodeAddressing addresses;
   UniqueFd netnsFd;
 };
 
 struct Pod {
   std::string name;  // unique in the cluster
+  std::string ns;
   int node = 0;
   std::string containerId;
   std::string netnsPath;
@@ -71,13 +87,16 @@ class Cluster {
 
   const std::string& prefix() const { return prefix_; }
   const SimPaths& paths() const { return paths_; }
+  // The simulated API server's pod metadata: "<namespace>_<name>.json" per pod.
+  std::string registryDir() const { return paths_.stateRoot + "/" + prefix_ + "/registry"; }
   const std::vector<std::unique_ptr<Node>>& nodes() const { return nodes_; }
   const Node& node(int index) const { return *nodes_.at(static_cast<size_t>(index)); }
   const Pod* pod(const std::string& name) const;
   std::vector<const Pod*> pods() const;
 
-  // Creates a pod's netns and cgroup and runs the CNI ADD chain for it on its node.
-  Result<const Pod*> addPod(int node, const std::string& name);
+  // Creates a pod's netns and cgroup, publishes its metadata in the registry, and runs the
+  // CNI ADD chain for it on its node (CNI_ARGS carries K8S_POD_NAMESPACE/NAME/UID).
+  Result<const Pod*> addPod(int node, const std::string& name, const PodSpec& spec = {});
   // Runs CNI DEL, kills the pod's processes, removes its netns and cgroup.
   Status removePod(const std::string& name);
 
@@ -93,6 +112,8 @@ class Cluster {
   Status buildUnderlay();
   Status buildNode(int index);
   CniConfList podNetworkConfig(const Node& node) const;
+  CniTarget cniTarget(const Pod& pod, const Node& node) const;
+  Status publishPodSpec(const Pod& pod, const PodSpec& spec) const;
   Status ipInNetns(const std::string& netns, std::vector<std::string> args) const;
 
   ClusterOptions options_;

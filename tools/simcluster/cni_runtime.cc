@@ -22,7 +22,8 @@ std::vector<std::string> cniEnvironment(std::string_view command, const CniTarge
       fmt::format("CNI_CONTAINERID={}", target.containerId),
       fmt::format("CNI_NETNS={}", target.netnsPath),
       fmt::format("CNI_IFNAME={}", target.ifName),
-      fmt::format("CNI_PATH={}", target.pluginDir),
+      fmt::format("CNI_PATH={}", target.pluginPath),
+      fmt::format("CNI_ARGS={}", target.args),
   };
 }
 
@@ -69,6 +70,11 @@ Result<AssignedAddresses> addressesFromResult(const json& result, std::string_vi
   return out;
 }
 
+Result<std::string> findPlugin(const std::string& pluginPath, const std::string& type) {
+  if (auto found = findInPath(pluginPath, type)) return *found;
+  return fail(fmt::format("CNI plugin \"{}\" not found in CNI_PATH {}", type, pluginPath));
+}
+
 namespace {
 
 Result<json> invokePlugin(std::string_view command, const CniConfList& list, size_t index,
@@ -78,8 +84,10 @@ Result<json> invokePlugin(std::string_view command, const CniConfList& list, siz
   if (type.empty() || type.find('/') != std::string::npos) {
     return fail(fmt::format("plugin {} of network {} has no valid \"type\"", index, list.name));
   }
+  auto program = findPlugin(target.pluginPath, type);
+  if (!program) return fail(std::move(program.error()).context(fmt::format("CNI {}", command)));
   SpawnOptions options;
-  options.argv = {target.pluginDir + "/" + type};
+  options.argv = {*program};
   options.extraEnv = cniEnvironment(command, target);
   options.netnsFd = target.runInNetnsFd;
   auto out = run(options, conf.dump());

@@ -24,7 +24,8 @@ struct CniTarget {
   std::string containerId;
   std::string netnsPath;  // /run/netns/...
   std::string ifName = "eth0";
-  std::string pluginDir = "/usr/lib/cni";
+  std::string pluginPath = "/usr/lib/cni";  // CNI_PATH: folders searched for plugins, ':'-separated
+  std::string args;                         // CNI_ARGS: "K8S_POD_NAMESPACE=..;K8S_POD_NAME=.."
   int runInNetnsFd = -1;  // the namespace the plugin runs in (the node's), -1 for ours
 };
 
@@ -47,6 +48,9 @@ struct AssignedAddresses {
   std::string ipv6;
 };
 Result<AssignedAddresses> addressesFromResult(const nlohmann::json& result, std::string_view ifName);
+
+// The first executable "<folder>/<type>" along `pluginPath`, or an error naming the path.
+Result<std::string> findPlugin(const std::string& pluginPath, const std::string& type);
 
 // Runs the list's ADD chain; returns the final result.
 Result<nlohmann::json> cniAdd(const CniConfList& list, const CniTarget& target);

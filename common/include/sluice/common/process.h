@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -88,6 +89,9 @@ Result<RunOutput> runChecked(SpawnOptions options, std::string_view input = {},
 // for a server's "listening ..." announcement. Reads byte by byte so nothing after the line is
 // consumed. Fails at EOF or timeout.
 Result<std::string> readLine(UniqueFd& pipe, std::chrono::milliseconds timeout);
+
+// The first executable "<folder>/<name>" along a ':'-separated list of folders, if any.
+std::optional<std::string> findInPath(std::string_view folders, std::string_view name);
 
 // The path of another Sluice program installed beside the running one (same folder).
 std::string siblingProgram(std::string_view name);

@@ -1,0 +1,57 @@
+// The node-local processes of the mesh for integration tests: the real sluice-agent and, until
+// the real ztunnel exists, the tunnel's stand-in (sluice-test-ztunnel), both running on a
+// simulated node (its netns and system cgroup). Collects the stand-in's JSON event lines.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "simcluster/cluster.h"
+#include "sluice/common/process.h"
+
+namespace sluice::testing {
+
+// The chained plugin entry for `node`: sluice-cni pointed at that node's agent socket.
+nlohmann::json sluiceCniPlugin(const sim::Node& node);
+// CNI_PATH holding the reference plugins and sluice-cni.
+std::string cniPluginPathWithSluice();
+
+class NodeServices {
+ public:
+  NodeServices(const sim::Cluster& cluster, int node);
+  ~NodeServices();
+
+  std::string agentSocket() const;
+  std::string zdsSocket() const;
+
+  Status startAgent();
+  Status stopAgent();  // SIGTERM, as an orchestrator stops it
+  Status killAgent();  // SIGKILL
+  Status startTunnel();
+  Status stopTunnel();
+
+  // Runs sluicectl against this node's agent; returns its exit code and output.
+  Result<RunOutput> sluicectl(std::vector<std::string> args) const;
+
+  std::vector<nlohmann::json> events() const;
+  // Waits up to `timeout` for an event at index >= `from` for which `match` is true.
+  std::optional<nlohmann::json> waitForEvent(const std::function<bool(const nlohmann::json&)>& match,
+                                             size_t from = 0,
+                                             std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
+  size_t eventCount() const;
+
+ private:
+  const sim::Cluster& cluster_;
+  int node_;
+  ChildProcess agent_, tunnel_;
+  std::thread reader_;
+  mutable std::mutex mutex_;
+  std::vector<nlohmann::json> events_;
+};
+
+}  // namespace sluice::testing

@@ -5,7 +5,8 @@
 #
 # Run as root: privileged tests need network namespaces, cgroups and BPF. Without root they skip
 # with a reason; SLUICE_REQUIRE_PRIVILEGED=1 (set by CI) turns any such skip into a failure.
-# SLUICE_SKIP_SANITIZERS=1 skips the sanitizer pass (quicker local runs).
+# Last, a short libFuzzer run of every fuzz target (tools/fuzz.sh).
+# SLUICE_SKIP_SANITIZERS=1 / SLUICE_SKIP_FUZZ=1 skip those passes (quicker local runs).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${SLUICE_BUILD_DIR:-$root/build}
@@ -26,5 +27,9 @@ if [[ ${SLUICE_SKIP_SANITIZERS:-0} != 1 ]]; then
         -DCMAKE_BUILD_TYPE=Debug >/dev/null
   cmake --build "$build-asan" -j "$jobs"
   (cd "$build-asan" && ctest --output-on-failure -j "$jobs" -L unit)
+fi
+if [[ ${SLUICE_SKIP_FUZZ:-0} != 1 ]]; then
+  echo "== fuzzing (libFuzzer, ${SLUICE_FUZZ_SECONDS:-20}s per target)"
+  bash "$root/tools/fuzz.sh"
 fi
 echo "== all tests passed"

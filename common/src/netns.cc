@@ -4,10 +4,13 @@
 #include <linux/nsfs.h>
 #include <sched.h>
 #include <sys/ioctl.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <string>
 #include <thread>
+
+#include "sluice/common/socket_address.h"
 
 #ifndef SO_NETNS_COOKIE
 #define SO_NETNS_COOKIE 71
@@ -31,6 +34,24 @@ Result<UniqueFd> socketInNetns(int netnsFd, int domain, int type, int protocol) 
   });
   worker.join();
   return result;
+}
+
+Result<UniqueFd> listenInNetns(int netnsFd, const std::string& address, const ListenOptions& options) {
+  auto addr = SocketAddress::parse(address);
+  if (!addr) return fail(std::move(addr.error()));
+  auto fd = socketInNetns(netnsFd, addr->family(), SOCK_STREAM);
+  if (!fd) return fd;
+  int one = 1, v6only = options.dualStack ? 0 : 1;
+  ::setsockopt(fd->get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (options.reusePort) ::setsockopt(fd->get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+  if (addr->family() == AF_INET6) ::setsockopt(fd->get(), IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));
+  if (options.mark != 0 &&
+      ::setsockopt(fd->get(), SOL_SOCKET, SO_MARK, &options.mark, sizeof(options.mark)) != 0) {
+    return failErrno("SO_MARK");
+  }
+  if (::bind(fd->get(), addr->sockaddrPtr(), addr->length()) != 0) return failErrno("bind " + address);
+  if (::listen(fd->get(), options.backlog) != 0) return failErrno("listen " + address);
+  return fd;
 }
 
 Result<uint64_t> netnsCookie(int netnsFd) {

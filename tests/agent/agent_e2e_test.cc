@@ -17,10 +17,7 @@ using nlohmann::json;
 using sim::Cluster;
 using testing::NodeServices;
 
-std::string withPort(const std::string& ip, int port) {
-  return ip.find(':') == std::string::npos ? ip + ":" + std::to_string(port)
-                                           : "[" + ip + "]:" + std::to_string(port);
-}
+using testing::withPort;
 
 bool sendFrom(const Cluster& cluster, const std::string& pod, const std::string& to) {
   auto child = cluster.runInPod(pod, {.argv = {siblingProgram("sluice-tcpcheck"), "send", "--to", to, "--bytes", "50000"},
@@ -41,11 +38,7 @@ class AgentE2eTest : public ::testing::Test {
  protected:
   void SetUp() override {
     SLUICE_REQUIRE_PRIVILEGES();
-    auto cluster = Cluster::create({.nodes = 2,
-                                    .cniPluginPath = testing::cniPluginPathWithSluice(),
-                                    .chainedPluginsFor = [](const sim::Node& n) {
-                                      return std::vector<json>{testing::sluiceCniPlugin(n)};
-                                    }});
+    auto cluster = testing::createMeshCluster(2);
     ASSERT_TRUE(cluster) << cluster.error().message();
     cluster_ = std::move(*cluster);
     for (int i = 0; i < 2; ++i) {

@@ -1,6 +1,7 @@
 #include "support/node_services.h"
 
 #include <signal.h>
+#include <unistd.h>
 #include <sys/socket.h>
 
 #include "sluice/common/unix_socket.h"
@@ -16,6 +17,16 @@ json sluiceCniPlugin(const sim::Node& node) {
 std::string cniPluginPathWithSluice() {
   std::string cni = siblingProgram("sluice-cni");
   return "/usr/lib/cni:" + cni.substr(0, cni.rfind('/'));
+}
+
+Result<std::unique_ptr<sim::Cluster>> createMeshCluster(int nodes) {
+  return sim::Cluster::create({.nodes = nodes,
+                               .cniPluginPath = cniPluginPathWithSluice(),
+                               .chainedPluginsFor = [](const sim::Node& n) { return std::vector<json>{sluiceCniPlugin(n)}; }});
+}
+
+std::string withPort(const std::string& ip, int port) {
+  return ip.find(':') == std::string::npos ? ip + ":" + std::to_string(port) : "[" + ip + "]:" + std::to_string(port);
 }
 
 NodeServices::NodeServices(const sim::Cluster& cluster, int node) : cluster_(cluster), node_(node) {}
@@ -60,13 +71,26 @@ Status NodeServices::killAgent() {
   return discardValue(agent_.wait(std::chrono::seconds(10)));
 }
 
-Status NodeServices::startTunnel() {
+Status NodeServices::startTunnel(Tunnel kind, std::vector<std::string> extraArgs) {
   SLUICE_TRY(stopTunnel(), "previous tunnel");
-  auto tunnel = cluster_.runOnNode(node_, {.argv = {siblingProgram("sluice-test-ztunnel"), "--zds-socket", zdsSocket(),
-                                                    "--pin-dir", cluster_.node(node_).bpffsDir},
-                                           .captureOutput = true});
+  std::vector<std::string> argv = {siblingProgram(kind == Tunnel::kZtunnel ? "ztunnel" : "sluice-test-ztunnel"),
+                                   "--zds-socket", zdsSocket(), "--pin-dir", cluster_.node(node_).bpffsDir};
+  if (kind == Tunnel::kZtunnel) argv.insert(argv.end(), {"--workers", "2"});
+  argv.insert(argv.end(), extraArgs.begin(), extraArgs.end());
+  auto tunnel = cluster_.runOnNode(node_, {.argv = argv, .captureOutput = kind == Tunnel::kStandin});
   if (!tunnel) return fail(std::move(tunnel.error()));
   tunnel_ = std::move(*tunnel);
+  if (kind == Tunnel::kZtunnel) {
+    // Ready when its readiness endpoint says the agent's snapshot arrived.
+    for (int i = 0; i < 500; ++i) {
+      auto ready = httpGet("127.0.0.1:15021", "/healthz/ready");
+      if (ready && ready->find("ready") == 0) return {};
+      if (auto code = tunnel_.wait(std::chrono::milliseconds(20)); code) {
+        return fail("ztunnel exited with " + std::to_string(*code) + " at start");
+      }
+    }
+    return fail("ztunnel did not become ready within 10 s");
+  }
   int out = tunnel_.stdoutPipe().get();
   reader_ = std::thread([this, out] {
     UniqueFd borrowed(out);
@@ -81,6 +105,35 @@ Status NodeServices::startTunnel() {
     borrowed.release();  // the ChildProcess owns the pipe
   });
   return {};
+}
+
+Result<std::string> NodeServices::httpGet(const std::string& address, const std::string& path) const {
+  auto curl = cluster_.runOnNode(node_, {.argv = {"curl", "-s", "--max-time", "5", "http://" + address + path},
+                                         .captureOutput = true});
+  if (!curl) return fail(std::move(curl.error()));
+  std::string body;
+  char buf[65536];
+  ssize_t n;
+  while ((n = ::read(curl->stdoutPipe().get(), buf, sizeof(buf))) > 0) body.append(buf, static_cast<size_t>(n));
+  auto code = curl->wait(std::chrono::seconds(10));
+  if (!code) return fail(std::move(code.error()));
+  if (*code != 0) return fail("curl " + address + path + " exited with " + std::to_string(*code));
+  return body;
+}
+
+Result<json> NodeServices::configDump() const {
+  auto body = httpGet("127.0.0.1:15000", "/config_dump");
+  if (!body) return fail(std::move(body.error()));
+  json j = json::parse(*body, nullptr, false);
+  if (j.is_discarded()) return fail("config_dump is not JSON: " + *body);
+  return j;
+}
+
+Status NodeServices::killTunnel() {
+  SLUICE_TRY(tunnel_.signal(SIGKILL), "kill tunnel");
+  auto code = tunnel_.wait(std::chrono::seconds(10));
+  if (reader_.joinable()) reader_.join();
+  return discardValue(std::move(code));
 }
 
 Status NodeServices::stopTunnel() {

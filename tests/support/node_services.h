@@ -21,6 +21,12 @@ nlohmann::json sluiceCniPlugin(const sim::Node& node);
 // CNI_PATH holding the reference plugins and sluice-cni.
 std::string cniPluginPathWithSluice();
 
+// A simulated cluster whose pods' CNI chain ends with sluice-cni (pointed at each node's agent).
+Result<std::unique_ptr<sim::Cluster>> createMeshCluster(int nodes);
+
+// "ip:port", or "[ip]:port" for IPv6.
+std::string withPort(const std::string& ip, int port);
+
 class NodeServices {
  public:
   NodeServices(const sim::Cluster& cluster, int node);
@@ -32,8 +38,15 @@ class NodeServices {
   Status startAgent();
   Status stopAgent();  // SIGTERM, as an orchestrator stops it
   Status killAgent();  // SIGKILL
-  Status startTunnel();
+  // The tunnel: the real ztunnel, or the stand-in (whose accepted connections become events).
+  enum class Tunnel { kStandin, kZtunnel };
+  Status startTunnel(Tunnel kind = Tunnel::kStandin, std::vector<std::string> extraArgs = {});
   Status stopTunnel();
+  Status killTunnel();
+  pid_t tunnelPid() const { return tunnel_.pid(); }
+  // GET http://<address><path> from inside the node (ztunnel's admin is on the node's loopback).
+  Result<std::string> httpGet(const std::string& address, const std::string& path) const;
+  Result<nlohmann::json> configDump() const;
 
   // Runs sluicectl against this node's agent; returns its exit code and output.
   Result<RunOutput> sluicectl(std::vector<std::string> args) const;

@@ -14,20 +14,6 @@
 namespace sluice::testing {
 namespace {
 
-Result<UniqueFd> listenIn(int netnsFd, const std::string& address, uint32_t mark, bool dualStack) {
-  auto addr = SocketAddress::parse(address);
-  if (!addr) return fail(std::move(addr.error()));
-  auto fd = socketInNetns(netnsFd, addr->family(), SOCK_STREAM);
-  if (!fd) return fd;
-  int one = 1, v6only = dualStack ? 0 : 1;
-  ::setsockopt(fd->get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  if (addr->family() == AF_INET6) ::setsockopt(fd->get(), IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));
-  if (::setsockopt(fd->get(), SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) != 0) return failErrno("SO_MARK");
-  if (::bind(fd->get(), addr->sockaddrPtr(), addr->length()) != 0) return failErrno("bind " + address);
-  if (::listen(fd->get(), 512) != 0) return failErrno("listen " + address);
-  return fd;
-}
-
 SocketAddress addressOf(int fd, bool peer) {
   sockaddr_storage ss{};
   socklen_t length = sizeof(ss);
@@ -54,7 +40,7 @@ Result<std::unique_ptr<StandinTunnel>> StandinTunnel::start(int netnsFd, uint64_
                {&t->inbound_, "[::]:15006", true},
                {&t->hbone_, "[::]:15008", true}};
   for (auto& spec : specs) {
-    auto fd = listenIn(netnsFd, spec.address, mark, spec.dualStack);
+    auto fd = listenInNetns(netnsFd, spec.address, {.mark = mark, .dualStack = spec.dualStack, .backlog = 512});
     if (!fd) return fail(std::move(fd.error()).context("stand-in tunnel"));
     *spec.fd = std::move(*fd);
   }

@@ -14,6 +14,16 @@ namespace sluice {
 // socket(domain, type, protocol) created inside the network namespace `netnsFd`.
 Result<UniqueFd> socketInNetns(int netnsFd, int domain, int type, int protocol = 0);
 
+struct ListenOptions {
+  uint32_t mark = 0;       // SO_MARK (0: none)
+  bool dualStack = false;  // for [::]: accept IPv4 too (IPV6_V6ONLY off)
+  bool reusePort = false;  // SO_REUSEPORT: a successor process can bind beside this one
+  int backlog = 4096;
+};
+
+// A listening TCP socket on `address` ("127.0.0.1:15001", "[::]:15006") inside `netnsFd`.
+Result<UniqueFd> listenInNetns(int netnsFd, const std::string& address, const ListenOptions& options);
+
 // The namespace's cookie (SO_NETNS_COOKIE): the same 64-bit id BPF programs get from
 // bpf_get_netns_cookie(), stable for the namespace's life and never reused.
 Result<uint64_t> netnsCookie(int netnsFd);

@@ -1,0 +1,114 @@
+#include "admin/admin_views.h"
+
+#include <fmt/format.h>
+
+namespace sluice::ztunnel {
+using nlohmann::json;
+
+namespace {
+
+json countersJson(const PodCounters& c) {
+  json failed = json::object();
+  for (size_t i = 0; i < static_cast<size_t>(FailReason::kCount); ++i) {
+    failed[failReasonName(static_cast<FailReason>(i))] = c.failed[i].load();
+  }
+  auto direction = [&c](Direction d) {
+    size_t i = static_cast<size_t>(d);
+    return json{{"opened", c.opened[i].load()}, {"closed", c.closed[i].load()},
+                {"bytesFromClient", c.bytesFromClient[i].load()}, {"bytesToClient", c.bytesToClient[i].load()}};
+  };
+  return json{{"outbound", direction(Direction::kOutbound)}, {"inbound", direction(Direction::kInbound)},
+              {"active", c.active.load()}, {"failed", failed}};
+}
+
+// Label values are escaped per the Prometheus text format.
+std::string escape(const std::string& v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+}  // namespace
+
+json configDump(const std::vector<std::shared_ptr<PodRuntime>>& pods, const ConfigSnapshot& config,
+                const std::vector<ConnectionInfo>& connections, const std::string& features) {
+  json out{{"configVersion", config.version},
+           {"outboundTrafficPolicy", config.outboundPolicy == ConfigSnapshot::OutboundPolicy::kAllowAny ? "ALLOW_ANY" : "REGISTRY_ONLY"},
+           {"engine", features}};
+  json podList = json::array();
+  for (const auto& p : pods) {
+    podList.push_back({{"uid", p->uid},
+                       {"name", p->name},
+                       {"namespace", p->ns},
+                       {"serviceAccount", p->serviceAccount},
+                       {"addresses", p->addresses},
+                       {"netnsCookie", p->netnsCookie},
+                       {"worker", p->worker},
+                       {"listeners", {"127.0.0.1:15001", "[::1]:15001", "[::]:15006", "[::]:15008"}},
+                       {"draining", p->draining.load()},
+                       {"counters", countersJson(p->counters)}});
+  }
+  out["pods"] = podList;
+  json conns = json::array();
+  for (const auto& c : connections) {
+    conns.push_back({{"pod", c.pod}, {"direction", c.direction}, {"peer", c.peer}, {"target", c.target},
+                     {"state", c.state}, {"bytesFromClient", c.bytesFromClient}, {"bytesToClient", c.bytesToClient}});
+  }
+  out["connections"] = conns;
+  return out;
+}
+
+std::string prometheusText(const std::vector<std::shared_ptr<PodRuntime>>& pods) {
+  std::string out;
+  auto family = [&out](const char* name, const char* help) {
+    out += fmt::format("# HELP {} {}\n# TYPE {} counter\n", name, help, name);
+  };
+  // reporter=source for a pod's outbound connections, destination for its inbound ones.
+  auto labels = [](const PodRuntime& p, Direction d) {
+    bool outbound = d == Direction::kOutbound;
+    return fmt::format("reporter=\"{}\",{}_workload=\"{}\",{}_workload_namespace=\"{}\",{}_principal=\"unknown\"",
+                       outbound ? "source" : "destination", outbound ? "source" : "destination", escape(p.name),
+                       outbound ? "source" : "destination", escape(p.ns), outbound ? "source" : "destination");
+  };
+  struct Metric {
+    const char* name;
+    const char* help;
+    const std::array<std::atomic<uint64_t>, 2> PodCounters::*field;
+  } metrics[] = {
+      {"istio_tcp_connections_opened_total", "TCP connections opened", &PodCounters::opened},
+      {"istio_tcp_connections_closed_total", "TCP connections closed", &PodCounters::closed},
+      {"istio_tcp_received_bytes_total", "Bytes received from the client (request direction)", &PodCounters::bytesFromClient},
+      {"istio_tcp_sent_bytes_total", "Bytes sent to the client (response direction)", &PodCounters::bytesToClient},
+  };
+  for (const auto& m : metrics) {
+    family(m.name, m.help);
+    for (const auto& p : pods) {
+      for (Direction d : {Direction::kOutbound, Direction::kInbound}) {
+        out += fmt::format("{}{{{}}} {}\n", m.name, labels(*p, d), (p->counters.*(m.field))[static_cast<size_t>(d)].load());
+      }
+    }
+  }
+  family("sluice_tcp_connections_failed_total", "TCP connections the tunnel could not relay, by reason");
+  for (const auto& p : pods) {
+    for (size_t i = 0; i < static_cast<size_t>(FailReason::kCount); ++i) {
+      out += fmt::format("sluice_tcp_connections_failed_total{{workload=\"{}\",workload_namespace=\"{}\",reason=\"{}\"}} {}\n",
+                         escape(p->name), escape(p->ns), failReasonName(static_cast<FailReason>(i)),
+                         p->counters.failed[i].load());
+    }
+  }
+  out += "# HELP sluice_tcp_connections_active Connections being relayed now\n# TYPE sluice_tcp_connections_active gauge\n";
+  for (const auto& p : pods) {
+    out += fmt::format("sluice_tcp_connections_active{{workload=\"{}\",workload_namespace=\"{}\"}} {}\n", escape(p->name),
+                       escape(p->ns), p->counters.active.load());
+  }
+  return out;
+}
+
+}  // namespace sluice::ztunnel

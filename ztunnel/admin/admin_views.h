@@ -1,0 +1,22 @@
+// What the operator endpoints show: /config_dump (JSON) and /metrics (Prometheus text, with
+// Istio's metric names and labels so existing dashboards work).
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/worker.h"
+#include "proxy/config_snapshot.h"
+#include "proxy/pod_runtime.h"
+
+namespace sluice::ztunnel {
+
+nlohmann::json configDump(const std::vector<std::shared_ptr<PodRuntime>>& pods, const ConfigSnapshot& config,
+                          const std::vector<ConnectionInfo>& connections, const std::string& features);
+
+std::string prometheusText(const std::vector<std::shared_ptr<PodRuntime>>& pods);
+
+}  // namespace sluice::ztunnel

@@ -1,0 +1,557 @@
+#include "engine/worker.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sched.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <future>
+
+#include "proxy/outbound_decision.h"
+#include "sluice/common/assert.h"
+
+namespace sluice::ztunnel {
+namespace {
+
+constexpr uint16_t kBufferGroup = 1;
+
+SocketAddress socketAddress(int fd, bool peer) {
+  sockaddr_storage ss{};
+  socklen_t length = sizeof(ss);
+  int rc = peer ? ::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &length)
+                : ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &length);
+  if (rc != 0) return {};
+  return SocketAddress::fromSockaddr(reinterpret_cast<sockaddr*>(&ss), length);
+}
+
+// A v4-mapped address ("::ffff:10.0.0.1") as plain IPv4, so upstream sockets use AF_INET.
+SocketAddress unmapped(const SocketAddress& a) {
+  std::string ip = a.ip();
+  if (a.family() == AF_INET6 && ip.rfind("::ffff:", 0) == 0 && ip.find('.') != std::string::npos) {
+    if (auto v4 = SocketAddress::fromIp(ip.substr(7), a.port())) return *v4;
+  }
+  return a;
+}
+
+void setReset(int fd) {
+  linger l{1, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+}
+
+FailReason connectFailure(int err) {
+  switch (err) {
+    case ECONNREFUSED: return FailReason::kConnectRefused;
+    case ETIMEDOUT: case ECANCELED: return FailReason::kConnectTimeout;
+    case ENETUNREACH: case EHOSTUNREACH: return FailReason::kUnreachable;
+    default: return FailReason::kConnectError;
+  }
+}
+
+}  // namespace
+
+Worker::Worker(WorkerOptions options, const SnapshotStore& config, const agent::OrigDstTable* origDst)
+    : options_(std::move(options)), config_(config), origDst_(origDst) {}
+
+Worker::~Worker() { stop(); }
+
+Status Worker::start() {
+  // The ring is created on the worker thread itself: SINGLE_ISSUER binds it to its creator.
+  std::promise<Status> ready;
+  auto started = ready.get_future();
+  thread_ = std::thread([this, &ready] {
+    auto ring = Ring::create(options_.ringEntries);
+    if (!ring) {
+      ready.set_value(std::unexpected(std::move(ring.error())));
+      return;
+    }
+    ring_.emplace(std::move(*ring));
+    auto buffers = BufferRing::create(ring_->get(), kBufferGroup, options_.bufferCount, options_.bufferSize);
+    if (!buffers) {
+      ready.set_value(std::unexpected(std::move(buffers.error())));
+      return;
+    }
+    buffers_.emplace(std::move(*buffers));
+    features_ = ring_->features().describe();
+    wakeFd_.reset(::eventfd(0, EFD_CLOEXEC));
+    hostNetns_.reset(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
+    if (!wakeFd_ || !hostNetns_) {
+      ready.set_value(std::unexpected(errnoError("worker eventfd/netns")));
+      return;
+    }
+    armWake();
+    armTick();
+    ready.set_value({});
+    run();
+    // Tear-down on the owning thread: buffers before the ring they are registered with.
+    buffers_.reset();
+    ring_.reset();
+  });
+  Status status = started.get();
+  if (!status) {
+    thread_.join();
+    return status;
+  }
+  return {};
+}
+
+void Worker::stop() {
+  if (!thread_.joinable()) return;
+  stopping_ = true;
+  post([] {});
+  thread_.join();
+  for (auto& slot : slots_) {
+    if (slot.listener && slot.listener->fd >= 0) ::close(slot.listener->fd);
+    if (slot.relay) {
+      if (slot.relay->down >= 0) ::close(slot.relay->down);
+      if (slot.relay->up >= 0) ::close(slot.relay->up);
+    }
+  }
+  slots_.clear();
+}
+
+void Worker::post(std::function<void()> task) {
+  {
+    std::lock_guard lock(tasksMutex_);
+    tasks_.push_back(std::move(task));
+  }
+  uint64_t one = 1;
+  [[maybe_unused]] auto n = ::write(wakeFd_.get(), &one, sizeof(one));
+}
+
+void Worker::run() {
+  io_uring* ring = ring_->get();
+  while (!stopping_) {
+    int rc = io_uring_submit_and_wait(ring, 1);
+    if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
+      spdlog::error("worker {}: io_uring_submit_and_wait: {}", options_.index, std::strerror(-rc));
+    }
+    unsigned head, count = 0;
+    io_uring_cqe* cqe;
+    io_uring_for_each_cqe(ring, head, cqe) {
+      handle(cqe);
+      ++count;
+    }
+    io_uring_cq_advance(ring, count);
+  }
+}
+
+uint32_t Worker::allocSlot() {
+  if (!freeSlots_.empty()) {
+    uint32_t slot = freeSlots_.back();
+    freeSlots_.pop_back();
+    return slot;
+  }
+  slots_.emplace_back();
+  return static_cast<uint32_t>(slots_.size() - 1);
+}
+
+void Worker::freeSlot(uint32_t slot) {
+  slots_[slot].listener.reset();
+  slots_[slot].relay.reset();
+  ++slots_[slot].generation;  // completions still naming the old generation are stale
+  freeSlots_.push_back(slot);
+}
+
+void Worker::armWake() {
+  io_uring_sqe* sqe = ring_->sqe();
+  io_uring_prep_read(sqe, wakeFd_.get(), &wakeValue_, sizeof(wakeValue_), 0);
+  io_uring_sqe_set_data64(sqe, OpToken{Op::kWake, 0, 0}.encode());
+}
+
+void Worker::armTick() {
+  io_uring_sqe* sqe = ring_->sqe();
+  io_uring_prep_timeout(sqe, &tickInterval_, 0, 0);
+  io_uring_sqe_set_data64(sqe, OpToken{Op::kTick, 0, 0}.encode());
+}
+
+void Worker::handle(io_uring_cqe* cqe) {
+  OpToken t = OpToken::decode(cqe->user_data);
+  if (t.op == Op::kWake) {
+    std::vector<std::function<void()>> tasks;
+    {
+      std::lock_guard lock(tasksMutex_);
+      tasks.swap(tasks_);
+    }
+    for (auto& task : tasks) task();
+    if (!stopping_) armWake();
+    return;
+  }
+  if (t.op == Op::kTick) {
+    onTick();
+    if (!stopping_) armTick();
+    return;
+  }
+  if (t.op == Op::kCancel) return;
+  if (t.slot >= slots_.size() || (slots_[t.slot].generation & 0xffffffu) != t.generation) {
+    // Stale: the slot was freed after this operation was submitted. A buffer it carries is ours
+    // to give back.
+    if (cqe->flags & IORING_CQE_F_BUFFER) {
+      buffers_->taken();
+      buffers_->recycle(static_cast<uint16_t>(cqe->flags >> IORING_CQE_BUFFER_SHIFT));
+    }
+    return;
+  }
+  switch (t.op) {
+    case Op::kAccept: onAccept(t.slot, cqe->res, cqe->flags); break;
+    case Op::kConnect: onConnect(t.slot, cqe->res); break;
+    case Op::kConnectTimeout:
+      --slots_[t.slot].relay->inflight;
+      maybeFinish(t.slot);
+      break;
+    case Op::kRecvDown: onRecv(t.slot, true, cqe->res, cqe->flags); break;
+    case Op::kRecvUp: onRecv(t.slot, false, cqe->res, cqe->flags); break;
+    case Op::kSendUp: onSend(t.slot, true, cqe->res); break;
+    case Op::kSendDown: onSend(t.slot, false, cqe->res); break;
+    case Op::kShutdownUp: onShutdown(t.slot, true, cqe->res); break;
+    case Op::kShutdownDown: onShutdown(t.slot, false, cqe->res); break;
+    default: break;
+  }
+}
+
+void Worker::addListener(UniqueFd fd, ListenerKind kind, std::shared_ptr<PodRuntime> pod) {
+  uint32_t slot = allocSlot();
+  slots_[slot].listener = Listener{fd.release(), kind, std::move(pod), false};
+  armAccept(slot);
+}
+
+void Worker::armAccept(uint32_t slot) {
+  io_uring_sqe* sqe = ring_->sqe();
+  io_uring_prep_multishot_accept(sqe, slots_[slot].listener->fd, nullptr, nullptr, SOCK_CLOEXEC);
+  io_uring_sqe_set_data64(sqe, token(Op::kAccept, slot));
+}
+
+void Worker::drainPod(const std::shared_ptr<PodRuntime>& pod) {
+  pod->draining = true;
+  for (uint32_t slot = 0; slot < slots_.size(); ++slot) {
+    auto& l = slots_[slot].listener;
+    if (!l || l->pod != pod || l->closing) continue;
+    l->closing = true;
+    io_uring_sqe* sqe = ring_->sqe();
+    io_uring_prep_cancel64(sqe, token(Op::kAccept, slot), 0);
+    io_uring_sqe_set_data64(sqe, OpToken{Op::kCancel, 0, 0}.encode());
+  }
+  draining_.emplace_back(pod, std::chrono::steady_clock::now() + options_.drainTimeout);
+}
+
+void Worker::onAccept(uint32_t slot, int res, uint32_t flags) {
+  Listener& l = *slots_[slot].listener;
+  bool more = flags & IORING_CQE_F_MORE;
+  if (res >= 0) {
+    if (l.closing || l.pod->draining) {
+      ::close(res);
+    } else {
+      Listener copy = l;  // startRelay may grow slots_, invalidating `l`
+      startRelay(copy, res);
+    }
+  } else if (res != -ECANCELED) {
+    spdlog::warn("worker {}: accept on a listener of {}: {}", options_.index, l.pod->key(), std::strerror(-res));
+  }
+  Listener& now = *slots_[slot].listener;
+  if (!more) {
+    if (now.closing || res == -ECANCELED) {
+      ::close(now.fd);
+      freeSlot(slot);
+    } else {
+      armAccept(slot);  // the kernel ended the multishot (e.g. an error): re-arm
+    }
+  }
+}
+
+int Worker::upstreamSocket(const PodRuntime& pod, int family) {
+  // The upstream socket is created inside the pod's network namespace, so the connection leaves
+  // from the pod exactly as the app's own would. setns() changes only this thread.
+  if (::setns(pod.netns.get(), CLONE_NEWNET) != 0) return -1;
+  int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int saved = errno;
+  SLUICE_CHECK(::setns(hostNetns_.get(), CLONE_NEWNET) == 0, "worker cannot return to the host network namespace");
+  errno = saved;
+  if (fd < 0) return -1;
+  uint32_t mark = options_.mark;
+  ::setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  return fd;
+}
+
+void Worker::fail(const std::shared_ptr<PodRuntime>& pod, FailReason reason) {
+  pod->counters.failed[static_cast<size_t>(reason)]++;
+}
+
+void Worker::startRelay(const Listener& listener, int fd) {
+  const auto& pod = listener.pod;
+  if (listener.kind == ListenerKind::kHbone) {
+    // HBONE (mTLS + HTTP/2 CONNECT) is not built yet: refuse rather than relay plaintext.
+    fail(pod, FailReason::kHboneNotImplemented);
+    setReset(fd);
+    ::close(fd);
+    return;
+  }
+  SocketAddress peer = socketAddress(fd, true);
+  SocketAddress target;
+  Direction direction = listener.kind == ListenerKind::kOutbound ? Direction::kOutbound : Direction::kInbound;
+  if (direction == Direction::kOutbound) {
+    auto dst = origDst_ != nullptr ? origDst_->take(pod->netnsCookie, peer)
+                                   : Result<SocketAddress>(sluice::fail("no original-destination table"));
+    if (!dst) {
+      fail(pod, FailReason::kNoOriginalDestination);
+      setReset(fd);
+      ::close(fd);
+      return;
+    }
+    auto config = config_.current();
+    OutboundDecision decision = decideOutbound(unmapped(*dst), *config);
+    if (decision.action == OutboundDecision::Action::kRefuse) {
+      spdlog::debug("{}: refused {}: {}", pod->key(), dst->toString(), decision.reason);
+      fail(pod, FailReason::kPolicyRefused);
+      setReset(fd);
+      ::close(fd);
+      return;
+    }
+    target = decision.target;
+  } else {
+    // sk_lookup kept the original destination as the accepted socket's local address.
+    target = unmapped(socketAddress(fd, false));
+    if (isTunnelPort(target.port())) {
+      fail(pod, FailReason::kPolicyRefused);
+      setReset(fd);
+      ::close(fd);
+      return;
+    }
+  }
+  int up = upstreamSocket(*pod, target.family());
+  if (up < 0) {
+    fail(pod, FailReason::kSocketError);
+    setReset(fd);
+    ::close(fd);
+    return;
+  }
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+
+  uint32_t slot = allocSlot();
+  Relay& r = slots_[slot].relay.emplace();
+  r.pod = pod;
+  r.direction = direction;
+  r.down = fd;
+  r.up = up;
+  r.peer = peer;
+  r.target = target;
+  r.lastActivity = std::chrono::steady_clock::now();
+  auto timeout = options_.connectTimeout;
+  r.connectTimeout.tv_sec = timeout.count() / 1000;
+  r.connectTimeout.tv_nsec = (timeout.count() % 1000) * 1000000;
+  ++live_;
+  pod->counters.active++;
+
+  io_uring_sqe* sqe = ring_->sqe();
+  io_uring_prep_connect(sqe, up, r.target.sockaddrPtr(), r.target.length());
+  sqe->flags |= IOSQE_IO_LINK;
+  io_uring_sqe_set_data64(sqe, token(Op::kConnect, slot));
+  io_uring_sqe* t = ring_->sqe();
+  io_uring_prep_link_timeout(t, &r.connectTimeout, 0);
+  io_uring_sqe_set_data64(t, token(Op::kConnectTimeout, slot));
+  r.inflight += 2;
+}
+
+void Worker::onConnect(uint32_t slot, int res) {
+  Relay& r = *slots_[slot].relay;
+  --r.inflight;
+  if (r.aborting) return maybeFinish(slot);
+  if (res < 0) {
+    fail(r.pod, connectFailure(-res));
+    spdlog::debug("{}: connect to {} failed: {}", r.pod->key(), r.target.toString(), std::strerror(-res));
+    // Reset the client: it learns at once that its connection failed.
+    abortRelay(slot, true);
+    return;
+  }
+  r.connected = true;
+  r.counted = true;
+  r.pod->counters.opened[static_cast<size_t>(r.direction)]++;
+  armRecv(slot, true);
+  armRecv(slot, false);
+}
+
+void Worker::armRecv(uint32_t slot, bool fromDown) {
+  Relay& r = *slots_[slot].relay;
+  DirectionState& d = fromDown ? r.toUp : r.toDown;
+  if (d.recvArmed || d.sending || d.eof || r.aborting) return;
+  io_uring_sqe* sqe = ring_->sqe();
+  io_uring_prep_recv(sqe, fromDown ? r.down : r.up, nullptr, buffers_->bufferSize(), 0);
+  sqe->flags |= IOSQE_BUFFER_SELECT;
+  sqe->buf_group = buffers_->group();
+  io_uring_sqe_set_data64(sqe, token(fromDown ? Op::kRecvDown : Op::kRecvUp, slot));
+  d.recvArmed = true;
+  ++r.inflight;
+}
+
+void Worker::onRecv(uint32_t slot, bool fromDown, int res, uint32_t flags) {
+  Relay& r = *slots_[slot].relay;
+  DirectionState& d = fromDown ? r.toUp : r.toDown;
+  d.recvArmed = false;
+  --r.inflight;
+  bool hasBuffer = flags & IORING_CQE_F_BUFFER;
+  uint16_t buffer = static_cast<uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
+  if (hasBuffer) buffers_->taken();
+  if (r.aborting) {
+    if (hasBuffer) buffers_->recycle(buffer);
+    return maybeFinish(slot);
+  }
+  if (res > 0) {
+    r.lastActivity = std::chrono::steady_clock::now();
+    d.buffer = buffer;
+    d.length = static_cast<uint32_t>(res);
+    d.offset = 0;
+    d.bytes += static_cast<uint64_t>(res);
+    auto& counter = fromDown ? r.pod->counters.bytesFromClient : r.pod->counters.bytesToClient;
+    counter[static_cast<size_t>(r.direction)] += static_cast<uint64_t>(res);
+    d.sending = true;
+    submitSend(slot, fromDown);
+    return;
+  }
+  if (hasBuffer) buffers_->recycle(buffer);
+  if (res == 0) {
+    // FIN from this side: carry the half-close to the other side; the other direction flows on.
+    d.eof = true;
+    io_uring_sqe* sqe = ring_->sqe();
+    io_uring_prep_shutdown(sqe, fromDown ? r.up : r.down, SHUT_WR);
+    io_uring_sqe_set_data64(sqe, token(fromDown ? Op::kShutdownUp : Op::kShutdownDown, slot));
+    ++r.inflight;
+    return;
+  }
+  if (res == -ENOBUFS) {
+    // Every buffer is in flight: wait for one to come back.
+    d.starved = true;
+    starved_.push_back(slot);
+    return;
+  }
+  abortRelay(slot, true);  // reset or error: reset the other side too
+}
+
+void Worker::submitSend(uint32_t slot, bool toUp) {
+  Relay& r = *slots_[slot].relay;
+  DirectionState& d = toUp ? r.toUp : r.toDown;
+  io_uring_sqe* sqe = ring_->sqe();
+  io_uring_prep_send(sqe, toUp ? r.up : r.down, buffers_->data(d.buffer) + d.offset, d.length - d.offset, MSG_NOSIGNAL);
+  io_uring_sqe_set_data64(sqe, token(toUp ? Op::kSendUp : Op::kSendDown, slot));
+  ++r.inflight;
+}
+
+void Worker::onSend(uint32_t slot, bool toUp, int res) {
+  Relay& r = *slots_[slot].relay;
+  DirectionState& d = toUp ? r.toUp : r.toDown;
+  --r.inflight;
+  if (res > 0 && !r.aborting) {
+    d.offset += static_cast<uint32_t>(res);
+    if (d.offset < d.length) return submitSend(slot, toUp);  // short send: the rest follows
+  }
+  d.sending = false;
+  buffers_->recycle(d.buffer);
+  retryStarved();
+  if (r.aborting) return maybeFinish(slot);
+  if (res <= 0) return abortRelay(slot, true);  // the receiver is gone: reset both sides
+  armRecv(slot, /*fromDown=*/toUp);
+}
+
+void Worker::onShutdown(uint32_t slot, bool up, int res) {
+  Relay& r = *slots_[slot].relay;
+  --r.inflight;
+  DirectionState& d = up ? r.toUp : r.toDown;
+  d.shutdownDone = true;
+  if (res < 0 && res != -ENOTCONN && !r.aborting) return abortRelay(slot, true);
+  maybeFinish(slot);
+}
+
+void Worker::abortRelay(uint32_t slot, bool reset) {
+  Relay& r = *slots_[slot].relay;
+  if (r.aborting) return;
+  r.aborting = true;
+  for (int fd : {r.down, r.up}) {
+    if (reset) {
+      // No FIN first: the peer must see a reset, not an orderly end followed by one.
+      setReset(fd);
+    } else {
+      ::shutdown(fd, SHUT_RDWR);
+    }
+    // Completes every operation still in flight on the socket, so the slot can be released;
+    // the descriptors are closed (sending the RST) once the last completion is in.
+    io_uring_sqe* sqe = ring_->sqe();
+    io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
+    io_uring_sqe_set_data64(sqe, OpToken{Op::kCancel, 0, 0}.encode());
+  }
+  maybeFinish(slot);
+}
+
+void Worker::maybeFinish(uint32_t slot) {
+  Relay& r = *slots_[slot].relay;
+  bool done = r.toUp.eof && r.toUp.shutdownDone && r.toDown.eof && r.toDown.shutdownDone;
+  if (!(done || r.aborting) || r.inflight > 0) return;
+  ::close(r.down);
+  ::close(r.up);
+  if (r.counted) r.pod->counters.closed[static_cast<size_t>(r.direction)]++;
+  r.pod->counters.active--;
+  --live_;
+  freeSlot(slot);
+}
+
+void Worker::retryStarved() {
+  while (!starved_.empty() && buffers_->inUse() < options_.bufferCount) {
+    uint32_t slot = starved_.back();
+    starved_.pop_back();
+    if (!slots_[slot].relay) continue;
+    Relay& r = *slots_[slot].relay;
+    for (bool fromDown : {true, false}) {
+      DirectionState& d = fromDown ? r.toUp : r.toDown;
+      if (d.starved) {
+        d.starved = false;
+        armRecv(slot, fromDown);
+      }
+    }
+    maybeFinish(slot);
+  }
+}
+
+void Worker::onTick() {
+  auto now = std::chrono::steady_clock::now();
+  std::vector<std::shared_ptr<PodRuntime>> expired;
+  for (auto it = draining_.begin(); it != draining_.end();) {
+    auto pod = it->first.lock();
+    if (!pod || now >= it->second) {
+      if (pod) expired.push_back(pod);
+      it = draining_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (uint32_t slot = 0; slot < slots_.size(); ++slot) {
+    auto& r = slots_[slot].relay;
+    if (!r || r->aborting) continue;
+    bool idle = now - r->lastActivity > options_.idleTimeout;
+    bool drained = std::find(expired.begin(), expired.end(), r->pod) != expired.end();
+    if (idle || drained) abortRelay(slot, true);
+  }
+  retryStarved();
+}
+
+std::vector<ConnectionInfo> Worker::connections() {
+  std::promise<std::vector<ConnectionInfo>> promise;
+  auto future = promise.get_future();
+  post([this, &promise] {
+    std::vector<ConnectionInfo> out;
+    for (const auto& slot : slots_) {
+      if (!slot.relay) continue;
+      const Relay& r = *slot.relay;
+      out.push_back({r.pod->key(), r.direction == Direction::kOutbound ? "outbound" : "inbound", r.peer.toString(),
+                     r.target.toString(),
+                     r.aborting ? "closing" : r.connected ? "relaying" : "connecting", r.toUp.bytes, r.toDown.bytes});
+    }
+    promise.set_value(std::move(out));
+  });
+  return future.get();
+}
+
+}  // namespace sluice::ztunnel

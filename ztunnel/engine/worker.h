@@ -1,0 +1,164 @@
+// A data-plane worker: one thread, one io_uring, one provided-buffer ring. It owns its pods'
+// listeners and every connection they accept; a connection never leaves its worker, and both of
+// its sockets are served by the same ring (no cross-CPU hand-off per byte).
+//
+// Other threads talk to a worker only through post(): a task queue drained when the worker's
+// eventfd read completes. Nothing else is shared, except the pods' atomic counters and the
+// immutable configuration snapshot.
+//
+// Relay rules (per connection, per direction):
+//   - at most one receive in flight, into a buffer the kernel picks from the ring; the next
+//     receive is armed only after every byte of the previous one was sent: a slow reader stops
+//     the tunnel reading the fast writer (backpressure; memory per connection is bounded by one
+//     buffer per direction and is zero while idle);
+//   - EOF from one side becomes shutdown(SHUT_WR) on the other (half-close carried across);
+//   - an error or reset on either side resets both (SO_LINGER 0);
+//   - descriptors are closed only when no operation on them is in flight.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "capture/orig_dst_table.h"
+#include "engine/op_token.h"
+#include "engine/ring.h"
+#include "proxy/config_snapshot.h"
+#include "proxy/pod_runtime.h"
+#include "sluice/common/socket_address.h"
+
+namespace sluice::ztunnel {
+
+enum class ListenerKind { kOutbound, kInbound, kHbone };
+
+struct WorkerOptions {
+  int index = 0;
+  unsigned ringEntries = 1024;
+  uint32_t bufferCount = 512;
+  uint32_t bufferSize = 64 * 1024;
+  uint32_t mark = 0;  // SO_MARK of every upstream socket
+  std::chrono::milliseconds connectTimeout{10000};
+  std::chrono::milliseconds idleTimeout{std::chrono::hours(1)};
+  std::chrono::milliseconds drainTimeout{30000};
+};
+
+// What a worker reports for /config_dump.
+struct ConnectionInfo {
+  std::string pod;
+  std::string direction;
+  std::string peer, target;
+  std::string state;
+  uint64_t bytesFromClient = 0, bytesToClient = 0;
+};
+
+class Worker {
+ public:
+  Worker(WorkerOptions options, const SnapshotStore& config, const agent::OrigDstTable* origDst);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Sets up the ring and starts the thread; fails when the ring can't be created.
+  Status start();
+  void stop();
+  std::string features() const { return features_; }
+
+  // Runs `task` on the worker thread.
+  void post(std::function<void()> task);
+
+  // Worker-thread only (call through post()).
+  void addListener(UniqueFd fd, ListenerKind kind, std::shared_ptr<PodRuntime> pod);
+  // Stops the pod's listeners; its connections drain until the drain timeout, then are reset.
+  void drainPod(const std::shared_ptr<PodRuntime>& pod);
+
+  // Snapshot of live connections (thread-safe; blocks until the worker answers).
+  std::vector<ConnectionInfo> connections();
+  size_t liveConnections() const { return live_.load(); }
+
+ private:
+  struct DirectionState {
+    bool recvArmed = false;
+    bool sending = false;
+    bool starved = false;  // waiting for a free buffer
+    bool eof = false;      // the source sent FIN
+    bool shutdownDone = false;
+    uint16_t buffer = 0;
+    uint32_t length = 0, offset = 0;
+    uint64_t bytes = 0;
+  };
+  struct Listener {
+    int fd = -1;
+    ListenerKind kind;
+    std::shared_ptr<PodRuntime> pod;
+    bool closing = false;
+  };
+  struct Relay {
+    std::shared_ptr<PodRuntime> pod;
+    Direction direction;
+    int down = -1, up = -1;
+    SocketAddress peer, target;
+    bool connected = false;
+    bool aborting = false;
+    bool counted = false;  // counted as opened (so it is counted as closed once)
+    int inflight = 0;
+    DirectionState toUp, toDown;
+    std::chrono::steady_clock::time_point lastActivity;
+    __kernel_timespec connectTimeout{};
+  };
+  struct Slot {
+    uint32_t generation = 0;
+    std::optional<Listener> listener;
+    std::optional<Relay> relay;
+  };
+
+  void run();
+  void handle(io_uring_cqe* cqe);
+  uint32_t allocSlot();
+  void freeSlot(uint32_t slot);
+  uint64_t token(Op op, uint32_t slot) const { return OpToken{op, slots_[slot].generation, slot}.encode(); }
+
+  void armWake();
+  void armTick();
+  void armAccept(uint32_t slot);
+  void onAccept(uint32_t slot, int res, uint32_t flags);
+  void startRelay(const Listener& listener, int fd);
+  void onConnect(uint32_t slot, int res);
+  void armRecv(uint32_t slot, bool fromDown);
+  void onRecv(uint32_t slot, bool fromDown, int res, uint32_t flags);
+  void submitSend(uint32_t slot, bool toUp);
+  void onSend(uint32_t slot, bool toUp, int res);
+  void onShutdown(uint32_t slot, bool up, int res);
+  void abortRelay(uint32_t slot, bool reset);
+  void maybeFinish(uint32_t slot);
+  void retryStarved();
+  void onTick();
+  void fail(const std::shared_ptr<PodRuntime>& pod, FailReason reason);
+  int upstreamSocket(const PodRuntime& pod, int family);
+
+  WorkerOptions options_;
+  const SnapshotStore& config_;
+  const agent::OrigDstTable* origDst_;
+  std::optional<Ring> ring_;
+  std::optional<BufferRing> buffers_;
+  std::string features_;
+  UniqueFd wakeFd_, hostNetns_;
+  uint64_t wakeValue_ = 0;
+  __kernel_timespec tickInterval_{1, 0};
+  std::thread thread_;
+  std::atomic<bool> stopping_{false};
+  std::mutex tasksMutex_;
+  std::vector<std::function<void()>> tasks_;
+  std::vector<Slot> slots_;
+  std::vector<uint32_t> freeSlots_;
+  std::vector<uint32_t> starved_;
+  std::vector<std::pair<std::weak_ptr<PodRuntime>, std::chrono::steady_clock::time_point>> draining_;
+  std::atomic<size_t> live_{0};
+};
+
+}  // namespace sluice::ztunnel

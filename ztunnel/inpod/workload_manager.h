@@ -1,0 +1,63 @@
+// The tunnel's side of the agent <-> tunnel protocol (proto/sluice/zds/v1), on the control
+// thread: connects to the node agent, and for every enrolled pod creates its listeners inside
+// the pod's network namespace and hands them to one worker:
+//   127.0.0.1:15001, [::1]:15001   outbound capture (connect4/6 rewrite to loopback)
+//   [::]:15006 (dual-stack)        inbound plaintext (steered by sk_lookup); its fd goes back to
+//                                  the agent in the Ack, for the sk_lookup socket map
+//   [::]:15008 (dual-stack)        HBONE (refused until the identity issue builds it)
+// All with the tunnel's mark and SO_REUSEPORT (a new tunnel can bind beside an old one).
+// Acknowledges only when every listener is listening. Pods survive a lost agent connection;
+// after a reconnect's replay, "snapshot sent" drops pods the replay did not mention.
+// Removal: listeners stop accepting at once; connections drain (see WorkerOptions::drainTimeout).
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "engine/worker.h"
+#include "proxy/pod_runtime.h"
+#include "sluice/common/error.h"
+#include "sluice/zds/v1/zds.pb.h"
+
+namespace sluice::ztunnel {
+
+class WorkloadManager {
+ public:
+  WorkloadManager(std::string zdsSocket, uint32_t mark, std::vector<std::unique_ptr<Worker>>& workers);
+
+  // Serves the agent until `stopping`; reconnects with backoff when the agent goes away.
+  void run(const std::atomic<bool>& stopping);
+
+  bool ready() const { return snapshotReceived_.load(); }
+  bool connected() const { return connected_.load(); }
+  std::vector<std::shared_ptr<PodRuntime>> pods() const;
+
+ private:
+  struct PodEntry {
+    std::shared_ptr<PodRuntime> runtime;
+    UniqueFd inbound;  // our own reference to the inbound listener, sent with every Ack
+  };
+  // Handles one request; returns the Ack and the descriptor to attach (or -1).
+  std::pair<zds::v1::WorkloadResponse, int> handle(const zds::v1::WorkloadRequest& request,
+                                                   std::vector<UniqueFd>& fds);
+  Result<PodEntry> createPod(const zds::v1::WorkloadInfo& info, UniqueFd netns);
+  void removePod(const std::string& uid);
+
+  std::string zdsSocket_;
+  uint32_t mark_;
+  std::vector<std::unique_ptr<Worker>>& workers_;
+  mutable std::mutex mutex_;  // pods_ (read by the admin thread)
+  std::map<std::string, PodEntry> pods_;
+  std::set<std::string> seenInReplay_;
+  size_t nextWorker_ = 0;
+  std::atomic<bool> connected_{false}, snapshotReceived_{false};
+};
+
+}  // namespace sluice::ztunnel

@@ -1,0 +1,19 @@
+#include "proxy/pod_runtime.h"
+
+namespace sluice::ztunnel {
+
+const char* failReasonName(FailReason reason) {
+  switch (reason) {
+    case FailReason::kNoOriginalDestination: return "no_original_destination";
+    case FailReason::kPolicyRefused: return "policy_refused";
+    case FailReason::kConnectRefused: return "connect_refused";
+    case FailReason::kConnectTimeout: return "connect_timeout";
+    case FailReason::kUnreachable: return "unreachable";
+    case FailReason::kConnectError: return "connect_error";
+    case FailReason::kSocketError: return "socket_error";
+    case FailReason::kHboneNotImplemented: return "hbone_not_implemented";
+    default: return "unknown";
+  }
+}
+
+}  // namespace sluice::ztunnel

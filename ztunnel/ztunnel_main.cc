@@ -1,0 +1,120 @@
+// ztunnel: Sluice's node tunnel. One per node, beside the node agent.
+//
+//   ztunnel --zds-socket /run/sluice/zds.sock --pin-dir /sys/fs/bpf/sluice [--workers N]
+//
+// Threads: N data-plane workers (one io_uring each), the control thread (agent protocol:
+// per-pod listeners), and the admin thread (HTTP 15000 loopback, 15020 metrics, 15021 ready).
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include <thread>
+
+#include "admin/admin_views.h"
+#include "admin/http_server.h"
+#include "capture/orig_dst_table.h"
+#include "engine/worker.h"
+#include "inpod/workload_manager.h"
+#include "sluice/common/log.h"
+#include "sluice_capture.h"
+
+using namespace sluice;
+using namespace sluice::ztunnel;
+
+int main(int argc, char** argv) {
+  initLogging("ztunnel");
+  CLI::App app{"Sluice node tunnel"};
+  std::string zdsSocket = "/run/sluice/zds.sock", pinDir = "/sys/fs/bpf/sluice";
+  std::string adminAddress = "127.0.0.1:15000", metricsAddress = "[::]:15020", readyAddress = "[::]:15021";
+  unsigned workers = std::max(1u, std::thread::hardware_concurrency());
+  WorkerOptions base;
+  base.mark = SLUICE_TUNNEL_MARK_DEFAULT;
+  int connectTimeoutMs = 10000, idleTimeoutS = 3600, drainTimeoutMs = 30000;
+  app.add_option("--zds-socket", zdsSocket, "the node agent's tunnel socket")->capture_default_str();
+  app.add_option("--pin-dir", pinDir, "the node agent's bpffs pin folder")->capture_default_str();
+  app.add_option("--workers", workers, "data-plane threads")->check(CLI::Range(1u, 64u))->capture_default_str();
+  app.add_option("--mark", base.mark, "SO_MARK of the tunnel's sockets")->capture_default_str();
+  app.add_option("--admin-address", adminAddress, "admin HTTP (keep it on loopback)")->capture_default_str();
+  app.add_option("--metrics-address", metricsAddress, "Prometheus metrics")->capture_default_str();
+  app.add_option("--readiness-address", readyAddress, "readiness probe")->capture_default_str();
+  app.add_option("--connect-timeout-ms", connectTimeoutMs)->check(CLI::Range(1, 600000))->capture_default_str();
+  app.add_option("--idle-timeout-s", idleTimeoutS)->check(CLI::Range(1, 86400 * 7))->capture_default_str();
+  app.add_option("--drain-timeout-ms", drainTimeoutMs, "how long a removed pod's connections may finish")
+      ->check(CLI::Range(0, 3600000))->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  base.connectTimeout = std::chrono::milliseconds(connectTimeoutMs);
+  base.idleTimeout = std::chrono::seconds(idleTimeoutS);
+  base.drainTimeout = std::chrono::milliseconds(drainTimeoutMs);
+
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);  // inherited by every thread started below
+  ::signal(SIGPIPE, SIG_IGN);
+  UniqueFd signalFd(::signalfd(-1, &signals, SFD_CLOEXEC));
+
+  auto origDst = agent::OrigDstTable::open(pinDir);
+  if (!origDst) {
+    spdlog::error("{}", origDst.error().message());
+    return 1;
+  }
+  SnapshotStore config;
+  std::vector<std::unique_ptr<Worker>> pool;
+  for (unsigned i = 0; i < workers; ++i) {
+    WorkerOptions options = base;
+    options.index = static_cast<int>(i);
+    pool.push_back(std::make_unique<Worker>(options, config, &*origDst));
+    if (auto started = pool.back()->start(); !started) {
+      spdlog::error("worker {}: {}", i, started.error().message());
+      return 1;
+    }
+  }
+  spdlog::info("{} workers; {}", workers, pool.front()->features());
+
+  WorkloadManager manager(zdsSocket, base.mark, pool);
+  auto allConnections = [&pool] {
+    std::vector<ConnectionInfo> out;
+    for (auto& w : pool) {
+      auto c = w->connections();
+      out.insert(out.end(), c.begin(), c.end());
+    }
+    return out;
+  };
+  HttpServer http;
+  auto listened = http.listen(adminAddress, {{"/config_dump", [&] {
+                                                return HttpResponse{200, "application/json",
+                                                                    configDump(manager.pods(), *config.current(),
+                                                                               allConnections(), pool.front()->features())
+                                                                            .dump(2)};
+                                              }}});
+  auto metrics = [&] { return HttpResponse{200, "text/plain; version=0.0.4", prometheusText(manager.pods())}; };
+  if (listened) listened = http.listen(metricsAddress, {{"/metrics", metrics}, {"/stats/prometheus", metrics}});
+  if (listened) {
+    listened = http.listen(readyAddress, {{"/healthz/ready", [&] {
+                                             return manager.ready() ? HttpResponse{200, "text/plain", "ready\n"}
+                                                                    : HttpResponse{503, "text/plain",
+                                                                                   "waiting for the node agent's snapshot\n"};
+                                           }}});
+  }
+  if (!listened) {
+    spdlog::error("admin endpoints: {}", listened.error().message());
+    return 1;
+  }
+  http.start();
+
+  std::atomic<bool> stopping{false};
+  std::thread control([&] { manager.run(stopping); });
+  signalfd_siginfo info;
+  while (::read(signalFd.get(), &info, sizeof(info)) < 0 && errno == EINTR) {
+  }
+  spdlog::info("stopping");
+  stopping = true;
+  control.join();
+  http.stop();
+  for (auto& w : pool) w->stop();
+  return 0;
+}

@@ -80,15 +80,16 @@ void printStatus(const json& s) {
 }
 
 void printPods(const json& pods) {
+  // BYPASSED: connects left alone (loopback, own address, excluded port/CIDR, the tunnel's own).
   fmt::print("{:<32} {:<9} {:<21} {:<32} {:>10} {:>9} {:>9}\n", "POD", "CAPTURE", "NETNS COOKIE", "ADDRESSES",
-             "REDIRECTED", "EXCLUDED", "INBOUND");
+             "REDIRECTED", "BYPASSED", "INBOUND");
   for (const auto& p : pods) {
     std::string capture = p.value("optedOut", false) ? "opted-out" : p.value("redirect", false) ? "on" : "OFF";
     std::vector<std::string> addrs = p.value("addresses", std::vector<std::string>{});
     uint64_t excluded = counter(p, "excluded_loopback") + counter(p, "excluded_self") + counter(p, "excluded_port") +
                         counter(p, "excluded_cidr") + counter(p, "bypass_mark");
     fmt::print("{:<32} {:<9} {:<21} {:<32} {:>10} {:>9} {:>9}\n", str(p, "namespace") + "/" + str(p, "name"), capture,
-               str(p, "netnsCookie"), fmt::join(addrs, ","), counter(p, "redirected"), excluded,
+               str(p, "netnsCookie"), fmt::format("{}", fmt::join(addrs, ",")), counter(p, "redirected"), excluded,
                counter(p, "inbound_captured"));
   }
 }

@@ -6,7 +6,7 @@
 #include <filesystem>
 
 #include "simcluster/cluster.h"
-#include "support/node_services.h"
+#include "simcluster/mesh_node.h"
 #include "support/privileged.h"
 
 namespace sluice::agent {
@@ -15,9 +15,9 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 using sim::Cluster;
-using testing::NodeServices;
+using NodeServices = sim::MeshNode;
 
-using testing::withPort;
+using sim::withPort;
 
 bool sendFrom(const Cluster& cluster, const std::string& pod, const std::string& to) {
   auto child = cluster.runInPod(pod, {.argv = {siblingProgram("sluice-tcpcheck"), "send", "--to", to, "--bytes", "50000"},
@@ -38,13 +38,13 @@ class AgentE2eTest : public ::testing::Test {
  protected:
   void SetUp() override {
     SLUICE_REQUIRE_PRIVILEGES();
-    auto cluster = testing::createMeshCluster(2);
+    auto cluster = sim::createMeshCluster(2);
     ASSERT_TRUE(cluster) << cluster.error().message();
     cluster_ = std::move(*cluster);
     for (int i = 0; i < 2; ++i) {
       nodes_.push_back(std::make_unique<NodeServices>(*cluster_, i));
       ASSERT_TRUE(nodes_[i]->startAgent());
-      ASSERT_TRUE(nodes_[i]->startTunnel());
+      ASSERT_TRUE(nodes_[i]->startTunnel(NodeServices::Tunnel::kTestStandin));
       ASSERT_TRUE(nodes_[i]->waitForEvent([](const json& e) { return e.contains("snapshot"); }));
     }
   }
@@ -272,7 +272,7 @@ TEST_F(AgentE2eTest, TunnelRestartGetsEveryPodReplayed) {
   const sim::Pod* server = cluster_->pod("server");
   startEcho("server", 8080);
   size_t events = nodes_[1]->eventCount();
-  ASSERT_TRUE(nodes_[1]->startTunnel());  // stops the old one, starts a new one
+  ASSERT_TRUE(nodes_[1]->startTunnel(NodeServices::Tunnel::kTestStandin));  // stops the old one, starts a new one
   ASSERT_TRUE(nodes_[1]->waitForEvent([](const json& e) { return e.value("added", "") == "default/server"; }, events));
   ASSERT_TRUE(nodes_[1]->waitForEvent([](const json& e) { return e.contains("snapshot"); }, events));
   // The new tunnel's inbound listener is the one in the socket map.

@@ -6,7 +6,7 @@
 #include <signal.h>
 
 #include "simcluster/cluster.h"
-#include "support/node_services.h"
+#include "simcluster/mesh_node.h"
 #include "support/privileged.h"
 
 namespace sluice::ztunnel {
@@ -14,9 +14,9 @@ namespace {
 
 using nlohmann::json;
 using sim::Cluster;
-using testing::NodeServices;
+using NodeServices = sim::MeshNode;
 
-using testing::withPort;
+using sim::withPort;
 
 struct SendResult {
   int exitCode = -1;
@@ -45,7 +45,7 @@ class ZtunnelE2eTest : public ::testing::Test {
  protected:
   void SetUp() override {
     SLUICE_REQUIRE_PRIVILEGES();
-    auto cluster = testing::createMeshCluster(2);
+    auto cluster = sim::createMeshCluster(2);
     ASSERT_TRUE(cluster) << cluster.error().message();
     cluster_ = std::move(*cluster);
     for (int i = 0; i < 2; ++i) {

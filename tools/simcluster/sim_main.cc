@@ -1,7 +1,9 @@
 // sluice-sim: the simulated cluster as a command, for the demo and for benchmarks.
 //
-//   sluice-sim demo [--nodes N] [--bytes B]   build a cluster, show pods on different nodes
-//                                             talking over IPv4 and IPv6, tear it down
+//   sluice-sim demo [--nodes N] [--bytes B]   build a cluster with the mesh (agent + ztunnel on
+//                                             every node), send traffic between pods on two
+//                                             nodes through both tunnels over IPv4 and IPv6,
+//                                             show what the mesh saw, tear it all down
 //   sluice-sim up [--nodes N] [--pods M]      build a cluster and keep it until Ctrl-C / SIGTERM
 //   sluice-sim list                           every run on this machine and its objects
 //   sluice-sim reap                           remove the objects of runs whose owner is gone
@@ -12,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "simcluster/cluster.h"
+#include "simcluster/mesh_node.h"
 #include "sluice/common/log.h"
 
 namespace {
@@ -62,34 +65,65 @@ Result<std::unique_ptr<Cluster>> buildCluster(int nodes, int podsPerNode,
   return cluster;
 }
 
-int demo(int nodes, uint64_t bytes) {
-  auto built = buildCluster(nodes, 1, {"client", "server"});
+// Prints one tunnel's view of its pods: connections and bytes each way, from /config_dump.
+void printTunnelCounters(const MeshNode& node, const std::string& nodeName) {
+  auto dump = node.configDump();
+  if (!dump) {
+    fmt::print("  {}: config_dump unavailable: {}\n", nodeName, dump.error().message());
+    return;
+  }
+  for (const auto& pod : (*dump)["pods"]) {
+    const auto& c = pod["counters"];
+    fmt::print("  ztunnel on {}: pod {}/{}: outbound {} conns {} B up {} B down; inbound {} conns {} B up {} B down\n",
+               nodeName, pod["namespace"].get<std::string>(), pod["name"].get<std::string>(),
+               c["outbound"]["opened"].get<uint64_t>(), c["outbound"]["bytesFromClient"].get<uint64_t>(),
+               c["outbound"]["bytesToClient"].get<uint64_t>(), c["inbound"]["opened"].get<uint64_t>(),
+               c["inbound"]["bytesFromClient"].get<uint64_t>(), c["inbound"]["bytesToClient"].get<uint64_t>());
+  }
+}
+
+int demo(int nodeCount, uint64_t bytes) {
+  auto built = createMeshCluster(nodeCount);
   if (!built) {
     fmt::print(stderr, "sluice-sim demo: {}\n", built.error().message());
     return 1;
   }
   Cluster& cluster = **built;
+  std::vector<std::unique_ptr<MeshNode>> mesh;
+  for (int i = 0; i < nodeCount; ++i) {
+    mesh.push_back(std::make_unique<MeshNode>(cluster, i));
+    auto agent = mesh.back()->startAgent();
+    auto tunnel = agent ? mesh.back()->startTunnel(MeshNode::Tunnel::kZtunnel) : agent;
+    if (!tunnel) {
+      fmt::print(stderr, "sluice-sim demo: {}: {}\n", cluster.node(i).name, tunnel.error().message());
+      return 1;
+    }
+    fmt::print("{}: sluice-agent and ztunnel running\n", cluster.node(i).name);
+  }
+  for (auto [node, name] : {std::pair{0, "client"}, std::pair{1, "server"}}) {
+    auto pod = cluster.addPod(node, name, {.ns = "shop"});
+    if (!pod) {
+      fmt::print(stderr, "sluice-sim demo: {}\n", pod.error().message());
+      return 1;
+    }
+  }
   printTopology(cluster);
   const Pod* server = cluster.pod("server");
   const Pod* client = cluster.pod("client");
-  auto echo = cluster.runInPod("server", {.argv = {siblingProgram("sluice-tcpcheck"), "serve",
-                                                   "--listen", "[::]:8080"},
+  auto echo = cluster.runInPod("server", {.argv = {siblingProgram("sluice-tcpcheck"), "serve", "--listen", "[::]:8080"},
                                           .captureOutput = true});
-  if (!echo) {
-    fmt::print(stderr, "sluice-sim demo: {}\n", echo.error().message());
+  if (!echo || !readLine(echo->stdoutPipe(), std::chrono::seconds(10))) {
+    fmt::print(stderr, "sluice-sim demo: the echo server did not start\n");
     return 1;
   }
-  auto ready = readLine(echo->stdoutPipe(), std::chrono::seconds(10));
-  if (!ready) {
-    fmt::print(stderr, "sluice-sim demo: echo server did not start: {}\n", ready.error().message());
-    return 1;
-  }
+  fmt::print("\ntraffic: app in client -> eBPF capture -> ztunnel on {} -> ztunnel on {} -> app in server\n",
+             cluster.node(client->node).name, cluster.node(server->node).name);
   int failures = 0;
   for (const std::string& ip : {server->ipv4, server->ipv6}) {
     if (stopRequested()) return 1;
-    std::string to = ip.find(':') == std::string::npos ? ip + ":8080" : "[" + ip + "]:8080";
-    auto check = cluster.runInPod("client", {.argv = {siblingProgram("sluice-tcpcheck"), "send",
-                                                      "--to", to, "--bytes", std::to_string(bytes)},
+    std::string to = withPort(ip, 8080);
+    auto check = cluster.runInPod("client", {.argv = {siblingProgram("sluice-tcpcheck"), "send", "--to", to,
+                                                      "--bytes", std::to_string(bytes)},
                                              .captureOutput = true});
     if (!check) {
       fmt::print(stderr, "sluice-sim demo: {}\n", check.error().message());
@@ -100,17 +134,25 @@ int demo(int nodes, uint64_t bytes) {
     auto result = nlohmann::json::parse(line.value_or("{}"), nullptr, false);
     bool ok = code && *code == 0 && result.is_object() && result.value("ok", false);
     failures += ok ? 0 : 1;
-    fmt::print("traffic: client ({}) -> server ({}) {}: {} bytes echoed {} in {:.3f} s\n",
-               cluster.node(client->node).name, cluster.node(server->node).name, to, bytes,
+    fmt::print("  client -> {}: {} bytes echoed {} in {:.3f} s\n", to, bytes,
                ok ? "byte for byte" : "WITH ERRORS: " + line.value_or("no result"),
                result.is_object() ? result.value("seconds", 0.0) : 0.0);
   }
+  fmt::print("\nsluicectl pods (node0):\n");
+  if (auto pods = mesh[0]->sluicectl({"pods"})) fmt::print("{}", pods->out);
+  fmt::print("\nsluicectl explain --pod shop/client --to {}:\n", withPort(server->ipv4, 8080));
+  if (auto why = mesh[0]->sluicectl({"explain", "--pod", "shop/client", "--to", withPort(server->ipv4, 8080)})) {
+    fmt::print("{}", why->out);
+  }
+  fmt::print("\n");
+  for (int i = 0; i < nodeCount; ++i) printTunnelCounters(*mesh[static_cast<size_t>(i)], cluster.node(i).name);
+  mesh.clear();
   auto done = cluster.destroy();
   if (!done) {
     fmt::print(stderr, "sluice-sim demo: cleanup: {}\n", done.error().message());
     return 1;
   }
-  fmt::print("cluster {} removed\n", cluster.prefix());
+  fmt::print("\ncluster {} removed\n", cluster.prefix());
   return failures == 0 ? 0 : 1;
 }
 

@@ -1,16 +1,15 @@
-#include "support/node_services.h"
+#include "simcluster/mesh_node.h"
 
 #include <signal.h>
 #include <unistd.h>
 #include <sys/socket.h>
 
 #include "sluice/common/unix_socket.h"
-#include "sluice_capture.h"
 
-namespace sluice::testing {
+namespace sluice::sim {
 using nlohmann::json;
 
-json sluiceCniPlugin(const sim::Node& node) {
+json sluiceCniPlugin(const Node& node) {
   return json{{"type", "sluice-cni"}, {"agentSocket", node.stateDir + "/agent.sock"}, {"timeoutSeconds", 20}};
 }
 
@@ -19,28 +18,28 @@ std::string cniPluginPathWithSluice() {
   return "/usr/lib/cni:" + cni.substr(0, cni.rfind('/'));
 }
 
-Result<std::unique_ptr<sim::Cluster>> createMeshCluster(int nodes) {
-  return sim::Cluster::create({.nodes = nodes,
+Result<std::unique_ptr<Cluster>> createMeshCluster(int nodes) {
+  return Cluster::create({.nodes = nodes,
                                .cniPluginPath = cniPluginPathWithSluice(),
-                               .chainedPluginsFor = [](const sim::Node& n) { return std::vector<json>{sluiceCniPlugin(n)}; }});
+                               .chainedPluginsFor = [](const Node& n) { return std::vector<json>{sluiceCniPlugin(n)}; }});
 }
 
 std::string withPort(const std::string& ip, int port) {
   return ip.find(':') == std::string::npos ? ip + ":" + std::to_string(port) : "[" + ip + "]:" + std::to_string(port);
 }
 
-NodeServices::NodeServices(const sim::Cluster& cluster, int node) : cluster_(cluster), node_(node) {}
+MeshNode::MeshNode(const Cluster& cluster, int node) : cluster_(cluster), node_(node) {}
 
-NodeServices::~NodeServices() {
+MeshNode::~MeshNode() {
   (void)stopTunnel();
   (void)stopAgent();
 }
 
-std::string NodeServices::agentSocket() const { return cluster_.node(node_).stateDir + "/agent.sock"; }
-std::string NodeServices::zdsSocket() const { return cluster_.node(node_).stateDir + "/zds.sock"; }
+std::string MeshNode::agentSocket() const { return cluster_.node(node_).stateDir + "/agent.sock"; }
+std::string MeshNode::zdsSocket() const { return cluster_.node(node_).stateDir + "/zds.sock"; }
 
-Status NodeServices::startAgent() {
-  const sim::Node& n = cluster_.node(node_);
+Status MeshNode::startAgent() {
+  const Node& n = cluster_.node(node_);
   auto agent = cluster_.runOnNode(node_, {.argv = {siblingProgram("sluice-agent"), "--node", n.name, "--cgroup",
                                                    n.cgroupPath, "--bpffs", n.bpffsDir, "--state-dir",
                                                    n.stateDir + "/agent", "--socket", agentSocket(), "--zds-socket",
@@ -58,7 +57,7 @@ Status NodeServices::startAgent() {
   return fail("sluice-agent did not open its control socket within 10 s");
 }
 
-Status NodeServices::stopAgent() {
+Status MeshNode::stopAgent() {
   if (!agent_.running()) return {};
   auto code = agent_.stop(std::chrono::seconds(10));
   if (!code) return fail(std::move(code.error()));
@@ -66,18 +65,18 @@ Status NodeServices::stopAgent() {
   return {};
 }
 
-Status NodeServices::killAgent() {
+Status MeshNode::killAgent() {
   SLUICE_TRY(agent_.signal(SIGKILL), "kill agent");
   return discardValue(agent_.wait(std::chrono::seconds(10)));
 }
 
-Status NodeServices::startTunnel(Tunnel kind, std::vector<std::string> extraArgs) {
+Status MeshNode::startTunnel(Tunnel kind, std::vector<std::string> extraArgs) {
   SLUICE_TRY(stopTunnel(), "previous tunnel");
   std::vector<std::string> argv = {siblingProgram(kind == Tunnel::kZtunnel ? "ztunnel" : "sluice-test-ztunnel"),
                                    "--zds-socket", zdsSocket(), "--pin-dir", cluster_.node(node_).bpffsDir};
   if (kind == Tunnel::kZtunnel) argv.insert(argv.end(), {"--workers", "2"});
   argv.insert(argv.end(), extraArgs.begin(), extraArgs.end());
-  auto tunnel = cluster_.runOnNode(node_, {.argv = argv, .captureOutput = kind == Tunnel::kStandin});
+  auto tunnel = cluster_.runOnNode(node_, {.argv = argv, .captureOutput = kind == Tunnel::kTestStandin});
   if (!tunnel) return fail(std::move(tunnel.error()));
   tunnel_ = std::move(*tunnel);
   if (kind == Tunnel::kZtunnel) {
@@ -107,7 +106,7 @@ Status NodeServices::startTunnel(Tunnel kind, std::vector<std::string> extraArgs
   return {};
 }
 
-Result<std::string> NodeServices::httpGet(const std::string& address, const std::string& path) const {
+Result<std::string> MeshNode::httpGet(const std::string& address, const std::string& path) const {
   auto curl = cluster_.runOnNode(node_, {.argv = {"curl", "-s", "--max-time", "5", "http://" + address + path},
                                          .captureOutput = true});
   if (!curl) return fail(std::move(curl.error()));
@@ -121,7 +120,7 @@ Result<std::string> NodeServices::httpGet(const std::string& address, const std:
   return body;
 }
 
-Result<json> NodeServices::configDump() const {
+Result<json> MeshNode::configDump() const {
   auto body = httpGet("127.0.0.1:15000", "/config_dump");
   if (!body) return fail(std::move(body.error()));
   json j = json::parse(*body, nullptr, false);
@@ -129,14 +128,14 @@ Result<json> NodeServices::configDump() const {
   return j;
 }
 
-Status NodeServices::killTunnel() {
+Status MeshNode::killTunnel() {
   SLUICE_TRY(tunnel_.signal(SIGKILL), "kill tunnel");
   auto code = tunnel_.wait(std::chrono::seconds(10));
   if (reader_.joinable()) reader_.join();
   return discardValue(std::move(code));
 }
 
-Status NodeServices::stopTunnel() {
+Status MeshNode::stopTunnel() {
   if (!tunnel_.running()) {
     if (reader_.joinable()) reader_.join();
     return {};
@@ -146,23 +145,23 @@ Status NodeServices::stopTunnel() {
   return discardValue(std::move(code));
 }
 
-Result<RunOutput> NodeServices::sluicectl(std::vector<std::string> args) const {
+Result<RunOutput> MeshNode::sluicectl(std::vector<std::string> args) const {
   SpawnOptions options{.argv = {siblingProgram("sluicectl"), "--socket", agentSocket()}};
   options.argv.insert(options.argv.end(), args.begin(), args.end());
   return run(options, {}, std::chrono::seconds(30));
 }
 
-std::vector<json> NodeServices::events() const {
+std::vector<json> MeshNode::events() const {
   std::lock_guard lock(mutex_);
   return events_;
 }
 
-size_t NodeServices::eventCount() const {
+size_t MeshNode::eventCount() const {
   std::lock_guard lock(mutex_);
   return events_.size();
 }
 
-std::optional<json> NodeServices::waitForEvent(const std::function<bool(const json&)>& match, size_t from,
+std::optional<json> MeshNode::waitForEvent(const std::function<bool(const json&)>& match, size_t from,
                                                std::chrono::milliseconds timeout) const {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   size_t checked = from;
@@ -178,4 +177,4 @@ std::optional<json> NodeServices::waitForEvent(const std::function<bool(const js
   return std::nullopt;
 }
 
-}  // namespace sluice::testing
+}  // namespace sluice::sim

@@ -1,6 +1,7 @@
-// The node-local processes of the mesh for integration tests: the real sluice-agent and, until
-// the real ztunnel exists, the tunnel's stand-in (sluice-test-ztunnel), both running on a
-// simulated node (its netns and system cgroup). Collects the stand-in's JSON event lines.
+// The mesh's node-local processes on a simulated node (its netns and system cgroup), for the
+// demo, tests and benchmarks: the real sluice-agent and a tunnel: the real ztunnel, or the
+// tests' stand-in (sluice-test-ztunnel, built only with the tests), whose JSON event lines on
+// stdout are collected.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -14,23 +15,23 @@
 #include "simcluster/cluster.h"
 #include "sluice/common/process.h"
 
-namespace sluice::testing {
+namespace sluice::sim {
 
 // The chained plugin entry for `node`: sluice-cni pointed at that node's agent socket.
-nlohmann::json sluiceCniPlugin(const sim::Node& node);
+nlohmann::json sluiceCniPlugin(const Node& node);
 // CNI_PATH holding the reference plugins and sluice-cni.
 std::string cniPluginPathWithSluice();
 
 // A simulated cluster whose pods' CNI chain ends with sluice-cni (pointed at each node's agent).
-Result<std::unique_ptr<sim::Cluster>> createMeshCluster(int nodes);
+Result<std::unique_ptr<Cluster>> createMeshCluster(int nodes);
 
 // "ip:port", or "[ip]:port" for IPv6.
 std::string withPort(const std::string& ip, int port);
 
-class NodeServices {
+class MeshNode {
  public:
-  NodeServices(const sim::Cluster& cluster, int node);
-  ~NodeServices();
+  MeshNode(const Cluster& cluster, int node);
+  ~MeshNode();
 
   std::string agentSocket() const;
   std::string zdsSocket() const;
@@ -39,8 +40,8 @@ class NodeServices {
   Status stopAgent();  // SIGTERM, as an orchestrator stops it
   Status killAgent();  // SIGKILL
   // The tunnel: the real ztunnel, or the stand-in (whose accepted connections become events).
-  enum class Tunnel { kStandin, kZtunnel };
-  Status startTunnel(Tunnel kind = Tunnel::kStandin, std::vector<std::string> extraArgs = {});
+  enum class Tunnel { kTestStandin, kZtunnel };
+  Status startTunnel(Tunnel kind = Tunnel::kZtunnel, std::vector<std::string> extraArgs = {});
   Status stopTunnel();
   Status killTunnel();
   pid_t tunnelPid() const { return tunnel_.pid(); }
@@ -59,7 +60,7 @@ class NodeServices {
   size_t eventCount() const;
 
  private:
-  const sim::Cluster& cluster_;
+  const Cluster& cluster_;
   int node_;
   ChildProcess agent_, tunnel_;
   std::thread reader_;
@@ -67,4 +68,4 @@ class NodeServices {
   std::vector<nlohmann::json> events_;
 };
 
-}  // namespace sluice::testing
+}  // namespace sluice::sim

@@ -5,6 +5,7 @@
 // Threads: N data-plane workers (one io_uring each), the control thread (agent protocol:
 // per-pod listeners), and the admin thread (HTTP 15000 loopback, 15020 metrics, 15021 ready).
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -48,6 +49,16 @@ int main(int argc, char** argv) {
   base.connectTimeout = std::chrono::milliseconds(connectTimeoutMs);
   base.idleTimeout = std::chrono::seconds(idleTimeoutS);
   base.drainTimeout = std::chrono::milliseconds(drainTimeoutMs);
+
+  // Every relayed connection costs two descriptors; take as many as the system allows.
+  rlimit files{};
+  if (::getrlimit(RLIMIT_NOFILE, &files) == 0) {
+    rlimit wanted{1 << 20, 1 << 20};
+    if (::setrlimit(RLIMIT_NOFILE, &wanted) != 0) {
+      files.rlim_cur = files.rlim_max;
+      ::setrlimit(RLIMIT_NOFILE, &files);
+    }
+  }
 
   sigset_t signals;
   sigemptyset(&signals);

@@ -8,6 +8,7 @@
 //   sluice-sim list                           every run on this machine and its objects
 //   sluice-sim reap                           remove the objects of runs whose owner is gone
 #include <signal.h>
+#include <cstdlib>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -209,6 +210,8 @@ int reap() {
 
 int main(int argc, char** argv) {
   initLogging("sluice-sim");
+  // The mesh daemons this starts log to this terminal: warnings only, unless SLUICE_LOG says.
+  ::setenv("SLUICE_LOG", "warn", /*overwrite=*/0);
   sigset_t set = stopSignals();
   ::sigprocmask(SIG_BLOCK, &set, nullptr);
 

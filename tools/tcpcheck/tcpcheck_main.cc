@@ -7,15 +7,21 @@
 //       sends a reproducible pseudo-random stream, half-closes, reads the echo to EOF and checks
 //       it byte for byte; prints one JSON line; exit 0 when every byte came back in order,
 //       1 on a mismatch or short echo, 2 when the connection failed.
+//   sluice-tcpcheck pingpong --to ADDR --count N [--size B]   latency percentiles (echo checked)
+//   sluice-tcpcheck crr --to ADDR [--seconds S]               connect+1-byte echo+close rate
+//   sluice-tcpcheck hold --to ADDR --count N                  hold N echo-checked connections
+//       until stdin closes
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -153,6 +159,114 @@ int send(const std::string& to, uint64_t bytes, uint64_t seed, uint32_t mark) {
   return ok ? 0 : 1;
 }
 
+// Connects with SO_MARK when `mark` is set; -1 on failure (errno set).
+int connectTo(const SocketAddress& address, uint32_t mark = 0) {
+  int fd = ::socket(address.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  if (mark != 0) ::setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  if (::connect(fd, address.sockaddrPtr(), address.length()) != 0) {
+    int saved = errno;
+    ::close(fd);
+    errno = saved;
+    return -1;
+  }
+  return fd;
+}
+
+bool readExactly(int fd, unsigned char* out, size_t n) {
+  while (n > 0) {
+    ssize_t r = ::recv(fd, out, n, 0);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    out += r;
+    n -= static_cast<size_t>(r);
+  }
+  return true;
+}
+
+// Request/response latency: `count` messages of `size` bytes, each echoed and checked before
+// the next is sent. Prints p50/p99/max in microseconds.
+int pingpong(const std::string& to, uint64_t count, size_t size) {
+  auto address = SocketAddress::parse(to);
+  if (!address) return 2;
+  UniqueFd fd(connectTo(*address));
+  if (!fd) {
+    fmt::print("{{\"ok\":false,\"error\":\"connect: {}\"}}\n", std::strerror(errno));
+    return 2;
+  }
+  sluice::tcpcheck::ByteStream stream(7);
+  std::vector<unsigned char> msg(size), echo(size);
+  std::vector<double> micros;
+  micros.reserve(count);
+  for (uint64_t i = 0; i < count; ++i) {
+    stream.fill(msg.data(), size);
+    auto start = std::chrono::steady_clock::now();
+    if (!writeAll(fd.get(), msg.data(), size) || !readExactly(fd.get(), echo.data(), size)) {
+      fmt::print("{{\"ok\":false,\"error\":\"connection lost after {} messages\"}}\n", i);
+      return 2;
+    }
+    micros.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count());
+    if (echo != msg) {
+      fmt::print("{{\"ok\":false,\"error\":\"message {} came back different\"}}\n", i);
+      return 1;
+    }
+  }
+  std::sort(micros.begin(), micros.end());
+  auto at = [&micros](double q) { return micros.empty() ? 0.0 : micros[static_cast<size_t>(q * (micros.size() - 1))]; };
+  fmt::print("{{\"ok\":true,\"messages\":{},\"p50_us\":{:.1f},\"p99_us\":{:.1f},\"max_us\":{:.1f}}}\n", count,
+             at(0.5), at(0.99), micros.empty() ? 0.0 : micros.back());
+  return 0;
+}
+
+// Connection rate: for `seconds`, connect, send 1 byte, read it back, close (TCP_CRR).
+int crr(const std::string& to, double seconds) {
+  auto address = SocketAddress::parse(to);
+  if (!address) return 2;
+  uint64_t done = 0, failed = 0;
+  auto start = std::chrono::steady_clock::now();
+  auto end = start + std::chrono::duration<double>(seconds);
+  while (std::chrono::steady_clock::now() < end) {
+    UniqueFd fd(connectTo(*address));
+    unsigned char byte = 'x', back = 0;
+    if (!fd || !writeAll(fd.get(), &byte, 1) || !readExactly(fd.get(), &back, 1)) {
+      ++failed;
+      continue;
+    }
+    ++done;
+  }
+  double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  fmt::print("{{\"ok\":{},\"connections\":{},\"failed\":{},\"per_second\":{:.1f}}}\n", failed == 0, done, failed,
+             done / elapsed);
+  return failed == 0 ? 0 : 1;
+}
+
+// Opens `count` connections, checks each with a 1-byte echo, prints "held N", then keeps them
+// until stdin closes (or the process is killed).
+int hold(const std::string& to, uint64_t count) {
+  auto address = SocketAddress::parse(to);
+  if (!address) return 2;
+  std::vector<UniqueFd> held;
+  held.reserve(count);
+  for (uint64_t i = 0; i < count; ++i) {
+    UniqueFd fd(connectTo(*address));
+    unsigned char byte = 'h', back = 0;
+    if (!fd || !writeAll(fd.get(), &byte, 1) || !readExactly(fd.get(), &back, 1)) {
+      fmt::print("failed after {}: {}\n", i, std::strerror(errno));
+      std::fflush(stdout);
+      return 2;
+    }
+    held.push_back(std::move(fd));
+  }
+  fmt::print("held {}\n", held.size());
+  std::fflush(stdout);
+  char buf[64];
+  while (::read(0, buf, sizeof(buf)) > 0) {
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -170,7 +284,32 @@ int main(int argc, char** argv) {
   sendCmd->add_option("--bytes", bytes, "how many bytes to send")->capture_default_str();
   sendCmd->add_option("--seed", seed, "seed of the byte stream")->capture_default_str();
   sendCmd->add_option("--mark", mark, "SO_MARK for the socket (0: none)");
+  uint64_t count = 10000;
+  size_t size = 1;
+  double seconds = 3;
+  auto* pingCmd = app.add_subcommand("pingpong", "request/response latency");
+  pingCmd->add_option("--to", to)->required();
+  pingCmd->add_option("--count", count)->capture_default_str();
+  pingCmd->add_option("--size", size, "bytes per message")->check(CLI::Range(1, 1 << 20))->capture_default_str();
+  auto* crrCmd = app.add_subcommand("crr", "new connection per request");
+  crrCmd->add_option("--to", to)->required();
+  crrCmd->add_option("--seconds", seconds)->capture_default_str();
+  auto* holdCmd = app.add_subcommand("hold", "open and hold many connections");
+  holdCmd->add_option("--to", to)->required();
+  holdCmd->add_option("--count", count)->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  // Tests hold many connections: take the hard descriptor limit (root may raise it further).
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) == 0) {
+    rlimit wanted{1 << 20, 1 << 20};
+    if (::setrlimit(RLIMIT_NOFILE, &wanted) != 0) {
+      limit.rlim_cur = limit.rlim_max;
+      ::setrlimit(RLIMIT_NOFILE, &limit);
+    }
+  }
   if (serveCmd->parsed()) return serve(listen);
+  if (pingCmd->parsed()) return pingpong(to, count, size);
+  if (crrCmd->parsed()) return crr(to, seconds);
+  if (holdCmd->parsed()) return hold(to, count);
   return send(to, bytes, seed, mark);
 }

@@ -1,0 +1,218 @@
+// sluice-bench: the mesh's data path against the direct path, in one run, as ratios.
+//
+//   sluice-bench [--seconds 3] [--repeat 3]
+//
+// One simulated 2-node cluster with the mesh running; four pods:
+//   c-direct (node0), s-direct (node1)   opted out: the baseline path, no tunnel
+//   c-mesh   (node0), s-mesh   (node1)   enrolled
+// Paths: direct (c-direct -> s-direct), one tunnel (c-mesh -> s-direct: node0's ztunnel only),
+// two tunnels (c-mesh -> s-mesh: both ztunnels). Metrics (median of --repeat runs):
+// single-stream and 4-stream throughput (iperf3), 1-byte ping-pong p50/p99 (sluice-tcpcheck),
+// new connections per second with a 1-byte echo each (TCP_CRR), and the CPU both ztunnels
+// used per second of the run. Absolute numbers on shared VMs move; the ratios are the result.
+#include <signal.h>
+#include <cstdlib>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include "simcluster/mesh_node.h"
+#include "sluice/common/log.h"
+
+using namespace sluice;
+using namespace sluice::sim;
+using nlohmann::json;
+
+namespace {
+
+// utime + stime of a process in seconds.
+double cpuSeconds(pid_t pid) {
+  std::ifstream in(fmt::format("/proc/{}/stat", pid));
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  size_t close = text.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream rest(text.substr(close + 2));
+  std::string field;
+  unsigned long long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14) utime = std::stoull(field);
+    if (i == 15) stime = std::stoull(field);
+  }
+  return double(utime + stime) / double(::sysconf(_SC_CLK_TCK));
+}
+
+struct Sample {
+  double value = 0;
+  double tunnelCpu = 0;  // cores used by both ztunnels during the run
+};
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+class Bench {
+ public:
+  Bench(Cluster& cluster, std::vector<std::unique_ptr<MeshNode>>& mesh) : cluster_(cluster), mesh_(mesh) {}
+
+  // Runs `argv` in `pod`, returns its stdout's JSON (the last JSON line) and the tunnels' CPU.
+  std::optional<std::pair<json, double>> runJson(const std::string& pod, std::vector<std::string> argv,
+                                                 std::chrono::seconds timeout) {
+    double cpuBefore = 0;
+    for (auto& m : mesh_) cpuBefore += cpuSeconds(m->tunnelPid());
+    auto wallStart = std::chrono::steady_clock::now();
+    auto out = cluster_.runInPod(pod, {.argv = argv, .captureOutput = true});
+    if (!out) return std::nullopt;
+    std::string text;
+    char buf[65536];
+    ssize_t n;
+    while ((n = ::read(out->stdoutPipe().get(), buf, sizeof(buf))) > 0) text.append(buf, static_cast<size_t>(n));
+    auto code = out->wait(timeout);
+    double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wallStart).count();
+    double cpuAfter = 0;
+    for (auto& m : mesh_) cpuAfter += cpuSeconds(m->tunnelPid());
+    if (!code || *code != 0) {
+      fmt::print(stderr, "  {} in {} failed: {}\n", argv[0], pod, text.substr(0, 300));
+      return std::nullopt;
+    }
+    json j = json::parse(text, nullptr, false);
+    if (j.is_discarded()) {
+      size_t last = text.rfind("\n{");
+      j = json::parse(last == std::string::npos ? text : text.substr(last + 1), nullptr, false);
+    }
+    if (j.is_discarded()) return std::nullopt;
+    return std::make_pair(j, (cpuAfter - cpuBefore) / wall);
+  }
+
+  Cluster& cluster_;
+  std::vector<std::unique_ptr<MeshNode>>& mesh_;
+};
+
+struct Path {
+  const char* name;
+  const char* client;
+  const char* server;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  initLogging("sluice-bench");
+  // The mesh daemons this starts log to this terminal: warnings only, unless SLUICE_LOG says.
+  ::setenv("SLUICE_LOG", "warn", /*overwrite=*/0);
+  CLI::App app{"Sluice data-path benchmark: direct vs one and two tunnels"};
+  int seconds = 3, repeat = 3;
+  app.add_option("--seconds", seconds, "length of each throughput and connection-rate run")->capture_default_str();
+  app.add_option("--repeat", repeat, "runs per metric (the median is reported)")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  if (::geteuid() != 0) {
+    fmt::print(stderr, "sluice-bench: must run as root\n");
+    return 1;
+  }
+  auto built = createMeshCluster(2);
+  if (!built) {
+    fmt::print(stderr, "sluice-bench: {}\n", built.error().message());
+    return 1;
+  }
+  Cluster& cluster = **built;
+  std::vector<std::unique_ptr<MeshNode>> mesh;
+  for (int i = 0; i < 2; ++i) {
+    mesh.push_back(std::make_unique<MeshNode>(cluster, i));
+    auto ok = mesh.back()->startAgent();
+    if (ok) ok = mesh.back()->startTunnel(MeshNode::Tunnel::kZtunnel);
+    if (!ok) {
+      fmt::print(stderr, "sluice-bench: {}\n", ok.error().message());
+      return 1;
+    }
+  }
+  PodSpec optOut{.labels = {{"istio.io/dataplane-mode", "none"}}};
+  for (auto [node, name, spec] : {std::tuple{0, "c-direct", optOut}, std::tuple{0, "c-mesh", PodSpec{}},
+                                  std::tuple{1, "s-direct", optOut}, std::tuple{1, "s-mesh", PodSpec{}}}) {
+    if (auto pod = cluster.addPod(node, name, spec); !pod) {
+      fmt::print(stderr, "sluice-bench: {}\n", pod.error().message());
+      return 1;
+    }
+  }
+  std::vector<ChildProcess> servers;
+  for (const char* pod : {"s-direct", "s-mesh"}) {
+    auto echo = cluster.runInPod(pod, {.argv = {siblingProgram("sluice-tcpcheck"), "serve", "--listen", "[::]:8080"},
+                                       .captureOutput = true});
+    auto iperf = cluster.runInPod(pod, {.argv = {"iperf3", "-s", "-p", "5201"}, .captureOutput = true});
+    if (!echo || !iperf || !readLine(echo->stdoutPipe(), std::chrono::seconds(10))) {
+      fmt::print(stderr, "sluice-bench: servers did not start\n");
+      return 1;
+    }
+    servers.push_back(std::move(*echo));
+    servers.push_back(std::move(*iperf));
+  }
+  ::usleep(300000);  // iperf3 -s binds asynchronously
+
+  Bench bench(cluster, mesh);
+  const Path paths[] = {{"direct", "c-direct", "s-direct"}, {"one tunnel", "c-mesh", "s-direct"},
+                        {"two tunnels", "c-mesh", "s-mesh"}};
+  struct Metric {
+    const char* name;
+    const char* unit;
+    bool higherIsBetter;
+  };
+  const Metric metrics[] = {{"throughput, 1 stream", "Gbit/s", true}, {"throughput, 4 streams", "Gbit/s", true},
+                            {"ping-pong 1 B p50", "us", false},      {"ping-pong 1 B p99", "us", false},
+                            {"new connections (CRR)", "conn/s", true}};
+  // results[metric][path] = (median value, median tunnel CPU)
+  std::vector<std::vector<std::pair<double, double>>> results(std::size(metrics), std::vector<std::pair<double, double>>(3));
+  for (size_t p = 0; p < 3; ++p) {
+    std::string ip = cluster.pod(paths[p].server)->ipv4;
+    fmt::print(stderr, "measuring {} ...\n", paths[p].name);
+    std::vector<std::vector<double>> values(std::size(metrics)), cpu(std::size(metrics));
+    for (int r = 0; r < repeat; ++r) {
+      for (int streams : {1, 4}) {
+        auto res = bench.runJson(paths[p].client, {"iperf3", "-c", ip, "-p", "5201", "-t", std::to_string(seconds),
+                                                   "-P", std::to_string(streams), "-J"},
+                                 std::chrono::seconds(seconds + 30));
+        if (!res) continue;
+        size_t m = streams == 1 ? 0 : 1;
+        values[m].push_back(res->first["end"]["sum_received"]["bits_per_second"].get<double>() / 1e9);
+        cpu[m].push_back(res->second);
+      }
+      if (auto res = bench.runJson(paths[p].client, {siblingProgram("sluice-tcpcheck"), "pingpong", "--to",
+                                                     withPort(ip, 8080), "--count", "5000"},
+                                   std::chrono::seconds(60))) {
+        values[2].push_back(res->first["p50_us"].get<double>());
+        values[3].push_back(res->first["p99_us"].get<double>());
+        cpu[2].push_back(res->second);
+        cpu[3].push_back(res->second);
+      }
+      if (auto res = bench.runJson(paths[p].client, {siblingProgram("sluice-tcpcheck"), "crr", "--to",
+                                                     withPort(ip, 8080), "--seconds", std::to_string(seconds)},
+                                   std::chrono::seconds(seconds + 30))) {
+        values[4].push_back(res->first["per_second"].get<double>());
+        cpu[4].push_back(res->second);
+      }
+    }
+    for (size_t m = 0; m < std::size(metrics); ++m) results[m][p] = {median(values[m]), median(cpu[m])};
+  }
+
+  fmt::print("\nSluice data path vs direct, same run (median of {}; tunnel CPU = cores used by both ztunnels)\n",
+             repeat);
+  fmt::print("{:<24} {:>12} {:>22} {:>22}   {}\n", "metric", "direct", "one tunnel (ratio)", "two tunnels (ratio)",
+             "tunnel CPU 1/2");
+  for (size_t m = 0; m < std::size(metrics); ++m) {
+    double base = results[m][0].first;
+    auto cell = [&](size_t p) {
+      double v = results[m][p].first;
+      return fmt::format("{:.1f} ({:.2f}x)", v, base > 0 ? v / base : 0.0);
+    };
+    fmt::print("{:<24} {:>12} {:>22} {:>22}   {:.2f} / {:.2f}\n", fmt::format("{} [{}]", metrics[m].name, metrics[m].unit),
+               fmt::format("{:.1f}", base), cell(1), cell(2), results[m][1].second, results[m][2].second);
+  }
+  servers.clear();
+  mesh.clear();
+  return cluster.destroy() ? 0 : 1;
+}

@@ -144,7 +144,7 @@ std::pair<zds::v1::WorkloadResponse, int> WorkloadManager::handle(const zds::v1:
     }
     for (const auto& uid : gone) removePod(uid);
     snapshotReceived_ = true;
-    spdlog::info("agent snapshot complete: {} pods ({} dropped)", pods_.size(), gone.size());
+    spdlog::info("agent snapshot complete: {} pods ({} dropped)", pods().size(), gone.size());
     return {ack(), -1};
   }
   return {ack("unknown request"), -1};
@@ -187,7 +187,7 @@ void WorkloadManager::run(const std::atomic<bool>& stopping) {
       }
     }
     connected_ = false;
-    spdlog::warn("lost the node agent; pods keep being served, reconnecting");
+    if (!stopping) spdlog::warn("lost the node agent; pods keep being served, reconnecting");
   }
 }
 

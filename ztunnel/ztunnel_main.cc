@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <thread>
@@ -96,7 +97,14 @@ int main(int argc, char** argv) {
     return out;
   };
   HttpServer http;
-  auto listened = http.listen(adminAddress, {{"/config_dump", [&] {
+  // Live connection count without building the connection list (cheap enough to poll).
+  auto activeCount = [&pool] {
+    size_t active = 0;
+    for (auto& w : pool) active += w->liveConnections();
+    return HttpResponse{200, "application/json", fmt::format("{{\"active\":{}}}\n", active)};
+  };
+  auto listened = http.listen(adminAddress, {{"/stats/connections", activeCount},
+                                             {"/config_dump", [&] {
                                                 return HttpResponse{200, "application/json",
                                                                     configDump(manager.pods(), *config.current(),
                                                                                allConnections(), pool.front()->features())

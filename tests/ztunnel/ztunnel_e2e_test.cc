@@ -159,6 +159,34 @@ TEST_F(ZtunnelE2eTest, BytesCrossBothTunnelsExactlyOverIpv4AndIpv6) {
   EXPECT_EQ((*srv)["counters"]["inbound"]["bytesFromClient"], 2 * (64ull << 20));
 }
 
+TEST_F(ZtunnelE2eTest, OneGibibyteOneWayVerifiedByTheReceiver) {
+  auto verifier = cluster_->runInPod("server", {.argv = {siblingProgram("sluice-tcpcheck"), "verify", "--listen",
+                                                         "[::]:9200", "--seed", "99"},
+                                                .captureOutput = true});
+  ASSERT_TRUE(verifier);
+  ASSERT_TRUE(readLine(verifier->stdoutPipe(), std::chrono::seconds(10)));
+  auto out = cluster_->runInPod("client", {.argv = {siblingProgram("sluice-tcpcheck"), "send", "--one-way", "--to",
+                                                    withPort(cluster_->pod("server")->ipv6, 9200), "--bytes",
+                                                    std::to_string(1ull << 30), "--seed", "99"},
+                                           .captureOutput = true});
+  ASSERT_TRUE(out);
+  auto line = readLine(out->stdoutPipe(), std::chrono::seconds(240));
+  ASSERT_TRUE(line) << line.error().message();
+  EXPECT_NE(line->find("\"verdict\":\"ok 1073741824\""), std::string::npos) << *line;
+  auto code = out->wait(std::chrono::seconds(10));
+  ASSERT_TRUE(code);
+  EXPECT_EQ(*code, 0) << *line;
+  // The receiver does check: another stream is refused.
+  auto wrong = cluster_->runInPod("client", {.argv = {siblingProgram("sluice-tcpcheck"), "send", "--one-way", "--to",
+                                                      withPort(cluster_->pod("server")->ipv6, 9200), "--bytes", "1000",
+                                                      "--seed", "98"},
+                                             .captureOutput = true});
+  ASSERT_TRUE(wrong);
+  auto wrongLine = readLine(wrong->stdoutPipe(), std::chrono::seconds(20));
+  ASSERT_TRUE(wrongLine);
+  EXPECT_NE(wrongLine->find("mismatch at"), std::string::npos) << *wrongLine;
+}
+
 TEST_F(ZtunnelE2eTest, OneGibibyteBothWaysAtOnce) {
   // The echo makes both directions carry 1 GiB at the same time.
   auto r = sendFrom(*cluster_, "client", withPort(cluster_->pod("server")->ipv4, 8080), 1ull << 30,
@@ -175,6 +203,91 @@ TEST_F(ZtunnelE2eTest, RefusedDestinationResetsTheClientAndIsCounted) {
   const json* srv = podIn(*destination, "server");
   ASSERT_NE(srv, nullptr);
   EXPECT_EQ((*srv)["counters"]["failed"]["connect_refused"], 1) << srv->dump();
+}
+
+// Runs a Python script in `pod`; returns a handle whose stdout is captured.
+std::optional<ChildProcess> python(const Cluster& cluster, const std::string& pod, const std::string& script) {
+  auto child = cluster.runInPod(pod, {.argv = {"/usr/bin/python3", "-c", script}, .captureOutput = true});
+  EXPECT_TRUE(child) << child.error().message();
+  if (!child) return std::nullopt;
+  return std::move(*child);
+}
+
+constexpr const char* kPythonListen = R"(
+import socket
+s = socket.socket(socket.AF_INET6)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+s.bind(('::', PORT)); s.listen(8); print('ready', flush=True)
+c, _ = s.accept()
+)";
+
+std::string withPortIn(std::string script, int port) {
+  return script.replace(script.find("PORT"), 4, std::to_string(port));
+}
+
+TEST_F(ZtunnelE2eTest, HalfCloseIsCarriedAndTheOtherWayKeepsFlowing) {
+  // The client sends 5 bytes and half-closes; only then does the server answer with 4 MiB.
+  auto server = python(*cluster_, "server", withPortIn(kPythonListen, 9100) + R"(
+got = b''
+while True:
+    d = c.recv(65536)
+    if not d: break
+    got += d
+c.sendall(b'x' * (4 << 20)); c.close()
+print('server got', len(got), flush=True)
+)");
+  ASSERT_TRUE(server);
+  ASSERT_TRUE(readLine(server->stdoutPipe(), std::chrono::seconds(10)));
+  auto client = python(*cluster_, "client", "import socket\n"
+                                            "s = socket.create_connection(('" + cluster_->pod("server")->ipv4 + "', 9100))\n"
+                                            "s.sendall(b'hello'); s.shutdown(socket.SHUT_WR)\n"
+                                            "n = 0\n"
+                                            "while True:\n"
+                                            "    d = s.recv(65536)\n"
+                                            "    if not d: break\n"
+                                            "    n += len(d)\n"
+                                            "print('client got', n, flush=True)\n");
+  ASSERT_TRUE(client);
+  auto clientLine = readLine(client->stdoutPipe(), std::chrono::seconds(20));
+  auto serverLine = readLine(server->stdoutPipe(), std::chrono::seconds(20));
+  ASSERT_TRUE(clientLine && serverLine);
+  EXPECT_EQ(*serverLine, "server got 5");
+  EXPECT_EQ(*clientLine, "client got " + std::to_string(4 << 20));
+}
+
+TEST_F(ZtunnelE2eTest, ResetIsCarriedAcross) {
+  auto server = python(*cluster_, "server", withPortIn(kPythonListen, 9101) + R"(
+try:
+    while c.recv(65536): pass
+    print('eof', flush=True)
+except ConnectionResetError:
+    print('reset', flush=True)
+)");
+  ASSERT_TRUE(server);
+  ASSERT_TRUE(readLine(server->stdoutPipe(), std::chrono::seconds(10)));
+  auto client = python(*cluster_, "client", "import socket, struct, time\n"
+                                            "s = socket.create_connection(('" + cluster_->pod("server")->ipv4 + "', 9101))\n"
+                                            "s.sendall(b'abc'); time.sleep(0.3)\n"
+                                            "s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))\n"
+                                            "s.close()\n");
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(client->wait(std::chrono::seconds(10)));
+  auto line = readLine(server->stdoutPipe(), std::chrono::seconds(10));
+  ASSERT_TRUE(line) << line.error().message();
+  EXPECT_EQ(*line, "reset");
+}
+
+TEST_F(ZtunnelE2eTest, UnreachableDestinationIsAClearCountedError) {
+  // An address in node1's pod range where no pod lives: nothing answers ARP.
+  auto r = sendFrom(*cluster_, "client", "10.244.1.250:8080", 1000, std::chrono::seconds(30));
+  EXPECT_EQ(r.exitCode, 2) << r.result.dump();
+  auto dump = nodes_[0]->configDump();
+  ASSERT_TRUE(dump);
+  const json* client = podIn(*dump, "client");
+  ASSERT_NE(client, nullptr);
+  const json& failed = (*client)["counters"]["failed"];
+  EXPECT_EQ(failed["unreachable"].get<int>() + failed["connect_timeout"].get<int>(), 1) << failed.dump();
 }
 
 TEST_F(ZtunnelE2eTest, MetricsUseIstioNames) {

@@ -9,6 +9,8 @@
 //       1 on a mismatch or short echo, 2 when the connection failed.
 //   sluice-tcpcheck pingpong --to ADDR --count N [--size B]   latency percentiles (echo checked)
 //   sluice-tcpcheck crr --to ADDR [--seconds S]               connect+1-byte echo+close rate
+//   sluice-tcpcheck verify --listen ADDR [--seed S]           one-way receiver checking bytes;
+//   sluice-tcpcheck send --one-way --to ADDR --bytes N        ... and its sender
 //   sluice-tcpcheck hold --to ADDR --count N                  hold N echo-checked connections
 //       until stdin closes
 #include <netinet/in.h>
@@ -156,6 +158,85 @@ int serve(const std::string& listen) {
   }
 }
 
+int connectTo(const SocketAddress& address, uint32_t mark = 0);
+
+// One-way receiver: checks every connection's bytes against the stream of `seed` as they
+// arrive, and at the sender's half-close answers one line: "ok <bytes>" or "mismatch at <n>".
+void verifyConnection(UniqueFd conn, uint64_t seed) {
+  sluice::tcpcheck::ByteStream expected(seed);
+  std::vector<unsigned char> got(kChunk), want(kChunk);
+  uint64_t received = 0;
+  int64_t mismatch = -1;
+  for (;;) {
+    ssize_t n = ::recv(conn.get(), got.data(), got.size(), 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    expected.fill(want.data(), static_cast<size_t>(n));
+    if (mismatch < 0) {
+      for (ssize_t i = 0; i < n; ++i) {
+        if (got[static_cast<size_t>(i)] != want[static_cast<size_t>(i)]) {
+          mismatch = static_cast<int64_t>(received) + i;
+          break;
+        }
+      }
+    }
+    received += static_cast<uint64_t>(n);
+  }
+  std::string verdict = mismatch < 0 ? fmt::format("ok {}\n", received) : fmt::format("mismatch at {}\n", mismatch);
+  writeAll(conn.get(), reinterpret_cast<const unsigned char*>(verdict.data()), verdict.size());
+}
+
+int verifyServer(const std::string& listen, uint64_t seed) {
+  auto address = SocketAddress::parse(listen);
+  if (!address) return 2;
+  UniqueFd fd(::socket(address->family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
+  int one = 1, zero = 0;
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (address->family() == AF_INET6) ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+  if (::bind(fd.get(), address->sockaddrPtr(), address->length()) != 0 || ::listen(fd.get(), 128) != 0) {
+    fmt::print(stderr, "verify: bind/listen {}: {}\n", listen, std::strerror(errno));
+    return 2;
+  }
+  fmt::print("listening {}\n", address->toString());
+  std::fflush(stdout);
+  for (;;) {
+    int conn = ::accept4(fd.get(), nullptr, nullptr, SOCK_CLOEXEC);
+    if (conn < 0) continue;
+    std::thread(verifyConnection, UniqueFd(conn), seed).detach();
+  }
+}
+
+// One-way sender: `bytes` of the stream, half-close, then the receiver's verdict line.
+int sendOneWay(const std::string& to, uint64_t bytes, uint64_t seed) {
+  auto address = SocketAddress::parse(to);
+  if (!address) return 2;
+  auto start = std::chrono::steady_clock::now();
+  UniqueFd fd(connectTo(*address));
+  if (!fd) {
+    fmt::print("{{\"ok\":false,\"error\":\"connect: {}\"}}\n", std::strerror(errno));
+    return 2;
+  }
+  sluice::tcpcheck::ByteStream stream(seed);
+  std::vector<unsigned char> buf(kChunk);
+  for (uint64_t sent = 0; sent < bytes;) {
+    size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), bytes - sent));
+    stream.fill(buf.data(), n);
+    if (!writeAll(fd.get(), buf.data(), n)) {
+      fmt::print("{{\"ok\":false,\"error\":\"write failed after {} bytes\"}}\n", sent);
+      return 2;
+    }
+    sent += n;
+  }
+  ::shutdown(fd.get(), SHUT_WR);
+  std::string verdict;
+  char c;
+  while (::recv(fd.get(), &c, 1, 0) == 1 && c != '\n') verdict.push_back(c);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  bool ok = verdict == fmt::format("ok {}", bytes);
+  fmt::print("{{\"ok\":{},\"bytes\":{},\"verdict\":\"{}\",\"seconds\":{:.6f}}}\n", ok, bytes, verdict, seconds);
+  return ok ? 0 : 1;
+}
+
 int send(const std::string& to, uint64_t bytes, uint64_t seed, uint32_t mark) {
   auto address = SocketAddress::parse(to);
   if (!address) {
@@ -226,7 +307,7 @@ int send(const std::string& to, uint64_t bytes, uint64_t seed, uint32_t mark) {
 }
 
 // Connects with SO_MARK when `mark` is set; -1 on failure (errno set).
-int connectTo(const SocketAddress& address, uint32_t mark = 0) {
+int connectTo(const SocketAddress& address, uint32_t mark) {
   int fd = ::socket(address.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
   if (mark != 0) ::setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
@@ -360,6 +441,11 @@ int main(int argc, char** argv) {
   auto* crrCmd = app.add_subcommand("crr", "new connection per request");
   crrCmd->add_option("--to", to)->required();
   crrCmd->add_option("--seconds", seconds)->capture_default_str();
+  auto* verifyCmd = app.add_subcommand("verify", "one-way receiver checking every byte");
+  verifyCmd->add_option("--listen", listen)->capture_default_str();
+  verifyCmd->add_option("--seed", seed)->capture_default_str();
+  bool oneWay = false;
+  sendCmd->add_flag("--one-way", oneWay, "send only; a `verify` server checks the bytes");
   auto* holdCmd = app.add_subcommand("hold", "open and hold many connections");
   holdCmd->add_option("--to", to)->required();
   holdCmd->add_option("--count", count)->capture_default_str();
@@ -377,5 +463,7 @@ int main(int argc, char** argv) {
   if (pingCmd->parsed()) return pingpong(to, count, size);
   if (crrCmd->parsed()) return crr(to, seconds);
   if (holdCmd->parsed()) return hold(to, count);
+  if (verifyCmd->parsed()) return verifyServer(listen, seed);
+  if (oneWay) return sendOneWay(to, bytes, seed);
   return send(to, bytes, seed, mark);
 }

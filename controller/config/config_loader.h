@@ -1,0 +1,39 @@
+// The standalone controller's source of truth: a directory of Kubernetes-style YAML files
+// (several objects per file, separated by ---). Loading is all or nothing: the first problem in
+// any file refuses the whole directory, naming file, object and field, so a half-valid edit
+// never reaches a node and the last good configuration stays in force (the caller keeps it).
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "sluice/common/error.h"
+#include "sluice/config/v1/config.pb.h"
+
+namespace sluice::controller {
+
+struct LoadedResource {
+  std::string file;  // where it was defined
+  config::v1::Resource resource;
+};
+
+struct ConfigSet {
+  // By resource name "<Kind>/<namespace>/<name>", so iteration order is stable.
+  std::map<std::string, LoadedResource> resources;
+
+  std::vector<const config::v1::Workload*> workloads() const;
+  std::vector<const config::v1::Service*> services() const;
+};
+
+// Loads every *.yaml / *.yml file directly in `dir` (sorted by name).
+Result<ConfigSet> loadConfigDirectory(const std::string& dir);
+
+// Parses one file's text; `file` names it in errors. Adds to `into`.
+Status loadConfigText(const std::string& file, const std::string& text, ConfigSet& into);
+
+// Fills every Service's endpoints from the workloads its selector matches (same namespace), and
+// gives every resource a content version.
+void finishConfig(ConfigSet& config);
+
+}  // namespace sluice::controller

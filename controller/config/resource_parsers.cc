@@ -1,0 +1,437 @@
+#include "config/resource_parsers.h"
+
+#include <arpa/inet.h>
+#include <fmt/format.h>
+
+#include <set>
+
+namespace sluice::controller {
+namespace v1 = config::v1;
+using R = StrictReader;
+
+namespace {
+
+bool isDnsLabel(const std::string& s) {
+  if (s.empty() || s.size() > 253) return false;
+  for (char c : s) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.')) return false;
+  }
+  return s.front() != '-' && s.back() != '-';
+}
+
+bool isIp(const std::string& s) {
+  unsigned char buf[16];
+  return ::inet_pton(AF_INET, s.c_str(), buf) == 1 || ::inet_pton(AF_INET6, s.c_str(), buf) == 1;
+}
+
+void parseSelector(const YAML::Node& node, const std::string& path, v1::WorkloadSelector* out, R& r) {
+  if (!node.IsDefined() || node.IsNull()) return;
+  if (!r.mapping(node, path, {"matchLabels"})) return;
+  r.stringMap(node["matchLabels"], R::child(path, "matchLabels"), out->mutable_match_labels());
+}
+
+void parseStringMatch(const YAML::Node& node, const std::string& path, v1::StringMatch* out, R& r) {
+  if (!r.mapping(node, path, {"exact", "prefix", "regex"})) return;
+  if (node.size() != 1) return r.fail(path, "must have exactly one of exact, prefix, regex");
+  std::string value;
+  if (node["exact"]) r.string(node["exact"], R::child(path, "exact"), out->mutable_exact());
+  if (node["prefix"]) r.string(node["prefix"], R::child(path, "prefix"), out->mutable_prefix());
+  if (node["regex"]) r.string(node["regex"], R::child(path, "regex"), out->mutable_regex());
+}
+
+void parseDestination(const YAML::Node& node, const std::string& path, v1::Destination* out, R& r) {
+  if (!r.mapping(node, path, {"host", "subset", "port"})) return;
+  r.string(node["host"], R::child(path, "host"), out->mutable_host(), true);
+  r.string(node["subset"], R::child(path, "subset"), out->mutable_subset());
+  if (node["port"]) {
+    std::string portPath = R::child(path, "port");
+    if (r.mapping(node["port"], portPath, {"number"})) {
+      uint32_t port = 0;
+      r.port(node["port"]["number"], R::child(portPath, "number"), &port, true);
+      out->set_port(port);
+    }
+  }
+}
+
+// route: [{destination, weight}]; weights must sum to 100 when there is more than one.
+void parseRouteDestinations(const YAML::Node& node, const std::string& path,
+                            google::protobuf::RepeatedPtrField<v1::RouteDestination>* out, R& r) {
+  if (!node.IsDefined()) return r.fail(path, "is required: at least one destination");
+  if (!r.sequence(node, path)) return;
+  if (node.size() == 0) return r.fail(path, "must list at least one destination");
+  int total = 0;
+  for (size_t i = 0; i < node.size() && !r.failed(); ++i) {
+    std::string p = R::index(path, i);
+    if (!r.mapping(node[i], p, {"destination", "weight"})) return;
+    auto* d = out->Add();
+    if (!node[i]["destination"]) return r.fail(R::child(p, "destination"), "is required");
+    parseDestination(node[i]["destination"], R::child(p, "destination"), d->mutable_destination(), r);
+    int32_t weight = 0;
+    r.integer(node[i]["weight"], R::child(p, "weight"), &weight, 0, 100);
+    d->set_weight(weight);
+    total += weight;
+  }
+  if (!r.failed() && node.size() > 1 && total != 100) {
+    r.fail(path, fmt::format("weights add up to {}, not 100: Istio rejects such a route, and traffic would be "
+                             "split in proportions nobody wrote down",
+                             total));
+  }
+}
+
+void parseTrafficPolicy(const YAML::Node& node, const std::string& path, v1::TrafficPolicy* out, R& r) {
+  if (!node.IsDefined() || node.IsNull()) return;
+  if (!r.mapping(node, path, {"loadBalancer", "connectionPool", "outlierDetection"})) return;
+  if (const YAML::Node lb = node["loadBalancer"]) {
+    std::string p = R::child(path, "loadBalancer");
+    if (!r.mapping(lb, p, {"simple"})) return;
+    std::string simple;
+    r.string(lb["simple"], R::child(p, "simple"), &simple, true);
+    if (simple == "ROUND_ROBIN") out->mutable_load_balancer()->set_simple(v1::LoadBalancerSettings::ROUND_ROBIN);
+    else if (simple == "RANDOM") out->mutable_load_balancer()->set_simple(v1::LoadBalancerSettings::RANDOM);
+    else if (simple == "LEAST_REQUEST") out->mutable_load_balancer()->set_simple(v1::LoadBalancerSettings::LEAST_REQUEST);
+    else if (!r.failed()) r.fail(R::child(p, "simple"), fmt::format("'{}' is not one of ROUND_ROBIN, RANDOM, LEAST_REQUEST", simple));
+  }
+  if (const YAML::Node cp = node["connectionPool"]) {
+    std::string p = R::child(path, "connectionPool");
+    if (!r.mapping(cp, p, {"tcp", "http"})) return;
+    auto* pool = out->mutable_connection_pool();
+    if (const YAML::Node tcp = cp["tcp"]) {
+      std::string tp = R::child(p, "tcp");
+      if (!r.mapping(tcp, tp, {"maxConnections", "connectTimeout"})) return;
+      int32_t max = 0;
+      r.integer(tcp["maxConnections"], R::child(tp, "maxConnections"), &max, 1, 1 << 30);
+      pool->mutable_tcp()->set_max_connections(max);
+      r.duration(tcp["connectTimeout"], R::child(tp, "connectTimeout"), pool->mutable_tcp()->mutable_connect_timeout());
+    }
+    if (const YAML::Node http = cp["http"]) {
+      std::string hp = R::child(p, "http");
+      if (!r.mapping(http, hp, {"http1MaxPendingRequests", "http2MaxRequests", "maxRequestsPerConnection", "maxRetries"})) return;
+      int32_t v = 0;
+      auto* h = pool->mutable_http();
+      r.integer(http["http1MaxPendingRequests"], R::child(hp, "http1MaxPendingRequests"), &v, 1, 1 << 30);
+      h->set_http1_max_pending_requests(std::exchange(v, 0));
+      r.integer(http["http2MaxRequests"], R::child(hp, "http2MaxRequests"), &v, 1, 1 << 30);
+      h->set_http2_max_requests(std::exchange(v, 0));
+      r.integer(http["maxRequestsPerConnection"], R::child(hp, "maxRequestsPerConnection"), &v, 0, 1 << 30);
+      h->set_max_requests_per_connection(std::exchange(v, 0));
+      r.integer(http["maxRetries"], R::child(hp, "maxRetries"), &v, 0, 1 << 30);
+      h->set_max_retries(v);
+    }
+  }
+  if (const YAML::Node od = node["outlierDetection"]) {
+    std::string p = R::child(path, "outlierDetection");
+    if (!r.mapping(od, p, {"consecutive5xxErrors", "consecutiveGatewayErrors", "interval", "baseEjectionTime",
+                           "maxEjectionPercent"})) {
+      return;
+    }
+    auto* o = out->mutable_outlier_detection();
+    uint32_t u = 0;
+    r.unsignedInteger(od["consecutive5xxErrors"], R::child(p, "consecutive5xxErrors"), &u, 1 << 20);
+    o->set_consecutive_5xx_errors(std::exchange(u, 0));
+    r.unsignedInteger(od["consecutiveGatewayErrors"], R::child(p, "consecutiveGatewayErrors"), &u, 1 << 20);
+    o->set_consecutive_gateway_errors(u);
+    r.duration(od["interval"], R::child(p, "interval"), o->mutable_interval());
+    r.duration(od["baseEjectionTime"], R::child(p, "baseEjectionTime"), o->mutable_base_ejection_time());
+    int32_t percent = 0;
+    r.integer(od["maxEjectionPercent"], R::child(p, "maxEjectionPercent"), &percent, 0, 100);
+    o->set_max_ejection_percent(percent);
+  }
+}
+
+}  // namespace
+
+ObjectMeta parseMeta(const YAML::Node& metadata, R& r) {
+  ObjectMeta meta;
+  // Kubernetes adds these; they are accepted and ignored because they carry no policy.
+  if (!r.mapping(metadata, "metadata", {"name", "namespace", "labels", "annotations", "uid", "resourceVersion",
+                                        "generation", "creationTimestamp"})) {
+    return meta;
+  }
+  r.string(metadata["name"], "metadata.name", &meta.name, true);
+  r.string(metadata["namespace"], "metadata.namespace", &meta.ns);
+  r.string(metadata["uid"], "metadata.uid", &meta.uid);
+  if (meta.ns.empty()) meta.ns = "default";
+  r.stringMap(metadata["labels"], "metadata.labels", &meta.labels);
+  if (!r.failed() && !isDnsLabel(meta.name)) r.fail("metadata.name", fmt::format("'{}' is not a valid name (a-z, 0-9, '-', '.')", meta.name));
+  if (!r.failed() && !isDnsLabel(meta.ns)) r.fail("metadata.namespace", fmt::format("'{}' is not a valid namespace", meta.ns));
+  return meta;
+}
+
+v1::Workload parseWorkload(const ObjectMeta& meta, const YAML::Node& spec, R& r) {
+  v1::Workload w;
+  w.set_name(meta.name);
+  w.set_namespace_(meta.ns);
+  w.set_uid(meta.uid.empty() ? meta.ns + "/" + meta.name : meta.uid);
+  *w.mutable_labels() = meta.labels;
+  if (!r.mapping(spec, "spec", {"serviceAccount", "node", "addresses", "locality"})) return w;
+  r.string(spec["serviceAccount"], "spec.serviceAccount", w.mutable_service_account());
+  if (w.service_account().empty()) w.set_service_account("default");
+  r.string(spec["node"], "spec.node", w.mutable_node(), true);
+  r.stringList(spec["addresses"], "spec.addresses", w.mutable_addresses());
+  for (int i = 0; i < w.addresses_size() && !r.failed(); ++i) {
+    if (!isIp(w.addresses(i))) r.fail(R::index("spec.addresses", i), fmt::format("'{}' is not an IP address", w.addresses(i)));
+  }
+  if (const YAML::Node loc = spec["locality"]) {
+    if (r.mapping(loc, "spec.locality", {"region", "zone", "subzone"})) {
+      r.string(loc["region"], "spec.locality.region", w.mutable_locality()->mutable_region());
+      r.string(loc["zone"], "spec.locality.zone", w.mutable_locality()->mutable_zone());
+      r.string(loc["subzone"], "spec.locality.subzone", w.mutable_locality()->mutable_subzone());
+    }
+  }
+  return w;
+}
+
+v1::Service parseService(const ObjectMeta& meta, const YAML::Node& spec, R& r) {
+  v1::Service s;
+  s.set_name(meta.name);
+  s.set_namespace_(meta.ns);
+  s.set_hostname(fmt::format("{}.{}.svc.cluster.local", meta.name, meta.ns));
+  if (!r.mapping(spec, "spec", {"type", "clusterIP", "clusterIPs", "ports", "selector"})) return s;
+  std::string type;
+  r.string(spec["type"], "spec.type", &type);
+  if (!type.empty() && type != "ClusterIP") r.fail("spec.type", fmt::format("'{}' is not supported; only ClusterIP", type));
+  std::string clusterIp;
+  r.string(spec["clusterIP"], "spec.clusterIP", &clusterIp);
+  if (!clusterIp.empty()) s.add_vips(clusterIp);
+  google::protobuf::RepeatedPtrField<std::string> ips;
+  r.stringList(spec["clusterIPs"], "spec.clusterIPs", &ips);
+  for (const auto& ip : ips) {
+    if (std::find(s.vips().begin(), s.vips().end(), ip) == s.vips().end()) s.add_vips(ip);
+  }
+  for (int i = 0; i < s.vips_size() && !r.failed(); ++i) {
+    if (!isIp(s.vips(i))) r.fail("spec.clusterIPs", fmt::format("'{}' is not an IP address", s.vips(i)));
+  }
+  r.stringMap(spec["selector"], "spec.selector", s.mutable_selector());
+  const YAML::Node ports = spec["ports"];
+  if (!ports) r.fail("spec.ports", "is required");
+  if (!r.sequence(ports, "spec.ports")) return s;
+  std::set<uint32_t> seen;
+  for (size_t i = 0; i < ports.size() && !r.failed(); ++i) {
+    std::string p = R::index("spec.ports", i);
+    if (!r.mapping(ports[i], p, {"name", "port", "targetPort", "protocol", "appProtocol"})) break;
+    auto* port = s.add_ports();
+    r.string(ports[i]["name"], R::child(p, "name"), port->mutable_name());
+    uint32_t number = 0, target = 0;
+    r.port(ports[i]["port"], R::child(p, "port"), &number, true);
+    r.port(ports[i]["targetPort"], R::child(p, "targetPort"), &target);
+    port->set_port(number);
+    port->set_target_port(target == 0 ? number : target);
+    std::string protocol = "TCP", appProtocol;
+    r.string(ports[i]["protocol"], R::child(p, "protocol"), &protocol);
+    if (protocol != "TCP") r.fail(R::child(p, "protocol"), fmt::format("'{}' is not supported; the mesh carries TCP", protocol));
+    r.string(ports[i]["appProtocol"], R::child(p, "appProtocol"), &appProtocol);
+    // Istio's protocol selection: appProtocol, else the port name's prefix ("http-web").
+    std::string hint = !appProtocol.empty() ? appProtocol : port->name().substr(0, port->name().find('-'));
+    std::string upper;
+    for (char c : hint) upper += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    port->set_protocol(upper == "HTTP" || upper == "HTTP2" || upper == "GRPC" ? upper : "TCP");
+    if (!seen.insert(number).second) r.fail(R::child(p, "port"), fmt::format("port {} is listed twice", number));
+  }
+  return s;
+}
+
+v1::VirtualService parseVirtualService(const ObjectMeta& meta, const YAML::Node& spec, R& r) {
+  v1::VirtualService vs;
+  vs.set_name(meta.name);
+  vs.set_namespace_(meta.ns);
+  if (!r.mapping(spec, "spec", {"hosts", "http", "tcp"})) return vs;
+  r.stringList(spec["hosts"], "spec.hosts", vs.mutable_hosts());
+  if (!r.failed() && vs.hosts_size() == 0) r.fail("spec.hosts", "must name at least one host");
+  if (const YAML::Node http = spec["http"]; http && r.sequence(http, "spec.http")) {
+    for (size_t i = 0; i < http.size() && !r.failed(); ++i) {
+      std::string p = R::index("spec.http", i);
+      const YAML::Node h = http[i];
+      if (!r.mapping(h, p, {"name", "match", "route", "timeout", "retries", "fault", "mirror", "mirrorPercentage"})) break;
+      auto* route = vs.add_http();
+      r.string(h["name"], R::child(p, "name"), route->mutable_name());
+      if (const YAML::Node match = h["match"]; match && r.sequence(match, R::child(p, "match"))) {
+        for (size_t m = 0; m < match.size() && !r.failed(); ++m) {
+          std::string mp = R::index(R::child(p, "match"), m);
+          if (!r.mapping(match[m], mp, {"name", "uri", "method", "headers", "port"})) break;
+          auto* mr = route->add_match();
+          r.string(match[m]["name"], R::child(mp, "name"), mr->mutable_name());
+          if (match[m]["uri"]) parseStringMatch(match[m]["uri"], R::child(mp, "uri"), mr->mutable_uri(), r);
+          if (match[m]["method"]) parseStringMatch(match[m]["method"], R::child(mp, "method"), mr->mutable_method(), r);
+          if (const YAML::Node headers = match[m]["headers"]) {
+            if (!headers.IsMap()) {
+              r.fail(R::child(mp, "headers"), "must be a mapping of header name to match");
+              break;
+            }
+            for (const auto& entry : headers) {
+              std::string name = entry.first.Scalar();
+              parseStringMatch(entry.second, R::child(R::child(mp, "headers"), name), &(*mr->mutable_headers())[name], r);
+            }
+          }
+          uint32_t port = 0;
+          r.port(match[m]["port"], R::child(mp, "port"), &port);
+          mr->set_port(port);
+        }
+      }
+      parseRouteDestinations(h["route"], R::child(p, "route"), route->mutable_route(), r);
+      r.duration(h["timeout"], R::child(p, "timeout"), route->mutable_timeout());
+      if (const YAML::Node retries = h["retries"]) {
+        std::string rp = R::child(p, "retries");
+        if (r.mapping(retries, rp, {"attempts", "perTryTimeout", "retryOn"})) {
+          int32_t attempts = 0;
+          r.integer(retries["attempts"], R::child(rp, "attempts"), &attempts, 0, 100);
+          route->mutable_retries()->set_attempts(attempts);
+          r.duration(retries["perTryTimeout"], R::child(rp, "perTryTimeout"), route->mutable_retries()->mutable_per_try_timeout());
+          r.string(retries["retryOn"], R::child(rp, "retryOn"), route->mutable_retries()->mutable_retry_on());
+        }
+      }
+      if (const YAML::Node fault = h["fault"]) {
+        std::string fp = R::child(p, "fault");
+        if (r.mapping(fault, fp, {"delay", "abort"})) {
+          if (const YAML::Node delay = fault["delay"]; delay && r.mapping(delay, R::child(fp, "delay"), {"fixedDelay", "percentage"})) {
+            auto* d = route->mutable_fault()->mutable_delay();
+            if (!delay["fixedDelay"]) r.fail(R::child(fp, "delay.fixedDelay"), "is required");
+            r.duration(delay["fixedDelay"], R::child(fp, "delay.fixedDelay"), d->mutable_fixed_delay());
+            double pct = 100;
+            r.percentage(delay["percentage"], R::child(fp, "delay.percentage"), &pct);
+            d->set_percentage(pct);
+          }
+          if (const YAML::Node abort = fault["abort"]; abort && r.mapping(abort, R::child(fp, "abort"), {"httpStatus", "percentage"})) {
+            auto* a = route->mutable_fault()->mutable_abort();
+            int32_t status = 0;
+            if (!abort["httpStatus"]) r.fail(R::child(fp, "abort.httpStatus"), "is required");
+            r.integer(abort["httpStatus"], R::child(fp, "abort.httpStatus"), &status, 200, 599);
+            a->set_http_status(status);
+            double pct = 100;
+            r.percentage(abort["percentage"], R::child(fp, "abort.percentage"), &pct);
+            a->set_percentage(pct);
+          }
+        }
+      }
+      if (h["mirror"]) parseDestination(h["mirror"], R::child(p, "mirror"), route->mutable_mirror(), r);
+      double mirrorPct = 0;
+      r.percentage(h["mirrorPercentage"], R::child(p, "mirrorPercentage"), &mirrorPct);
+      route->set_mirror_percentage(mirrorPct);
+    }
+  }
+  if (const YAML::Node tcp = spec["tcp"]; tcp && r.sequence(tcp, "spec.tcp")) {
+    for (size_t i = 0; i < tcp.size() && !r.failed(); ++i) {
+      std::string p = R::index("spec.tcp", i);
+      if (!r.mapping(tcp[i], p, {"match", "route"})) break;
+      auto* route = vs.add_tcp();
+      if (const YAML::Node match = tcp[i]["match"]; match && r.sequence(match, R::child(p, "match"))) {
+        for (size_t m = 0; m < match.size() && !r.failed(); ++m) {
+          std::string mp = R::index(R::child(p, "match"), m);
+          if (!r.mapping(match[m], mp, {"port"})) break;
+          uint32_t port = 0;
+          r.port(match[m]["port"], R::child(mp, "port"), &port);
+          route->add_match()->set_port(port);
+        }
+      }
+      parseRouteDestinations(tcp[i]["route"], R::child(p, "route"), route->mutable_route(), r);
+    }
+  }
+  if (!r.failed() && vs.http_size() == 0 && vs.tcp_size() == 0) r.fail("spec", "has neither http nor tcp routes");
+  return vs;
+}
+
+v1::DestinationRule parseDestinationRule(const ObjectMeta& meta, const YAML::Node& spec, R& r) {
+  v1::DestinationRule dr;
+  dr.set_name(meta.name);
+  dr.set_namespace_(meta.ns);
+  if (!r.mapping(spec, "spec", {"host", "trafficPolicy", "subsets"})) return dr;
+  r.string(spec["host"], "spec.host", dr.mutable_host(), true);
+  parseTrafficPolicy(spec["trafficPolicy"], "spec.trafficPolicy", dr.mutable_traffic_policy(), r);
+  if (const YAML::Node subsets = spec["subsets"]; subsets && r.sequence(subsets, "spec.subsets")) {
+    std::set<std::string> names;
+    for (size_t i = 0; i < subsets.size() && !r.failed(); ++i) {
+      std::string p = R::index("spec.subsets", i);
+      if (!r.mapping(subsets[i], p, {"name", "labels", "trafficPolicy"})) break;
+      auto* s = dr.add_subsets();
+      r.string(subsets[i]["name"], R::child(p, "name"), s->mutable_name(), true);
+      r.stringMap(subsets[i]["labels"], R::child(p, "labels"), s->mutable_labels());
+      parseTrafficPolicy(subsets[i]["trafficPolicy"], R::child(p, "trafficPolicy"), s->mutable_traffic_policy(), r);
+      if (!r.failed() && !names.insert(s->name()).second) {
+        r.fail(R::child(p, "name"), fmt::format("subset '{}' is defined twice", s->name()));
+      }
+    }
+  }
+  return dr;
+}
+
+v1::AuthorizationPolicy parseAuthorizationPolicy(const ObjectMeta& meta, const YAML::Node& spec, R& r) {
+  v1::AuthorizationPolicy ap;
+  ap.set_name(meta.name);
+  ap.set_namespace_(meta.ns);
+  if (spec.IsNull()) return ap;  // {}: an ALLOW policy with no rules (denies everything selected)
+  if (!r.mapping(spec, "spec", {"selector", "action", "rules"})) return ap;
+  parseSelector(spec["selector"], "spec.selector", ap.mutable_selector(), r);
+  std::string action = "ALLOW";
+  r.string(spec["action"], "spec.action", &action);
+  if (action == "DENY") ap.set_action(v1::AuthorizationPolicy::DENY);
+  else if (action != "ALLOW" && !r.failed()) r.fail("spec.action", fmt::format("'{}' is not supported; ALLOW or DENY", action));
+  if (const YAML::Node rules = spec["rules"]; rules && r.sequence(rules, "spec.rules")) {
+    for (size_t i = 0; i < rules.size() && !r.failed(); ++i) {
+      std::string p = R::index("spec.rules", i);
+      if (!r.mapping(rules[i], p, {"from", "to"})) break;
+      auto* rule = ap.add_rules();
+      if (const YAML::Node from = rules[i]["from"]; from && r.sequence(from, R::child(p, "from"))) {
+        for (size_t f = 0; f < from.size() && !r.failed(); ++f) {
+          std::string fp = R::index(R::child(p, "from"), f);
+          if (!r.mapping(from[f], fp, {"source"})) break;
+          std::string sp = R::child(fp, "source");
+          const YAML::Node src = from[f]["source"];
+          if (!r.mapping(src, sp, {"principals", "notPrincipals", "namespaces", "notNamespaces", "ipBlocks", "notIpBlocks"})) break;
+          auto* s = rule->add_from();
+          r.stringList(src["principals"], R::child(sp, "principals"), s->mutable_principals());
+          r.stringList(src["notPrincipals"], R::child(sp, "notPrincipals"), s->mutable_not_principals());
+          r.stringList(src["namespaces"], R::child(sp, "namespaces"), s->mutable_namespaces());
+          r.stringList(src["notNamespaces"], R::child(sp, "notNamespaces"), s->mutable_not_namespaces());
+          r.stringList(src["ipBlocks"], R::child(sp, "ipBlocks"), s->mutable_ip_blocks());
+          r.stringList(src["notIpBlocks"], R::child(sp, "notIpBlocks"), s->mutable_not_ip_blocks());
+        }
+      }
+      if (const YAML::Node to = rules[i]["to"]; to && r.sequence(to, R::child(p, "to"))) {
+        for (size_t t = 0; t < to.size() && !r.failed(); ++t) {
+          std::string tp = R::index(R::child(p, "to"), t);
+          if (!r.mapping(to[t], tp, {"operation"})) break;
+          std::string op = R::child(tp, "operation");
+          if (!r.mapping(to[t]["operation"], op, {"ports", "notPorts"})) break;
+          auto* o = rule->add_to();
+          r.stringList(to[t]["operation"]["ports"], R::child(op, "ports"), o->mutable_ports());
+          r.stringList(to[t]["operation"]["notPorts"], R::child(op, "notPorts"), o->mutable_not_ports());
+        }
+      }
+    }
+  }
+  return ap;
+}
+
+v1::PeerAuthentication parsePeerAuthentication(const ObjectMeta& meta, const YAML::Node& spec, R& r) {
+  v1::PeerAuthentication pa;
+  pa.set_name(meta.name);
+  pa.set_namespace_(meta.ns);
+  auto mode = [&r](const YAML::Node& node, const std::string& path) {
+    if (!r.mapping(node, path, {"mode"})) return v1::PeerAuthentication::UNSET;
+    std::string m;
+    r.string(node["mode"], R::child(path, "mode"), &m, true);
+    if (m == "STRICT") return v1::PeerAuthentication::STRICT;
+    if (m == "PERMISSIVE") return v1::PeerAuthentication::PERMISSIVE;
+    if (m == "DISABLE") return v1::PeerAuthentication::DISABLE;
+    if (m == "UNSET") return v1::PeerAuthentication::UNSET;
+    if (!r.failed()) r.fail(R::child(path, "mode"), fmt::format("'{}' is not one of STRICT, PERMISSIVE, DISABLE, UNSET", m));
+    return v1::PeerAuthentication::UNSET;
+  };
+  if (!r.mapping(spec, "spec", {"selector", "mtls", "portLevelMtls"})) return pa;
+  parseSelector(spec["selector"], "spec.selector", pa.mutable_selector(), r);
+  if (spec["mtls"]) pa.set_mode(mode(spec["mtls"], "spec.mtls"));
+  if (const YAML::Node ports = spec["portLevelMtls"]) {
+    if (!ports.IsMap()) {
+      r.fail("spec.portLevelMtls", "must map ports to {mode: ...}");
+    } else {
+      for (const auto& entry : ports) {
+        std::string p = R::child("spec.portLevelMtls", entry.first.Scalar());
+        uint32_t port = 0;
+        r.port(entry.first, p, &port, true);
+        (*pa.mutable_port_level_mtls())[port] = mode(entry.second, p);
+      }
+    }
+  }
+  return pa;
+}
+
+}  // namespace sluice::controller

@@ -1,0 +1,224 @@
+// The controller's YAML reading: a good directory loads completely; each kind of bad input is
+// refused with file, object and field named.
+#include "config/config_loader.h"
+
+#include <gtest/gtest.h>
+
+#include "config/strict_yaml.h"
+
+namespace sluice::controller {
+namespace {
+
+constexpr const char* kGood = R"(
+apiVersion: sluice.io/v1alpha1
+kind: Workload
+metadata: {name: reviews-v1-0, namespace: shop, labels: {app: reviews, version: v1}}
+spec: {serviceAccount: reviews, node: node1, addresses: [10.244.1.2, "fd00:10:244:1::2"]}
+---
+apiVersion: sluice.io/v1alpha1
+kind: Workload
+metadata: {name: reviews-v2-0, namespace: shop, labels: {app: reviews, version: v2}}
+spec: {serviceAccount: reviews, node: node1, addresses: [10.244.1.3]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: reviews, namespace: shop}
+spec:
+  clusterIP: 10.96.0.10
+  selector: {app: reviews}
+  ports: [{name: http-web, port: 80, targetPort: 8080}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: shop}
+spec:
+  host: reviews.shop.svc.cluster.local
+  trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}, connectionPool: {tcp: {maxConnections: 100, connectTimeout: 2s}}}
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: shop}
+spec:
+  hosts: [reviews.shop.svc.cluster.local]
+  http:
+  - match: [{uri: {prefix: /api}, headers: {x-canary: {exact: "1"}}}]
+    route: [{destination: {host: reviews.shop.svc.cluster.local, subset: v2}}]
+  - route:
+    - {destination: {host: reviews.shop.svc.cluster.local, subset: v1}, weight: 90}
+    - {destination: {host: reviews.shop.svc.cluster.local, subset: v2}, weight: 10}
+    timeout: 1.5s
+    retries: {attempts: 2, perTryTimeout: 500ms, retryOn: "5xx,connect-failure"}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: reviews-callers, namespace: shop}
+spec:
+  selector: {matchLabels: {app: reviews}}
+  action: ALLOW
+  rules: [{from: [{source: {principals: ["cluster.local/ns/shop/sa/frontend"]}}], to: [{operation: {ports: ["8080"]}}]}]
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: shop}
+spec: {mtls: {mode: STRICT}, portLevelMtls: {9090: {mode: PERMISSIVE}}}
+)";
+
+TEST(ConfigLoader, LoadsEveryKindAndComputesEndpoints) {
+  ConfigSet config;
+  auto loaded = loadConfigText("shop.yaml", kGood, config);
+  ASSERT_TRUE(loaded.has_value()) << loaded.error().message();
+  finishConfig(config);
+  EXPECT_EQ(config.resources.size(), 7u);
+  const auto& svc = config.resources.at("Service/shop/reviews").resource.service();
+  EXPECT_EQ(svc.hostname(), "reviews.shop.svc.cluster.local");
+  ASSERT_EQ(svc.ports_size(), 1);
+  EXPECT_EQ(svc.ports(0).protocol(), "HTTP");  // from the port name's prefix, as Istio does
+  EXPECT_EQ(svc.ports(0).target_port(), 8080u);
+  EXPECT_EQ(svc.endpoints_size(), 3);  // two addresses of v1, one of v2
+  const auto& vs = config.resources.at("VirtualService/shop/reviews").resource.virtual_service();
+  ASSERT_EQ(vs.http_size(), 2);
+  EXPECT_EQ(vs.http(1).route(0).weight(), 90);
+  EXPECT_EQ(vs.http(1).timeout().seconds(), 1);
+  EXPECT_EQ(vs.http(1).timeout().nanos(), 500000000);
+  EXPECT_EQ(vs.http(1).retries().per_try_timeout().nanos(), 500000000);
+  EXPECT_EQ(vs.http(0).match(0).headers().at("x-canary").exact(), "1");
+  const auto& pa = config.resources.at("PeerAuthentication/shop/default").resource.peer_authentication();
+  EXPECT_EQ(pa.mode(), config::v1::PeerAuthentication::STRICT);
+  EXPECT_EQ(pa.port_level_mtls().at(9090), config::v1::PeerAuthentication::PERMISSIVE);
+  for (const auto& [_, r] : config.resources) EXPECT_EQ(r.resource.version().size(), 16u);
+}
+
+TEST(ConfigLoader, VersionsChangeOnlyWithContent) {
+  ConfigSet a, b;
+  ASSERT_TRUE(loadConfigText("shop.yaml", kGood, a));
+  ASSERT_TRUE(loadConfigText("shop.yaml", kGood, b));
+  finishConfig(a);
+  finishConfig(b);
+  for (const auto& [name, r] : a.resources) EXPECT_EQ(r.resource.version(), b.resources.at(name).resource.version()) << name;
+  std::string changed = kGood;
+  changed.replace(changed.find("weight: 90"), 10, "weight: 80");
+  changed.replace(changed.find("weight: 10"), 10, "weight: 20");
+  ConfigSet c;
+  ASSERT_TRUE(loadConfigText("shop.yaml", changed, c));
+  finishConfig(c);
+  EXPECT_NE(c.resources.at("VirtualService/shop/reviews").resource.version(),
+            a.resources.at("VirtualService/shop/reviews").resource.version());
+  EXPECT_EQ(c.resources.at("DestinationRule/shop/reviews").resource.version(),
+            a.resources.at("DestinationRule/shop/reviews").resource.version());
+}
+
+struct BadCase {
+  const char* description;
+  const char* yaml;
+  const char* message;  // expected fragment of the error
+};
+
+class ConfigLoaderRefuses : public ::testing::TestWithParam<BadCase> {};
+
+TEST_P(ConfigLoaderRefuses, Table) {
+  const auto& c = GetParam();
+  ConfigSet config;
+  auto loaded = loadConfigText("bad.yaml", c.yaml, config);
+  ASSERT_FALSE(loaded) << c.description;
+  EXPECT_NE(loaded.error().message().find(c.message), std::string::npos)
+      << c.description << "\n  got: " << loaded.error().message();
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, ConfigLoaderRefuses,
+    ::testing::Values(
+        BadCase{"not yaml", "kind: [unclosed", "bad.yaml: line 1"},
+        BadCase{"not a mapping", "- a\n- b\n", "bad.yaml: document 1: not a mapping"},
+        BadCase{"no kind", "apiVersion: v1\nmetadata: {name: x}\n", "apiVersion and kind are required"},
+        BadCase{"unknown kind", "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: x}\nspec: {}\n",
+                "kind Gateway is not supported (supported: AuthorizationPolicy, DestinationRule"},
+        BadCase{"wrong apiVersion", "apiVersion: networking.istio.io/v2\nkind: VirtualService\nmetadata: {name: x}\nspec: {}\n",
+                "VirtualService with apiVersion networking.istio.io/v2 is not supported (use networking.istio.io/v1)"},
+        BadCase{"unsupported field",
+                "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r, namespace: shop}\n"
+                "spec: {hosts: [r], http: [{route: [{destination: {host: r}}], corsPolicy: {}}]}\n",
+                "bad.yaml: VirtualService shop/r: spec.http[0].corsPolicy: not supported by Sluice (supported here: name, match, route"},
+        BadCase{"gateways refused",
+                "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\nspec: {hosts: [r], gateways: [g], tcp: []}\n",
+                "spec.gateways: not supported by Sluice"},
+        BadCase{"weights not 100",
+                "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\n"
+                "spec: {hosts: [r], http: [{route: [{destination: {host: a}, weight: 90}, {destination: {host: b}, weight: 20}]}]}\n",
+                "VirtualService default/r: spec.http[0].route: weights add up to 110, not 100"},
+        BadCase{"weight out of range",
+                "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\n"
+                "spec: {hosts: [r], http: [{route: [{destination: {host: a}, weight: 101}]}]}\n",
+                "spec.http[0].route[0].weight: must be a whole number from 0 to 100 (got '101')"},
+        BadCase{"route without destination host",
+                "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\n"
+                "spec: {hosts: [r], http: [{route: [{destination: {subset: v1}}]}]}\n",
+                "spec.http[0].route[0].destination.host: is required"},
+        BadCase{"bad duration",
+                "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\n"
+                "spec: {hosts: [r], http: [{route: [{destination: {host: a}}], timeout: 5 seconds}]}\n",
+                "spec.http[0].timeout: must be a duration such as 250ms, 10s or 1m (got '5 seconds')"},
+        BadCase{"no hosts", "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\nspec: {tcp: []}\n",
+                "spec.hosts: must name at least one host"},
+        BadCase{"unknown lb",
+                "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\n"
+                "spec: {host: h, trafficPolicy: {loadBalancer: {simple: MAGLEV}}}\n",
+                "spec.trafficPolicy.loadBalancer.simple: 'MAGLEV' is not one of ROUND_ROBIN, RANDOM, LEAST_REQUEST"},
+        BadCase{"duplicate subset",
+                "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\n"
+                "spec: {host: h, subsets: [{name: v1, labels: {v: '1'}}, {name: v1, labels: {v: '2'}}]}\n",
+                "spec.subsets[1].name: subset 'v1' is defined twice"},
+        BadCase{"bad service port",
+                "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 70000}]}\n",
+                "spec.ports[0].port: must be a whole number from 0 to 65535 (got '70000')"},
+        BadCase{"udp service", "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 53, protocol: UDP}]}\n",
+                "spec.ports[0].protocol: 'UDP' is not supported"},
+        BadCase{"bad workload address",
+                "apiVersion: sluice.io/v1alpha1\nkind: Workload\nmetadata: {name: w}\nspec: {node: n, addresses: [10.0.0.300]}\n",
+                "spec.addresses[0]: '10.0.0.300' is not an IP address"},
+        BadCase{"bad name", "apiVersion: v1\nkind: Service\nmetadata: {name: Bad_Name}\nspec: {ports: [{port: 80}]}\n",
+                "metadata.name: 'Bad_Name' is not a valid name"},
+        BadCase{"authz when refused",
+                "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: a}\n"
+                "spec: {rules: [{when: [{key: request.auth.claims, values: [x]}]}]}\n",
+                "spec.rules[0].when: not supported by Sluice"},
+        BadCase{"authz custom action",
+                "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: a}\nspec: {action: CUSTOM}\n",
+                "spec.action: 'CUSTOM' is not supported; ALLOW or DENY"},
+        BadCase{"peerauth mode", "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: p}\nspec: {mtls: {mode: STRICTEST}}\n",
+                "spec.mtls.mode: 'STRICTEST' is not one of STRICT, PERMISSIVE, DISABLE, UNSET"},
+        BadCase{"duplicate object",
+                "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 80}]}\n---\n"
+                "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 81}]}\n",
+                "Service default/s is also defined in bad.yaml"},
+        BadCase{"top-level junk", "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 80}]}\nspecs: {}\n",
+                "field specs is not supported"}));
+
+struct DurationCase {
+  const char* text;
+  bool ok;
+  int64_t nanos;
+};
+
+class ParseDuration : public ::testing::TestWithParam<DurationCase> {};
+
+TEST_P(ParseDuration, Table) {
+  auto d = parseDuration(GetParam().text);
+  ASSERT_EQ(d.has_value(), GetParam().ok) << GetParam().text;
+  if (d) {
+    EXPECT_EQ(d->seconds() * 1000000000 + d->nanos(), GetParam().nanos) << GetParam().text;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Table, ParseDuration,
+                         ::testing::Values(DurationCase{"10s", true, 10000000000}, DurationCase{"1.5s", true, 1500000000},
+                                           DurationCase{"250ms", true, 250000000}, DurationCase{"2m", true, 120000000000},
+                                           DurationCase{"1h30m", true, 5400000000000}, DurationCase{"100us", true, 100000},
+                                           DurationCase{"0s", true, 0}, DurationCase{"", false, 0},
+                                           DurationCase{"10", false, 0}, DurationCase{"-1s", false, 0},
+                                           DurationCase{"1d", false, 0}, DurationCase{"s", false, 0}));
+
+}  // namespace
+}  // namespace sluice::controller

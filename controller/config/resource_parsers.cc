@@ -152,6 +152,7 @@ ObjectMeta parseMeta(const YAML::Node& metadata, R& r) {
   r.string(metadata["uid"], "metadata.uid", &meta.uid);
   if (meta.ns.empty()) meta.ns = "default";
   r.stringMap(metadata["labels"], "metadata.labels", &meta.labels);
+  r.stringMap(metadata["annotations"], "metadata.annotations", &meta.annotations);
   if (!r.failed() && !isDnsLabel(meta.name)) r.fail("metadata.name", fmt::format("'{}' is not a valid name (a-z, 0-9, '-', '.')", meta.name));
   if (!r.failed() && !isDnsLabel(meta.ns)) r.fail("metadata.namespace", fmt::format("'{}' is not a valid namespace", meta.ns));
   return meta;
@@ -186,6 +187,12 @@ v1::Service parseService(const ObjectMeta& meta, const YAML::Node& spec, R& r) {
   s.set_name(meta.name);
   s.set_namespace_(meta.ns);
   s.set_hostname(fmt::format("{}.{}.svc.cluster.local", meta.name, meta.ns));
+  if (auto it = meta.annotations.find(kMirrorSafeAnnotation); it != meta.annotations.end()) {
+    if (it->second != "true" && it->second != "false") {
+      r.fail(std::string("metadata.annotations.") + kMirrorSafeAnnotation, "must be \"true\" or \"false\"");
+    }
+    s.set_mirror_safe(it->second == "true");
+  }
   if (!r.mapping(spec, "spec", {"type", "clusterIP", "clusterIPs", "ports", "selector"})) return s;
   std::string type;
   r.string(spec["type"], "spec.type", &type);

@@ -16,7 +16,10 @@ namespace sluice::controller {
 struct ObjectMeta {
   std::string name, ns, uid;
   google::protobuf::Map<std::string, std::string> labels;
+  google::protobuf::Map<std::string, std::string> annotations;
 };
+
+inline constexpr const char* kMirrorSafeAnnotation = "sluice.io/mirror-safe";
 
 // metadata: name (required, DNS label rules), namespace (default "default"), labels, uid.
 ObjectMeta parseMeta(const YAML::Node& metadata, StrictReader& r);

@@ -16,10 +16,11 @@
 #include <thread>
 
 #include "admin/admin_views.h"
-#include "admin/http_server.h"
+#include "sluice/common/http_server.h"
 #include "capture/orig_dst_table.h"
 #include "engine/worker.h"
 #include "inpod/workload_manager.h"
+#include "xds/config_client.h"
 #include "sluice/common/log.h"
 #include "sluice_capture.h"
 
@@ -46,7 +47,14 @@ int main(int argc, char** argv) {
   app.add_option("--idle-timeout-s", idleTimeoutS)->check(CLI::Range(1, 86400 * 7))->capture_default_str();
   app.add_option("--drain-timeout-ms", drainTimeoutMs, "how long a removed pod's connections may finish")
       ->check(CLI::Range(0, 3600000))->capture_default_str();
+  std::string controller, nodeName;
+  app.add_option("--controller", controller, "sluice-controller address (host:port); none: no services, ALLOW_ANY");
+  app.add_option("--node", nodeName, "this node's name, for the controller");
   CLI11_PARSE(app, argc, argv);
+  if (!controller.empty() && nodeName.empty()) {
+    spdlog::error("--controller needs --node (the controller tells nodes apart by name)");
+    return 1;
+  }
   base.connectTimeout = std::chrono::milliseconds(connectTimeoutMs);
   base.idleTimeout = std::chrono::seconds(idleTimeoutS);
   base.drainTimeout = std::chrono::milliseconds(drainTimeoutMs);
@@ -127,12 +135,16 @@ int main(int argc, char** argv) {
 
   std::atomic<bool> stopping{false};
   std::thread control([&] { manager.run(stopping); });
+  ConfigClient configClient(controller, nodeName, config);
+  std::thread xds;
+  if (!controller.empty()) xds = std::thread([&] { configClient.run(stopping); });
   signalfd_siginfo info;
   while (::read(signalFd.get(), &info, sizeof(info)) < 0 && errno == EINTR) {
   }
   spdlog::info("stopping");
   stopping = true;
   control.join();
+  if (xds.joinable()) xds.join();
   http.stop();
   for (auto& w : pool) w->stop();
   return 0;

@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "admin/http_server.h"
+#include "sluice/common/http_server.h"
 #include "engine/op_token.h"
 #include "proxy/config_snapshot.h"
 #include "proxy/outbound_decision.h"

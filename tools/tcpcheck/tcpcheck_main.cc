@@ -367,14 +367,15 @@ int pingpong(const std::string& to, uint64_t count, size_t size) {
   return 0;
 }
 
-// Connection rate: for `seconds`, connect, send 1 byte, read it back, close (TCP_CRR).
-int crr(const std::string& to, double seconds) {
+// Connection rate: for `seconds` (or exactly `count` connections when count > 0), connect,
+// send 1 byte, read it back, close (TCP_CRR).
+int crr(const std::string& to, double seconds, uint64_t count) {
   auto address = SocketAddress::parse(to);
   if (!address) return 2;
   uint64_t done = 0, failed = 0;
   auto start = std::chrono::steady_clock::now();
   auto end = start + std::chrono::duration<double>(seconds);
-  while (std::chrono::steady_clock::now() < end) {
+  while (count > 0 ? done + failed < count : std::chrono::steady_clock::now() < end) {
     UniqueFd fd(connectTo(*address));
     unsigned char byte = 'x', back = 0;
     if (!fd || !writeAll(fd.get(), &byte, 1) || !readExactly(fd.get(), &back, 1)) {
@@ -441,6 +442,8 @@ int main(int argc, char** argv) {
   auto* crrCmd = app.add_subcommand("crr", "new connection per request");
   crrCmd->add_option("--to", to)->required();
   crrCmd->add_option("--seconds", seconds)->capture_default_str();
+  uint64_t crrCount = 0;
+  crrCmd->add_option("--count", crrCount, "exactly this many connections instead of --seconds");
   auto* verifyCmd = app.add_subcommand("verify", "one-way receiver checking every byte");
   verifyCmd->add_option("--listen", listen)->capture_default_str();
   verifyCmd->add_option("--seed", seed)->capture_default_str();
@@ -461,7 +464,7 @@ int main(int argc, char** argv) {
   }
   if (serveCmd->parsed()) return serve(listen);
   if (pingCmd->parsed()) return pingpong(to, count, size);
-  if (crrCmd->parsed()) return crr(to, seconds);
+  if (crrCmd->parsed()) return crr(to, seconds, crrCount);
   if (holdCmd->parsed()) return hold(to, count);
   if (verifyCmd->parsed()) return verifyServer(listen, seed);
   if (oneWay) return sendOneWay(to, bytes, seed);

@@ -41,7 +41,17 @@ json configDump(const std::vector<std::shared_ptr<PodRuntime>>& pods, const Conf
                 const std::vector<ConnectionInfo>& connections, const std::string& features) {
   json out{{"configVersion", config.version},
            {"outboundTrafficPolicy", config.outboundPolicy == ConfigSnapshot::OutboundPolicy::kAllowAny ? "ALLOW_ANY" : "REGISTRY_ONLY"},
-           {"engine", features}};
+           {"engine", features},
+           {"controllerVersion", config.controllerVersion},
+           {"resources", config.resourceCount}};
+  json services = json::object();
+  for (const auto& [vip, s] : config.servicesByVip) {
+    json splits = json::array();
+    for (const auto& split : s->splits) splits.push_back({{"subset", split.subset}, {"weight", split.weight}});
+    services[vip] = {{"service", s->key}, {"endpoints", s->endpoints.size()}, {"splits", splits},
+                     {"loadBalancer", s->loadBalancer == ServiceEntry::LoadBalancer::kRandom ? "RANDOM" : "ROUND_ROBIN"}};
+  }
+  out["services"] = services;
   json podList = json::array();
   for (const auto& p : pods) {
     podList.push_back({{"uid", p->uid},

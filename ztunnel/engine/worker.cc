@@ -304,7 +304,7 @@ void Worker::startRelay(const Listener& listener, int fd) {
       return;
     }
     auto config = config_.current();
-    OutboundDecision decision = decideOutbound(unmapped(*dst), *config);
+    OutboundDecision decision = decideOutbound(unmapped(*dst), *config, {random_(), sequence_++});
     if (decision.action == OutboundDecision::Action::kRefuse) {
       spdlog::debug("{}: refused {}: {}", pod->key(), dst->toString(), decision.reason);
       fail(pod, FailReason::kPolicyRefused);

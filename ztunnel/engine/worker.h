@@ -23,6 +23,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <thread>
 #include <vector>
 
@@ -159,6 +160,8 @@ class Worker {
   std::vector<uint32_t> starved_;
   std::vector<std::pair<std::weak_ptr<PodRuntime>, std::chrono::steady_clock::time_point>> draining_;
   std::atomic<size_t> live_{0};
+  std::mt19937_64 random_{std::random_device{}()};  // weighted splits and random load balancing
+  uint64_t sequence_ = 0;                             // round robin
 };
 
 }  // namespace sluice::ztunnel

@@ -5,12 +5,45 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <string>
+#include <vector>
 
 namespace sluice::ztunnel {
 
+// A service as the data path needs it: where its VIPs and ports are, its endpoints, and how a
+// new connection picks among them (the L4 view of its VirtualService and DestinationRule).
+struct ServiceEntry {
+  std::string key;  // "namespace/name"
+  std::string hostname;
+  struct Port {
+    uint16_t port = 0, targetPort = 0;
+  };
+  std::vector<Port> ports;
+  struct Endpoint {
+    std::string address;
+    std::map<std::string, std::string> labels;
+    uint32_t weight = 1;
+  };
+  std::vector<Endpoint> endpoints;
+  // Weighted destinations of the service's route (VirtualService tcp route, or its catch-all
+  // http route, at L4 per connection). Empty: every endpoint, no split.
+  struct Split {
+    std::string subset;  // "" = all endpoints
+    std::map<std::string, std::string> labels;
+    int weight = 0;
+  };
+  std::vector<Split> splits;
+  enum class LoadBalancer { kRoundRobin, kRandom } loadBalancer = LoadBalancer::kRoundRobin;
+};
+
 struct ConfigSnapshot {
   uint64_t version = 0;
+  std::string controllerVersion;  // the controller's system_version this came from
+  // By "vip:port" as SocketAddress::toString() prints it.
+  std::map<std::string, std::shared_ptr<const ServiceEntry>> servicesByVip;
+  size_t resourceCount = 0;
   // Istio's outboundTrafficPolicy: ALLOW_ANY passes unknown destinations through;
   // REGISTRY_ONLY refuses them (there is no registry before the controller issue: all unknown).
   enum class OutboundPolicy { kAllowAny, kRegistryOnly } outboundPolicy = OutboundPolicy::kAllowAny;

@@ -11,12 +11,22 @@
 namespace sluice::ztunnel {
 
 struct OutboundDecision {
-  enum class Action { kPassthrough, kRefuse } action;
-  SocketAddress target;  // kPassthrough: where to connect
+  enum class Action { kPassthrough, kService, kRefuse } action;
+  SocketAddress target;  // where to connect (kPassthrough, kService)
   std::string reason;    // kRefuse: why (for logs and /config_dump)
+  std::string service;   // kService: "namespace/name"
+  std::string subset;    // kService: the subset the split chose ("" = none)
 };
 
-OutboundDecision decideOutbound(const SocketAddress& originalDestination, const ConfigSnapshot& config);
+// Inputs that make the choice among weighted destinations and endpoints: supplied by the
+// caller so the decision stays a pure function (tests pass fixed values).
+struct Choice {
+  uint64_t random = 0;    // uniformly random
+  uint64_t sequence = 0;  // increments per decision (round robin)
+};
+
+OutboundDecision decideOutbound(const SocketAddress& originalDestination, const ConfigSnapshot& config,
+                                Choice choice = {});
 
 // Ports of the tunnel itself: never a destination, or a connection could loop through it.
 bool isTunnelPort(uint16_t port);

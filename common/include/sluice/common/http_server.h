@@ -1,4 +1,4 @@
-// A deliberately small HTTP/1.1 server for the tunnel's operator endpoints (admin 15000,
+// A deliberately small HTTP/1.1 server for operator endpoints (the tunnel: admin 15000,
 // metrics 15020, readiness 15021), on a thread of its own so a scrape never delays the data
 // path. GET only, one request per connection, request head capped at 8 KiB and 5 s: every byte
 // is treated as hostile.
@@ -14,7 +14,7 @@
 #include "sluice/common/error.h"
 #include "sluice/common/unique_fd.h"
 
-namespace sluice::ztunnel {
+namespace sluice {
 
 struct HttpResponse {
   int status = 200;
@@ -46,4 +46,4 @@ class HttpServer {
   std::thread thread_;
 };
 
-}  // namespace sluice::ztunnel
+}  // namespace sluice

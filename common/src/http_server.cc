@@ -1,4 +1,4 @@
-#include "admin/http_server.h"
+#include "sluice/common/http_server.h"
 
 #include <netinet/in.h>
 #include <poll.h>
@@ -13,7 +13,7 @@
 #include "sluice/common/socket_address.h"
 #include "sluice/common/unix_socket.h"
 
-namespace sluice::ztunnel {
+namespace sluice {
 namespace {
 
 constexpr size_t kMaxHead = 8192;
@@ -122,4 +122,4 @@ void HttpServer::serve(int fd, const Endpoint& endpoint) {
   (void)writeAll(fd, out);
 }
 
-}  // namespace sluice::ztunnel
+}  // namespace sluice

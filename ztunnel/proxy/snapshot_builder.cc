@@ -1,0 +1,106 @@
+#include "proxy/snapshot_builder.h"
+
+#include <fmt/format.h>
+
+#include "sluice/common/socket_address.h"
+
+namespace sluice::ztunnel {
+namespace v1 = config::v1;
+
+namespace {
+
+std::map<std::string, std::string> toMap(const google::protobuf::Map<std::string, std::string>& m) {
+  return {m.begin(), m.end()};
+}
+
+// A VirtualService host names a service by short name, name.namespace, or FQDN.
+bool hostNames(const std::string& host, const std::string& vsNamespace, const v1::Service& s) {
+  return host == s.hostname() || host == s.name() + "." + s.namespace_() ||
+         (host == s.name() && vsNamespace == s.namespace_());
+}
+
+std::string fqdn(const std::string& host, const std::string& ns) {
+  return host.find('.') != std::string::npos ? host : fmt::format("{}.{}.svc.cluster.local", host, ns);
+}
+
+}  // namespace
+
+Result<ConfigSnapshot> buildSnapshot(const std::map<std::string, v1::Resource>& resources) {
+  ConfigSnapshot snapshot;
+  snapshot.resourceCount = resources.size();
+  std::map<std::string, const v1::DestinationRule*> rules;  // by FQDN host
+  std::vector<const v1::VirtualService*> routes;
+  for (const auto& [_, r] : resources) {
+    if (r.has_destination_rule()) rules[fqdn(r.destination_rule().host(), r.destination_rule().namespace_())] = &r.destination_rule();
+    if (r.has_virtual_service()) routes.push_back(&r.virtual_service());
+  }
+  for (const auto& [name, r] : resources) {
+    if (!r.has_service()) continue;
+    const v1::Service& s = r.service();
+    auto entry = std::make_shared<ServiceEntry>();
+    entry->key = s.namespace_() + "/" + s.name();
+    entry->hostname = s.hostname();
+    for (const auto& p : s.ports()) {
+      entry->ports.push_back({static_cast<uint16_t>(p.port()), static_cast<uint16_t>(p.target_port())});
+    }
+    for (const auto& e : s.endpoints()) {
+      entry->endpoints.push_back({e.address(), toMap(e.labels()), e.weight() == 0 ? 1u : e.weight()});
+    }
+    const v1::DestinationRule* rule = rules.contains(s.hostname()) ? rules[s.hostname()] : nullptr;
+    if (rule != nullptr && rule->traffic_policy().load_balancer().simple() == v1::LoadBalancerSettings::RANDOM) {
+      entry->loadBalancer = ServiceEntry::LoadBalancer::kRandom;
+    }
+    // The L4 split: the first VirtualService for this host; its first tcp route, else its last
+    // http route without matches (the default route), per connection.
+    for (const auto* vs : routes) {
+      bool forThis = false;
+      for (const auto& h : vs->hosts()) forThis = forThis || hostNames(h, vs->namespace_(), s);
+      if (!forThis) continue;
+      const google::protobuf::RepeatedPtrField<v1::RouteDestination>* destinations = nullptr;
+      if (vs->tcp_size() > 0) {
+        destinations = &vs->tcp(0).route();
+      } else {
+        for (const auto& h : vs->http()) {
+          if (h.match_size() == 0) destinations = &h.route();
+        }
+      }
+      if (destinations == nullptr) break;
+      for (const auto& d : *destinations) {
+        ServiceEntry::Split split;
+        split.subset = d.destination().subset();
+        split.weight = destinations->size() == 1 && d.weight() == 0 ? 100 : d.weight();
+        if (fqdn(d.destination().host(), vs->namespace_()) != s.hostname()) {
+          return fail(fmt::format("VirtualService {}/{}: routing {} to another service ({}) is not supported at L4 yet",
+                                  vs->namespace_(), vs->name(), s.hostname(), d.destination().host()));
+        }
+        if (!split.subset.empty()) {
+          bool found = false;
+          if (rule != nullptr) {
+            for (const auto& sub : rule->subsets()) {
+              if (sub.name() == split.subset) {
+                split.labels = toMap(sub.labels());
+                found = true;
+              }
+            }
+          }
+          if (!found) {
+            return fail(fmt::format("VirtualService {}/{} routes to subset {} of {}, which no DestinationRule defines",
+                                    vs->namespace_(), vs->name(), split.subset, s.hostname()));
+          }
+        }
+        entry->splits.push_back(std::move(split));
+      }
+      break;
+    }
+    for (const auto& vip : s.vips()) {
+      for (const auto& p : entry->ports) {
+        auto address = SocketAddress::fromIp(vip, p.port);
+        if (!address) return fail(fmt::format("Service {}: VIP {}: {}", entry->key, vip, address.error().message()));
+        snapshot.servicesByVip[address->toString()] = entry;
+      }
+    }
+  }
+  return snapshot;
+}
+
+}  // namespace sluice::ztunnel

@@ -1,0 +1,18 @@
+// Turns the controller's resources into the data path's ConfigSnapshot, on the control thread
+// (never on a worker). Fails, naming the resource, when the resources can't be honoured
+// exactly (a route to a subset no DestinationRule defines, a bad VIP): the node then NACKs and
+// keeps serving its last good snapshot.
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "proxy/config_snapshot.h"
+#include "sluice/common/error.h"
+#include "sluice/config/v1/config.pb.h"
+
+namespace sluice::ztunnel {
+
+Result<ConfigSnapshot> buildSnapshot(const std::map<std::string, config::v1::Resource>& resources);
+
+}  // namespace sluice::ztunnel

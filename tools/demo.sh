@@ -8,5 +8,5 @@ build=${SLUICE_BUILD_DIR:-$root/build}
 
 bash "$root/tools/install-deps.sh"
 cmake -S "$root" -B "$build" -G Ninja >/dev/null
-cmake --build "$build" -j "$(nproc)" --target sluice-sim sluice-tcpcheck sluice-agent sluice-cni sluicectl ztunnel
+cmake --build "$build" -j "$(nproc)" --target sluice-sim sluice-tcpcheck sluice-agent sluice-cni sluicectl ztunnel sluice-controller
 exec "$build/bin/sluice-sim" demo "$@"

@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "simcluster/canary_config.h"
 #include "simcluster/mesh_node.h"
 #include "support/privileged.h"
 
@@ -18,7 +19,7 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using sim::MeshNode;
 
-constexpr const char* kVip = "10.96.0.10";
+constexpr const char* kVip = sim::kCanaryVip;
 
 class CanaryE2eTest : public ::testing::Test {
  protected:
@@ -63,30 +64,11 @@ class CanaryE2eTest : public ::testing::Test {
     controller_ = std::move(*controller);
   }
 
-  // The cluster as the controller sees it: workloads (from the pods), the Service, the rules.
+  // The cluster as the controller sees it, and the route (or a replacement route file).
   void writeConfig(int v1, int v2, const std::string& routeOverride = "") {
-    std::string yaml;
-    for (const char* version : {"v1", "v2"}) {
-      const sim::Pod* pod = cluster_->pod(std::string("web-") + version);
-      yaml += fmt::format("apiVersion: sluice.io/v1alpha1\nkind: Workload\nmetadata: {{name: web-{0}, namespace: shop, "
-                          "labels: {{app: web, version: {0}}}}}\nspec: {{node: node1, addresses: [{1}]}}\n---\n",
-                          version, pod->ipv4);
-    }
-    yaml += fmt::format("apiVersion: v1\nkind: Service\nmetadata: {{name: web, namespace: shop}}\n"
-                        "spec: {{clusterIP: {}, selector: {{app: web}}, ports: [{{port: 80, targetPort: 8080}}]}}\n---\n"
-                        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: web, namespace: shop}}\n"
-                        "spec: {{host: web, subsets: [{{name: v1, labels: {{version: v1}}}}, {{name: v2, labels: {{version: v2}}}}]}}\n",
-                        kVip);
-    std::ofstream(configDir_ + "/cluster.yaml.tmp") << yaml;
-    fs::rename(configDir_ + "/cluster.yaml.tmp", configDir_ + "/cluster.yaml");
-    std::string route = routeOverride.empty()
-                            ? fmt::format("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: web, namespace: shop}}\n"
-                                          "spec: {{hosts: [web], tcp: [{{route: [{{destination: {{host: web, subset: v1}}, weight: {}}}, "
-                                          "{{destination: {{host: web, subset: v2}}, weight: {}}}]}}]}}\n",
-                                          v1, v2)
-                            : routeOverride;
-    std::ofstream(configDir_ + "/route.yaml.tmp") << route;
-    fs::rename(configDir_ + "/route.yaml.tmp", configDir_ + "/route.yaml");
+    ASSERT_TRUE(sim::writeConfigFile(configDir_, "cluster.yaml", sim::canaryClusterYaml(*cluster_)));
+    ASSERT_TRUE(sim::writeConfigFile(configDir_, "route.yaml",
+                                     routeOverride.empty() ? sim::canaryRouteYaml(v1, v2) : routeOverride));
   }
 
   // Both tunnels hold the VIP with this split.

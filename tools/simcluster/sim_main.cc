@@ -11,9 +11,12 @@
 #include <cstdlib>
 
 #include <CLI/CLI.hpp>
+
+#include <filesystem>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "simcluster/canary_config.h"
 #include "simcluster/cluster.h"
 #include "simcluster/mesh_node.h"
 #include "sluice/common/log.h"
@@ -83,6 +86,55 @@ void printTunnelCounters(const MeshNode& node, const std::string& nodeName) {
   }
 }
 
+// Inbound connections node1's tunnel accepted for web-v1 and web-v2 so far.
+std::pair<uint64_t, uint64_t> canaryCounts(const MeshNode& node) {
+  uint64_t v1 = 0, v2 = 0;
+  if (auto dump = node.configDump()) {
+    for (const auto& p : (*dump)["pods"]) {
+      uint64_t opened = p["counters"]["inbound"]["opened"].get<uint64_t>();
+      if (p["name"] == "web-v1") v1 = opened;
+      if (p["name"] == "web-v2") v2 = opened;
+    }
+  }
+  return {v1, v2};
+}
+
+// Waits until `node`'s tunnel holds the canary VIP with weights v1/v2.
+bool waitForSplit(const MeshNode& node, int v1, int v2) {
+  std::string key = std::string(kCanaryVip) + ":80";
+  nlohmann::json want = nlohmann::json::array({{{"subset", "v1"}, {"weight", v1}}, {{"subset", "v2"}, {"weight", v2}}});
+  for (int i = 0; i < 150; ++i) {
+    auto dump = node.configDump();
+    if (dump && (*dump)["services"].contains(key) && (*dump)["services"][key]["splits"] == want) return true;
+    ::usleep(100000);
+  }
+  return false;
+}
+
+// Routes `connections` new connections from client to the canary VIP with weights v1/v2, and
+// prints where they landed.
+bool showCanary(const Cluster& cluster, const std::vector<std::unique_ptr<MeshNode>>& mesh, const std::string& configDir,
+                int v1, int v2, int connections) {
+  if (!writeConfigFile(configDir, "route.yaml", canaryRouteYaml(v1, v2))) return false;
+  for (const auto& node : mesh) {
+    if (!waitForSplit(*node, v1, v2)) {
+      fmt::print(stderr, "sluice-sim demo: the nodes did not receive the {}/{} split\n", v1, v2);
+      return false;
+    }
+  }
+  auto [v1Before, v2Before] = canaryCounts(*mesh[1]);
+  auto crr = cluster.runInPod("client", {.argv = {siblingProgram("sluice-tcpcheck"), "crr", "--to",
+                                                  std::string(kCanaryVip) + ":80", "--count", std::to_string(connections)},
+                                         .captureOutput = true});
+  if (!crr || !readLine(crr->stdoutPipe(), std::chrono::seconds(120))) return false;
+  auto [v1After, v2After] = canaryCounts(*mesh[1]);
+  uint64_t a = v1After - v1Before, b = v2After - v2Before;
+  fmt::print("  VirtualService web {:>3}/{:<3}: {} connections to {}:80 -> web-v1 {:>4} ({:.1f}%), web-v2 {:>4} ({:.1f}%)\n",
+             v1, v2, connections, kCanaryVip, a, 100.0 * a / std::max<uint64_t>(a + b, 1), b,
+             100.0 * b / std::max<uint64_t>(a + b, 1));
+  return a + b == static_cast<uint64_t>(connections);
+}
+
 int demo(int nodeCount, uint64_t bytes) {
   auto built = createMeshCluster(nodeCount);
   if (!built) {
@@ -90,19 +142,35 @@ int demo(int nodeCount, uint64_t bytes) {
     return 1;
   }
   Cluster& cluster = **built;
+  // The controller runs on node0 and serves every node over the underlay.
+  std::string configDir = cluster.node(0).stateDir + "/config";
+  std::filesystem::create_directories(configDir);
+  std::string controllerAddress = cluster.node(0).addresses.underlayV4 + ":15010";
+  auto controller = cluster.runOnNode(0, {.argv = {siblingProgram("sluice-controller"), "serve", "--config-dir", configDir,
+                                                   "--listen", controllerAddress}});
+  if (!controller) {
+    fmt::print(stderr, "sluice-sim demo: {}\n", controller.error().message());
+    return 1;
+  }
+  fmt::print("node0: sluice-controller serving {} on {}\n", configDir, controllerAddress);
   std::vector<std::unique_ptr<MeshNode>> mesh;
   for (int i = 0; i < nodeCount; ++i) {
     mesh.push_back(std::make_unique<MeshNode>(cluster, i));
     auto agent = mesh.back()->startAgent();
-    auto tunnel = agent ? mesh.back()->startTunnel(MeshNode::Tunnel::kZtunnel) : agent;
+    auto tunnel = agent ? mesh.back()->startTunnel(MeshNode::Tunnel::kZtunnel,
+                                                   {"--controller", controllerAddress, "--node", cluster.node(i).name})
+                        : agent;
     if (!tunnel) {
       fmt::print(stderr, "sluice-sim demo: {}: {}\n", cluster.node(i).name, tunnel.error().message());
       return 1;
     }
     fmt::print("{}: sluice-agent and ztunnel running\n", cluster.node(i).name);
   }
-  for (auto [node, name] : {std::pair{0, "client"}, std::pair{1, "server"}}) {
-    auto pod = cluster.addPod(node, name, {.ns = "shop"});
+  for (auto [node, name, version] : {std::tuple{0, "client", ""}, std::tuple{1, "server", ""}, std::tuple{1, "web-v1", "v1"},
+                                     std::tuple{1, "web-v2", "v2"}}) {
+    PodSpec spec{.ns = "shop"};
+    if (*version != 0) spec.labels = {{"app", "web"}, {"version", version}};
+    auto pod = cluster.addPod(node, name, spec);
     if (!pod) {
       fmt::print(stderr, "sluice-sim demo: {}\n", pod.error().message());
       return 1;
@@ -111,11 +179,15 @@ int demo(int nodeCount, uint64_t bytes) {
   printTopology(cluster);
   const Pod* server = cluster.pod("server");
   const Pod* client = cluster.pod("client");
-  auto echo = cluster.runInPod("server", {.argv = {siblingProgram("sluice-tcpcheck"), "serve", "--listen", "[::]:8080"},
-                                          .captureOutput = true});
-  if (!echo || !readLine(echo->stdoutPipe(), std::chrono::seconds(10))) {
-    fmt::print(stderr, "sluice-sim demo: the echo server did not start\n");
-    return 1;
+  std::vector<ChildProcess> apps;
+  for (const char* pod : {"server", "web-v1", "web-v2"}) {
+    auto echo = cluster.runInPod(pod, {.argv = {siblingProgram("sluice-tcpcheck"), "serve", "--listen", "[::]:8080"},
+                                       .captureOutput = true});
+    if (!echo || !readLine(echo->stdoutPipe(), std::chrono::seconds(10))) {
+      fmt::print(stderr, "sluice-sim demo: the echo server in {} did not start\n", pod);
+      return 1;
+    }
+    apps.push_back(std::move(*echo));
   }
   fmt::print("\ntraffic: app in client -> eBPF capture -> ztunnel on {} -> ztunnel on {} -> app in server\n",
              cluster.node(client->node).name, cluster.node(server->node).name);
@@ -139,6 +211,12 @@ int demo(int nodeCount, uint64_t bytes) {
                ok ? "byte for byte" : "WITH ERRORS: " + line.value_or("no result"),
                result.is_object() ? result.value("seconds", 0.0) : 0.0);
   }
+  fmt::print("\ncanary: Service web ({}:80) in front of web-v1 and web-v2, split by the controller's VirtualService\n",
+             kCanaryVip);
+  if (!writeConfigFile(configDir, "cluster.yaml", canaryClusterYaml(cluster)) ||
+      !showCanary(cluster, mesh, configDir, 90, 10, 1000) || !showCanary(cluster, mesh, configDir, 50, 50, 1000)) {
+    ++failures;
+  }
   fmt::print("\nsluicectl pods (node0):\n");
   if (auto pods = mesh[0]->sluicectl({"pods"})) fmt::print("{}", pods->out);
   fmt::print("\nsluicectl explain --pod shop/client --to {}:\n", withPort(server->ipv4, 8080));
@@ -148,6 +226,8 @@ int demo(int nodeCount, uint64_t bytes) {
   fmt::print("\n");
   for (int i = 0; i < nodeCount; ++i) printTunnelCounters(*mesh[static_cast<size_t>(i)], cluster.node(i).name);
   mesh.clear();
+  apps.clear();
+  (void)controller->stop();
   auto done = cluster.destroy();
   if (!done) {
     fmt::print(stderr, "sluice-sim demo: cleanup: {}\n", done.error().message());

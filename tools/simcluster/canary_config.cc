@@ -1,0 +1,45 @@
+#include "simcluster/canary_config.h"
+
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <fstream>
+
+namespace sluice::sim {
+
+std::string canaryClusterYaml(const Cluster& cluster) {
+  std::string yaml;
+  for (const char* version : {"v1", "v2"}) {
+    const Pod* pod = cluster.pod(std::string("web-") + version);
+    yaml += fmt::format("apiVersion: sluice.io/v1alpha1\nkind: Workload\nmetadata: {{name: web-{0}, namespace: shop, "
+                        "labels: {{app: web, version: {0}}}}}\nspec: {{node: {1}, addresses: [{2}]}}\n---\n",
+                        version, pod != nullptr ? cluster.node(pod->node).name : "unknown",
+                        pod != nullptr ? pod->ipv4 : "0.0.0.0");
+  }
+  yaml += fmt::format("apiVersion: v1\nkind: Service\nmetadata: {{name: web, namespace: shop}}\n"
+                      "spec: {{clusterIP: {}, selector: {{app: web}}, ports: [{{port: 80, targetPort: 8080}}]}}\n---\n"
+                      "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: web, namespace: shop}}\n"
+                      "spec: {{host: web, subsets: [{{name: v1, labels: {{version: v1}}}}, {{name: v2, labels: {{version: v2}}}}]}}\n",
+                      kCanaryVip);
+  return yaml;
+}
+
+std::string canaryRouteYaml(int v1, int v2) {
+  return fmt::format("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: web, namespace: shop}}\n"
+                     "spec: {{hosts: [web], tcp: [{{route: [{{destination: {{host: web, subset: v1}}, weight: {}}}, "
+                     "{{destination: {{host: web, subset: v2}}, weight: {}}}]}}]}}\n",
+                     v1, v2);
+}
+
+Status writeConfigFile(const std::string& dir, const std::string& file, const std::string& yaml) {
+  std::string temp = dir + "/." + file + ".tmp";
+  {
+    std::ofstream out(temp);
+    out << yaml;
+    if (!out) return fail("write " + temp);
+  }
+  if (std::rename(temp.c_str(), (dir + "/" + file).c_str()) != 0) return failErrno("rename " + temp);
+  return {};
+}
+
+}  // namespace sluice::sim

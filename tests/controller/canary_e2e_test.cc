@@ -157,6 +157,14 @@ TEST_F(CanaryE2eTest, NewWeightsMoveNewConnectionsAndLeaveEstablishedOnes) {
 }
 
 TEST_F(CanaryE2eTest, ControllerDownNodesServeAndResyncWhenItReturns) {
+  // Connections established before the controller goes away must survive all of it.
+  auto hold = cluster_->runInPod("client", {.argv = {siblingProgram("sluice-tcpcheck"), "hold", "--to",
+                                                     std::string(kVip) + ":80", "--count", "10"},
+                                            .captureOutput = true,
+                                            .feedStdin = true});
+  ASSERT_TRUE(hold);
+  auto held = readLine(hold->stdoutPipe(), std::chrono::seconds(30));
+  ASSERT_TRUE(held && *held == "held 10");
   ASSERT_TRUE(controller_.signal(SIGKILL));
   ASSERT_TRUE(controller_.wait(std::chrono::seconds(10)));
   json during = crr(100);
@@ -164,6 +172,18 @@ TEST_F(CanaryE2eTest, ControllerDownNodesServeAndResyncWhenItReturns) {
   writeConfig(50, 50);  // changed while the controller is down
   ASSERT_NO_FATAL_FAILURE(startController());
   EXPECT_TRUE(waitForSplit(50, 50)) << "nodes did not resync after the controller came back";
+  auto active = nodes_[0]->httpGet("127.0.0.1:15000", "/stats/connections");
+  ASSERT_TRUE(active);
+  EXPECT_EQ(json::parse(*active)["active"], 10) << "connections were dropped across the controller's restart";
+  // Resumption: the nodes presented their versions, so the controller sent only the change.
+  auto status = nodes_[0]->httpGet("127.0.0.1:15014", "/debug/nodes");
+  ASSERT_TRUE(status);
+  json nodes = json::parse(*status)["nodes"];
+  EXPECT_EQ(nodes.size(), 2u) << *status;
+  for (const auto& n : nodes) {
+    // The changed VirtualService alone is ~100 B; the five resources together are several times that.
+    EXPECT_LT(n["bytesSent"].get<uint64_t>(), 200u) << "more than the change was resent: " << n.dump();
+  }
 }
 
 TEST_F(CanaryE2eTest, BadPolicyIsRefusedAndThePreviousOneKeepsWorking) {

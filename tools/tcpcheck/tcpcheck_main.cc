@@ -160,6 +160,20 @@ int serve(const std::string& listen) {
 
 int connectTo(const SocketAddress& address, uint32_t mark = 0);
 
+// Writes the first `bytes` of the stream of `seed`; `sent` tells how far it got. False when
+// the connection failed.
+bool writeStream(int fd, uint64_t bytes, uint64_t seed, uint64_t& sent) {
+  sluice::tcpcheck::ByteStream stream(seed);
+  std::vector<unsigned char> buf(kChunk);
+  for (sent = 0; sent < bytes;) {
+    size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), bytes - sent));
+    stream.fill(buf.data(), n);
+    if (!writeAll(fd, buf.data(), n)) return false;
+    sent += n;
+  }
+  return true;
+}
+
 // One-way receiver: checks every connection's bytes against the stream of `seed` as they
 // arrive, and at the sender's half-close answers one line: "ok <bytes>" or "mismatch at <n>".
 void verifyConnection(UniqueFd conn, uint64_t seed) {
@@ -216,16 +230,10 @@ int sendOneWay(const std::string& to, uint64_t bytes, uint64_t seed) {
     fmt::print("{{\"ok\":false,\"error\":\"connect: {}\"}}\n", std::strerror(errno));
     return 2;
   }
-  sluice::tcpcheck::ByteStream stream(seed);
-  std::vector<unsigned char> buf(kChunk);
-  for (uint64_t sent = 0; sent < bytes;) {
-    size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), bytes - sent));
-    stream.fill(buf.data(), n);
-    if (!writeAll(fd.get(), buf.data(), n)) {
-      fmt::print("{{\"ok\":false,\"error\":\"write failed after {} bytes\"}}\n", sent);
-      return 2;
-    }
-    sent += n;
+  uint64_t sent = 0;
+  if (!writeStream(fd.get(), bytes, seed, sent)) {
+    fmt::print("{{\"ok\":false,\"error\":\"write failed after {} bytes\"}}\n", sent);
+    return 2;
   }
   ::shutdown(fd.get(), SHUT_WR);
   std::string verdict;
@@ -255,16 +263,10 @@ int send(const std::string& to, uint64_t bytes, uint64_t seed, uint32_t mark) {
   }
   std::atomic<bool> writeFailed{false};
   std::thread writer([&] {
-    sluice::tcpcheck::ByteStream stream(seed);
-    std::vector<unsigned char> buf(kChunk);
-    for (uint64_t sent = 0; sent < bytes;) {
-      size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), bytes - sent));
-      stream.fill(buf.data(), n);
-      if (!writeAll(fd.get(), buf.data(), n)) {
-        writeFailed = true;
-        return;
-      }
-      sent += n;
+    uint64_t sent = 0;
+    if (!writeStream(fd.get(), bytes, seed, sent)) {
+      writeFailed = true;
+      return;
     }
     ::shutdown(fd.get(), SHUT_WR);
   });

@@ -379,7 +379,7 @@ void Worker::onConnect(uint32_t slot, int res) {
 void Worker::armRecv(uint32_t slot, bool fromDown) {
   Relay& r = *slots_[slot].relay;
   DirectionState& d = fromDown ? r.toUp : r.toDown;
-  if (d.recvArmed || d.sending || d.eof || r.aborting) return;
+  if (d.recvArmed || d.eof || r.aborting || d.count == DirectionState::kDepth) return;
   io_uring_sqe* sqe = ring_->sqe();
   io_uring_prep_recv(sqe, fromDown ? r.down : r.up, nullptr, buffers_->bufferSize(), 0);
   sqe->flags |= IOSQE_BUFFER_SELECT;
@@ -403,24 +403,22 @@ void Worker::onRecv(uint32_t slot, bool fromDown, int res, uint32_t flags) {
   }
   if (res > 0) {
     r.lastActivity = std::chrono::steady_clock::now();
-    d.buffer = buffer;
-    d.length = static_cast<uint32_t>(res);
-    d.offset = 0;
+    SLUICE_ASSERT(d.count < DirectionState::kDepth, "receive armed with a full queue");
+    d.queue[(d.head + d.count) % DirectionState::kDepth] = {buffer, static_cast<uint32_t>(res)};
+    ++d.count;
     d.bytes += static_cast<uint64_t>(res);
     auto& counter = fromDown ? r.pod->counters.bytesFromClient : r.pod->counters.bytesToClient;
     counter[static_cast<size_t>(r.direction)] += static_cast<uint64_t>(res);
-    d.sending = true;
-    submitSend(slot, fromDown);
+    if (!d.sending) submitSend(slot, fromDown);
+    armRecv(slot, fromDown);  // the next receive overlaps this send
     return;
   }
   if (hasBuffer) buffers_->recycle(buffer);
   if (res == 0) {
-    // FIN from this side: carry the half-close to the other side; the other direction flows on.
+    // FIN from this side: once every queued byte is out, carry the half-close to the other
+    // side; the other direction flows on.
     d.eof = true;
-    io_uring_sqe* sqe = ring_->sqe();
-    io_uring_prep_shutdown(sqe, fromDown ? r.up : r.down, SHUT_WR);
-    io_uring_sqe_set_data64(sqe, token(fromDown ? Op::kShutdownUp : Op::kShutdownDown, slot));
-    ++r.inflight;
+    if (d.count == 0) submitShutdown(slot, fromDown);
     return;
   }
   if (res == -ENOBUFS) {
@@ -432,12 +430,26 @@ void Worker::onRecv(uint32_t slot, bool fromDown, int res, uint32_t flags) {
   abortRelay(slot, true);  // reset or error: reset the other side too
 }
 
+void Worker::submitShutdown(uint32_t slot, bool toUp) {
+  Relay& r = *slots_[slot].relay;
+  DirectionState& d = toUp ? r.toUp : r.toDown;
+  if (d.shutdownSent) return;
+  d.shutdownSent = true;
+  io_uring_sqe* sqe = ring_->sqe();
+  io_uring_prep_shutdown(sqe, toUp ? r.up : r.down, SHUT_WR);
+  io_uring_sqe_set_data64(sqe, token(toUp ? Op::kShutdownUp : Op::kShutdownDown, slot));
+  ++r.inflight;
+}
+
 void Worker::submitSend(uint32_t slot, bool toUp) {
   Relay& r = *slots_[slot].relay;
   DirectionState& d = toUp ? r.toUp : r.toDown;
+  const DirectionState::Chunk& chunk = d.front();
   io_uring_sqe* sqe = ring_->sqe();
-  io_uring_prep_send(sqe, toUp ? r.up : r.down, buffers_->data(d.buffer) + d.offset, d.length - d.offset, MSG_NOSIGNAL);
+  io_uring_prep_send(sqe, toUp ? r.up : r.down, buffers_->data(chunk.buffer) + d.offset, chunk.length - d.offset,
+                     MSG_NOSIGNAL);
   io_uring_sqe_set_data64(sqe, token(toUp ? Op::kSendUp : Op::kSendDown, slot));
+  d.sending = true;
   ++r.inflight;
 }
 
@@ -445,15 +457,18 @@ void Worker::onSend(uint32_t slot, bool toUp, int res) {
   Relay& r = *slots_[slot].relay;
   DirectionState& d = toUp ? r.toUp : r.toDown;
   --r.inflight;
-  if (res > 0 && !r.aborting) {
-    d.offset += static_cast<uint32_t>(res);
-    if (d.offset < d.length) return submitSend(slot, toUp);  // short send: the rest follows
-  }
   d.sending = false;
-  buffers_->recycle(d.buffer);
-  retryStarved();
-  if (r.aborting) return maybeFinish(slot);
+  if (r.aborting) return maybeFinish(slot);  // queued buffers are given back at the finish
   if (res <= 0) return abortRelay(slot, true);  // the receiver is gone: reset both sides
+  d.offset += static_cast<uint32_t>(res);
+  if (d.offset < d.front().length) return submitSend(slot, toUp);  // short send: the rest follows
+  buffers_->recycle(d.front().buffer);
+  d.head = (d.head + 1) % DirectionState::kDepth;
+  --d.count;
+  d.offset = 0;
+  retryStarved();
+  if (d.count > 0) submitSend(slot, toUp);
+  if (d.eof && d.count == 0) submitShutdown(slot, toUp);
   armRecv(slot, /*fromDown=*/toUp);
 }
 
@@ -490,6 +505,11 @@ void Worker::maybeFinish(uint32_t slot) {
   Relay& r = *slots_[slot].relay;
   bool done = r.toUp.eof && r.toUp.shutdownDone && r.toDown.eof && r.toDown.shutdownDone;
   if (!(done || r.aborting) || r.inflight > 0) return;
+  // Chunks still queued (an aborted relay) go back to the ring.
+  for (DirectionState* d : {&r.toUp, &r.toDown}) {
+    for (int i = 0; i < d->count; ++i) buffers_->recycle(d->queue[(d->head + i) % DirectionState::kDepth].buffer);
+    d->count = 0;
+  }
   ::close(r.down);
   ::close(r.up);
   if (r.counted) r.pod->counters.closed[static_cast<size_t>(r.direction)]++;

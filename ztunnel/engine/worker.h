@@ -7,10 +7,11 @@
 // immutable configuration snapshot.
 //
 // Relay rules (per connection, per direction):
-//   - at most one receive in flight, into a buffer the kernel picks from the ring; the next
-//     receive is armed only after every byte of the previous one was sent: a slow reader stops
-//     the tunnel reading the fast writer (backpressure; memory per connection is bounded by one
-//     buffer per direction and is zero while idle);
+//   - at most one receive in flight, into a buffer the kernel picks from the ring; received
+//     chunks queue (up to DirectionState::kDepth) and are sent strictly in order, the next
+//     receive overlapping the current send; with the queue full the tunnel stops reading, so a
+//     slow reader stops the fast writer (backpressure; memory per connection is bounded by
+//     kDepth buffers per direction and is zero while idle);
 //   - EOF from one side becomes shutdown(SHUT_WR) on the other (half-close carried across);
 //   - an error or reset on either side resets both (SO_LINGER 0);
 //   - descriptors are closed only when no operation on them is in flight.
@@ -83,15 +84,27 @@ class Worker {
   size_t liveConnections() const { return live_.load(); }
 
  private:
+  // One direction of a relay. Received chunks queue here in order; only the head is being
+  // sent, so bytes leave in the order they came. Up to kDepth chunks may wait: the next receive
+  // overlaps the current send (pipelining), and a slow reader still stops the tunnel reading
+  // once kDepth buffers are queued (backpressure; memory bounded per connection).
   struct DirectionState {
+    static constexpr int kDepth = 4;
+    struct Chunk {
+      uint16_t buffer = 0;
+      uint32_t length = 0;
+    };
+    Chunk queue[kDepth];
+    int head = 0, count = 0;
+    uint32_t offset = 0;  // bytes of the head chunk already sent
     bool recvArmed = false;
-    bool sending = false;
-    bool starved = false;  // waiting for a free buffer
-    bool eof = false;      // the source sent FIN
+    bool sending = false;   // a send of the head chunk is in flight
+    bool starved = false;   // waiting for a free buffer
+    bool eof = false;       // the source sent FIN
+    bool shutdownSent = false;
     bool shutdownDone = false;
-    uint16_t buffer = 0;
-    uint32_t length = 0, offset = 0;
     uint64_t bytes = 0;
+    Chunk& front() { return queue[head]; }
   };
   struct Listener {
     int fd = -1;
@@ -135,6 +148,7 @@ class Worker {
   void submitSend(uint32_t slot, bool toUp);
   void onSend(uint32_t slot, bool toUp, int res);
   void onShutdown(uint32_t slot, bool up, int res);
+  void submitShutdown(uint32_t slot, bool toUp);
   void abortRelay(uint32_t slot, bool reset);
   void maybeFinish(uint32_t slot);
   void retryStarved();

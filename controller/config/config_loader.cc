@@ -77,7 +77,52 @@ std::vector<const v1::Service*> ConfigSet::services() const {
   return out;
 }
 
+Status checkYamlNesting(const std::string& file, std::string_view text) {
+  constexpr int kMaxFlowDepth = 64;
+  constexpr size_t kMaxIndent = 256;
+  int depth = 0, line = 1;
+  size_t indent = 0;
+  bool atLineStart = true, inQuote = false;
+  char quote = 0;
+  for (char c : text) {
+    if (c == '\n') {
+      ++line;
+      indent = 0;
+      atLineStart = true;
+      inQuote = false;  // YAML flow scalars may span lines, but counting conservatively is fine
+      continue;
+    }
+    if (atLineStart && (c == ' ' || c == '-')) {
+      if (++indent > kMaxIndent) {
+        return fail(fmt::format("{}: line {}: nested deeper than Sluice accepts (indentation over {} columns)", file, line, kMaxIndent));
+      }
+      continue;
+    }
+    atLineStart = false;
+    if (inQuote) {
+      if (c == quote) inQuote = false;
+      continue;
+    }
+    if (c == '"' || c == '\'') {
+      inQuote = true;
+      quote = c;
+    } else if (c == '#') {
+      // a comment: the rest of the line does not nest (brackets inside don't count)
+      inQuote = true;
+      quote = '\n';
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxFlowDepth) {
+        return fail(fmt::format("{}: line {}: nested deeper than Sluice accepts (more than {} levels of [ or {{)", file, line, kMaxFlowDepth));
+      }
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return {};
+}
+
 Status loadConfigText(const std::string& file, const std::string& text, ConfigSet& into) {
+  SLUICE_TRY(checkYamlNesting(file, text), "configuration refused");
   std::vector<YAML::Node> docs;
   try {
     docs = YAML::LoadAll(text);

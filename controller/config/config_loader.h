@@ -32,6 +32,11 @@ Result<ConfigSet> loadConfigDirectory(const std::string& dir);
 // Parses one file's text; `file` names it in errors. Adds to `into`.
 Status loadConfigText(const std::string& file, const std::string& text, ConfigSet& into);
 
+// yaml-cpp parses recursively, one stack frame chain per nesting level: a hostile file nested
+// deeply enough would exhaust the controller's stack. Refuses flow nesting ([ {) deeper than
+// 64 and lines indented more than 256 columns (which bounds block nesting), before parsing.
+Status checkYamlNesting(const std::string& file, std::string_view text);
+
 // Fills every Service's endpoints from the workloads its selector matches (same namespace), and
 // gives every resource a content version.
 void finishConfig(ConfigSet& config);

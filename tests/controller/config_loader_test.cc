@@ -196,6 +196,25 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"top-level junk", "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 80}]}\nspecs: {}\n",
                 "field specs is not supported"}));
 
+TEST(ConfigLoader, RefusesHostileNestingBeforeParsing) {
+  ConfigSet config;
+  std::string flow = "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: " + std::string(100000, '[');
+  auto deep = loadConfigText("deep.yaml", flow, config);
+  ASSERT_FALSE(deep);
+  EXPECT_NE(deep.error().message().find("deep.yaml: line 4: nested deeper than Sluice accepts"), std::string::npos)
+      << deep.error().message();
+  std::string block = "a:\n" + std::string(300, ' ') + "b: 1\n";
+  auto indented = loadConfigText("indent.yaml", block, config);
+  ASSERT_FALSE(indented);
+  EXPECT_NE(indented.error().message().find("indentation over 256 columns"), std::string::npos);
+  // Brackets inside quotes and comments do not count.
+  std::string quoted = "apiVersion: v1\nkind: Service\nmetadata: {name: s, annotations: {x: \"" + std::string(100, '[') +
+                       "\"}}  # " + std::string(100, '{') + "\nspec: {ports: [{port: 80}]}\n";
+  ConfigSet ok;
+  auto loaded = loadConfigText("quoted.yaml", quoted, ok);
+  EXPECT_TRUE(loaded.has_value()) << loaded.error().message();
+}
+
 struct DurationCase {
   const char* text;
   bool ok;

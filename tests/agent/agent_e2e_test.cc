@@ -41,12 +41,10 @@ class AgentE2eTest : public ::testing::Test {
     auto cluster = sim::createMeshCluster(2);
     ASSERT_TRUE(cluster) << cluster.error().message();
     cluster_ = std::move(*cluster);
-    for (int i = 0; i < 2; ++i) {
-      nodes_.push_back(std::make_unique<NodeServices>(*cluster_, i));
-      ASSERT_TRUE(nodes_[i]->startAgent());
-      ASSERT_TRUE(nodes_[i]->startTunnel(NodeServices::Tunnel::kTestStandin));
-      ASSERT_TRUE(nodes_[i]->waitForEvent([](const json& e) { return e.contains("snapshot"); }));
-    }
+    auto nodes = sim::startMeshNodes(*cluster_, NodeServices::Tunnel::kTestStandin);
+    ASSERT_TRUE(nodes) << nodes.error().message();
+    nodes_ = std::move(*nodes);
+    for (auto& node : nodes_) ASSERT_TRUE(node->waitForEvent([](const json& e) { return e.contains("snapshot"); }));
   }
   void TearDown() override { nodes_.clear(); }
 

@@ -32,13 +32,11 @@ class CanaryE2eTest : public ::testing::Test {
     fs::create_directories(configDir_);
     controllerAddress_ = cluster_->node(0).addresses.underlayV4 + ":15010";
     ASSERT_NO_FATAL_FAILURE(startController());
-    for (int i = 0; i < 2; ++i) {
-      nodes_.push_back(std::make_unique<MeshNode>(*cluster_, i));
-      ASSERT_TRUE(nodes_[i]->startAgent());
-      auto started = nodes_[i]->startTunnel(MeshNode::Tunnel::kZtunnel,
-                                            {"--controller", controllerAddress_, "--node", cluster_->node(i).name});
-      ASSERT_TRUE(started) << started.error().message();
-    }
+    auto nodes = sim::startMeshNodes(*cluster_, MeshNode::Tunnel::kZtunnel, [this](const sim::Node& n) {
+      return std::vector<std::string>{"--controller", controllerAddress_, "--node", n.name};
+    });
+    ASSERT_TRUE(nodes) << nodes.error().message();
+    nodes_ = std::move(*nodes);
     ASSERT_TRUE(cluster_->addPod(0, "client", {.ns = "shop"}));
     for (const char* version : {"v1", "v2"}) {
       std::string name = std::string("web-") + version;

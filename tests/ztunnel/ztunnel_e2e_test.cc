@@ -99,12 +99,10 @@ class ZtunnelE2eTest : public ::testing::Test {
     auto cluster = sim::createMeshCluster(2);
     ASSERT_TRUE(cluster) << cluster.error().message();
     cluster_ = std::move(*cluster);
-    for (int i = 0; i < 2; ++i) {
-      nodes_.push_back(std::make_unique<NodeServices>(*cluster_, i));
-      ASSERT_TRUE(nodes_[i]->startAgent());
-      auto started = nodes_[i]->startTunnel(NodeServices::Tunnel::kZtunnel, tunnelArgs());
-      ASSERT_TRUE(started) << started.error().message();
-    }
+    auto nodes = sim::startMeshNodes(*cluster_, NodeServices::Tunnel::kZtunnel,
+                                     [this](const sim::Node&) { return tunnelArgs(); });
+    ASSERT_TRUE(nodes) << nodes.error().message();
+    nodes_ = std::move(*nodes);
     ASSERT_TRUE(cluster_->addPod(0, "client"));
     ASSERT_TRUE(cluster_->addPod(1, "server"));
     ASSERT_TRUE(cluster_->addPod(1, "plain", {.labels = {{"istio.io/dataplane-mode", "none"}}}));

@@ -122,16 +122,12 @@ int main(int argc, char** argv) {
     return 1;
   }
   Cluster& cluster = **built;
-  std::vector<std::unique_ptr<MeshNode>> mesh;
-  for (int i = 0; i < 2; ++i) {
-    mesh.push_back(std::make_unique<MeshNode>(cluster, i));
-    auto ok = mesh.back()->startAgent();
-    if (ok) ok = mesh.back()->startTunnel(MeshNode::Tunnel::kZtunnel);
-    if (!ok) {
-      fmt::print(stderr, "sluice-bench: {}\n", ok.error().message());
-      return 1;
-    }
+  auto started = startMeshNodes(cluster, MeshNode::Tunnel::kZtunnel);
+  if (!started) {
+    fmt::print(stderr, "sluice-bench: {}\n", started.error().message());
+    return 1;
   }
+  std::vector<std::unique_ptr<MeshNode>> mesh = std::move(*started);
   PodSpec optOut{.labels = {{"istio.io/dataplane-mode", "none"}}};
   for (auto [node, name, spec] : {std::tuple{0, "c-direct", optOut}, std::tuple{0, "c-mesh", PodSpec{}},
                                   std::tuple{1, "s-direct", optOut}, std::tuple{1, "s-mesh", PodSpec{}}}) {

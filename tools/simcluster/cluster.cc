@@ -262,22 +262,8 @@ Status Cluster::removePod(const std::string& name) {
   pod.netnsFd.reset();
   pod.cgroupProcsFd.reset();
   // Killing the pod's processes (via its cgroup) lets its namespace go away with the file.
-  std::string cgroup = pod.cgroupPath;
-  if (fs::exists(cgroup)) {
-    {
-      std::ofstream kill(cgroup + "/cgroup.kill");
-      if (kill) kill << "1";
-    }
-    for (int attempt = 0; attempt < 2000 && ::rmdir(cgroup.c_str()) != 0 && errno == EBUSY; ++attempt) {
-      ::usleep(5000);
-    }
-    if (fs::exists(cgroup) && first) first = failErrno("rmdir " + cgroup);
-  }
-  std::string netnsName = pod.netnsPath.substr(paths_.netnsDir.size() + 1);
-  if (fs::exists(pod.netnsPath)) {
-    auto removed = runChecked({.argv = {"ip", "netns", "del", netnsName}});
-    if (!removed && first) first = fail(std::move(removed.error()));
-  }
+  if (auto removed = removeCgroupTree(pod.cgroupPath); !removed && first) first = std::move(removed);
+  if (auto removed = removeNamedNetns(pod.netnsPath); !removed && first) first = std::move(removed);
   pods_.erase(it);
   if (!first) return fail(std::move(first.error()).context("remove pod " + name));
   return {};

@@ -28,6 +28,18 @@ std::string withPort(const std::string& ip, int port) {
   return ip.find(':') == std::string::npos ? ip + ":" + std::to_string(port) : "[" + ip + "]:" + std::to_string(port);
 }
 
+Result<std::vector<std::unique_ptr<MeshNode>>> startMeshNodes(
+    const Cluster& cluster, MeshNode::Tunnel kind, const std::function<std::vector<std::string>(const Node&)>& tunnelArgs) {
+  std::vector<std::unique_ptr<MeshNode>> nodes;
+  for (const auto& node : cluster.nodes()) {
+    nodes.push_back(std::make_unique<MeshNode>(cluster, node->index));
+    auto started = nodes.back()->startAgent();
+    if (started) started = nodes.back()->startTunnel(kind, tunnelArgs ? tunnelArgs(*node) : std::vector<std::string>{});
+    if (!started) return fail(std::move(started.error()).context(node->name));
+  }
+  return nodes;
+}
+
 MeshNode::MeshNode(const Cluster& cluster, int node) : cluster_(cluster), node_(node) {}
 
 MeshNode::~MeshNode() {

@@ -68,4 +68,10 @@ class MeshNode {
   std::vector<nlohmann::json> events_;
 };
 
+// Starts the agent and a tunnel of `kind` on every node of `cluster`; `tunnelArgs(node)` gives
+// each tunnel's extra arguments (may be empty). Fails naming the node that could not start.
+Result<std::vector<std::unique_ptr<MeshNode>>> startMeshNodes(
+    const Cluster& cluster, MeshNode::Tunnel kind,
+    const std::function<std::vector<std::string>(const Node&)>& tunnelArgs = {});
+
 }  // namespace sluice::sim

@@ -65,6 +65,8 @@ std::optional<unsigned long long> startTimeOf(pid_t pid) {
   return startTimeFromStat(text.str());
 }
 
+}  // namespace
+
 // Kills every process in the cgroup subtree and waits until it is empty, then removes the
 // folders bottom-up (a cgroup can only be removed once it has no processes and no children).
 Status removeCgroupTree(const std::string& root) {
@@ -112,8 +114,6 @@ Status removeNamedNetns(const std::string& path) {
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) return failErrno("unlink " + path);
   return {};
 }
-
-}  // namespace
 
 Result<SimPaths> detectSimPaths() {
   auto cgroup = cgroup2Root();

@@ -56,6 +56,14 @@ bool runIsLive(const SimPaths& paths, const std::string& prefix);
 // Removes every run whose owner is gone; returns the prefixes removed.
 Result<std::vector<std::string>> reapStaleRuns(const SimPaths& paths);
 
+// Kills every process in a cgroup subtree (cgroup.kill), waits until it is empty, removes the
+// folders bottom-up. No-op when it does not exist.
+Status removeCgroupTree(const std::string& root);
+
+// Deletes a named network namespace as `ip netns del` does (unmount, unlink); the namespace is
+// freed once no process is left in it. No-op when it does not exist.
+Status removeNamedNetns(const std::string& path);
+
 // Objects of `prefix` that exist right now, as human-readable descriptions; empty when clean.
 std::vector<std::string> objectsOfRun(const SimPaths& paths, const std::string& prefix);
 

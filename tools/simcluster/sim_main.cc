@@ -153,19 +153,15 @@ int demo(int nodeCount, uint64_t bytes) {
     return 1;
   }
   fmt::print("node0: sluice-controller serving {} on {}\n", configDir, controllerAddress);
-  std::vector<std::unique_ptr<MeshNode>> mesh;
-  for (int i = 0; i < nodeCount; ++i) {
-    mesh.push_back(std::make_unique<MeshNode>(cluster, i));
-    auto agent = mesh.back()->startAgent();
-    auto tunnel = agent ? mesh.back()->startTunnel(MeshNode::Tunnel::kZtunnel,
-                                                   {"--controller", controllerAddress, "--node", cluster.node(i).name})
-                        : agent;
-    if (!tunnel) {
-      fmt::print(stderr, "sluice-sim demo: {}: {}\n", cluster.node(i).name, tunnel.error().message());
-      return 1;
-    }
-    fmt::print("{}: sluice-agent and ztunnel running\n", cluster.node(i).name);
+  auto started = startMeshNodes(cluster, MeshNode::Tunnel::kZtunnel, [&](const Node& n) {
+    return std::vector<std::string>{"--controller", controllerAddress, "--node", n.name};
+  });
+  if (!started) {
+    fmt::print(stderr, "sluice-sim demo: {}\n", started.error().message());
+    return 1;
   }
+  std::vector<std::unique_ptr<MeshNode>> mesh = std::move(*started);
+  for (const auto& node : cluster.nodes()) fmt::print("{}: sluice-agent and ztunnel running\n", node->name);
   for (auto [node, name, version] : {std::tuple{0, "client", ""}, std::tuple{1, "server", ""}, std::tuple{1, "web-v1", "v1"},
                                      std::tuple{1, "web-v2", "v2"}}) {
     PodSpec spec{.ns = "shop"};

@@ -1,13 +1,18 @@
 // sluice-controller: Sluice's control plane.
 //
 //   sluice-controller serve --config-dir DIR [--listen 0.0.0.0:15010] [--status 127.0.0.1:15014]
+//                           [--ca-dir DIR --secure-listen 0.0.0.0:15012 --trust-domain cluster.local]
 //       watch DIR (every 300 ms) and push every accepted change to the nodes over the gRPC
 //       discovery stream; a refused change keeps the last good configuration in force.
+//       With --ca-dir, also the mesh's CA: discovery and workload certificates on the mTLS
+//       port (Istio's 15012), where each node authenticates with its node credential.
 //       GET /debug/nodes on --status: per node what was sent, acknowledged or refused.
+//   sluice-controller node-credential --ca-dir DIR --node NAME --out DIR
+//       a node's credential (node-key.pem 0600, node-cert.pem, root-cert.pem): how a node
+//       proves who it is on the mTLS port. Copy the folder to that node only.
 //   sluice-controller analyze DIR [--strict]   lint a configuration directory; exit 1 when a
 //                                             file is refused or an error is found (with
 //                                             --strict, also on warnings)
-// Certificates (the CA) come with the identity issue.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
@@ -17,9 +22,12 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <filesystem>
 #include <thread>
 
 #include "analyze/analyzer.h"
+#include "ca/certificate_service.h"
+#include "sluice/common/pki.h"
 #include "config/config_loader.h"
 #include "discovery/discovery_server.h"
 #include "sluice/common/http_server.h"
@@ -27,8 +35,53 @@
 
 namespace {
 
-int serve(const std::string& dir, const std::string& listen, const std::string& statusAddress) {
-  using namespace sluice::controller;
+using namespace sluice::controller;
+
+struct CaOptions {
+  std::string dir, trustDomain = "cluster.local", secureListen = "0.0.0.0:15012";
+  int validitySeconds = 86400;
+};
+
+// mTLS for the secure port: the controller's certificate (issued by its own CA at each start,
+// named kControllerServerName) and client certificates required and verified against the root.
+sluice::Result<std::shared_ptr<grpc::ServerCredentials>> secureCredentials(const CertificateAuthority& ca) {
+  auto serving = ca.issueKeyPair({"URI:spiffe://" + ca.trustDomain() + "/sluice/controller",
+                                  std::string("DNS:") + kControllerServerName},
+                                 std::chrono::hours(24 * 365));
+  if (!serving) return sluice::fail(std::move(serving.error()));
+  grpc::SslServerCredentialsOptions options(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  options.pem_root_certs = ca.rootCertificatePem();
+  options.pem_key_cert_pairs.push_back({serving->privateKeyPem, serving->certificate.certificatePem});
+  return grpc::SslServerCredentials(options);
+}
+
+int issueNodeCredential(const CaOptions& caOptions, const std::string& node, const std::string& out, int validityDays) {
+  auto ca = CertificateAuthority::openOrCreate(caOptions.dir, caOptions.trustDomain);
+  if (!ca) {
+    spdlog::error("{}", ca.error().message());
+    return 1;
+  }
+  if (node.empty() || node.find('/') != std::string::npos) {
+    spdlog::error("--node '{}': a node name must be non-empty and contain no '/'", node);
+    return 1;
+  }
+  auto pair = (*ca)->issueKeyPair({"URI:" + nodeIdentityFor(caOptions.trustDomain, node)},
+                                  std::chrono::hours(24) * validityDays);
+  std::error_code ec;
+  std::filesystem::create_directories(out, ec);
+  sluice::Status written = pair ? sluice::Status{} : sluice::Status(std::unexpected(pair.error()));
+  if (written) written = sluice::pki::writeFileAtomically(out + "/node-key.pem", pair->privateKeyPem, 0600);
+  if (written) written = sluice::pki::writeFileAtomically(out + "/node-cert.pem", pair->certificate.certificatePem, 0644);
+  if (written) written = sluice::pki::writeFileAtomically(out + "/root-cert.pem", (*ca)->rootCertificatePem(), 0644);
+  if (!written) {
+    spdlog::error("node credential for {}: {}", node, written.error().message());
+    return 1;
+  }
+  spdlog::info("node credential for {} in {} (serial {})", node, out, pair->certificate.serialHex);
+  return 0;
+}
+
+int serve(const std::string& dir, const std::string& listen, const std::string& statusAddress, const CaOptions& caOptions) {
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
@@ -39,14 +92,31 @@ int serve(const std::string& dir, const std::string& listen, const std::string& 
   if (!store.lastError().empty()) {
     spdlog::error("the first load of {} was refused; serving an empty configuration until it is fixed", dir);
   }
-  DiscoveryServer discovery(store);
+  DiscoveryServer discovery(store, caOptions.trustDomain);
   grpc::ServerBuilder builder;
-  int port = 0;
-  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
+  int port = 0, securePort = 0;
+  if (!listen.empty()) builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(&discovery);
+  std::unique_ptr<CertificateAuthority> ca;
+  std::unique_ptr<CertificateService> certificates;
+  if (!caOptions.dir.empty()) {
+    auto opened = CertificateAuthority::openOrCreate(caOptions.dir, caOptions.trustDomain);
+    auto credentials = opened ? secureCredentials(**opened) : sluice::fail(opened.error());
+    if (!credentials) {
+      spdlog::error("certificate authority: {}", credentials.error().message());
+      return 1;
+    }
+    ca = std::move(*opened);
+    CertificatePolicy policy;
+    policy.defaultValidity = policy.maxValidity = std::chrono::seconds(caOptions.validitySeconds);
+    policy.minValidity = std::min(policy.minValidity, policy.maxValidity);
+    certificates = std::make_unique<CertificateService>(*ca, store, policy);
+    builder.AddListeningPort(caOptions.secureListen, *credentials, &securePort);
+    builder.RegisterService(certificates.get());
+  }
   auto server = builder.BuildAndStart();
-  if (!server || port == 0) {
-    spdlog::error("cannot listen on {}", listen);
+  if (!server || (!listen.empty() && port == 0) || (ca && securePort == 0)) {
+    spdlog::error("cannot listen on {} {}", listen, ca ? caOptions.secureListen : "");
     return 1;
   }
   sluice::HttpServer http;
@@ -70,7 +140,8 @@ int serve(const std::string& dir, const std::string& listen, const std::string& 
     return 1;
   }
   http.start();
-  spdlog::info("serving {} on {} (status on {})", dir, listen, statusAddress);
+  spdlog::info("serving {} on {}{} (status on {})", dir, listen.empty() ? "(no plaintext port)" : listen,
+               ca ? " and mTLS " + caOptions.secureListen + ", trust domain " + caOptions.trustDomain : "", statusAddress);
   std::atomic<bool> stopping{false};
   std::thread watcher([&] {
     while (!stopping) {
@@ -98,13 +169,28 @@ int main(int argc, char** argv) {
   serveCmd->add_option("--config-dir", configDir, "directory of YAML files")->required();
   serveCmd->add_option("--listen", listen, "gRPC discovery address")->capture_default_str();
   serveCmd->add_option("--status", statusAddress, "HTTP status address (keep it on loopback)")->capture_default_str();
+  CaOptions caOptions;
+  serveCmd->add_option("--ca-dir", caOptions.dir, "CA root folder (created on first start); enables the mTLS port");
+  serveCmd->add_option("--secure-listen", caOptions.secureListen, "mTLS address: discovery + certificates")->capture_default_str();
+  serveCmd->add_option("--trust-domain", caOptions.trustDomain)->capture_default_str();
+  serveCmd->add_option("--certificate-validity-s", caOptions.validitySeconds, "workload certificate lifetime (default and maximum)")
+      ->check(CLI::Range(10, 86400 * 90))->capture_default_str();
+  std::string node, out;
+  int nodeValidityDays = 365;
+  auto* credentialCmd = app.add_subcommand("node-credential", "issue a node's credential for the mTLS port");
+  credentialCmd->add_option("--ca-dir", caOptions.dir, "CA root folder (created when absent)")->required();
+  credentialCmd->add_option("--trust-domain", caOptions.trustDomain)->capture_default_str();
+  credentialCmd->add_option("--node", node, "the node's name")->required();
+  credentialCmd->add_option("--out", out, "folder to write node-key.pem, node-cert.pem, root-cert.pem")->required();
+  credentialCmd->add_option("--validity-days", nodeValidityDays)->check(CLI::Range(1, 3650))->capture_default_str();
   std::string dir;
   bool strict = false;
   auto* analyzeCmd = app.add_subcommand("analyze", "find problems in a configuration directory");
   analyzeCmd->add_option("dir", dir, "directory of YAML files")->required();
   analyzeCmd->add_flag("--strict", strict, "fail on warnings too");
   CLI11_PARSE(app, argc, argv);
-  if (serveCmd->parsed()) return serve(configDir, listen, statusAddress);
+  if (serveCmd->parsed()) return serve(configDir, listen, statusAddress, caOptions);
+  if (credentialCmd->parsed()) return issueNodeCredential(caOptions, node, out, nodeValidityDays);
 
   auto config = sluice::controller::loadConfigDirectory(dir);
   if (!config) {

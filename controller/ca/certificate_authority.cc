@@ -1,5 +1,7 @@
 #include "ca/certificate_authority.h"
 
+#include "sluice/common/pki.h"
+
 #include <fcntl.h>
 #include <openssl/bio.h>
 #include <openssl/bn.h>
@@ -24,32 +26,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
-template <typename T, void (*Free)(T*)>
-struct Deleter {
-  void operator()(T* p) const { Free(p); }
-};
-using Key = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY, EVP_PKEY_free>>;
-using Cert = std::unique_ptr<X509, Deleter<X509, X509_free>>;
-using Req = std::unique_ptr<X509_REQ, Deleter<X509_REQ, X509_REQ_free>>;
-using Bio = std::unique_ptr<BIO, Deleter<BIO, BIO_free_all>>;
-using Ext = std::unique_ptr<X509_EXTENSION, Deleter<X509_EXTENSION, X509_EXTENSION_free>>;
-using Names = std::unique_ptr<GENERAL_NAMES, Deleter<GENERAL_NAMES, GENERAL_NAMES_free>>;
-
-std::string opensslError(std::string_view what) {
-  unsigned long code = ERR_get_error();
-  char buf[256] = {};
-  if (code != 0) ERR_error_string_n(code, buf, sizeof(buf));
-  ERR_clear_error();
-  return fmt::format("{}: {}", what, code != 0 ? buf : "failed");
-}
-
-std::string toPem(X509* cert) {
-  Bio bio(BIO_new(BIO_s_mem()));
-  PEM_write_bio_X509(bio.get(), cert);
-  char* data = nullptr;
-  long n = BIO_get_mem_data(bio.get(), &data);
-  return std::string(data, static_cast<size_t>(n));
-}
+using pki::Cert;
+using pki::Key;
+using pki::opensslError;
+using Bio = std::unique_ptr<BIO, pki::Deleter<BIO, BIO_free_all>>;
+using Ext = std::unique_ptr<X509_EXTENSION, pki::Deleter<X509_EXTENSION, X509_EXTENSION_free>>;
+using Names = std::unique_ptr<GENERAL_NAMES, pki::Deleter<GENERAL_NAMES, GENERAL_NAMES_free>>;
 
 Status addExtension(X509* cert, X509* issuer, int nid, const char* value) {
   X509V3_CTX ctx;
@@ -64,7 +46,7 @@ Status setSerialAndValidity(X509* cert, std::chrono::seconds validity, std::stri
   unsigned char bytes[16];
   if (RAND_bytes(bytes, sizeof(bytes)) != 1) return fail(opensslError("random serial"));
   bytes[0] &= 0x7f;  // positive
-  std::unique_ptr<BIGNUM, Deleter<BIGNUM, BN_free>> bn(BN_bin2bn(bytes, sizeof(bytes), nullptr));
+  std::unique_ptr<BIGNUM, pki::Deleter<BIGNUM, BN_free>> bn(BN_bin2bn(bytes, sizeof(bytes), nullptr));
   ASN1_INTEGER* serial = X509_get_serialNumber(cert);
   if (!bn || BN_to_ASN1_INTEGER(bn.get(), serial) == nullptr) return fail(opensslError("serial"));
   if (serialHex != nullptr) {
@@ -76,14 +58,6 @@ Status setSerialAndValidity(X509* cert, std::chrono::seconds validity, std::stri
   X509_gmtime_adj(X509_getm_notBefore(cert), -60);
   X509_gmtime_adj(X509_getm_notAfter(cert), static_cast<long>(validity.count()));
   return {};
-}
-
-Result<std::string> readFile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return failErrno("read " + path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
 }
 
 }  // namespace
@@ -109,8 +83,8 @@ Result<std::unique_ptr<CertificateAuthority>> CertificateAuthority::openOrCreate
   fs::create_directories(dir, ec);
   if (ec) return fail(fmt::format("create {}: {}", dir, ec.message()));
   if (fs::exists(keyPath) && fs::exists(certPath)) {
-    auto keyPem = readFile(keyPath);
-    auto certPem = readFile(certPath);
+    auto keyPem = pki::readFile(keyPath);
+    auto certPem = pki::readFile(certPath);
     if (!keyPem || !certPem) return fail(std::move((!keyPem ? keyPem : certPem).error()));
     Bio kb(BIO_new_mem_buf(keyPem->data(), static_cast<int>(keyPem->size())));
     Bio cb(BIO_new_mem_buf(certPem->data(), static_cast<int>(certPem->size())));
@@ -139,24 +113,12 @@ Result<std::unique_ptr<CertificateAuthority>> CertificateAuthority::openOrCreate
   SLUICE_TRY(addExtension(cert, cert, NID_key_usage, "critical,keyCertSign,cRLSign"), "CA root");
   SLUICE_TRY(addExtension(cert, cert, NID_subject_key_identifier, "hash"), "CA root");
   if (X509_sign(cert, ca->impl_->key.get(), EVP_sha256()) == 0) return fail(opensslError("self-sign the CA root"));
-  ca->rootPem_ = toPem(cert);
-  // The key file is created 0600 before anything is written to it.
-  {
-    Bio bio(BIO_new(BIO_s_mem()));
-    PEM_write_bio_PrivateKey(bio.get(), ca->impl_->key.get(), nullptr, nullptr, 0, nullptr, nullptr);
-    char* data = nullptr;
-    long n = BIO_get_mem_data(bio.get(), &data);
-    int fd = ::open((keyPath + ".tmp").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) return failErrno("create " + keyPath);
-    bool ok = ::write(fd, data, static_cast<size_t>(n)) == n && ::fsync(fd) == 0;
-    ::close(fd);
-    if (!ok) return failErrno("write " + keyPath);
-  }
-  std::ofstream(certPath + ".tmp") << ca->rootPem_;
-  // The certificate is published last: a crash in between leaves no half-made root behind
-  // (without root-cert.pem the next start creates a new pair).
-  if (::rename((keyPath + ".tmp").c_str(), keyPath.c_str()) != 0) return failErrno("rename " + keyPath);
-  if (::rename((certPath + ".tmp").c_str(), certPath.c_str()) != 0) return failErrno("rename " + certPath);
+  ca->rootPem_ = pki::certificatePem(cert);
+  // The key file is created 0600 before anything is written to it; the certificate is
+  // published last: a crash in between leaves no half-made root behind (without
+  // root-cert.pem the next start creates a new pair).
+  SLUICE_TRY(pki::writeFileAtomically(keyPath, pki::privateKeyPem(ca->impl_->key.get()), 0600), "CA root key");
+  SLUICE_TRY(pki::writeFileAtomically(certPath, ca->rootPem_, 0644), "CA root certificate");
   return ca;
 }
 
@@ -164,7 +126,7 @@ Result<IssuedCertificate> CertificateAuthority::sign(const std::string& csrPem, 
                                                      std::chrono::seconds validity) const {
   if (csrPem.size() > 64 * 1024) return fail("CSR larger than 64 KiB");
   Bio bio(BIO_new_mem_buf(csrPem.data(), static_cast<int>(csrPem.size())));
-  Req req(PEM_read_bio_X509_REQ(bio.get(), nullptr, nullptr, nullptr));
+  pki::Req req(PEM_read_bio_X509_REQ(bio.get(), nullptr, nullptr, nullptr));
   if (!req) return fail(opensslError("CSR is not a PEM certificate request"));
   Key pub(X509_REQ_get_pubkey(req.get()));
   if (!pub) return fail("CSR has no public key");
@@ -189,22 +151,37 @@ Result<IssuedCertificate> CertificateAuthority::sign(const std::string& csrPem, 
       if (asked != spiffeId) return fail(fmt::format("CSR asks for {}, but the caller may only get {}", asked, spiffeId));
     }
   }
+  return issue(pub.get(), "critical,URI:" + spiffeId, validity);
+}
+
+Result<IssuedCertificate> CertificateAuthority::issue(EVP_PKEY* publicKey, const std::string& subjectAltNames,
+                                                      std::chrono::seconds validity) const {
   Cert cert(X509_new());
   X509_set_version(cert.get(), 2);
   IssuedCertificate issued;
-  SLUICE_TRY(setSerialAndValidity(cert.get(), validity, &issued.serialHex), "workload certificate");
+  SLUICE_TRY(setSerialAndValidity(cert.get(), validity, &issued.serialHex), "certificate");
   X509_set_issuer_name(cert.get(), X509_get_subject_name(impl_->cert.get()));
-  X509_set_pubkey(cert.get(), pub.get());
-  SLUICE_TRY(addExtension(cert.get(), impl_->cert.get(), NID_basic_constraints, "critical,CA:FALSE"), "workload certificate");
-  SLUICE_TRY(addExtension(cert.get(), impl_->cert.get(), NID_key_usage, "critical,digitalSignature,keyEncipherment"), "workload certificate");
-  SLUICE_TRY(addExtension(cert.get(), impl_->cert.get(), NID_ext_key_usage, "serverAuth,clientAuth"), "workload certificate");
-  SLUICE_TRY(addExtension(cert.get(), impl_->cert.get(), NID_authority_key_identifier, "keyid:always"), "workload certificate");
-  SLUICE_TRY(addExtension(cert.get(), impl_->cert.get(), NID_subject_alt_name, ("critical,URI:" + spiffeId).c_str()),
-             "workload certificate");
-  if (X509_sign(cert.get(), impl_->key.get(), EVP_sha256()) == 0) return fail(opensslError("sign the workload certificate"));
-  issued.certificatePem = toPem(cert.get());
-  issued.notAfter = std::chrono::system_clock::now() + validity;
+  X509_set_pubkey(cert.get(), publicKey);
+  X509* root = impl_->cert.get();
+  SLUICE_TRY(addExtension(cert.get(), root, NID_basic_constraints, "critical,CA:FALSE"), "certificate");
+  SLUICE_TRY(addExtension(cert.get(), root, NID_key_usage, "critical,digitalSignature,keyEncipherment"), "certificate");
+  SLUICE_TRY(addExtension(cert.get(), root, NID_ext_key_usage, "serverAuth,clientAuth"), "certificate");
+  SLUICE_TRY(addExtension(cert.get(), root, NID_authority_key_identifier, "keyid:always"), "certificate");
+  SLUICE_TRY(addExtension(cert.get(), root, NID_subject_alt_name, subjectAltNames.c_str()), "certificate");
+  if (X509_sign(cert.get(), impl_->key.get(), EVP_sha256()) == 0) return fail(opensslError("sign the certificate"));
+  issued.certificatePem = pki::certificatePem(cert.get());
+  issued.notAfter = pki::notAfter(cert.get());
   return issued;
+}
+
+Result<IssuedKeyPair> CertificateAuthority::issueKeyPair(const std::vector<std::string>& subjectAltNames,
+                                                         std::chrono::seconds validity) const {
+  if (subjectAltNames.empty()) return fail("a certificate needs at least one subjectAltName");
+  std::string sans = "critical";
+  for (const auto& san : subjectAltNames) sans += "," + san;
+  SLUICE_TRY_ASSIGN(key, pki::generateP256Key());
+  SLUICE_TRY_ASSIGN(cert, issue(key.get(), sans, validity));
+  return IssuedKeyPair{pki::privateKeyPem(key.get()), std::move(cert)};
 }
 
 Status identityAllowedForNode(const ConfigSet& config, const std::string& trustDomain, const std::string& node,

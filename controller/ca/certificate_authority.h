@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include <openssl/evp.h>
+
 #include "config/config_loader.h"
 #include "sluice/common/error.h"
 
@@ -23,6 +25,16 @@ struct IssuedCertificate {
   std::string serialHex;
   std::chrono::system_clock::time_point notAfter;
 };
+
+// A key pair made by the CA itself: node credentials and the controller's serving certificate
+// (a workload's key, in contrast, is made on its node and never leaves it).
+struct IssuedKeyPair {
+  std::string privateKeyPem;
+  IssuedCertificate certificate;
+};
+
+// The DNS name in the controller's serving certificate, which nodes verify.
+inline constexpr const char* kControllerServerName = "sluice-controller";
 
 class CertificateAuthority {
  public:
@@ -39,8 +51,13 @@ class CertificateAuthority {
   Result<IssuedCertificate> sign(const std::string& csrPem, const std::string& spiffeId,
                                  std::chrono::seconds validity = std::chrono::hours(24)) const;
 
+  // A new P-256 key and a certificate for it with the given subjectAltNames ("URI:...",
+  // "DNS:..."), usable for TLS client and server authentication.
+  Result<IssuedKeyPair> issueKeyPair(const std::vector<std::string>& subjectAltNames, std::chrono::seconds validity) const;
+
  private:
   CertificateAuthority() = default;
+  Result<IssuedCertificate> issue(EVP_PKEY* publicKey, const std::string& subjectAltNames, std::chrono::seconds validity) const;
   struct Impl;
   std::unique_ptr<Impl> impl_;
   std::string rootPem_, trustDomain_;

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "discovery/node_identity.h"
+
 namespace sluice::controller {
 namespace d1 = discovery::v1;
 
@@ -22,6 +24,14 @@ grpc::Status DiscoveryServer::Stream(grpc::ServerContext* context,
   if (!stream->Read(&hello)) return grpc::Status(grpc::StatusCode::CANCELLED, "no subscription");
   if (hello.node().empty()) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "the first request must name the node");
   const std::string node = hello.node();
+  // On the mTLS port the node is who its certificate says, whatever it claims.
+  if (context->auth_context() && context->auth_context()->IsPeerAuthenticated()) {
+    std::string proven = authenticatedNode(*context, trustDomain_);
+    if (proven != node) {
+      return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                          fmt::format("the node certificate names node '{}', not '{}'", proven, node));
+    }
+  }
   // What the node holds: acknowledged versions per resource (its own word on reconnect).
   std::map<std::string, std::string> acked(hello.known_versions().begin(), hello.known_versions().end());
   {

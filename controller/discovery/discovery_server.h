@@ -30,13 +30,17 @@ void computeIncrement(const ConfigSet& config, const std::map<std::string, std::
 
 class DiscoveryServer final : public discovery::v1::Discovery::Service {
  public:
-  explicit DiscoveryServer(const ConfigStore& store) : store_(store) {}
+  // `trustDomain`: a subscriber that presents a node certificate (the mTLS port) must
+  // subscribe as the node it names.
+  explicit DiscoveryServer(const ConfigStore& store, std::string trustDomain = "cluster.local")
+      : store_(store), trustDomain_(std::move(trustDomain)) {}
   grpc::Status Stream(grpc::ServerContext* context,
                       grpc::ServerReaderWriter<discovery::v1::DiscoveryResponse, discovery::v1::DiscoveryRequest>* stream) override;
   std::vector<NodeStatus> nodes() const;
 
  private:
   const ConfigStore& store_;
+  std::string trustDomain_;
   mutable std::mutex mutex_;
   std::map<std::string, NodeStatus> nodes_;
 };

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "sluice/config/v1/config.pb.h"
+
 namespace sluice::ztunnel {
 
 // A service as the data path needs it: where its VIPs and ports are, its endpoints, and how a
@@ -38,11 +40,24 @@ struct ServiceEntry {
   enum class LoadBalancer { kRoundRobin, kRandom } loadBalancer = LoadBalancer::kRoundRobin;
 };
 
+// A mesh workload (a pod some node's tunnel serves): where it is and who it runs as. A
+// destination that is one of these is reached over HBONE, and its identity is what the
+// destination's certificate must prove.
+struct WorkloadEntry {
+  std::string uid, name, ns, serviceAccount, node;
+  std::map<std::string, std::string> labels;
+  std::vector<std::string> addresses;
+};
+
 struct ConfigSnapshot {
   uint64_t version = 0;
   std::string controllerVersion;  // the controller's system_version this came from
   // By "vip:port" as SocketAddress::toString() prints it.
   std::map<std::string, std::shared_ptr<const ServiceEntry>> servicesByVip;
+  // By IP address text (as SocketAddress::ip() prints it).
+  std::map<std::string, std::shared_ptr<const WorkloadEntry>> workloadsByIp;
+  std::vector<std::shared_ptr<const config::v1::AuthorizationPolicy>> authorizationPolicies;
+  std::vector<std::shared_ptr<const config::v1::PeerAuthentication>> peerAuthentications;
   size_t resourceCount = 0;
   // Istio's outboundTrafficPolicy: ALLOW_ANY passes unknown destinations through;
   // REGISTRY_ONLY refuses them (there is no registry before the controller issue: all unknown).

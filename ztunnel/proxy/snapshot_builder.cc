@@ -35,6 +35,25 @@ Result<ConfigSnapshot> buildSnapshot(const std::map<std::string, v1::Resource>& 
     if (r.has_virtual_service()) routes.push_back(&r.virtual_service());
   }
   for (const auto& [name, r] : resources) {
+    if (r.has_workload()) {
+      const v1::Workload& w = r.workload();
+      auto entry = std::make_shared<WorkloadEntry>(WorkloadEntry{w.uid(), w.name(), w.namespace_(), w.service_account(),
+                                                                 w.node(), toMap(w.labels()), {}});
+      for (const auto& a : w.addresses()) {
+        auto address = SocketAddress::fromIp(a, 0);
+        if (!address) return fail(fmt::format("Workload {}/{}: address {}: {}", w.namespace_(), w.name(), a, address.error().message()));
+        entry->addresses.push_back(address->ip());
+        snapshot.workloadsByIp[address->ip()] = entry;
+      }
+    }
+    if (r.has_authorization_policy()) {
+      snapshot.authorizationPolicies.push_back(std::make_shared<const v1::AuthorizationPolicy>(r.authorization_policy()));
+    }
+    if (r.has_peer_authentication()) {
+      snapshot.peerAuthentications.push_back(std::make_shared<const v1::PeerAuthentication>(r.peer_authentication()));
+    }
+  }
+  for (const auto& [name, r] : resources) {
     if (!r.has_service()) continue;
     const v1::Service& s = r.service();
     auto entry = std::make_shared<ServiceEntry>();

@@ -69,4 +69,11 @@ Status discardValue(Result<T> result) {
     }                                                                   \
   } while (0)
 
+// Declares `name` bound to the value of a Result, or returns its failure to the caller.
+//   SLUICE_TRY_ASSIGN(key, generateKey());   // then use key
+#define SLUICE_TRY_ASSIGN(name, expr)                                   \
+  auto name##_result_ = (expr);                                         \
+  if (!name##_result_) return ::std::unexpected(std::move(name##_result_.error())); \
+  auto name = std::move(*name##_result_)
+
 }  // namespace sluice

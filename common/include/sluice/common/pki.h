@@ -1,0 +1,53 @@
+// Small, owning wrappers over OpenSSL for the mesh's PKI: keys, certificates, CSRs and PEM.
+// Shared by the controller's CA and the tunnel's certificate manager so both read and write
+// the same formats the same way. Every function reports failure as a value with OpenSSL's
+// reason; nothing here throws.
+#pragma once
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sluice/common/error.h"
+
+namespace sluice::pki {
+
+template <typename T, void (*Free)(T*)>
+struct Deleter {
+  void operator()(T* p) const { Free(p); }
+};
+using Key = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY, EVP_PKEY_free>>;
+using Cert = std::unique_ptr<X509, Deleter<X509, X509_free>>;
+using Req = std::unique_ptr<X509_REQ, Deleter<X509_REQ, X509_REQ_free>>;
+
+// "<what>: <OpenSSL's first queued error>", clearing the thread's error queue.
+std::string opensslError(std::string_view what);
+
+Result<Key> generateP256Key();
+std::string privateKeyPem(EVP_PKEY* key);
+std::string certificatePem(X509* cert);
+Result<Key> parsePrivateKey(std::string_view pem);
+Result<Cert> parseCertificate(std::string_view pem);
+// Every certificate in a PEM bundle, in order; fails when there is none or one is malformed.
+Result<std::vector<Cert>> parseCertificates(std::string_view pem);
+
+// A PEM CSR for `key` whose only subjectAltName is the URI `spiffeId`.
+Result<std::string> makeCsr(EVP_PKEY* key, const std::string& spiffeId);
+
+// The URI subjectAltNames of `cert`.
+std::vector<std::string> uriSans(X509* cert);
+std::chrono::system_clock::time_point notBefore(X509* cert);
+std::chrono::system_clock::time_point notAfter(X509* cert);
+std::string serialHex(X509* cert);
+
+// Writes `content` to `path` atomically (temporary file, fsync, rename) with `mode`, so a
+// reader never sees half a key and a private key is never readable by others, not even briefly.
+Status writeFileAtomically(const std::string& path, std::string_view content, unsigned mode);
+Result<std::string> readFile(const std::string& path);
+
+}  // namespace sluice::pki

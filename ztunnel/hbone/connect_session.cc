@@ -1,0 +1,338 @@
+#include "hbone/connect_session.h"
+
+#include <nghttp2/nghttp2.h>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace sluice::ztunnel::hbone {
+
+namespace {
+
+std::string_view view(const uint8_t* p, size_t n) { return {reinterpret_cast<const char*>(p), n}; }
+
+nghttp2_nv header(std::string_view name, std::string_view value) {
+  return {const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(name.data())),
+          const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(value.data())), name.size(), value.size(),
+          NGHTTP2_NV_FLAG_NONE};
+}
+
+}  // namespace
+
+// nghttp2's callbacks, with access to the session's private state.
+struct ConnectSession::Callbacks {
+  static ConnectSession& self(void* user) { return *static_cast<ConnectSession*>(user); }
+
+  static int onBeginHeaders(nghttp2_session*, const nghttp2_frame* frame, void* user) {
+    ConnectSession& s = self(user);
+    if (frame->hd.type != NGHTTP2_HEADERS || s.role_ != Role::kServer || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+    if (s.shutdown_) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // refuses the stream
+    s.streams_[frame->hd.stream_id] = Stream{};
+    ++s.open_;
+    return 0;
+  }
+
+  static int onHeader(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name, size_t nameLength,
+                      const uint8_t* value, size_t valueLength, uint8_t, void* user) {
+    ConnectSession& s = self(user);
+    Stream* st = s.find(frame->hd.stream_id);
+    if (st == nullptr) return 0;
+    st->headerBytes += nameLength + valueLength + 32;
+    if (st->headerBytes > s.limits_.maxHeaderBytes) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    std::string_view n = view(name, nameLength), v = view(value, valueLength);
+    if (s.role_ == Role::kServer) {
+      if (n == ":method") st->isConnect = v == "CONNECT";
+      else if (n == ":authority") st->request.authority = v;
+      else if (n == ":scheme") st->hasScheme = true;
+      else if (n == ":path") st->hasPath = true;
+      else if (n == "forwarded") st->request.forwarded = v;
+      else if (n == "traceparent") st->request.traceparent = v;
+    } else if (n == ":status") {
+      int status = 0;
+      for (char c : v) status = c >= '0' && c <= '9' ? status * 10 + (c - '0') : -1000;
+      st->status = std::max(status, 0);
+    }
+    return 0;
+  }
+
+  static int onFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void* user) {
+    ConnectSession& s = self(user);
+    int32_t id = frame->hd.stream_id;
+    if (frame->hd.type == NGHTTP2_GOAWAY) s.peerWentAway_ = true;
+    Stream* st = s.find(id);
+    if (st == nullptr) return 0;
+    if (frame->hd.type == NGHTTP2_HEADERS && (frame->hd.flags & NGHTTP2_FLAG_END_HEADERS)) {
+      if (s.role_ == Role::kServer && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+        s.events_.push_back({SessionEvent::Kind::kRequest, id});
+      } else if (s.role_ == Role::kClient && st->status >= 200 && (frame->headers.cat == NGHTTP2_HCAT_RESPONSE)) {
+        s.events_.push_back({SessionEvent::Kind::kResponse, id});
+      }
+    }
+    if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+      s.events_.push_back({SessionEvent::Kind::kEnd, id});
+    }
+    return 0;
+  }
+
+  static int onDataChunk(nghttp2_session* session, uint8_t, int32_t id, const uint8_t* data, size_t length, void* user) {
+    ConnectSession& s = self(user);
+    Stream* st = s.find(id);
+    if (st == nullptr || st->closed) {
+      // Not ours (reset meanwhile): give the window straight back.
+      nghttp2_session_consume_connection(session, length);
+      return 0;
+    }
+    if (st->inbox.empty()) s.events_.push_back({SessionEvent::Kind::kData, id});
+    st->inbox.append(reinterpret_cast<const char*>(data), length);
+    st->unconsumed += length;
+    return 0;
+  }
+
+  static int onStreamClose(nghttp2_session*, int32_t id, uint32_t errorCode, void* user) {
+    ConnectSession& s = self(user);
+    Stream* st = s.find(id);
+    if (st == nullptr || st->closed) return 0;
+    st->closed = true;
+    st->errorCode = errorCode;
+    --s.open_;
+    s.events_.push_back({SessionEvent::Kind::kClosed, id});
+    return 0;
+  }
+
+  static ssize_t readData(nghttp2_session*, int32_t id, uint8_t* buf, size_t length, uint32_t* flags,
+                          nghttp2_data_source*, void* user) {
+    ConnectSession& s = self(user);
+    Stream* st = s.find(id);
+    if (st == nullptr) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    size_t available = st->outbox.size() - st->outboxOffset;
+    size_t n = std::min(length, available);
+    if (n > 0) {
+      std::memcpy(buf, st->outbox.data() + st->outboxOffset, n);
+      st->outboxOffset += n;
+      if (st->outboxOffset == st->outbox.size()) {
+        st->outbox.clear();
+        st->outboxOffset = 0;
+      }
+      if (st->wasAboveHighWater && st->outbox.size() - st->outboxOffset < kLowWater) {
+        st->wasAboveHighWater = false;
+        s.events_.push_back({SessionEvent::Kind::kWritable, id});
+      }
+    }
+    if (st->outbox.size() == st->outboxOffset && st->finishRequested) {
+      *flags |= NGHTTP2_DATA_FLAG_EOF;
+      return static_cast<ssize_t>(n);
+    }
+    if (n == 0) {
+      st->deferred = true;
+      return NGHTTP2_ERR_DEFERRED;
+    }
+    return static_cast<ssize_t>(n);
+  }
+};
+
+Result<std::unique_ptr<ConnectSession>> ConnectSession::create(Role role, SessionLimits limits) {
+  std::unique_ptr<ConnectSession> s(new ConnectSession(role, limits));
+  nghttp2_session_callbacks* cb = nullptr;
+  nghttp2_session_callbacks_new(&cb);
+  nghttp2_session_callbacks_set_on_begin_headers_callback(cb, Callbacks::onBeginHeaders);
+  nghttp2_session_callbacks_set_on_header_callback(cb, Callbacks::onHeader);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(cb, Callbacks::onFrameRecv);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, Callbacks::onDataChunk);
+  nghttp2_session_callbacks_set_on_stream_close_callback(cb, Callbacks::onStreamClose);
+  nghttp2_option* options = nullptr;
+  nghttp2_option_new(&options);
+  // The window reopens only for bytes the app has taken (consumed()).
+  nghttp2_option_set_no_auto_window_update(options, 1);
+  nghttp2_option_set_max_send_header_block_length(options, 64 << 10);
+  int rc = role == Role::kServer ? nghttp2_session_server_new2(&s->session_, cb, s.get(), options)
+                                 : nghttp2_session_client_new2(&s->session_, cb, s.get(), options);
+  nghttp2_option_del(options);
+  nghttp2_session_callbacks_del(cb);
+  if (rc != 0) return fail(fmt::format("HTTP/2 session: {}", nghttp2_strerror(rc)));
+  nghttp2_settings_entry settings[] = {
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, limits.maxConcurrentStreams},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, static_cast<uint32_t>(limits.streamWindow)},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<uint32_t>(limits.maxHeaderBytes)},
+  };
+  rc = nghttp2_submit_settings(s->session_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
+  if (rc == 0) rc = nghttp2_session_set_local_window_size(s->session_, NGHTTP2_FLAG_NONE, 0, limits.connectionWindow);
+  if (rc != 0) return fail(fmt::format("HTTP/2 settings: {}", nghttp2_strerror(rc)));
+  return s;
+}
+
+ConnectSession::~ConnectSession() { nghttp2_session_del(session_); }
+
+ConnectSession::Stream* ConnectSession::find(int32_t stream) {
+  auto it = streams_.find(stream);
+  return it == streams_.end() ? nullptr : &it->second;
+}
+const ConnectSession::Stream* ConnectSession::find(int32_t stream) const {
+  auto it = streams_.find(stream);
+  return it == streams_.end() ? nullptr : &it->second;
+}
+
+Status ConnectSession::receive(std::span<const uint8_t> bytes) {
+  ssize_t rc = nghttp2_session_mem_recv(session_, bytes.data(), bytes.size());
+  if (rc < 0) return fail(fmt::format("HTTP/2: {}", nghttp2_strerror(static_cast<int>(rc))));
+  return {};
+}
+
+Result<size_t> ConnectSession::produce(std::string& out) {
+  size_t total = 0;
+  while (true) {
+    const uint8_t* data = nullptr;
+    ssize_t n = nghttp2_session_mem_send(session_, &data);
+    if (n < 0) return fail(fmt::format("HTTP/2: {}", nghttp2_strerror(static_cast<int>(n))));
+    if (n == 0) return total;
+    out.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
+    total += static_cast<size_t>(n);
+  }
+}
+
+bool ConnectSession::wantsWrite() const { return nghttp2_session_want_write(session_) != 0; }
+
+bool ConnectSession::finished() const {
+  return nghttp2_session_want_read(session_) == 0 && nghttp2_session_want_write(session_) == 0;
+}
+
+std::vector<SessionEvent> ConnectSession::takeEvents() {
+  std::vector<SessionEvent> out;
+  out.swap(events_);
+  return out;
+}
+
+bool ConnectSession::acceptsStreams() const {
+  return !shutdown_ && !peerWentAway_ && open_ < limits_.maxConcurrentStreams &&
+         open_ < nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+}
+
+Result<int32_t> ConnectSession::connect(const ConnectRequest& request) {
+  if (role_ != Role::kClient) return fail("connect() on a server session");
+  if (!acceptsStreams()) return fail("the HTTP/2 connection takes no more streams");
+  std::vector<nghttp2_nv> headers{header(":method", "CONNECT"), header(":authority", request.authority)};
+  if (!request.forwarded.empty()) headers.push_back(header("forwarded", request.forwarded));
+  if (!request.traceparent.empty()) headers.push_back(header("traceparent", request.traceparent));
+  nghttp2_data_provider provider{};
+  provider.read_callback = Callbacks::readData;
+  int32_t id = nghttp2_submit_request(session_, nullptr, headers.data(), headers.size(), &provider, nullptr);
+  if (id < 0) return fail(fmt::format("HTTP/2 CONNECT: {}", nghttp2_strerror(id)));
+  Stream& st = streams_[id];
+  st.request = request;
+  st.dataAttached = true;
+  ++open_;
+  return id;
+}
+
+void ConnectSession::respond(int32_t stream, int status) {
+  Stream* st = find(stream);
+  if (st == nullptr || st->closed) return;
+  std::string code = std::to_string(status);
+  nghttp2_nv headers[] = {header(":status", code)};
+  if (status == 200) {
+    nghttp2_data_provider provider{};
+    provider.read_callback = Callbacks::readData;
+    nghttp2_submit_response(session_, stream, headers, 1, &provider);
+    st->dataAttached = true;
+  } else {
+    nghttp2_submit_response(session_, stream, headers, 1, nullptr);  // END_STREAM
+  }
+}
+
+const ConnectRequest* ConnectSession::request(int32_t stream) const {
+  const Stream* st = find(stream);
+  return st == nullptr ? nullptr : &st->request;
+}
+
+int ConnectSession::status(int32_t stream) const {
+  const Stream* st = find(stream);
+  if (st == nullptr) return 0;
+  if (role_ == Role::kServer) {
+    // A server-side "status" is the verdict on the request's shape: 400 when malformed.
+    bool wellFormed = st->isConnect && !st->hasScheme && !st->hasPath && !st->request.authority.empty();
+    return wellFormed ? 0 : 400;
+  }
+  return st->status;
+}
+
+uint32_t ConnectSession::errorCode(int32_t stream) const {
+  const Stream* st = find(stream);
+  return st == nullptr ? 0 : st->errorCode;
+}
+
+std::string& ConnectSession::inbox(int32_t stream) {
+  static thread_local std::string none;
+  Stream* st = find(stream);
+  if (st == nullptr) {
+    none.clear();
+    return none;
+  }
+  return st->inbox;
+}
+
+void ConnectSession::consumed(int32_t stream, size_t bytes) {
+  Stream* st = find(stream);
+  if (st == nullptr) return;
+  bytes = std::min(bytes, st->unconsumed);
+  st->unconsumed -= bytes;
+  if (st->closed) {
+    nghttp2_session_consume_connection(session_, bytes);
+  } else {
+    nghttp2_session_consume(session_, stream, bytes);
+  }
+}
+
+void ConnectSession::resume(int32_t stream, Stream& s) {
+  if (s.deferred && s.dataAttached && !s.closed) {
+    s.deferred = false;
+    nghttp2_session_resume_data(session_, stream);
+  }
+}
+
+void ConnectSession::write(int32_t stream, std::span<const uint8_t> bytes) {
+  Stream* st = find(stream);
+  if (st == nullptr || st->closed || st->finishRequested) return;
+  st->outbox.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  if (st->outbox.size() - st->outboxOffset >= kHighWater) st->wasAboveHighWater = true;
+  resume(stream, *st);
+}
+
+size_t ConnectSession::queued(int32_t stream) const {
+  const Stream* st = find(stream);
+  return st == nullptr ? 0 : st->outbox.size() - st->outboxOffset;
+}
+
+void ConnectSession::finish(int32_t stream) {
+  Stream* st = find(stream);
+  if (st == nullptr || st->closed || st->finishRequested) return;
+  st->finishRequested = true;
+  resume(stream, *st);
+}
+
+void ConnectSession::reset(int32_t stream, uint32_t errorCode) {
+  Stream* st = find(stream);
+  if (st == nullptr) return;
+  if (!st->closed) {
+    nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, stream, errorCode);
+    st->closed = true;  // no kClosed event for a stream the caller reset itself
+    --open_;
+  }
+}
+
+void ConnectSession::release(int32_t stream) {
+  auto it = streams_.find(stream);
+  if (it == streams_.end()) return;
+  if (it->second.unconsumed > 0) nghttp2_session_consume_connection(session_, it->second.unconsumed);
+  if (!it->second.closed) --open_;
+  streams_.erase(it);
+}
+
+void ConnectSession::shutdown() {
+  if (shutdown_) return;
+  shutdown_ = true;
+  nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(session_), NGHTTP2_NO_ERROR,
+                        nullptr, 0);
+}
+
+}  // namespace sluice::ztunnel::hbone

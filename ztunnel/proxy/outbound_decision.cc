@@ -82,7 +82,8 @@ OutboundDecision toService(const ServiceEntry& service, uint16_t port, Choice ch
 
 }  // namespace
 
-OutboundDecision decideOutbound(const SocketAddress& dst, const ConfigSnapshot& config, Choice choice) {
+namespace {
+OutboundDecision decideTarget(const SocketAddress& dst, const ConfigSnapshot& config, Choice choice) {
   std::string ip = dst.ip();
   bool loopback = ip.rfind("127.", 0) == 0 || ip == "::1" || ip.rfind("::ffff:127.", 0) == 0;
   if (loopback) {
@@ -102,6 +103,17 @@ OutboundDecision decideOutbound(const SocketAddress& dst, const ConfigSnapshot& 
             fmt::format("{} is not a known service and the outbound policy is REGISTRY_ONLY", dst.toString())};
   }
   return {OutboundDecision::Action::kPassthrough, dst, {}};
+}
+
+}  // namespace
+
+OutboundDecision decideOutbound(const SocketAddress& dst, const ConfigSnapshot& config, Choice choice) {
+  OutboundDecision decision = decideTarget(dst, config, choice);
+  if (decision.action != OutboundDecision::Action::kRefuse) {
+    auto it = config.workloadsByIp.find(decision.target.ip());
+    if (it != config.workloadsByIp.end()) decision.workload = it->second;
+  }
+  return decision;
 }
 
 }  // namespace sluice::ztunnel

@@ -1,6 +1,8 @@
 // What to do with a connection an app opened, decided from its original destination and the
 // current configuration snapshot: a pure function (tested by a table); the worker only carries
-// the decision out. Services, routes and HBONE join this decision in later issues.
+// the decision out. A target that is a mesh workload carries that workload: the worker then
+// reaches it over HBONE (when this node has identities), and its identity is what the
+// destination must prove.
 #pragma once
 
 #include <string>
@@ -16,6 +18,7 @@ struct OutboundDecision {
   std::string reason;    // kRefuse: why (for logs and /config_dump)
   std::string service;   // kService: "namespace/name"
   std::string subset;    // kService: the subset the split chose ("" = none)
+  std::shared_ptr<const WorkloadEntry> workload;  // the target is this mesh workload (else null)
 };
 
 // Inputs that make the choice among weighted destinations and endpoints: supplied by the

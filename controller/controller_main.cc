@@ -55,29 +55,26 @@ sluice::Result<std::shared_ptr<grpc::ServerCredentials>> secureCredentials(const
   return grpc::SslServerCredentials(options);
 }
 
-int issueNodeCredential(const CaOptions& caOptions, const std::string& node, const std::string& out, int validityDays) {
+// Writes <prefix>key.pem (0600), <prefix>cert.pem and root-cert.pem for `spiffeId` into `out`.
+int issueCredential(const CaOptions& caOptions, const std::string& spiffeId, const std::string& out,
+                    std::chrono::seconds validity, const std::string& prefix) {
   auto ca = CertificateAuthority::openOrCreate(caOptions.dir, caOptions.trustDomain);
   if (!ca) {
     spdlog::error("{}", ca.error().message());
     return 1;
   }
-  if (node.empty() || node.find('/') != std::string::npos) {
-    spdlog::error("--node '{}': a node name must be non-empty and contain no '/'", node);
-    return 1;
-  }
-  auto pair = (*ca)->issueKeyPair({"URI:" + nodeIdentityFor(caOptions.trustDomain, node)},
-                                  std::chrono::hours(24) * validityDays);
+  auto pair = (*ca)->issueKeyPair({"URI:" + spiffeId}, validity);
   std::error_code ec;
   std::filesystem::create_directories(out, ec);
   sluice::Status written = pair ? sluice::Status{} : sluice::Status(std::unexpected(pair.error()));
-  if (written) written = sluice::pki::writeFileAtomically(out + "/node-key.pem", pair->privateKeyPem, 0600);
-  if (written) written = sluice::pki::writeFileAtomically(out + "/node-cert.pem", pair->certificate.certificatePem, 0644);
+  if (written) written = sluice::pki::writeFileAtomically(out + "/" + prefix + "key.pem", pair->privateKeyPem, 0600);
+  if (written) written = sluice::pki::writeFileAtomically(out + "/" + prefix + "cert.pem", pair->certificate.certificatePem, 0644);
   if (written) written = sluice::pki::writeFileAtomically(out + "/root-cert.pem", (*ca)->rootCertificatePem(), 0644);
   if (!written) {
-    spdlog::error("node credential for {}: {}", node, written.error().message());
+    spdlog::error("credential for {}: {}", spiffeId, written.error().message());
     return 1;
   }
-  spdlog::info("node credential for {} in {} (serial {})", node, out, pair->certificate.serialHex);
+  spdlog::info("credential for {} in {} (serial {})", spiffeId, out, pair->certificate.serialHex);
   return 0;
 }
 
@@ -183,6 +180,15 @@ int main(int argc, char** argv) {
   credentialCmd->add_option("--node", node, "the node's name")->required();
   credentialCmd->add_option("--out", out, "folder to write node-key.pem, node-cert.pem, root-cert.pem")->required();
   credentialCmd->add_option("--validity-days", nodeValidityDays)->check(CLI::Range(1, 3650))->capture_default_str();
+  std::string spiffeId;
+  int certificateValidityS = 86400;
+  auto* certificateCmd = app.add_subcommand(
+      "certificate", "issue a key and certificate for any identity of the trust domain (interop clients, debugging)");
+  certificateCmd->add_option("--ca-dir", caOptions.dir, "CA root folder (created when absent)")->required();
+  certificateCmd->add_option("--trust-domain", caOptions.trustDomain)->capture_default_str();
+  certificateCmd->add_option("--spiffe-id", spiffeId, "spiffe://<trust-domain>/...")->required();
+  certificateCmd->add_option("--out", out, "folder to write key.pem, cert.pem, root-cert.pem")->required();
+  certificateCmd->add_option("--validity-s", certificateValidityS)->check(CLI::Range(10, 86400 * 365))->capture_default_str();
   std::string dir;
   bool strict = false;
   auto* analyzeCmd = app.add_subcommand("analyze", "find problems in a configuration directory");
@@ -190,7 +196,21 @@ int main(int argc, char** argv) {
   analyzeCmd->add_flag("--strict", strict, "fail on warnings too");
   CLI11_PARSE(app, argc, argv);
   if (serveCmd->parsed()) return serve(configDir, listen, statusAddress, caOptions);
-  if (credentialCmd->parsed()) return issueNodeCredential(caOptions, node, out, nodeValidityDays);
+  if (credentialCmd->parsed()) {
+    if (node.empty() || node.find('/') != std::string::npos) {
+      spdlog::error("--node '{}': a node name must be non-empty and contain no '/'", node);
+      return 1;
+    }
+    return issueCredential(caOptions, nodeIdentityFor(caOptions.trustDomain, node), out,
+                           std::chrono::hours(24) * nodeValidityDays, "node-");
+  }
+  if (certificateCmd->parsed()) {
+    if (spiffeId.rfind("spiffe://" + caOptions.trustDomain + "/", 0) != 0) {
+      spdlog::error("--spiffe-id '{}' is not an identity of trust domain {}", spiffeId, caOptions.trustDomain);
+      return 1;
+    }
+    return issueCredential(caOptions, spiffeId, out, std::chrono::seconds(certificateValidityS), "");
+  }
 
   auto config = sluice::controller::loadConfigDirectory(dir);
   if (!config) {

@@ -20,6 +20,8 @@
 #include "capture/orig_dst_table.h"
 #include "engine/worker.h"
 #include "inpod/workload_manager.h"
+#include "identity/certificate_manager.h"
+#include "identity/controller_channel.h"
 #include "xds/config_client.h"
 #include "sluice/common/log.h"
 #include "sluice_capture.h"
@@ -50,10 +52,41 @@ int main(int argc, char** argv) {
   std::string controller, nodeName;
   app.add_option("--controller", controller, "sluice-controller address (host:port); none: no services, ALLOW_ANY");
   app.add_option("--node", nodeName, "this node's name, for the controller");
+  std::string credentialDir, trustDomain = "cluster.local";
+  int certificateValidityS = 0, poolIdleS = 30;
+  app.add_option("--credential-dir", credentialDir,
+                 "node credential (node-key.pem, node-cert.pem, root-cert.pem): mTLS to the controller, workload "
+                 "certificates and HBONE; without it, plaintext only");
+  app.add_option("--trust-domain", trustDomain)->capture_default_str();
+  app.add_option("--certificate-validity-s", certificateValidityS, "requested workload certificate lifetime (0: the CA's)")
+      ->check(CLI::Range(0, 86400 * 90))->capture_default_str();
+  app.add_option("--pool-idle-timeout-s", poolIdleS, "how long an HBONE connection without streams stays pooled")
+      ->check(CLI::Range(1, 3600))->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   if (!controller.empty() && nodeName.empty()) {
     spdlog::error("--controller needs --node (the controller tells nodes apart by name)");
     return 1;
+  }
+  if (!credentialDir.empty() && controller.empty()) {
+    spdlog::error("--credential-dir needs --controller (certificates come from its CA)");
+    return 1;
+  }
+  base.trustDomain = trustDomain;
+  base.poolIdleTimeout = std::chrono::seconds(poolIdleS);
+  std::shared_ptr<grpc::Channel> channel;
+  if (!controller.empty()) {
+    auto made = controllerChannel(controller, credentialDir);
+    if (!made) {
+      spdlog::error("controller channel: {}", made.error().message());
+      return 1;
+    }
+    channel = std::move(*made);
+  }
+  std::unique_ptr<CertificateManager> certificates;
+  if (!credentialDir.empty()) {
+    CertificateManager::Options certOptions;
+    certOptions.requestedValidity = std::chrono::seconds(certificateValidityS);
+    certificates = std::make_unique<CertificateManager>(channel, certOptions);
   }
   base.connectTimeout = std::chrono::milliseconds(connectTimeoutMs);
   base.idleTimeout = std::chrono::seconds(idleTimeoutS);
@@ -87,7 +120,7 @@ int main(int argc, char** argv) {
   for (unsigned i = 0; i < workers; ++i) {
     WorkerOptions options = base;
     options.index = static_cast<int>(i);
-    pool.push_back(std::make_unique<Worker>(options, config, &*origDst));
+    pool.push_back(std::make_unique<Worker>(options, config, &*origDst, certificates.get()));
     if (auto started = pool.back()->start(); !started) {
       spdlog::error("worker {}: {}", i, started.error().message());
       return 1;
@@ -95,7 +128,7 @@ int main(int argc, char** argv) {
   }
   spdlog::info("{} workers; {}", workers, pool.front()->features());
 
-  WorkloadManager manager(zdsSocket, base.mark, pool);
+  WorkloadManager manager(zdsSocket, base.mark, pool, certificates.get(), trustDomain);
   auto allConnections = [&pool] {
     std::vector<ConnectionInfo> out;
     for (auto& w : pool) {
@@ -103,6 +136,15 @@ int main(int argc, char** argv) {
       out.insert(out.end(), c.begin(), c.end());
     }
     return out;
+  };
+  auto identityView = [&pool, &certificates] {
+    IdentityView view;
+    if (certificates) view.certificates = certificates->describe();
+    for (auto& w : pool) {
+      auto c = w->hboneConnections();
+      view.hboneConnections.insert(view.hboneConnections.end(), c.begin(), c.end());
+    }
+    return view;
   };
   HttpServer http;
   // Live connection count without building the connection list (cheap enough to poll).
@@ -115,10 +157,14 @@ int main(int argc, char** argv) {
                                              {"/config_dump", [&] {
                                                 return HttpResponse{200, "application/json",
                                                                     configDump(manager.pods(), *config.current(),
-                                                                               allConnections(), pool.front()->features())
+                                                                               allConnections(), pool.front()->features(),
+                                                                               identityView())
                                                                             .dump(2)};
                                               }}});
-  auto metrics = [&] { return HttpResponse{200, "text/plain; version=0.0.4", prometheusText(manager.pods())}; };
+  auto metrics = [&] {
+    return HttpResponse{200, "text/plain; version=0.0.4",
+                        prometheusText(manager.pods(), certificates ? certificates->describe() : std::vector<CertificateStatus>{})};
+  };
   if (listened) listened = http.listen(metricsAddress, {{"/metrics", metrics}, {"/stats/prometheus", metrics}});
   if (listened) {
     listened = http.listen(readyAddress, {{"/healthz/ready", [&] {
@@ -135,9 +181,10 @@ int main(int argc, char** argv) {
 
   std::atomic<bool> stopping{false};
   std::thread control([&] { manager.run(stopping); });
-  ConfigClient configClient(controller, nodeName, config);
-  std::thread xds;
+  ConfigClient configClient(channel, nodeName, config);
+  std::thread xds, certificateThread;
   if (!controller.empty()) xds = std::thread([&] { configClient.run(stopping); });
+  if (certificates) certificateThread = std::thread([&] { certificates->run(stopping); });
   signalfd_siginfo info;
   while (::read(signalFd.get(), &info, sizeof(info)) < 0 && errno == EINTR) {
   }
@@ -145,6 +192,7 @@ int main(int argc, char** argv) {
   stopping = true;
   control.join();
   if (xds.joinable()) xds.join();
+  if (certificateThread.joinable()) certificateThread.join();
   http.stop();
   for (auto& w : pool) w->stop();
   return 0;

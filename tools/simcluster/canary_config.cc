@@ -1,5 +1,7 @@
 #include "simcluster/canary_config.h"
 
+#include "simcluster/mesh_controller.h"
+
 #include <fmt/format.h>
 
 #include <cstdio>
@@ -8,14 +10,7 @@
 namespace sluice::sim {
 
 std::string canaryClusterYaml(const Cluster& cluster) {
-  std::string yaml;
-  for (const char* version : {"v1", "v2"}) {
-    const Pod* pod = cluster.pod(std::string("web-") + version);
-    yaml += fmt::format("apiVersion: sluice.io/v1alpha1\nkind: Workload\nmetadata: {{name: web-{0}, namespace: shop, "
-                        "labels: {{app: web, version: {0}}}}}\nspec: {{node: {1}, addresses: [{2}]}}\n---\n",
-                        version, pod != nullptr ? cluster.node(pod->node).name : "unknown",
-                        pod != nullptr ? pod->ipv4 : "0.0.0.0");
-  }
+  std::string yaml = workloadsYaml(cluster);
   yaml += fmt::format("apiVersion: v1\nkind: Service\nmetadata: {{name: web, namespace: shop}}\n"
                       "spec: {{clusterIP: {}, selector: {{app: web}}, ports: [{{port: 80, targetPort: 8080}}]}}\n---\n"
                       "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: web, namespace: shop}}\n"

@@ -207,6 +207,8 @@ Result<const Pod*> Cluster::addPod(int nodeIndex, const std::string& name, const
   auto pod = std::make_unique<Pod>();
   pod->name = name;
   pod->ns = spec.ns;
+  pod->serviceAccount = spec.serviceAccount;
+  pod->labels = spec.labels;
   pod->node = nodeIndex;
   pod->containerId = fmt::format("{}-{}", prefix_, name);
   std::string netnsName = fmt::format("{}-{}-{}", prefix_, node.name, name);

@@ -67,6 +67,8 @@ struct Node {
 struct Pod {
   std::string name;  // unique in the cluster
   std::string ns;
+  std::string serviceAccount;
+  std::map<std::string, std::string> labels;
   int node = 0;
   std::string containerId;
   std::string netnsPath;

@@ -13,11 +13,13 @@
 #include <CLI/CLI.hpp>
 
 #include <filesystem>
+#include <thread>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "simcluster/canary_config.h"
 #include "simcluster/cluster.h"
+#include "simcluster/mesh_controller.h"
 #include "simcluster/mesh_node.h"
 #include "sluice/common/log.h"
 
@@ -135,6 +137,41 @@ bool showCanary(const Cluster& cluster, const std::vector<std::unique_ptr<MeshNo
   return a + b == static_cast<uint64_t>(connections);
 }
 
+// Every pod's identity has a certificate on its node's tunnel.
+bool waitForCertificates(const Cluster& cluster, const std::vector<std::unique_ptr<MeshNode>>& mesh) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline) {
+    bool all = true;
+    for (const Pod* pod : cluster.pods()) {
+      auto dump = mesh[static_cast<size_t>(pod->node)]->configDump();
+      bool found = false;
+      std::string identity = fmt::format("spiffe://cluster.local/ns/{}/sa/{}", pod->ns, pod->serviceAccount);
+      for (const auto& c : dump ? (*dump)["certificates"] : nlohmann::json::array()) {
+        found = found || (c["identity"] == identity && c["state"] == "valid");
+      }
+      all = all && found;
+    }
+    if (all) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  return false;
+}
+
+void printIdentities(const MeshNode& node, const std::string& name) {
+  auto dump = node.configDump();
+  if (!dump) return;
+  fmt::print("{} ztunnel identities:\n", name);
+  for (const auto& c : (*dump)["certificates"]) {
+    fmt::print("  {}  serial {}  rotates in {} s\n", c["identity"].get<std::string>(), c["serial"].get<std::string>(),
+               c["refreshAt"].get<int64_t>() - std::chrono::duration_cast<std::chrono::seconds>(
+                                                   std::chrono::system_clock::now().time_since_epoch()).count());
+  }
+  for (const auto& h : (*dump)["hboneConnections"]) {
+    fmt::print("  HBONE {} {} {} ({} streams)\n", h["role"].get<std::string>(), h["peer"].get<std::string>(),
+               h["peerIdentity"].get<std::string>(), h["streams"].get<size_t>());
+  }
+}
+
 int demo(int nodeCount, uint64_t bytes) {
   auto built = createMeshCluster(nodeCount);
   if (!built) {
@@ -142,20 +179,17 @@ int demo(int nodeCount, uint64_t bytes) {
     return 1;
   }
   Cluster& cluster = **built;
-  // The controller runs on node0 and serves every node over the underlay.
-  std::string configDir = cluster.node(0).stateDir + "/config";
-  std::filesystem::create_directories(configDir);
-  std::string controllerAddress = cluster.node(0).addresses.underlayV4 + ":15010";
-  auto controller = cluster.runOnNode(0, {.argv = {siblingProgram("sluice-controller"), "serve", "--config-dir", configDir,
-                                                   "--listen", controllerAddress}});
+  // The controller (and CA) runs on node0 and serves every node over the underlay; each node
+  // gets a node credential and talks to it over mTLS.
+  auto controller = MeshController::start(cluster);
   if (!controller) {
     fmt::print(stderr, "sluice-sim demo: {}\n", controller.error().message());
     return 1;
   }
-  fmt::print("node0: sluice-controller serving {} on {}\n", configDir, controllerAddress);
-  auto started = startMeshNodes(cluster, MeshNode::Tunnel::kZtunnel, [&](const Node& n) {
-    return std::vector<std::string>{"--controller", controllerAddress, "--node", n.name};
-  });
+  std::string configDir = controller->configDir();
+  fmt::print("node0: sluice-controller serving {} on {} (mTLS, CA) and {}\n", configDir, controller->secureAddress(),
+             controller->plaintextAddress());
+  auto started = startMeshNodes(cluster, MeshNode::Tunnel::kZtunnel, [&](const Node& n) { return controller->tunnelArgs(n).value(); });
   if (!started) {
     fmt::print(stderr, "sluice-sim demo: {}\n", started.error().message());
     return 1;
@@ -173,6 +207,12 @@ int demo(int nodeCount, uint64_t bytes) {
     }
   }
   printTopology(cluster);
+  // The pods as Workloads: the CA issues each its SPIFFE certificate, and mesh destinations are
+  // reached over HBONE (mTLS + HTTP/2 CONNECT on 15008).
+  if (!writeConfigFile(configDir, "cluster.yaml", canaryClusterYaml(cluster)) || !waitForCertificates(cluster, mesh)) {
+    fmt::print(stderr, "sluice-sim demo: the pods' certificates did not arrive\n");
+    return 1;
+  }
   const Pod* server = cluster.pod("server");
   const Pod* client = cluster.pod("client");
   std::vector<ChildProcess> apps;
@@ -185,7 +225,7 @@ int demo(int nodeCount, uint64_t bytes) {
     }
     apps.push_back(std::move(*echo));
   }
-  fmt::print("\ntraffic: app in client -> eBPF capture -> ztunnel on {} -> ztunnel on {} -> app in server\n",
+  fmt::print("\ntraffic: app in client -> eBPF capture -> ztunnel on {} =HBONE (mTLS)=> ztunnel on {} -> app in server\n",
              cluster.node(client->node).name, cluster.node(server->node).name);
   int failures = 0;
   for (const std::string& ip : {server->ipv4, server->ipv6}) {
@@ -209,8 +249,7 @@ int demo(int nodeCount, uint64_t bytes) {
   }
   fmt::print("\ncanary: Service web ({}:80) in front of web-v1 and web-v2, split by the controller's VirtualService\n",
              kCanaryVip);
-  if (!writeConfigFile(configDir, "cluster.yaml", canaryClusterYaml(cluster)) ||
-      !showCanary(cluster, mesh, configDir, 90, 10, 1000) || !showCanary(cluster, mesh, configDir, 50, 50, 1000)) {
+  if (!showCanary(cluster, mesh, configDir, 90, 10, 1000) || !showCanary(cluster, mesh, configDir, 50, 50, 1000)) {
     ++failures;
   }
   fmt::print("\nsluicectl pods (node0):\n");
@@ -221,6 +260,7 @@ int demo(int nodeCount, uint64_t bytes) {
   }
   fmt::print("\n");
   for (int i = 0; i < nodeCount; ++i) printTunnelCounters(*mesh[static_cast<size_t>(i)], cluster.node(i).name);
+  for (int i = 0; i < nodeCount; ++i) printIdentities(*mesh[static_cast<size_t>(i)], cluster.node(i).name);
   mesh.clear();
   apps.clear();
   (void)controller->stop();

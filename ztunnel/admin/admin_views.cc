@@ -38,7 +38,7 @@ std::string escape(const std::string& v) {
 }  // namespace
 
 json configDump(const std::vector<std::shared_ptr<PodRuntime>>& pods, const ConfigSnapshot& config,
-                const std::vector<ConnectionInfo>& connections, const std::string& features) {
+                const std::vector<ConnectionInfo>& connections, const std::string& features, const IdentityView& identity) {
   json out{{"configVersion", config.version},
            {"outboundTrafficPolicy", config.outboundPolicy == ConfigSnapshot::OutboundPolicy::kAllowAny ? "ALLOW_ANY" : "REGISTRY_ONLY"},
            {"engine", features},
@@ -58,6 +58,7 @@ json configDump(const std::vector<std::shared_ptr<PodRuntime>>& pods, const Conf
                        {"name", p->name},
                        {"namespace", p->ns},
                        {"serviceAccount", p->serviceAccount},
+                       {"identity", p->identity},
                        {"addresses", p->addresses},
                        {"netnsCookie", p->netnsCookie},
                        {"worker", p->worker},
@@ -69,13 +70,31 @@ json configDump(const std::vector<std::shared_ptr<PodRuntime>>& pods, const Conf
   json conns = json::array();
   for (const auto& c : connections) {
     conns.push_back({{"pod", c.pod}, {"direction", c.direction}, {"peer", c.peer}, {"target", c.target},
-                     {"state", c.state}, {"bytesFromClient", c.bytesFromClient}, {"bytesToClient", c.bytesToClient}});
+                     {"state", c.state}, {"bytesFromClient", c.bytesFromClient}, {"bytesToClient", c.bytesToClient},
+                     {"protocol", c.protocol}, {"peerIdentity", c.peerIdentity}});
   }
   out["connections"] = conns;
+  auto unix = [](std::chrono::system_clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+  };
+  json certs = json::array();
+  for (const auto& c : identity.certificates) {
+    certs.push_back({{"identity", c.identity}, {"serial", c.serial}, {"state", c.serial.empty() ? "pending" : "valid"},
+                     {"notBefore", unix(c.notBefore)}, {"notAfter", unix(c.notAfter)}, {"refreshAt", unix(c.refreshAt)},
+                     {"fetches", c.fetches}, {"failures", c.failures}, {"lastError", c.lastError}, {"pods", c.users}});
+  }
+  out["certificates"] = certs;
+  json pools = json::array();
+  for (const auto& p : identity.hboneConnections) {
+    pools.push_back({{"pod", p.pod}, {"role", p.role}, {"peer", p.peer}, {"peerIdentity", p.peerIdentity},
+                     {"streams", p.streams}, {"established", p.established}});
+  }
+  out["hboneConnections"] = pools;
   return out;
 }
 
-std::string prometheusText(const std::vector<std::shared_ptr<PodRuntime>>& pods) {
+std::string prometheusText(const std::vector<std::shared_ptr<PodRuntime>>& pods,
+                           const std::vector<CertificateStatus>& certificates) {
   std::string out;
   auto family = [&out](const char* name, const char* help) {
     out += fmt::format("# HELP {} {}\n# TYPE {} counter\n", name, help, name);
@@ -83,9 +102,10 @@ std::string prometheusText(const std::vector<std::shared_ptr<PodRuntime>>& pods)
   // reporter=source for a pod's outbound connections, destination for its inbound ones.
   auto labels = [](const PodRuntime& p, Direction d) {
     bool outbound = d == Direction::kOutbound;
-    return fmt::format("reporter=\"{}\",{}_workload=\"{}\",{}_workload_namespace=\"{}\",{}_principal=\"unknown\"",
+    return fmt::format("reporter=\"{}\",{}_workload=\"{}\",{}_workload_namespace=\"{}\",{}_principal=\"{}\"",
                        outbound ? "source" : "destination", outbound ? "source" : "destination", escape(p.name),
-                       outbound ? "source" : "destination", escape(p.ns), outbound ? "source" : "destination");
+                       outbound ? "source" : "destination", escape(p.ns), outbound ? "source" : "destination",
+                       p.identity.empty() ? "unknown" : escape(p.identity));
   };
   struct Metric {
     const char* name;
@@ -117,6 +137,20 @@ std::string prometheusText(const std::vector<std::shared_ptr<PodRuntime>>& pods)
   for (const auto& p : pods) {
     out += fmt::format("sluice_tcp_connections_active{{workload=\"{}\",workload_namespace=\"{}\"}} {}\n", escape(p->name),
                        escape(p->ns), p->counters.active.load());
+  }
+  if (!certificates.empty()) {
+    out += "# HELP sluice_certificate_expiry_seconds When the workload certificate expires (Unix time)\n"
+           "# TYPE sluice_certificate_expiry_seconds gauge\n";
+    for (const auto& c : certificates) {
+      if (c.serial.empty()) continue;
+      out += fmt::format("sluice_certificate_expiry_seconds{{identity=\"{}\"}} {}\n", escape(c.identity),
+                         std::chrono::duration_cast<std::chrono::seconds>(c.notAfter.time_since_epoch()).count());
+    }
+    out += "# HELP sluice_certificate_fetch_failures_total Failed certificate requests\n"
+           "# TYPE sluice_certificate_fetch_failures_total counter\n";
+    for (const auto& c : certificates) {
+      out += fmt::format("sluice_certificate_fetch_failures_total{{identity=\"{}\"}} {}\n", escape(c.identity), c.failures);
+    }
   }
   return out;
 }

@@ -9,14 +9,23 @@
 #include <vector>
 
 #include "engine/worker.h"
+#include "identity/certificate_manager.h"
 #include "proxy/config_snapshot.h"
 #include "proxy/pod_runtime.h"
 
 namespace sluice::ztunnel {
 
-nlohmann::json configDump(const std::vector<std::shared_ptr<PodRuntime>>& pods, const ConfigSnapshot& config,
-                          const std::vector<ConnectionInfo>& connections, const std::string& features);
+// What /config_dump shows of identities and HBONE.
+struct IdentityView {
+  std::vector<CertificateStatus> certificates;
+  std::vector<PoolInfo> hboneConnections;
+};
 
-std::string prometheusText(const std::vector<std::shared_ptr<PodRuntime>>& pods);
+nlohmann::json configDump(const std::vector<std::shared_ptr<PodRuntime>>& pods, const ConfigSnapshot& config,
+                          const std::vector<ConnectionInfo>& connections, const std::string& features,
+                          const IdentityView& identity = {});
+
+std::string prometheusText(const std::vector<std::shared_ptr<PodRuntime>>& pods,
+                           const std::vector<CertificateStatus>& certificates = {});
 
 }  // namespace sluice::ztunnel

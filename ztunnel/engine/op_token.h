@@ -24,6 +24,10 @@ enum class Op : uint8_t {
   kShutdownDown,   // shutdown(SHUT_WR) of the downstream socket (half-close carried across)
   kShutdownUp,
   kCancel,         // cancellation request (its own completion is ignored)
+  kTunnelConnect,  // HBONE client: TCP connect to the peer's 15008
+  kTunnelConnectTimeout,
+  kTunnelRecv,     // ciphertext from an HBONE connection
+  kTunnelSend,     // ciphertext to an HBONE connection
 };
 
 struct OpToken {

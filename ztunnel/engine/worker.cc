@@ -12,6 +12,8 @@
 
 #include <future>
 
+#include "engine/socket_ops.h"
+#include "proxy/inbound_decision.h"
 #include "proxy/outbound_decision.h"
 #include "sluice/common/assert.h"
 
@@ -20,42 +22,11 @@ namespace {
 
 constexpr uint16_t kBufferGroup = 1;
 
-SocketAddress socketAddress(int fd, bool peer) {
-  sockaddr_storage ss{};
-  socklen_t length = sizeof(ss);
-  int rc = peer ? ::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &length)
-                : ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &length);
-  if (rc != 0) return {};
-  return SocketAddress::fromSockaddr(reinterpret_cast<sockaddr*>(&ss), length);
-}
-
-// A v4-mapped address ("::ffff:10.0.0.1") as plain IPv4, so upstream sockets use AF_INET.
-SocketAddress unmapped(const SocketAddress& a) {
-  std::string ip = a.ip();
-  if (a.family() == AF_INET6 && ip.rfind("::ffff:", 0) == 0 && ip.find('.') != std::string::npos) {
-    if (auto v4 = SocketAddress::fromIp(ip.substr(7), a.port())) return *v4;
-  }
-  return a;
-}
-
-void setReset(int fd) {
-  linger l{1, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
-}
-
-FailReason connectFailure(int err) {
-  switch (err) {
-    case ECONNREFUSED: return FailReason::kConnectRefused;
-    case ETIMEDOUT: case ECANCELED: return FailReason::kConnectTimeout;
-    case ENETUNREACH: case EHOSTUNREACH: return FailReason::kUnreachable;
-    default: return FailReason::kConnectError;
-  }
-}
-
 }  // namespace
 
-Worker::Worker(WorkerOptions options, const SnapshotStore& config, const agent::OrigDstTable* origDst)
-    : options_(std::move(options)), config_(config), origDst_(origDst) {}
+Worker::Worker(WorkerOptions options, const SnapshotStore& config, const agent::OrigDstTable* origDst,
+               const CertificateManager* certificates)
+    : options_(std::move(options)), config_(config), origDst_(origDst), certificates_(certificates) {}
 
 Worker::~Worker() { stop(); }
 
@@ -110,6 +81,7 @@ void Worker::stop() {
       if (slot.relay->down >= 0) ::close(slot.relay->down);
       if (slot.relay->up >= 0) ::close(slot.relay->up);
     }
+    if (slot.tunnel && slot.tunnel->fd >= 0) ::close(slot.tunnel->fd);
   }
   slots_.clear();
 }
@@ -153,6 +125,7 @@ uint32_t Worker::allocSlot() {
 void Worker::freeSlot(uint32_t slot) {
   slots_[slot].listener.reset();
   slots_[slot].relay.reset();
+  slots_[slot].tunnel.reset();
   ++slots_[slot].generation;  // completions still naming the old generation are stale
   freeSlots_.push_back(slot);
 }
@@ -209,6 +182,13 @@ void Worker::handle(io_uring_cqe* cqe) {
     case Op::kSendDown: onSend(t.slot, false, cqe->res); break;
     case Op::kShutdownUp: onShutdown(t.slot, true, cqe->res); break;
     case Op::kShutdownDown: onShutdown(t.slot, false, cqe->res); break;
+    case Op::kTunnelConnect: onTunnelConnect(t.slot, cqe->res); break;
+    case Op::kTunnelConnectTimeout:
+      --slots_[t.slot].tunnel->inflight;
+      maybeFinishTunnel(t.slot);
+      break;
+    case Op::kTunnelRecv: onTunnelRecv(t.slot, cqe->res, cqe->flags); break;
+    case Op::kTunnelSend: onTunnelSend(t.slot, cqe->res); break;
     default: break;
   }
 }
@@ -282,80 +262,89 @@ void Worker::fail(const std::shared_ptr<PodRuntime>& pod, FailReason reason) {
   pod->counters.failed[static_cast<size_t>(reason)]++;
 }
 
+void Worker::refuse(const std::shared_ptr<PodRuntime>& pod, int fd, FailReason reason) {
+  fail(pod, reason);
+  setReset(fd);  // the client learns at once, with a reset rather than an orderly end
+  ::close(fd);
+}
+
 void Worker::startRelay(const Listener& listener, int fd) {
   const auto& pod = listener.pod;
-  if (listener.kind == ListenerKind::kHbone) {
-    // HBONE (mTLS + HTTP/2 CONNECT) is not built yet: refuse rather than relay plaintext.
-    fail(pod, FailReason::kHboneNotImplemented);
-    setReset(fd);
-    ::close(fd);
-    return;
-  }
+  if (listener.kind == ListenerKind::kHbone) return startHboneServer(listener, fd);
   SocketAddress peer = socketAddress(fd, true);
   SocketAddress target;
   Direction direction = listener.kind == ListenerKind::kOutbound ? Direction::kOutbound : Direction::kInbound;
+  auto config = config_.current();
   if (direction == Direction::kOutbound) {
     auto dst = origDst_ != nullptr ? origDst_->take(pod->netnsCookie, peer)
                                    : Result<SocketAddress>(sluice::fail("no original-destination table"));
-    if (!dst) {
-      fail(pod, FailReason::kNoOriginalDestination);
-      setReset(fd);
-      ::close(fd);
-      return;
-    }
-    auto config = config_.current();
+    if (!dst) return refuse(pod, fd, FailReason::kNoOriginalDestination);
     OutboundDecision decision = decideOutbound(unmapped(*dst), *config, {random_(), sequence_++});
     if (decision.action == OutboundDecision::Action::kRefuse) {
       spdlog::debug("{}: refused {}: {}", pod->key(), dst->toString(), decision.reason);
-      fail(pod, FailReason::kPolicyRefused);
-      setReset(fd);
-      ::close(fd);
-      return;
+      return refuse(pod, fd, FailReason::kPolicyRefused);
+    }
+    // A mesh workload is reached over HBONE whenever this node has identities.
+    if (decision.workload && certificates_ != nullptr) {
+      return startHboneOutbound(pod, fd, peer, decision.target, *decision.workload);
     }
     target = decision.target;
   } else {
     // sk_lookup kept the original destination as the accepted socket's local address.
     target = unmapped(socketAddress(fd, false));
-    if (isTunnelPort(target.port())) {
-      fail(pod, FailReason::kPolicyRefused);
-      setReset(fd);
-      ::close(fd);
-      return;
+    InboundDecision verdict =
+        decideInbound({false, "", unmapped(peer).ip(), target.toString()}, {pod->ns, pod->addresses}, *config);
+    if (verdict.verdict != InboundDecision::Verdict::kAllow) {
+      spdlog::debug("{}: plaintext from {} refused: {}", pod->key(), peer.toString(), verdict.reason);
+      FailReason reason = verdict.verdict == InboundDecision::Verdict::kPlaintextRefused ? FailReason::kPlaintextRefused
+                          : verdict.verdict == InboundDecision::Verdict::kDenied         ? FailReason::kDenied
+                                                                                         : FailReason::kPolicyRefused;
+      return refuse(pod, fd, reason);
     }
+    target = verdict.target;
   }
   int up = upstreamSocket(*pod, target.family());
-  if (up < 0) {
-    fail(pod, FailReason::kSocketError);
-    setReset(fd);
-    ::close(fd);
-    return;
-  }
+  if (up < 0) return refuse(pod, fd, FailReason::kSocketError);
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  uint32_t slot = newRelay(pod, direction, fd, up, peer, target);
+  submitRelayConnect(slot);
+}
 
+uint32_t Worker::newRelay(const std::shared_ptr<PodRuntime>& pod, Direction direction, int down, int up,
+                          const SocketAddress& peer, const SocketAddress& target) {
   uint32_t slot = allocSlot();
   Relay& r = slots_[slot].relay.emplace();
   r.pod = pod;
   r.direction = direction;
-  r.down = fd;
+  r.down = down;
   r.up = up;
   r.peer = peer;
   r.target = target;
   r.lastActivity = std::chrono::steady_clock::now();
-  auto timeout = options_.connectTimeout;
-  r.connectTimeout.tv_sec = timeout.count() / 1000;
-  r.connectTimeout.tv_nsec = (timeout.count() % 1000) * 1000000;
   ++live_;
   pod->counters.active++;
+  return slot;
+}
 
-  io_uring_sqe* sqe = ring_->sqe();
-  io_uring_prep_connect(sqe, up, r.target.sockaddrPtr(), r.target.length());
-  sqe->flags |= IOSQE_IO_LINK;
-  io_uring_sqe_set_data64(sqe, token(Op::kConnect, slot));
-  io_uring_sqe* t = ring_->sqe();
-  io_uring_prep_link_timeout(t, &r.connectTimeout, 0);
-  io_uring_sqe_set_data64(t, token(Op::kConnectTimeout, slot));
+void Worker::submitRelayConnect(uint32_t slot) {
+  Relay& r = *slots_[slot].relay;
+  submitConnect(slot, r.up, r.target, &r.connectTimeout, Op::kConnect, Op::kConnectTimeout);
   r.inflight += 2;
+}
+
+void Worker::submitConnect(uint32_t slot, int fd, const SocketAddress& to, __kernel_timespec* timeout, Op connectOp,
+                           Op timeoutOp) {
+  auto ms = options_.connectTimeout.count();
+  timeout->tv_sec = ms / 1000;
+  timeout->tv_nsec = (ms % 1000) * 1000000;
+  io_uring_sqe* sqe = ring_->sqe();
+  io_uring_prep_connect(sqe, fd, to.sockaddrPtr(), to.length());
+  sqe->flags |= IOSQE_IO_LINK;
+  io_uring_sqe_set_data64(sqe, token(connectOp, slot));
+  io_uring_sqe* t = ring_->sqe();
+  io_uring_prep_link_timeout(t, timeout, 0);
+  io_uring_sqe_set_data64(t, token(timeoutOp, slot));
 }
 
 void Worker::onConnect(uint32_t slot, int res) {
@@ -365,13 +354,20 @@ void Worker::onConnect(uint32_t slot, int res) {
   if (res < 0) {
     fail(r.pod, connectFailure(-res));
     spdlog::debug("{}: connect to {} failed: {}", r.pod->key(), r.target.toString(), std::strerror(-res));
-    // Reset the client: it learns at once that its connection failed.
+    // HBONE: the client hears 503; plaintext: a reset, so it learns at once.
+    if (r.isHbone()) respondStream(slot, 503);
     abortRelay(slot, true);
     return;
   }
   r.connected = true;
   r.counted = true;
   r.pod->counters.opened[static_cast<size_t>(r.direction)]++;
+  if (r.isHbone()) {
+    respondStream(slot, 200);
+    armRecv(slot, r.hbone.isUp);  // the socket side
+    deliverFromTunnel(slot);      // anything the client sent before our answer
+    return;
+  }
   armRecv(slot, true);
   armRecv(slot, false);
 }
@@ -380,6 +376,8 @@ void Worker::armRecv(uint32_t slot, bool fromDown) {
   Relay& r = *slots_[slot].relay;
   DirectionState& d = fromDown ? r.toUp : r.toDown;
   if (d.recvArmed || d.eof || r.aborting || d.count == DirectionState::kDepth) return;
+  // An HBONE relay reads only its socket side, and not while the stream's queue is full.
+  if (r.isHbone() && (fromDown != r.hbone.isUp || r.hbone.blocked)) return;
   io_uring_sqe* sqe = ring_->sqe();
   io_uring_prep_recv(sqe, fromDown ? r.down : r.up, nullptr, buffers_->bufferSize(), 0);
   sqe->flags |= IOSQE_BUFFER_SELECT;
@@ -401,6 +399,17 @@ void Worker::onRecv(uint32_t slot, bool fromDown, int res, uint32_t flags) {
     if (hasBuffer) buffers_->recycle(buffer);
     return maybeFinish(slot);
   }
+  if (res > 0 && r.isHbone()) {
+    r.lastActivity = std::chrono::steady_clock::now();
+    d.bytes += static_cast<uint64_t>(res);
+    auto& counter = fromDown ? r.pod->counters.bytesFromClient : r.pod->counters.bytesToClient;
+    counter[static_cast<size_t>(r.direction)] += static_cast<uint64_t>(res);
+    forwardToTunnel(slot, buffers_->data(buffer), static_cast<size_t>(res));
+    buffers_->recycle(buffer);  // the stream copied it
+    retryStarved();
+    armRecv(slot, fromDown);
+    return;
+  }
   if (res > 0) {
     r.lastActivity = std::chrono::steady_clock::now();
     SLUICE_ASSERT(d.count < DirectionState::kDepth, "receive armed with a full queue");
@@ -418,6 +427,7 @@ void Worker::onRecv(uint32_t slot, bool fromDown, int res, uint32_t flags) {
     // FIN from this side: once every queued byte is out, carry the half-close to the other
     // side; the other direction flows on.
     d.eof = true;
+    if (r.isHbone()) return endTowardsTunnel(slot);
     if (d.count == 0) submitShutdown(slot, fromDown);
     return;
   }
@@ -455,6 +465,7 @@ void Worker::submitSend(uint32_t slot, bool toUp) {
 
 void Worker::onSend(uint32_t slot, bool toUp, int res) {
   Relay& r = *slots_[slot].relay;
+  if (r.isHbone()) return onSendFromTunnel(slot, res);  // an HBONE relay sends only stream bytes
   DirectionState& d = toUp ? r.toUp : r.toDown;
   --r.inflight;
   d.sending = false;
@@ -485,7 +496,17 @@ void Worker::abortRelay(uint32_t slot, bool reset) {
   Relay& r = *slots_[slot].relay;
   if (r.aborting) return;
   r.aborting = true;
+  if (r.isHbone()) {
+    // The stream side: RST_STREAM (nothing to cancel; the tunnel carries on for others).
+    // After a complete non-200 answer the stream ends with NO_ERROR (RFC 9113 8.1); otherwise
+    // CANCEL tells the peer the flow broke.
+    Tunnel& t = *slots_[r.hbone.tunnel].tunnel;
+    bool answered = r.hbone.responded && r.hbone.status != 200;
+    t.conn->session().reset(r.hbone.stream, answered ? 0x0 : 0x8);
+    flushTunnel(r.hbone.tunnel);
+  }
   for (int fd : {r.down, r.up}) {
+    if (fd < 0) continue;
     if (reset) {
       // No FIN first: the peer must see a reset, not an orderly end followed by one.
       setReset(fd);
@@ -510,8 +531,9 @@ void Worker::maybeFinish(uint32_t slot) {
     for (int i = 0; i < d->count; ++i) buffers_->recycle(d->queue[(d->head + i) % DirectionState::kDepth].buffer);
     d->count = 0;
   }
-  ::close(r.down);
-  ::close(r.up);
+  if (r.down >= 0) ::close(r.down);
+  if (r.up >= 0) ::close(r.up);
+  if (r.isHbone()) detachStream(r);
   if (r.counted) r.pod->counters.closed[static_cast<size_t>(r.direction)]++;
   r.pod->counters.active--;
   --live_;
@@ -522,6 +544,11 @@ void Worker::retryStarved() {
   while (!starved_.empty() && buffers_->inUse() < options_.bufferCount) {
     uint32_t slot = starved_.back();
     starved_.pop_back();
+    if (slots_[slot].tunnel) {
+      slots_[slot].tunnel->starved = false;
+      armTunnelRecv(slot);
+      continue;
+    }
     if (!slots_[slot].relay) continue;
     Relay& r = *slots_[slot].relay;
     for (bool fromDown : {true, false}) {
@@ -554,24 +581,33 @@ void Worker::onTick() {
     bool drained = std::find(expired.begin(), expired.end(), r->pod) != expired.end();
     if (idle || drained) abortRelay(slot, true);
   }
+  for (uint32_t slot = 0; slot < slots_.size(); ++slot) {
+    auto& t = slots_[slot].tunnel;
+    if (!t || t->aborting) continue;
+    bool drained = std::find(expired.begin(), expired.end(), t->pod) != expired.end();
+    if (!t->verified && now - t->lastActivity > options_.connectTimeout) {
+      abortTunnel(slot, FailReason::kHandshake);  // connected but never proved who it is
+    } else if (drained) {
+      abortTunnel(slot, std::nullopt);
+    } else if (!t->server && t->streams.empty() && now - t->lastActivity > options_.poolIdleTimeout) {
+      abortTunnel(slot, std::nullopt);  // an idle pooled connection is let go
+    }
+  }
   retryStarved();
 }
 
 std::vector<ConnectionInfo> Worker::connections() {
-  std::promise<std::vector<ConnectionInfo>> promise;
-  auto future = promise.get_future();
-  post([this, &promise] {
+  return ask([this] {
     std::vector<ConnectionInfo> out;
     for (const auto& slot : slots_) {
       if (!slot.relay) continue;
       const Relay& r = *slot.relay;
       out.push_back({r.pod->key(), r.direction == Direction::kOutbound ? "outbound" : "inbound", r.peer.toString(),
-                     r.target.toString(),
-                     r.aborting ? "closing" : r.connected ? "relaying" : "connecting", r.toUp.bytes, r.toDown.bytes});
+                     r.target.toString(), r.aborting ? "closing" : r.connected ? "relaying" : "connecting", r.toUp.bytes,
+                     r.toDown.bytes, r.isHbone() ? "HBONE" : "TCP", r.peerIdentity});
     }
-    promise.set_value(std::move(out));
+    return out;
   });
-  return future.get();
 }
 
 }  // namespace sluice::ztunnel

@@ -21,6 +21,7 @@
 
 #include <chrono>
 #include <functional>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -29,6 +30,8 @@
 #include <vector>
 
 #include "capture/orig_dst_table.h"
+#include "hbone/hbone_connection.h"
+#include "identity/certificate_manager.h"
 #include "engine/op_token.h"
 #include "engine/ring.h"
 #include "proxy/config_snapshot.h"
@@ -48,6 +51,9 @@ struct WorkerOptions {
   std::chrono::milliseconds connectTimeout{10000};
   std::chrono::milliseconds idleTimeout{std::chrono::hours(1)};
   std::chrono::milliseconds drainTimeout{30000};
+  std::string trustDomain = "cluster.local";  // HBONE peers must prove an identity in it
+  std::chrono::milliseconds poolIdleTimeout{30000};  // an HBONE client connection without streams
+  hbone::SessionLimits hboneLimits;
 };
 
 // What a worker reports for /config_dump.
@@ -57,11 +63,21 @@ struct ConnectionInfo {
   std::string peer, target;
   std::string state;
   uint64_t bytesFromClient = 0, bytesToClient = 0;
+  std::string protocol = "TCP";  // "HBONE" when the tunnel side is an HBONE stream
+  std::string peerIdentity;      // HBONE: the verified identity of the other end
+};
+
+struct PoolInfo {
+  std::string pod, peer, peerIdentity, role;  // role: "client" or "server"
+  size_t streams = 0;
+  bool established = false;
 };
 
 class Worker {
  public:
-  Worker(WorkerOptions options, const SnapshotStore& config, const agent::OrigDstTable* origDst);
+  // `certificates` may be null: no identities on this node, so no HBONE (plaintext only).
+  Worker(WorkerOptions options, const SnapshotStore& config, const agent::OrigDstTable* origDst,
+         const CertificateManager* certificates = nullptr);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -81,6 +97,7 @@ class Worker {
 
   // Snapshot of live connections (thread-safe; blocks until the worker answers).
   std::vector<ConnectionInfo> connections();
+  std::vector<PoolInfo> hboneConnections();  // thread-safe; blocks likewise
   size_t liveConnections() const { return live_.load(); }
 
  private:
@@ -112,6 +129,22 @@ class Worker {
     std::shared_ptr<PodRuntime> pod;
     bool closing = false;
   };
+  static constexpr uint32_t kNoTunnel = UINT32_MAX;
+  // A relay whose one side is an HBONE stream instead of a socket. The socket side works as
+  // in a plain relay; the stream side has no io_uring operations of its own: bytes for it go
+  // into the stream (ConnectSession::write) and bytes from it arrive as session events into
+  // `fromTunnel`, from where they are sent to the socket.
+  struct StreamSide {
+    uint32_t tunnel = kNoTunnel;
+    int32_t stream = 0;
+    bool isUp = false;         // the stream is the upstream side (outbound) or downstream (inbound)
+    std::string fromTunnel;    // received from the stream, being sent to the socket
+    size_t fromTunnelOffset = 0;
+    bool sendingFromTunnel = false;
+    bool blocked = false;      // the stream's queue is above its high water: not reading the socket
+    bool responded = false;    // server: the CONNECT was answered
+    int status = 0;            // server: with this status
+  };
   struct Relay {
     std::shared_ptr<PodRuntime> pod;
     Direction direction;
@@ -124,13 +157,49 @@ class Worker {
     DirectionState toUp, toDown;
     std::chrono::steady_clock::time_point lastActivity;
     __kernel_timespec connectTimeout{};
+    StreamSide hbone;
+    std::string peerIdentity;
+    bool isHbone() const { return hbone.tunnel != kNoTunnel; }
+    // The socket side of an HBONE relay.
+    int socket() const { return hbone.isUp ? down : up; }
+  };
+  // One HBONE connection (TLS + HTTP/2) over one socket: a server one accepted on a pod's 15008,
+  // or a client one this worker dialled to a peer's 15008 and pools for later streams.
+  struct Tunnel {
+    std::shared_ptr<PodRuntime> pod;
+    bool server = false;
+    int fd = -1;
+    std::unique_ptr<hbone::HboneConnection> conn;
+    std::string expectedPeer;  // client: the identity the destination must prove
+    std::string peerIdentity;  // once verified
+    std::string poolKey;       // client
+    SocketAddress peer;
+    bool connected = false, verified = false, recvArmed = false, sending = false, aborting = false;
+    bool starved = false;     // a receive found no free buffer
+    bool flushAgain = false;  // a flush was asked for while one was running
+    int busy = 0;             // > 0 while a flush or abort walks the connection: never freed then
+    int inflight = 0;
+    std::string out, sendBuf;  // ciphertext waiting / in flight
+    size_t sendOffset = 0;
+    std::map<int32_t, uint32_t> streams;  // stream -> relay slot
+    std::chrono::steady_clock::time_point lastActivity;
+    __kernel_timespec connectTimeout{};
   };
   struct Slot {
     uint32_t generation = 0;
     std::optional<Listener> listener;
     std::optional<Relay> relay;
+    std::optional<Tunnel> tunnel;
   };
 
+  // Runs `view` on the worker thread and waits for its result (admin views only).
+  template <typename View>
+  auto ask(View view) -> decltype(view()) {
+    std::promise<decltype(view())> promise;
+    auto future = promise.get_future();
+    post([&] { promise.set_value(view()); });
+    return future.get();
+  }
   void run();
   void handle(io_uring_cqe* cqe);
   uint32_t allocSlot();
@@ -155,10 +224,45 @@ class Worker {
   void onTick();
   void fail(const std::shared_ptr<PodRuntime>& pod, FailReason reason);
   int upstreamSocket(const PodRuntime& pod, int family);
+  void refuse(const std::shared_ptr<PodRuntime>& pod, int fd, FailReason reason);
+  uint32_t newRelay(const std::shared_ptr<PodRuntime>& pod, Direction direction, int down, int up,
+                    const SocketAddress& peer, const SocketAddress& target);
+  void submitRelayConnect(uint32_t slot);
+  // connect() linked to a timeout of options_.connectTimeout (kept in `*timeout`, which must
+  // live until both complete); both completions count in the caller's in-flight total.
+  void submitConnect(uint32_t slot, int fd, const SocketAddress& to, __kernel_timespec* timeout, Op connectOp,
+                     Op timeoutOp);
+
+  // HBONE (worker_hbone.cc).
+  void startHboneServer(const Listener& listener, int fd);
+  void startHboneOutbound(const std::shared_ptr<PodRuntime>& pod, int fd, const SocketAddress& peer,
+                          const SocketAddress& target, const WorkloadEntry& workload);
+  uint32_t dialTunnel(const std::shared_ptr<PodRuntime>& pod, const WorkloadCertificate& certificate,
+                      const SocketAddress& target, const std::string& expectedPeer, const std::string& poolKey);
+  void armTunnelRecv(uint32_t slot);
+  void onTunnelConnect(uint32_t slot, int res);
+  void onTunnelRecv(uint32_t slot, int res, uint32_t flags);
+  void onTunnelSend(uint32_t slot, int res);
+  void flushTunnel(uint32_t slot);
+  void handleTunnelEvents(uint32_t slot);
+  void onHboneRequest(uint32_t tunnelSlot, int32_t stream);
+  void respondStream(uint32_t relaySlot, int status);
+  void deliverFromTunnel(uint32_t relaySlot);
+  void onSendFromTunnel(uint32_t relaySlot, int res);
+  void forwardToTunnel(uint32_t relaySlot, const uint8_t* data, size_t length);
+  void endTowardsTunnel(uint32_t relaySlot);
+  // Resets every stream's relay and closes the connection; `reason` is counted (none for an
+  // orderly close: the peer ended it, or an idle pooled connection is let go).
+  void abortTunnel(uint32_t slot, std::optional<FailReason> reason);
+  void maybeFinishTunnel(uint32_t slot);
+  void detachStream(Relay& r);
+  std::string identityVerdict(const Tunnel& t, const std::string& identity) const;
 
   WorkerOptions options_;
   const SnapshotStore& config_;
   const agent::OrigDstTable* origDst_;
+  const CertificateManager* certificates_;
+  std::map<std::string, std::vector<uint32_t>> pool_;  // pool key -> client tunnel slots
   std::optional<Ring> ring_;
   std::optional<BufferRing> buffers_;
   std::string features_;

@@ -36,6 +36,8 @@ class HboneConnection {
   bool peerClosed() const { return peerClosed_; }
   std::string peerIdentity() const { return tls_.peerIdentity(); }
   void close() { tls_.close(); }
+  // Whatever TLS has queued (e.g. the alert of a failed handshake), without driving anything.
+  void takeCiphertext(std::string& out) { tls_.takeCiphertext(out); }
 
   ConnectSession& session() { return *session_; }
 

@@ -24,8 +24,10 @@ zds::v1::WorkloadResponse ack(const std::string& error = {}) {
 
 }  // namespace
 
-WorkloadManager::WorkloadManager(std::string zdsSocket, uint32_t mark, std::vector<std::unique_ptr<Worker>>& workers)
-    : zdsSocket_(std::move(zdsSocket)), mark_(mark), workers_(workers) {}
+WorkloadManager::WorkloadManager(std::string zdsSocket, uint32_t mark, std::vector<std::unique_ptr<Worker>>& workers,
+                                 CertificateManager* certificates, std::string trustDomain)
+    : zdsSocket_(std::move(zdsSocket)), mark_(mark), workers_(workers), certificates_(certificates),
+      trustDomain_(std::move(trustDomain)) {}
 
 std::vector<std::shared_ptr<PodRuntime>> WorkloadManager::pods() const {
   std::lock_guard lock(mutex_);
@@ -40,6 +42,11 @@ Result<WorkloadManager::PodEntry> WorkloadManager::createPod(const zds::v1::Work
   runtime->name = info.name();
   runtime->ns = info.namespace_();
   runtime->serviceAccount = info.service_account();
+  // Without certificates (no node credential) the pod has no identity the mesh could verify.
+  if (certificates_ != nullptr) {
+    runtime->identity = fmt::format("spiffe://{}/ns/{}/sa/{}", trustDomain_, runtime->ns,
+                                    runtime->serviceAccount.empty() ? "default" : runtime->serviceAccount);
+  }
   runtime->addresses.assign(info.addresses().begin(), info.addresses().end());
   auto cookie = netnsCookie(netns.get());
   if (!cookie) return fail(std::move(cookie.error()));
@@ -75,6 +82,8 @@ Result<WorkloadManager::PodEntry> WorkloadManager::createPod(const zds::v1::Work
   worker.post([&worker, shared, runtime] {
     for (auto& [fd, kind] : *shared) worker.addListener(std::move(fd), kind, runtime);
   });
+  // Fetched now, so the certificate is usually there before the pod's first connection.
+  if (certificates_ != nullptr) certificates_->want(runtime->identity);
   entry.runtime = std::move(runtime);
   return entry;
 }
@@ -91,6 +100,7 @@ void WorkloadManager::removePod(const std::string& uid) {
   spdlog::info("pod {} removed: listeners closed, connections draining", entry.runtime->key());
   Worker& worker = *workers_[static_cast<size_t>(entry.runtime->worker)];
   auto runtime = entry.runtime;
+  if (certificates_ != nullptr) certificates_->release(runtime->identity);
   worker.post([&worker, runtime] { worker.drainPod(runtime); });
 }
 

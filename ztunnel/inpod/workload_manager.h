@@ -4,7 +4,7 @@
 //   127.0.0.1:15001, [::1]:15001   outbound capture (connect4/6 rewrite to loopback)
 //   [::]:15006 (dual-stack)        inbound plaintext (steered by sk_lookup); its fd goes back to
 //                                  the agent in the Ack, for the sk_lookup socket map
-//   [::]:15008 (dual-stack)        HBONE (refused until the identity issue builds it)
+//   [::]:15008 (dual-stack)        HBONE (mTLS + HTTP/2 CONNECT) with the pod's certificate
 // All with the tunnel's mark and SO_REUSEPORT (a new tunnel can bind beside an old one).
 // Acknowledges only when every listener is listening. Pods survive a lost agent connection;
 // after a reconnect's replay, "snapshot sent" drops pods the replay did not mention.
@@ -30,7 +30,9 @@ namespace sluice::ztunnel {
 
 class WorkloadManager {
  public:
-  WorkloadManager(std::string zdsSocket, uint32_t mark, std::vector<std::unique_ptr<Worker>>& workers);
+  // `certificates` (may be null: no identities) learns which identities this node's pods need.
+  WorkloadManager(std::string zdsSocket, uint32_t mark, std::vector<std::unique_ptr<Worker>>& workers,
+                  CertificateManager* certificates = nullptr, std::string trustDomain = "cluster.local");
 
   // Serves the agent until `stopping`; reconnects with backoff when the agent goes away.
   void run(const std::atomic<bool>& stopping);
@@ -53,6 +55,8 @@ class WorkloadManager {
   std::string zdsSocket_;
   uint32_t mark_;
   std::vector<std::unique_ptr<Worker>>& workers_;
+  CertificateManager* certificates_;
+  std::string trustDomain_;
   mutable std::mutex mutex_;  // pods_ (read by the admin thread)
   std::map<std::string, PodEntry> pods_;
   std::set<std::string> seenInReplay_;

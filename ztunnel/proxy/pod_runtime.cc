@@ -11,7 +11,13 @@ const char* failReasonName(FailReason reason) {
     case FailReason::kUnreachable: return "unreachable";
     case FailReason::kConnectError: return "connect_error";
     case FailReason::kSocketError: return "socket_error";
-    case FailReason::kHboneNotImplemented: return "hbone_not_implemented";
+    case FailReason::kNoCertificate: return "no_certificate";
+    case FailReason::kHandshake: return "handshake";
+    case FailReason::kHboneRefused: return "hbone_refused";
+    case FailReason::kHboneProtocol: return "hbone_protocol";
+    case FailReason::kMalformed: return "malformed";
+    case FailReason::kDenied: return "denied";
+    case FailReason::kPlaintextRefused: return "plaintext_refused";
     default: return "unknown";
   }
 }

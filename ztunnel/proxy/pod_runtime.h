@@ -24,7 +24,13 @@ enum class FailReason {
   kUnreachable,                // no route / host unreachable
   kConnectError,               // any other connect failure
   kSocketError,                // the tunnel could not create its socket
-  kHboneNotImplemented,        // 15008 accepted before HBONE exists
+  kNoCertificate,              // the pod's certificate has not arrived (HBONE needs it)
+  kHandshake,                  // HBONE TLS failed or the peer proved the wrong identity
+  kHboneRefused,               // HBONE: the destination answered CONNECT with a non-200 status
+  kHboneProtocol,              // HBONE: HTTP/2 error or the connection broke under the stream
+  kMalformed,                  // inbound HBONE request refused with 400
+  kDenied,                     // AuthorizationPolicy denied it
+  kPlaintextRefused,           // plaintext inbound under STRICT PeerAuthentication
   kCount
 };
 const char* failReasonName(FailReason reason);
@@ -40,6 +46,7 @@ struct PodCounters {
 
 struct PodRuntime {
   std::string uid, name, ns, serviceAccount;
+  std::string identity;  // spiffe://<trust-domain>/ns/<ns>/sa/<serviceAccount>; "" when the node has no credentials
   std::vector<std::string> addresses;
   UniqueFd netns;
   uint64_t netnsCookie = 0;

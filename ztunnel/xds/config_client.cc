@@ -20,8 +20,7 @@ std::string ConfigClient::lastError() const {
 void ConfigClient::run(const std::atomic<bool>& stopping) {
   auto backoff = std::chrono::milliseconds(100);
   while (!stopping) {
-    auto channel = grpc::CreateChannel(controller_, grpc::InsecureChannelCredentials());
-    auto stub = d1::Discovery::NewStub(channel);
+    auto stub = d1::Discovery::NewStub(channel_);
     grpc::ClientContext context;
     auto stream = stub->Stream(&context);
     d1::DiscoveryRequest hello;
@@ -72,8 +71,7 @@ void ConfigClient::run(const std::atomic<bool>& stopping) {
     stream->WritesDone();
     auto status = stream->Finish();
     if (!stopping) {
-      spdlog::warn("controller {} unreachable ({}); serving the last good configuration", controller_,
-                   status.error_message());
+      spdlog::warn("controller unreachable ({}); serving the last good configuration", status.error_message());
       std::this_thread::sleep_for(backoff);
       backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
     }

@@ -6,6 +6,8 @@
 // the controller resends only what changed.
 #pragma once
 
+#include <grpcpp/channel.h>
+
 #include <atomic>
 #include <map>
 #include <mutex>
@@ -18,8 +20,8 @@ namespace sluice::ztunnel {
 
 class ConfigClient {
  public:
-  ConfigClient(std::string controller, std::string node, SnapshotStore& store)
-      : controller_(std::move(controller)), node_(std::move(node)), store_(store) {}
+  ConfigClient(std::shared_ptr<grpc::Channel> channel, std::string node, SnapshotStore& store)
+      : channel_(std::move(channel)), node_(std::move(node)), store_(store) {}
 
   void run(const std::atomic<bool>& stopping);
 
@@ -29,7 +31,8 @@ class ConfigClient {
   uint64_t nacks() const { return nacks_.load(); }
 
  private:
-  std::string controller_, node_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::string node_;
   SnapshotStore& store_;
   std::map<std::string, config::v1::Resource> resources_;  // the last good set
   std::atomic<bool> connected_{false};

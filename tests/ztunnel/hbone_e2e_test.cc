@@ -1,0 +1,287 @@
+// HBONE end to end: two simulated nodes, the real controller with its CA (node credentials,
+// 20 s workload certificates so they rotate during the tests), the real agents and ztunnels.
+// Mesh traffic between pods must cross the network as TLS 1.3 on 15008 only; independent
+// clients (python3-h2 with Python's ssl, openssl s_client) probe the HBONE server directly;
+// AuthorizationPolicy and PeerAuthentication are changed live through the controller.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "simcluster/canary_config.h"
+#include "simcluster/cluster.h"
+#include "simcluster/mesh_controller.h"
+#include "simcluster/mesh_node.h"
+#include "support/privileged.h"
+
+namespace sluice::ztunnel {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using sim::withPort;
+
+constexpr const char* kWeb = "spiffe://cluster.local/ns/shop/sa/web";
+constexpr const char* kDb = "spiffe://cluster.local/ns/shop/sa/db";
+constexpr const char* kProbe = "spiffe://cluster.local/ns/tools/sa/probe";
+
+std::string sourceFile(const std::string& relative) { return std::string(SLUICE_SOURCE_DIR) + "/" + relative; }
+
+// Sends `payload` from inside a pod to `to` with Python's socket module and prints the echo.
+constexpr const char* kEchoScript = R"(
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
+s.sendall(sys.argv[3].encode()); s.shutdown(socket.SHUT_WR)
+got = b""
+while True:
+    d = s.recv(65536)
+    if not d: break
+    got += d
+print(got.decode())
+)";
+
+class HboneTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    SLUICE_REQUIRE_PRIVILEGES();
+    auto cluster = sim::createMeshCluster(2);
+    ASSERT_TRUE(cluster) << cluster.error().message();
+    cluster_ = std::move(*cluster);
+    auto controller = sim::MeshController::start(*cluster_, {.certificateValiditySeconds = 20});
+    ASSERT_TRUE(controller) << controller.error().message();
+    controller_ = std::move(*controller);
+    auto nodes = sim::startMeshNodes(*cluster_, sim::MeshNode::Tunnel::kZtunnel,
+                                     [this](const sim::Node& n) { return controller_.tunnelArgs(n).value(); });
+    ASSERT_TRUE(nodes) << nodes.error().message();
+    nodes_ = std::move(*nodes);
+    ASSERT_TRUE(cluster_->addPod(0, "client", {.ns = "shop", .serviceAccount = "web", .labels = {{"app", "web"}}}));
+    ASSERT_TRUE(cluster_->addPod(1, "server", {.ns = "shop", .serviceAccount = "db", .labels = {{"app", "db"}}}));
+    auto echo = cluster_->runInPod("server", {.argv = {siblingProgram("sluice-tcpcheck"), "serve", "--listen", "[::]:8080"},
+                                              .captureOutput = true});
+    ASSERT_TRUE(echo);
+    ASSERT_TRUE(readLine(echo->stdoutPipe(), std::chrono::seconds(10)));
+    echo_ = std::move(*echo);
+    serverIp_ = cluster_->pod("server")->ipv4;
+    ASSERT_TRUE(sim::writeConfigFile(controller_.configDir(), "workloads.yaml", sim::workloadsYaml(*cluster_)));
+    ASSERT_TRUE(waitFor([&] { return !serial(0, kWeb).empty() && !serial(1, kDb).empty(); }, std::chrono::seconds(30)))
+        << "the pods' certificates never arrived: " << nodes_[0]->configDump().value_or(json{})["certificates"].dump();
+    ASSERT_TRUE(waitFor([&] { return echoFromClient("warm-up") == "warm-up"; }, std::chrono::seconds(15)));
+  }
+  void TearDown() override {
+    nodes_.clear();
+    (void)controller_.stop();
+  }
+
+  static bool waitFor(const std::function<bool()>& condition, std::chrono::seconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (condition()) return true;
+      ::usleep(200000);
+    }
+    return false;
+  }
+
+  // The serial of `identity`'s certificate on node `node`, "" when it has none.
+  std::string serial(int node, const std::string& identity) {
+    auto dump = nodes_[static_cast<size_t>(node)]->configDump();
+    if (!dump) return "";
+    for (const auto& c : (*dump)["certificates"]) {
+      if (c["identity"] == identity) return c["serial"].get<std::string>();
+    }
+    return "";
+  }
+
+  uint64_t counter(int node, const std::string& pod, const std::string& path) {
+    auto dump = nodes_[static_cast<size_t>(node)]->configDump();
+    if (!dump) return 0;
+    for (const auto& p : (*dump)["pods"]) {
+      if (p["name"] == pod) return p["counters"][json::json_pointer(path)].get<uint64_t>();
+    }
+    return 0;
+  }
+
+  // Runs to completion inside a pod (pod != "") or on node0's network; returns stdout.
+  RunOutput runIn(const std::string& pod, std::vector<std::string> argv, std::chrono::seconds timeout = std::chrono::seconds(30)) {
+    SpawnOptions options{.argv = std::move(argv), .captureOutput = true};
+    UniqueFd procs;
+    if (!pod.empty()) {
+      options.netnsFd = cluster_->pod(pod)->netnsFd.get();
+      options.cgroupProcsFd = cluster_->pod(pod)->cgroupProcsFd.get();
+    } else {
+      options.netnsFd = cluster_->node(0).netnsFd.get();
+    }
+    auto out = run(options, {}, timeout);
+    EXPECT_TRUE(out) << (out ? "" : out.error().message());
+    return out.value_or(RunOutput{});
+  }
+
+  std::string echoFromClient(const std::string& payload, const std::string& to = "") {
+    auto out = runIn("client", {"/usr/bin/python3", "-c", kEchoScript, to.empty() ? serverIp_ : to, "8080", payload});
+    std::string text = out.out;
+    while (!text.empty() && text.back() == '\n') text.pop_back();
+    return text;
+  }
+
+  // A key and certificate for `spiffeId` from `caDir` (the mesh's CA, or another one).
+  std::string issue(const std::string& spiffeId, const std::string& caDir) {
+    std::string out = cluster_->node(0).stateDir + "/probe-" + std::to_string(++issued_);
+    auto made = runChecked({.argv = {siblingProgram("sluice-controller"), "certificate", "--ca-dir", caDir, "--spiffe-id",
+                                     spiffeId, "--out", out}});
+    EXPECT_TRUE(made) << (made ? "" : made.error().message());
+    return out;
+  }
+
+  json pythonHbone(const std::string& credential, const std::string& authority, const std::string& payload,
+                   const std::string& ca = "") {
+    std::vector<std::string> argv = {"/usr/bin/python3", sourceFile("tests/interop/hbone_client.py"), "--connect",
+                                     withPort(serverIp_, 15008), "--authority", authority, "--payload", payload,
+                                     "--ca", ca.empty() ? controller_.caDir() + "/root-cert.pem" : ca};
+    if (!credential.empty()) argv.insert(argv.end(), {"--cert", credential + "/cert.pem", "--key", credential + "/key.pem"});
+    auto out = runIn("", argv);
+    json result = json::parse(out.out, nullptr, false);
+    if (result.is_discarded()) return json{{"error", "not JSON: " + out.out + out.err}};
+    if (!result.contains("status") || !result["status"].is_number()) result["status"] = 0;  // no response
+    return result;
+  }
+
+  std::unique_ptr<sim::Cluster> cluster_;
+  sim::MeshController controller_;
+  std::vector<std::unique_ptr<sim::MeshNode>> nodes_;
+  ChildProcess echo_;
+  std::string serverIp_;
+  int issued_ = 0;
+};
+
+TEST_F(HboneTest, PodToPodTrafficCrossesTheNetworkOnlyAsTls) {
+  std::string pcap = cluster_->node(1).stateDir + "/underlay.pcap";
+  auto dump = cluster_->runOnNode(1, {.argv = {"tcpdump", "-i", "any", "-n", "-U", "--immediate-mode", "-w", pcap}, .captureOutput = true});
+  ASSERT_TRUE(dump);
+  ASSERT_TRUE(readLine(dump->stderrPipe(), std::chrono::seconds(10)));  // "listening on any ..."
+  const std::string payload = "SLUICE-KNOWN-PLAINTEXT-PAYLOAD-0123456789";
+  EXPECT_EQ(echoFromClient(payload), payload);
+  ::usleep(500000);
+  ASSERT_TRUE(dump->signal(SIGINT));
+  ASSERT_TRUE(dump->wait(std::chrono::seconds(10)));
+  char summary[4096] = {};
+  ssize_t got = ::read(dump->stderrPipe().get(), summary, sizeof(summary) - 1);
+  std::string tcpdumpSays(summary, got > 0 ? static_cast<size_t>(got) : 0);
+  std::ifstream in(pcap, std::ios::binary);
+  std::stringstream bytes;
+  bytes << in.rdbuf();
+  ASSERT_GT(bytes.str().size(), 100u) << "the capture is empty: " << tcpdumpSays;
+  EXPECT_EQ(bytes.str().find(payload), std::string::npos) << "plaintext payload seen on the node's network";
+  auto hbone = runChecked({.argv = {"tcpdump", "-r", pcap, "-n", "tcp port 15008"}});
+  auto plain = runChecked({.argv = {"tcpdump", "-r", pcap, "-n", "tcp port 8080"}});
+  ASSERT_TRUE(hbone && plain);
+  EXPECT_FALSE(hbone->out.empty()) << "no HBONE packets captured";
+  EXPECT_TRUE(plain->out.empty()) << "the app port was reached over the network:\n" << plain->out;
+  // Each tunnel saw the other's identity.
+  EXPECT_GE(counter(1, "server", "/inbound/opened"), 1u);
+  EXPECT_GE(counter(0, "client", "/outbound/opened"), 1u);
+  auto metrics = nodes_[1]->httpGet("127.0.0.1:15020", "/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_NE(metrics->find(std::string("destination_principal=\"") + kDb + "\""), std::string::npos);
+  EXPECT_NE(metrics->find("sluice_certificate_expiry_seconds{identity=\"" + std::string(kDb) + "\"}"), std::string::npos);
+}
+
+TEST_F(HboneTest, IndependentClientsSeeAStrictHboneServer) {
+  std::string probe = issue(kProbe, controller_.caDir());
+  json ok = pythonHbone(probe, withPort(serverIp_, 8080), "hello over h2");
+  EXPECT_EQ(ok.value("status", 0), 200) << ok.dump();
+  EXPECT_EQ(ok.value("received", ""), "hello over h2");
+  EXPECT_EQ(ok.value("peer", ""), kDb);  // the server presented the pod's own identity
+  // Never an open relay: only this pod's addresses, never the tunnel's own ports.
+  std::string clientIp = cluster_->pod("client")->ipv4;
+  EXPECT_EQ(pythonHbone(probe, withPort(clientIp, 8080), "x").value("status", 0), 400);
+  EXPECT_EQ(pythonHbone(probe, withPort(serverIp_, 15008), "x").value("status", 0), 400);
+  EXPECT_EQ(pythonHbone(probe, "not-an-address", "x").value("status", 0), 400);
+  // Nothing listens on 9: the app is unreachable.
+  EXPECT_EQ(pythonHbone(probe, withPort(serverIp_, 9), "x").value("status", 0), 503);
+  // A certificate from another CA: the server refuses the handshake.
+  std::string stranger = issue(kProbe, cluster_->node(0).stateDir + "/other-ca");
+  json refused = pythonHbone(stranger, withPort(serverIp_, 8080), "x");
+  EXPECT_TRUE(refused.contains("error")) << refused.dump();
+  // No client certificate at all: openssl s_client fails the handshake.
+  // (stdin stays open a second so s_client reads the server's alert after its Finished)
+  auto sclient = runIn("", {"/bin/sh", "-c",
+                            fmt::format("sleep 1 | openssl s_client -connect {} -tls1_3 -alpn h2 -CAfile {}",
+                                        withPort(serverIp_, 15008), controller_.caDir() + "/root-cert.pem")});
+  std::string all = sclient.out + sclient.err;
+  EXPECT_NE(all.find("certificate required"), std::string::npos) << all;
+  EXPECT_GE(counter(1, "server", "/failed/handshake"), 2u);
+  EXPECT_GE(counter(1, "server", "/failed/malformed"), 3u);
+}
+
+TEST_F(HboneTest, AuthorizationPolicyDeniesAPrincipalWith401) {
+  std::string probe = issue(kProbe, controller_.caDir());
+  ASSERT_EQ(pythonHbone(probe, withPort(serverIp_, 8080), "before").value("status", 0), 200);
+  ASSERT_TRUE(sim::writeConfigFile(controller_.configDir(), "authz.yaml",
+                                   "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n"
+                                   "metadata: {name: no-probe, namespace: shop}\n"
+                                   "spec: {action: DENY, rules: [{from: [{source: {principals: [cluster.local/ns/tools/sa/probe]}}]}]}\n"));
+  json denied;
+  ASSERT_TRUE(waitFor([&] {
+    denied = pythonHbone(probe, withPort(serverIp_, 8080), "must not arrive");
+    return denied.value("status", 0) == 401;
+  }, std::chrono::seconds(15))) << denied.dump();
+  uint64_t openedBefore = counter(1, "server", "/inbound/opened");
+  EXPECT_EQ(pythonHbone(probe, withPort(serverIp_, 8080), "must not arrive").value("status", 0), 401);
+  EXPECT_EQ(counter(1, "server", "/inbound/opened"), openedBefore) << "a denied request reached the app";
+  EXPECT_GE(counter(1, "server", "/failed/denied"), 2u);
+  // The mesh's own client (another principal) still gets through.
+  EXPECT_EQ(echoFromClient("still allowed"), "still allowed");
+}
+
+TEST_F(HboneTest, StrictRefusesPlaintextAndPermissiveRelaysIt) {
+  // From node0's own network (outside the mesh) straight to the server pod: plaintext.
+  auto send = [&] {
+    return runIn("", {siblingProgram("sluice-tcpcheck"), "send", "--to", withPort(serverIp_, 8080), "--bytes", "10000"}).exitCode;
+  };
+  EXPECT_EQ(send(), 0) << "PERMISSIVE (the default) must relay plaintext";
+  ASSERT_TRUE(sim::writeConfigFile(controller_.configDir(), "peerauth.yaml",
+                                   "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\n"
+                                   "metadata: {name: strict, namespace: shop}\nspec: {mtls: {mode: STRICT}}\n"));
+  ASSERT_TRUE(waitFor([&] { return send() != 0; }, std::chrono::seconds(15))) << "STRICT never took effect";
+  EXPECT_GE(counter(1, "server", "/failed/plaintext_refused"), 1u);
+  EXPECT_EQ(echoFromClient("mesh traffic is mTLS"), "mesh traffic is mTLS");
+  ASSERT_TRUE(sim::writeConfigFile(controller_.configDir(), "peerauth.yaml",
+                                   "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\n"
+                                   "metadata: {name: strict, namespace: shop}\nspec: {mtls: {mode: PERMISSIVE}}\n"));
+  EXPECT_TRUE(waitFor([&] { return send() == 0; }, std::chrono::seconds(15)));
+}
+
+TEST_F(HboneTest, CertificatesRotateUnderLiveTraffic) {
+  // One connection kept busy across the rotation (20 s certificates rotate at about 10 s).
+  constexpr const char* kChatScript = R"(
+import socket, sys, time
+s = socket.create_connection((sys.argv[1], 8080), timeout=10)
+ok = 0
+for i in range(int(sys.argv[2])):
+    msg = ("tick-%d" % i).encode()
+    s.sendall(msg)
+    got = b""
+    while len(got) < len(msg):
+        d = s.recv(100)
+        if not d: break
+        got += d
+    ok += got == msg
+    time.sleep(0.5)
+print(ok)
+)";
+  std::string before = serial(0, kWeb);
+  auto chat = cluster_->runInPod("client", {.argv = {"/usr/bin/python3", "-c", kChatScript, serverIp_, "30"}, .captureOutput = true});
+  ASSERT_TRUE(chat);
+  EXPECT_TRUE(waitFor([&] { return serial(0, kWeb) != before && !serial(0, kWeb).empty(); }, std::chrono::seconds(25)))
+      << "the certificate never rotated";
+  auto line = readLine(chat->stdoutPipe(), std::chrono::seconds(40));
+  ASSERT_TRUE(line);
+  EXPECT_EQ(*line, "30") << "the connection broke across the rotation";
+  EXPECT_EQ(echoFromClient("after rotation"), "after rotation");
+}
+
+}  // namespace
+}  // namespace sluice::ztunnel

@@ -1,0 +1,61 @@
+#include "simcluster/mesh_controller.h"
+
+#include <fmt/format.h>
+
+#include <filesystem>
+
+namespace sluice::sim {
+
+std::string workloadsYaml(const Cluster& cluster) {
+  std::string yaml;
+  for (const Pod* pod : cluster.pods()) {
+    std::string labels;
+    for (const auto& [k, v] : pod->labels) labels += fmt::format("{}{}: {}", labels.empty() ? "" : ", ", k, v);
+    std::string addresses = pod->ipv4;
+    if (!pod->ipv6.empty()) addresses += ", " + pod->ipv6;
+    yaml += fmt::format("apiVersion: sluice.io/v1alpha1\nkind: Workload\nmetadata: {{name: {}, namespace: {}, labels: {{{}}}}}\n"
+                        "spec: {{serviceAccount: {}, node: {}, addresses: [{}]}}\n---\n",
+                        pod->name, pod->ns, labels, pod->serviceAccount, cluster.node(pod->node).name, addresses);
+  }
+  return yaml;
+}
+
+Result<MeshController> MeshController::start(const Cluster& cluster, MeshControllerOptions options) {
+  MeshController c;
+  c.cluster_ = &cluster;
+  c.options_ = options;
+  c.configDir_ = cluster.node(0).stateDir + "/config";
+  c.caDir_ = cluster.node(0).stateDir + "/ca";
+  c.underlay_ = cluster.node(0).addresses.underlayV4;
+  std::error_code ec;
+  std::filesystem::create_directories(c.configDir_, ec);
+  if (ec) return fail(fmt::format("create {}: {}", c.configDir_, ec.message()));
+  std::vector<std::string> argv = {siblingProgram("sluice-controller"), "serve", "--config-dir", c.configDir_,
+                                   "--listen", c.plaintextAddress()};
+  if (options.certificateAuthority) {
+    // Node credentials first: this also creates the CA root the controller then serves with.
+    for (const auto& node : cluster.nodes()) {
+      SLUICE_TRY(c.issueNodeCredential(node->name, node->stateDir + "/credential"), "node credential for " + node->name);
+    }
+    argv.insert(argv.end(), {"--ca-dir", c.caDir_, "--secure-listen", c.secureAddress()});
+    if (options.certificateValiditySeconds > 0) {
+      argv.insert(argv.end(), {"--certificate-validity-s", std::to_string(options.certificateValiditySeconds)});
+    }
+  }
+  SLUICE_TRY_ASSIGN(process, cluster.runOnNode(0, {.argv = argv}));
+  c.process_ = std::move(process);
+  return c;
+}
+
+Status MeshController::issueNodeCredential(const std::string& node, const std::string& out) const {
+  return discardValue(runChecked({.argv = {siblingProgram("sluice-controller"), "node-credential", "--ca-dir", caDir_,
+                                           "--node", node, "--out", out}}));
+}
+
+Result<std::vector<std::string>> MeshController::tunnelArgs(const Node& node) const {
+  if (!options_.certificateAuthority) return std::vector<std::string>{"--controller", plaintextAddress(), "--node", node.name};
+  return std::vector<std::string>{"--controller", secureAddress(), "--node", node.name, "--credential-dir",
+                                  node.stateDir + "/credential"};
+}
+
+}  // namespace sluice::sim

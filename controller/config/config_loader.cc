@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -121,54 +122,97 @@ Status checkYamlNesting(const std::string& file, std::string_view text) {
   return {};
 }
 
+namespace {
+
+// yaml-cpp 0.7's LoadAll never returns on a document that starts with a stray ',' (the flow
+// entry is never consumed, so every call yields one more empty document; found by the fuzzer).
+// A first pass over the parser's events counts documents: a text can't hold more than one per
+// three bytes ("---"), so more means the parser stopped making progress.
+class DocumentCounter final : public YAML::EventHandler {
+ public:
+  explicit DocumentCounter(size_t limit) : limit_(limit) {}
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    if (++documents_ > limit_) throw YAML::ParserException(mark, "a stray ',' outside a flow collection");
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+
+ private:
+  size_t limit_, documents_ = 0;
+};
+
+void checkParserProgress(const std::string& text) {
+  std::stringstream stream(text);
+  YAML::Parser parser(stream);
+  DocumentCounter counter(text.size() / 3 + 2);
+  while (parser.HandleNextDocument(counter)) {
+  }
+}
+
+}  // namespace
+
 Status loadConfigText(const std::string& file, const std::string& text, ConfigSet& into) {
   SLUICE_TRY(checkYamlNesting(file, text), "configuration refused");
   std::vector<YAML::Node> docs;
   try {
+    checkParserProgress(text);
     docs = YAML::LoadAll(text);
   } catch (const YAML::Exception& e) {
     return fail(fmt::format("{}: line {}, column {}: not valid YAML: {}", file, e.mark.line + 1, e.mark.column + 1, e.msg));
   }
-  for (size_t d = 0; d < docs.size(); ++d) {
-    const YAML::Node& doc = docs[d];
-    if (doc.IsNull()) continue;  // an empty document between separators
-    std::string where = fmt::format("{}: document {}", file, d + 1);
-    if (!doc.IsMap()) return fail(where + ": not a mapping (expected apiVersion, kind, metadata, spec)");
-    std::string apiVersion = doc["apiVersion"] && doc["apiVersion"].IsScalar() ? doc["apiVersion"].Scalar() : "";
-    std::string kind = doc["kind"] && doc["kind"].IsScalar() ? doc["kind"].Scalar() : "";
-    if (apiVersion.empty() || kind.empty()) return fail(where + ": apiVersion and kind are required");
-    auto info = kinds().find(kind);
-    if (info == kinds().end()) {
-      return fail(fmt::format("{}: kind {} is not supported (supported: {})", where, kind, supportedKinds()));
-    }
-    if (std::find(info->second.apiVersions.begin(), info->second.apiVersions.end(), apiVersion) ==
-        info->second.apiVersions.end()) {
-      return fail(fmt::format("{}: {} with apiVersion {} is not supported (use {})", where, kind, apiVersion,
-                              info->second.apiVersions.front()));
-    }
-    for (const auto& entry : doc) {
-      std::string key = entry.first.IsScalar() ? entry.first.Scalar() : "?";
-      if (key != "apiVersion" && key != "kind" && key != "metadata" && key != "spec" && key != "status") {
-        return fail(fmt::format("{}: {}: field {} is not supported", where, kind, key));
+  // The readers check every type before they look inside; this catch is the last line of
+  // defence: a yaml-cpp exception from hostile input is a refusal, never a crash.
+  try {
+    for (size_t d = 0; d < docs.size(); ++d) {
+      const YAML::Node& doc = docs[d];
+      if (doc.IsNull()) continue;  // an empty document between separators
+      std::string where = fmt::format("{}: document {}", file, d + 1);
+      if (!doc.IsMap()) return fail(where + ": not a mapping (expected apiVersion, kind, metadata, spec)");
+      std::string apiVersion = doc["apiVersion"] && doc["apiVersion"].IsScalar() ? doc["apiVersion"].Scalar() : "";
+      std::string kind = doc["kind"] && doc["kind"].IsScalar() ? doc["kind"].Scalar() : "";
+      if (apiVersion.empty() || kind.empty()) return fail(where + ": apiVersion and kind are required");
+      auto info = kinds().find(kind);
+      if (info == kinds().end()) {
+        return fail(fmt::format("{}: kind {} is not supported (supported: {})", where, kind, supportedKinds()));
+      }
+      if (std::find(info->second.apiVersions.begin(), info->second.apiVersions.end(), apiVersion) ==
+          info->second.apiVersions.end()) {
+        return fail(fmt::format("{}: {} with apiVersion {} is not supported (use {})", where, kind, apiVersion,
+                                info->second.apiVersions.front()));
+      }
+      for (const auto& entry : doc) {
+        std::string key = entry.first.IsScalar() ? entry.first.Scalar() : "?";
+        if (key != "apiVersion" && key != "kind" && key != "metadata" && key != "spec" && key != "status") {
+          return fail(fmt::format("{}: {}: field {} is not supported", where, kind, key));
+        }
+      }
+      if (!doc["metadata"]) return fail(fmt::format("{}: {}: metadata is required", where, kind));
+      if (!doc["metadata"].IsMap()) return fail(fmt::format("{}: {}: metadata must be a mapping", where, kind));
+      std::string nameHint = doc["metadata"]["name"] && doc["metadata"]["name"].IsScalar() ? doc["metadata"]["name"].Scalar() : "?";
+      StrictReader reader(file, fmt::format("{} {}", kind, nameHint));
+      ObjectMeta meta = parseMeta(doc["metadata"], reader);
+      if (reader.failed()) return fail(reader.error());
+      StrictReader r(file, fmt::format("{} {}/{}", kind, meta.ns, meta.name));
+      YAML::Node spec = doc["spec"];
+      if (!spec && kind != "AuthorizationPolicy") return fail(fmt::format("{}: {} {}/{}: spec is required", file, kind, meta.ns, meta.name));
+      v1::Resource resource;
+      resource.set_name(fmt::format("{}/{}/{}", kind, meta.ns, meta.name));
+      info->second.parse(meta, spec ? spec : YAML::Node(YAML::NodeType::Null), r, resource);
+      if (r.failed()) return fail(r.error());
+      std::string key = resource.name();  // not resource.name() beside std::move(resource): unordered
+      auto [it, inserted] = into.resources.emplace(std::move(key), LoadedResource{file, std::move(resource)});
+      if (!inserted) {
+        return fail(fmt::format("{}: {} {}/{} is also defined in {}", file, kind, meta.ns, meta.name, it->second.file));
       }
     }
-    if (!doc["metadata"]) return fail(fmt::format("{}: {}: metadata is required", where, kind));
-    std::string nameHint = doc["metadata"]["name"] && doc["metadata"]["name"].IsScalar() ? doc["metadata"]["name"].Scalar() : "?";
-    StrictReader reader(file, fmt::format("{} {}", kind, nameHint));
-    ObjectMeta meta = parseMeta(doc["metadata"], reader);
-    if (reader.failed()) return fail(reader.error());
-    StrictReader r(file, fmt::format("{} {}/{}", kind, meta.ns, meta.name));
-    YAML::Node spec = doc["spec"];
-    if (!spec && kind != "AuthorizationPolicy") return fail(fmt::format("{}: {} {}/{}: spec is required", file, kind, meta.ns, meta.name));
-    v1::Resource resource;
-    resource.set_name(fmt::format("{}/{}/{}", kind, meta.ns, meta.name));
-    info->second.parse(meta, spec ? spec : YAML::Node(YAML::NodeType::Null), r, resource);
-    if (r.failed()) return fail(r.error());
-    std::string key = resource.name();  // not resource.name() beside std::move(resource): unordered
-    auto [it, inserted] = into.resources.emplace(std::move(key), LoadedResource{file, std::move(resource)});
-    if (!inserted) {
-      return fail(fmt::format("{}: {} {}/{} is also defined in {}", file, kind, meta.ns, meta.name, it->second.file));
-    }
+  } catch (const YAML::Exception& e) {
+    return fail(fmt::format("{}: line {}, column {}: {}", file, e.mark.line + 1, e.mark.column + 1, e.msg));
   }
   return {};
 }

@@ -196,6 +196,23 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"top-level junk", "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 80}]}\nspecs: {}\n",
                 "field specs is not supported"}));
 
+// yaml-cpp 0.7's LoadAll loops forever on these (found by fuzz_authorization_policy).
+TEST(ConfigLoader, RefusesAStrayCommaInsteadOfHanging) {
+  for (const char* text : {",", "a: b\n---\n,", "--- ,\n"}) {
+    ConfigSet config;
+    auto loaded = loadConfigText("comma.yaml", text, config);
+    ASSERT_FALSE(loaded) << text;
+    EXPECT_NE(loaded.error().message().find("comma.yaml: line"), std::string::npos) << loaded.error().message();
+    EXPECT_NE(loaded.error().message().find("not valid YAML"), std::string::npos) << loaded.error().message();
+  }
+  ConfigSet config;
+  auto scalarMeta = loadConfigText("m.yaml", "apiVersion: v1\nkind: Service\nmetadata: name\nspec: {}\n", config);
+  ASSERT_FALSE(scalarMeta);
+  EXPECT_NE(scalarMeta.error().message().find("metadata must be a mapping"), std::string::npos) << scalarMeta.error().message();
+  // Many empty documents are fine.
+  EXPECT_TRUE(loadConfigText("empty.yaml", "---\n---\n---\n---\n", config));
+}
+
 TEST(ConfigLoader, RefusesHostileNestingBeforeParsing) {
   ConfigSet config;
   std::string flow = "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: " + std::string(100000, '[');

@@ -73,6 +73,24 @@ struct PoolInfo {
   bool established = false;
 };
 
+inline constexpr uint32_t kNoHboneTunnel = UINT32_MAX;
+
+// A relay whose one side is an HBONE stream instead of a socket. The socket side works as
+// in a plain relay; the stream side has no io_uring operations of its own: bytes for it go
+// into the stream (ConnectSession::write) and bytes from it arrive as session events into
+// `fromTunnel`, from where they are sent to the socket.
+struct HboneStreamSide {
+  uint32_t tunnel = kNoHboneTunnel;
+  int32_t stream = 0;
+  bool isUp = false;         // the stream is the upstream side (outbound) or downstream (inbound)
+  std::string fromTunnel;    // received from the stream, being sent to the socket
+  size_t fromTunnelOffset = 0;
+  bool sendingFromTunnel = false;
+  bool blocked = false;      // the stream's queue is above its high water: not reading the socket
+  bool responded = false;    // server: the CONNECT was answered
+  int status = 0;            // server: with this status
+};
+
 class Worker {
  public:
   // `certificates` may be null: no identities on this node, so no HBONE (plaintext only).
@@ -129,23 +147,11 @@ class Worker {
     std::shared_ptr<PodRuntime> pod;
     bool closing = false;
   };
-  static constexpr uint32_t kNoTunnel = UINT32_MAX;
-  // A relay whose one side is an HBONE stream instead of a socket. The socket side works as
-  // in a plain relay; the stream side has no io_uring operations of its own: bytes for it go
-  // into the stream (ConnectSession::write) and bytes from it arrive as session events into
-  // `fromTunnel`, from where they are sent to the socket.
-  struct StreamSide {
-    uint32_t tunnel = kNoTunnel;
-    int32_t stream = 0;
-    bool isUp = false;         // the stream is the upstream side (outbound) or downstream (inbound)
-    std::string fromTunnel;    // received from the stream, being sent to the socket
-    size_t fromTunnelOffset = 0;
-    bool sendingFromTunnel = false;
-    bool blocked = false;      // the stream's queue is above its high water: not reading the socket
-    bool responded = false;    // server: the CONNECT was answered
-    int status = 0;            // server: with this status
-  };
+  static constexpr uint32_t kNoTunnel = kNoHboneTunnel;
   struct Relay {
+    // Declared so std::optional<Relay> sees a default constructor while Worker is still
+    // incomplete (clang evaluates that before the member initializers below are parsed).
+    Relay() {}
     std::shared_ptr<PodRuntime> pod;
     Direction direction;
     int down = -1, up = -1;
@@ -157,7 +163,7 @@ class Worker {
     DirectionState toUp, toDown;
     std::chrono::steady_clock::time_point lastActivity;
     __kernel_timespec connectTimeout{};
-    StreamSide hbone;
+    HboneStreamSide hbone;
     std::string peerIdentity;
     bool isHbone() const { return hbone.tunnel != kNoTunnel; }
     // The socket side of an HBONE relay.
@@ -166,6 +172,7 @@ class Worker {
   // One HBONE connection (TLS + HTTP/2) over one socket: a server one accepted on a pod's 15008,
   // or a client one this worker dialled to a peer's 15008 and pools for later streams.
   struct Tunnel {
+    Tunnel() {}  // see Relay()
     std::shared_ptr<PodRuntime> pod;
     bool server = false;
     int fd = -1;

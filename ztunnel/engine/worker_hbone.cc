@@ -367,7 +367,7 @@ void Worker::respondStream(uint32_t relaySlot, int status) {
 void Worker::deliverFromTunnel(uint32_t relaySlot) {
   Relay& r = *slots_[relaySlot].relay;
   if (r.aborting || r.hbone.sendingFromTunnel || !r.connected) return;  // before connect: it waits in the inbox
-  StreamSide& h = r.hbone;
+  HboneStreamSide& h = r.hbone;
   std::string& inbox = slots_[h.tunnel].tunnel->conn->session().inbox(h.stream);
   if (h.fromTunnelOffset == h.fromTunnel.size()) {
     h.fromTunnel.clear();

@@ -10,6 +10,8 @@
 //   sluice-controller node-credential --ca-dir DIR --node NAME --out DIR
 //       a node's credential (node-key.pem 0600, node-cert.pem, root-cert.pem): how a node
 //       proves who it is on the mTLS port. Copy the folder to that node only.
+//   sluice-controller certificate --ca-dir DIR --spiffe-id spiffe://<td>/... --out DIR
+//       a key and certificate for any identity of the trust domain (interop clients, debugging).
 //   sluice-controller analyze DIR [--strict]   lint a configuration directory; exit 1 when a
 //                                             file is refused or an error is found (with
 //                                             --strict, also on warnings)

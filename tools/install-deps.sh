@@ -34,20 +34,71 @@ for pkg in "${ALL[@]}"; do
   fi
 done
 
-if [[ ${#missing[@]} -eq 0 ]]; then
+# curl >= 8.1 speaks HTTP/2 to an HTTPS proxy (--proxy-http2): the HBONE interop test uses it.
+# bookworm has 7.88; bookworm-backports has 8.x. The backports source is derived from this
+# machine's own Debian source (same mirror, same keyring), never a hard-coded host.
+CURL_MIN=8.1
+BACKPORTS_LIST=/etc/apt/sources.list.d/sluice-backports.sources
+curl_recent() {
+  local v
+  v=$(dpkg-query -W -f='${Version}' curl 2>/dev/null || true)
+  [[ -n $v ]] && dpkg --compare-versions "$v" ge "$CURL_MIN"
+}
+add_backports_source() {
+  [[ -f $BACKPORTS_LIST ]] && return 0
+  local codename uri keyring
+  codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+  if [[ -f /etc/apt/sources.list.d/debian.sources ]]; then
+    # deb822: the stanza whose Suites include the release itself.
+    read -r uri keyring < <(awk -v c="$codename" '
+      /^URIs:/ {u=$2} /^Signed-By:/ {k=$2}
+      /^Suites:/ {for (i = 2; i <= NF; i++) if ($i == c) found=1}
+      /^$/ {if (found && u != "") {print u, k; exit} found=0; u=""; k=""}
+      END {if (found && u != "") print u, k}' /etc/apt/sources.list.d/debian.sources)
+  fi
+  if [[ -z ${uri:-} && -f /etc/apt/sources.list ]]; then
+    uri=$(awk -v c="$codename" '$1 == "deb" && $3 == c {print $2; exit}' /etc/apt/sources.list)
+  fi
+  if [[ -z $codename || -z ${uri:-} ]]; then
+    echo "install-deps: no Debian source for $codename found; cannot add $codename-backports" >&2
+    return 1
+  fi
+  {
+    echo "Types: deb"
+    echo "URIs: $uri"
+    echo "Suites: $codename-backports"
+    echo "Components: main"
+    [[ -n ${keyring:-} ]] && echo "Signed-By: $keyring"
+  } >"$BACKPORTS_LIST"
+  echo "install-deps: added $codename-backports from $uri"
+}
+
+if [[ ${#missing[@]} -eq 0 ]] && curl_recent; then
   echo "install-deps: all ${#ALL[@]} packages present"
   exit 0
 fi
 
 echo "install-deps: installing ${#missing[@]} packages: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+curl_recent || add_backports_source
 apt-get update -qq || echo "install-deps: apt-get update failed; trying with the cached lists" >&2
-if ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >/tmp/sluice-install-deps.log 2>&1; then
+: >/tmp/sluice-install-deps.log
+if [[ ${#missing[@]} -gt 0 ]] && ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >>/tmp/sluice-install-deps.log 2>&1; then
   echo "install-deps: apt-get install failed (log: /tmp/sluice-install-deps.log); still missing:" >&2
   for pkg in "${missing[@]}"; do
     [[ $(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null) == "install ok installed" ]] || echo "  $pkg" >&2
   done
   tail -n 20 /tmp/sluice-install-deps.log >&2
   exit 1
+fi
+if ! curl_recent; then
+  codename=$(. /etc/os-release && echo "$VERSION_CODENAME")
+  if ! apt-get install -y -qq --no-install-recommends -t "$codename-backports" curl libcurl4 \
+      >>/tmp/sluice-install-deps.log 2>&1 || ! curl_recent; then
+    echo "install-deps: curl >= $CURL_MIN from $codename-backports could not be installed (log: /tmp/sluice-install-deps.log)" >&2
+    tail -n 20 /tmp/sluice-install-deps.log >&2
+    exit 1
+  fi
+  echo "install-deps: curl $(dpkg-query -W -f='${Version}' curl) from $codename-backports"
 fi
 echo "install-deps: done"

@@ -44,6 +44,20 @@ while True:
 print(got.decode())
 )";
 
+// The same without the half-close: reads exactly the payload's length back, then closes.
+constexpr const char* kEchoNoHalfCloseScript = R"(
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
+msg = sys.argv[3].encode()
+s.sendall(msg)
+got = b""
+while len(got) < len(msg):
+    d = s.recv(65536)
+    if not d: break
+    got += d
+print(got.decode())
+)";
+
 class HboneTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -119,8 +133,9 @@ class HboneTest : public ::testing::Test {
     return out.value_or(RunOutput{});
   }
 
-  std::string echoFromClient(const std::string& payload, const std::string& to = "") {
-    auto out = runIn("client", {"/usr/bin/python3", "-c", kEchoScript, to.empty() ? serverIp_ : to, "8080", payload});
+  std::string echoFromClient(const std::string& payload, const std::string& to = "", bool halfClose = true) {
+    auto out = runIn("client", {"/usr/bin/python3", "-c", halfClose ? kEchoScript : kEchoNoHalfCloseScript,
+                                to.empty() ? serverIp_ : to, "8080", payload});
     std::string text = out.out;
     while (!text.empty() && text.back() == '\n') text.pop_back();
     return text;
@@ -214,6 +229,75 @@ TEST_F(HboneTest, IndependentClientsSeeAStrictHboneServer) {
   EXPECT_NE(all.find("certificate required"), std::string::npos) << all;
   EXPECT_GE(counter(1, "server", "/failed/handshake"), 2u);
   EXPECT_GE(counter(1, "server", "/failed/malformed"), 3u);
+}
+
+// A second independent client: curl (>= 8.1: HTTP/2 to an HTTPS proxy) tunnels HTTP/1.1 to an
+// HTTP server in the pod through HBONE with a client certificate. curl can't check a SPIFFE
+// URI SAN (it verifies host names), so it skips verifying the server (--proxy-insecure); the
+// server still verifies curl's certificate, as the run without one shows.
+TEST_F(HboneTest, CurlTunnelsThroughHboneWithAClientCertificate) {
+  auto http = cluster_->runInPod("server", {.argv = {"/usr/bin/python3", "-u", "-m", "http.server", "8081"}, .captureOutput = true});
+  ASSERT_TRUE(http);
+  ASSERT_TRUE(readLine(http->stdoutPipe(), std::chrono::seconds(10)));  // "Serving HTTP on ..."
+  std::string probe = issue(kProbe, controller_.caDir());
+  std::vector<std::string> curl = {"curl", "-sS", "--max-time", "10", "--proxy", "https://" + withPort(serverIp_, 15008),
+                                   "--proxy-http2", "--proxy-insecure", "--proxytunnel",
+                                   "http://" + withPort(serverIp_, 8081) + "/"};
+  std::vector<std::string> withCert = curl;
+  withCert.insert(withCert.end() - 1, {"--proxy-cert", probe + "/cert.pem", "--proxy-key", probe + "/key.pem"});
+  auto ok = runIn("", withCert);
+  EXPECT_EQ(ok.exitCode, 0) << ok.err;
+  EXPECT_NE(ok.out.find("Directory listing"), std::string::npos) << ok.out << ok.err;
+  auto refused = runIn("", curl);
+  EXPECT_NE(refused.exitCode, 0) << "no client certificate, yet: " << refused.out;
+}
+
+// Sluice's HBONE client against an independent HTTP/2 CONNECT server: nghttpx (TLS 1.3, client
+// certificates verified against the mesh's root) in an opted-out pod that the controller lists
+// as workload shop/edge, so node0's tunnel dials it over HBONE and expects that identity.
+// nghttpx hands each CONNECT to a tiny HTTP/1.1 CONNECT proxy (its backend), which reaches the
+// echo server in the same pod. nghttpx 1.52 resets a CONNECT stream whose client half-closes
+// (END_STREAM) before the reply, so this app reads its echo before it closes.
+TEST_F(HboneTest, SluiceClientWorksAgainstNghttpx) {
+  auto edge = cluster_->addPod(1, "edge", {.ns = "shop", .serviceAccount = "edge",
+                                          .labels = {{"istio.io/dataplane-mode", "none"}}});
+  ASSERT_TRUE(edge);
+  std::string edgeIp = (*edge)->ipv4;
+  std::string cert = issue("spiffe://cluster.local/ns/shop/sa/edge", controller_.caDir());
+  auto echo = cluster_->runInPod("edge", {.argv = {siblingProgram("sluice-tcpcheck"), "serve", "--listen", "[::]:8080"},
+                                          .captureOutput = true});
+  auto proxy = cluster_->runInPod("edge", {.argv = {"/usr/bin/python3", sourceFile("tests/interop/connect_proxy.py"), "3128"},
+                                           .captureOutput = true});
+  ASSERT_TRUE(echo && proxy);
+  ASSERT_TRUE(readLine(echo->stdoutPipe(), std::chrono::seconds(10)));
+  ASSERT_TRUE(readLine(proxy->stdoutPipe(), std::chrono::seconds(10)));
+  auto nghttpx = cluster_->runInPod(
+      "edge", {.argv = {"nghttpx", "--conf=/dev/null", "--http2-proxy", "--frontend=*,15008", "--backend=127.0.0.1,3128", "--verify-client",
+                        "--verify-client-cacert=" + cert + "/root-cert.pem", "--workers=1", "--no-ocsp",
+                        "--tls-min-proto-version=TLSv1.3", "--errorlog-file=/tmp/nghttpx-test.log",
+                        cert + "/key.pem", cert + "/cert.pem"},
+               .captureOutput = true});
+  ASSERT_TRUE(nghttpx);
+  auto resources = [&] { return nodes_[0]->configDump().value_or(json{{"resources", 0}})["resources"].get<int>(); };
+  int before = resources();
+  ASSERT_TRUE(sim::writeConfigFile(controller_.configDir(), "workloads.yaml", sim::workloadsYaml(*cluster_)));
+  ASSERT_TRUE(waitFor([&] { return resources() > before; }, std::chrono::seconds(15))) << "node0 never learned of shop/edge";
+  std::string got;
+  EXPECT_TRUE(waitFor([&] { return (got = echoFromClient("through nghttpx", edgeIp, /*halfClose=*/false)) == "through nghttpx"; },
+                      std::chrono::seconds(15)))
+      << "got '" << got << "'; nghttpx: " << [&] {
+           (void)nghttpx->stop();
+           char buffer[8192] = {};
+           ssize_t n = ::read(nghttpx->stderrPipe().get(), buffer, sizeof(buffer) - 1);
+           return std::string(buffer, n > 0 ? static_cast<size_t>(n) : 0);
+         }();
+  auto dump = nodes_[0]->configDump();
+  ASSERT_TRUE(dump);
+  bool pooled = false;
+  for (const auto& h : (*dump)["hboneConnections"]) {
+    pooled = pooled || (h["peer"] == withPort(edgeIp, 15008) && h["peerIdentity"] == "spiffe://cluster.local/ns/shop/sa/edge");
+  }
+  EXPECT_TRUE(pooled) << (*dump)["hboneConnections"].dump() << (*dump)["pods"].dump();
 }
 
 TEST_F(HboneTest, AuthorizationPolicyDeniesAPrincipalWith401) {

@@ -4,9 +4,12 @@
 //
 // One simulated 2-node cluster with the mesh running; four pods:
 //   c-direct (node0), s-direct (node1)   opted out: the baseline path, no tunnel
-//   c-mesh   (node0), s-mesh   (node1)   enrolled
+//   c-mesh   (node0), s-mesh   (node1)   enrolled; s-mesh is not a mesh Workload: plaintext
+//   s-mtls   (node1)                     enrolled and a Workload: reached over HBONE (mTLS)
+// The controller (with its CA) runs on node0; c-mesh and s-mtls get SPIFFE certificates.
 // Paths: direct (c-direct -> s-direct), one tunnel (c-mesh -> s-direct: node0's ztunnel only),
-// two tunnels (c-mesh -> s-mesh: both ztunnels). Metrics (median of --repeat runs):
+// two tunnels plaintext (c-mesh -> s-mesh), two tunnels mTLS (c-mesh -> s-mtls: HBONE, TLS 1.3
+// + HTTP/2 CONNECT between the tunnels). Metrics (median of --repeat runs):
 // single-stream and 4-stream throughput (iperf3), 1-byte ping-pong p50/p99 (sluice-tcpcheck),
 // new connections per second with a 1-byte echo each (TCP_CRR), and the CPU both ztunnels
 // used per second of the run. Absolute numbers on shared VMs move; the ratios are the result.
@@ -22,6 +25,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "simcluster/canary_config.h"
+#include "simcluster/mesh_controller.h"
 #include "simcluster/mesh_node.h"
 #include "sluice/common/log.h"
 
@@ -95,6 +100,20 @@ class Bench {
   std::vector<std::unique_ptr<MeshNode>>& mesh_;
 };
 
+// Both mTLS pods hold their certificates (the HBONE path is ready to measure).
+bool waitForHbone(const std::vector<std::unique_ptr<MeshNode>>& mesh) {
+  for (int i = 0; i < 150; ++i) {
+    int valid = 0;
+    for (const auto& node : mesh) {
+      auto dump = node->configDump();
+      for (const auto& c : dump ? (*dump)["certificates"] : json::array()) valid += c["state"] == "valid" ? 1 : 0;
+    }
+    if (valid >= 2) return true;
+    ::usleep(200000);
+  }
+  return false;
+}
+
 struct Path {
   const char* name;
   const char* client;
@@ -122,7 +141,12 @@ int main(int argc, char** argv) {
     return 1;
   }
   Cluster& cluster = **built;
-  auto started = startMeshNodes(cluster, MeshNode::Tunnel::kZtunnel);
+  auto controller = MeshController::start(cluster);
+  if (!controller) {
+    fmt::print(stderr, "sluice-bench: {}\n", controller.error().message());
+    return 1;
+  }
+  auto started = startMeshNodes(cluster, MeshNode::Tunnel::kZtunnel, [&](const Node& n) { return controller->tunnelArgs(n).value(); });
   if (!started) {
     fmt::print(stderr, "sluice-bench: {}\n", started.error().message());
     return 1;
@@ -130,11 +154,17 @@ int main(int argc, char** argv) {
   std::vector<std::unique_ptr<MeshNode>> mesh = std::move(*started);
   PodSpec optOut{.labels = {{"istio.io/dataplane-mode", "none"}}};
   for (auto [node, name, spec] : {std::tuple{0, "c-direct", optOut}, std::tuple{0, "c-mesh", PodSpec{}},
-                                  std::tuple{1, "s-direct", optOut}, std::tuple{1, "s-mesh", PodSpec{}}}) {
+                                  std::tuple{1, "s-direct", optOut}, std::tuple{1, "s-mesh", PodSpec{}},
+                                  std::tuple{1, "s-mtls", PodSpec{}}}) {
     if (auto pod = cluster.addPod(node, name, spec); !pod) {
       fmt::print(stderr, "sluice-bench: {}\n", pod.error().message());
       return 1;
     }
+  }
+  if (!writeConfigFile(controller->configDir(), "workloads.yaml", workloadsYaml(cluster, {"c-mesh", "s-mtls"})) ||
+      !waitForHbone(mesh)) {
+    fmt::print(stderr, "sluice-bench: the pods' certificates did not arrive\n");
+    return 1;
   }
   // Connection-rate runs leave tens of thousands of TIME_WAIT sockets behind the client; without
   // reuse the direct path runs out of ephemeral ports within a run and measures that instead.
@@ -143,7 +173,7 @@ int main(int argc, char** argv) {
     if (tw) (void)tw->wait(std::chrono::seconds(5));
   }
   std::vector<ChildProcess> servers;
-  for (const char* pod : {"s-direct", "s-mesh"}) {
+  for (const char* pod : {"s-direct", "s-mesh", "s-mtls"}) {
     auto echo = cluster.runInPod(pod, {.argv = {siblingProgram("sluice-tcpcheck"), "serve", "--listen", "[::]:8080"},
                                        .captureOutput = true});
     auto iperf = cluster.runInPod(pod, {.argv = {"iperf3", "-s", "-p", "5201"}, .captureOutput = true});
@@ -157,8 +187,11 @@ int main(int argc, char** argv) {
   ::usleep(300000);  // iperf3 -s binds asynchronously
 
   Bench bench(cluster, mesh);
-  const Path paths[] = {{"direct", "c-direct", "s-direct"}, {"one tunnel", "c-mesh", "s-direct"},
-                        {"two tunnels", "c-mesh", "s-mesh"}};
+  const Path paths[] = {{"direct", "c-direct", "s-direct"},
+                        {"one tunnel", "c-mesh", "s-direct"},
+                        {"two tunnels", "c-mesh", "s-mesh"},
+                        {"two tunnels mTLS", "c-mesh", "s-mtls"}};
+  constexpr size_t kPaths = std::size(paths);
   struct Metric {
     const char* name;
     const char* unit;
@@ -168,8 +201,9 @@ int main(int argc, char** argv) {
                             {"ping-pong 1 B p50", "us", false},      {"ping-pong 1 B p99", "us", false},
                             {"new connections (CRR)", "conn/s", true}};
   // results[metric][path] = (median value, median tunnel CPU)
-  std::vector<std::vector<std::pair<double, double>>> results(std::size(metrics), std::vector<std::pair<double, double>>(3));
-  for (size_t p = 0; p < 3; ++p) {
+  std::vector<std::vector<std::pair<double, double>>> results(std::size(metrics),
+                                                              std::vector<std::pair<double, double>>(kPaths));
+  for (size_t p = 0; p < kPaths; ++p) {
     std::string ip = cluster.pod(paths[p].server)->ipv4;
     fmt::print(stderr, "measuring {} ...\n", paths[p].name);
     std::vector<std::vector<double>> values(std::size(metrics)), cpu(std::size(metrics));
@@ -203,18 +237,20 @@ int main(int argc, char** argv) {
 
   fmt::print("\nSluice data path vs direct, same run (median of {}; tunnel CPU = cores used by both ztunnels)\n",
              repeat);
-  fmt::print("{:<24} {:>12} {:>22} {:>22}   {}\n", "metric", "direct", "one tunnel (ratio)", "two tunnels (ratio)",
-             "tunnel CPU 1/2");
+  fmt::print("{:<28} {:>10} {:>20} {:>20} {:>20}   {}\n", "metric", "direct", "one tunnel (ratio)",
+             "two tunnels (ratio)", "two, mTLS (ratio)", "tunnel CPU 1/2/mTLS");
   for (size_t m = 0; m < std::size(metrics); ++m) {
     double base = results[m][0].first;
     auto cell = [&](size_t p) {
       double v = results[m][p].first;
       return fmt::format("{:.1f} ({:.2f}x)", v, base > 0 ? v / base : 0.0);
     };
-    fmt::print("{:<24} {:>12} {:>22} {:>22}   {:.2f} / {:.2f}\n", fmt::format("{} [{}]", metrics[m].name, metrics[m].unit),
-               fmt::format("{:.1f}", base), cell(1), cell(2), results[m][1].second, results[m][2].second);
+    fmt::print("{:<28} {:>10} {:>20} {:>20} {:>20}   {:.2f} / {:.2f} / {:.2f}\n",
+               fmt::format("{} [{}]", metrics[m].name, metrics[m].unit), fmt::format("{:.1f}", base), cell(1), cell(2),
+               cell(3), results[m][1].second, results[m][2].second, results[m][3].second);
   }
   servers.clear();
   mesh.clear();
+  (void)controller->stop();
   return cluster.destroy() ? 0 : 1;
 }

@@ -2,13 +2,15 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <filesystem>
 
 namespace sluice::sim {
 
-std::string workloadsYaml(const Cluster& cluster) {
+std::string workloadsYaml(const Cluster& cluster, const std::vector<std::string>& only) {
   std::string yaml;
   for (const Pod* pod : cluster.pods()) {
+    if (!only.empty() && std::find(only.begin(), only.end(), pod->name) == only.end()) continue;
     std::string labels;
     for (const auto& [k, v] : pod->labels) labels += fmt::format("{}{}: {}", labels.empty() ? "" : ", ", k, v);
     std::string addresses = pod->ipv4;

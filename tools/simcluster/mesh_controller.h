@@ -14,7 +14,8 @@ namespace sluice::sim {
 
 // Every pod of the cluster as a Workload resource (name, namespace, service account, labels,
 // node, addresses): what the controller needs to place identities and route to pods.
-std::string workloadsYaml(const Cluster& cluster);
+// `only`: the names of the pods to include (empty: all).
+std::string workloadsYaml(const Cluster& cluster, const std::vector<std::string>& only = {});
 
 struct MeshControllerOptions {
   bool certificateAuthority = true;

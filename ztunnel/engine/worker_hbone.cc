@@ -89,7 +89,9 @@ void Worker::startHboneOutbound(const std::shared_ptr<PodRuntime>& pod, int fd, 
   }
   if (tunnel == kNoTunnel) tunnel = dialTunnel(pod, *certificate, *hboneAddress, expected, key);
   if (tunnel == kNoTunnel) return refuse(pod, fd, FailReason::kSocketError);
-  auto stream = slots_[tunnel].tunnel->conn->session().connect({target.toString(), forwardedFor(peer), ""});
+  // W3C trace context: a new trace per connection (version 00, sampled).
+  std::string traceparent = fmt::format("00-{:016x}{:016x}-{:016x}-01", random_(), random_(), random_() | 1);
+  auto stream = slots_[tunnel].tunnel->conn->session().connect({target.toString(), forwardedFor(peer), traceparent});
   if (!stream) {
     spdlog::warn("{}: HBONE CONNECT to {}: {}", pod->key(), target.toString(), stream.error().message());
     return refuse(pod, fd, FailReason::kHboneProtocol);

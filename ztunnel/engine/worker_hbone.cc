@@ -203,6 +203,8 @@ void Worker::onTunnelRecv(uint32_t slot, int res, uint32_t flags) {
     return abortTunnel(slot, t.verified ? FailReason::kHboneProtocol : FailReason::kHandshake);
   }
   flushTunnel(slot);
+  // The flush may have ended the connection (and, with nothing in flight, freed the slot).
+  if (!slots_[slot].tunnel || slots_[slot].tunnel->aborting) return;
   Tunnel& now = *slots_[slot].tunnel;
   if (now.conn->peerClosed()) return abortTunnel(slot, now.streams.empty() ? std::nullopt : std::optional(FailReason::kHboneProtocol));
   retryStarved();

@@ -9,7 +9,10 @@
 // The controller (with its CA) runs on node0; c-mesh and s-mtls get SPIFFE certificates.
 // Paths: direct (c-direct -> s-direct), one tunnel (c-mesh -> s-direct: node0's ztunnel only),
 // two tunnels plaintext (c-mesh -> s-mesh), two tunnels mTLS (c-mesh -> s-mtls: HBONE, TLS 1.3
-// + HTTP/2 CONNECT between the tunnels). Metrics (median of --repeat runs):
+// + HTTP/2 CONNECT between the tunnels), and the peer of ../shared/PERF.md in the same run:
+// haproxy, two L4 proxies speaking TLS 1.3 mTLS between the direct pods (c-direct's haproxy on
+// 127.0.0.1:2<port> originates to s-direct's haproxy on 1<port>, which forwards to the app;
+// a full handshake per connection, as peerbench runs it). Metrics (median of --repeat runs):
 // single-stream and 4-stream throughput (iperf3), 1-byte ping-pong p50/p99 (sluice-tcpcheck),
 // new connections per second with a 1-byte echo each (TCP_CRR), and the CPU both ztunnels
 // used per second of the run. Absolute numbers on shared VMs move; the ratios are the result.
@@ -118,7 +121,46 @@ struct Path {
   const char* name;
   const char* client;
   const char* server;
+  bool viaLocalProxy = false;  // connect to 127.0.0.1:2<port> in the client pod (the haproxy peer)
 };
+
+// The haproxy peer: configurations as ../shared/peerbench/03_proxies.sh writes them, with
+// certificates from the mesh's CA (haproxy verifies the chain; SPIFFE names have no host name
+// to check, so verifyhost is left out).
+Result<std::vector<ChildProcess>> startHaproxyPeer(const Cluster& cluster, const MeshController& controller) {
+  std::string dir = cluster.node(0).stateDir + "/haproxy";
+  for (const char* who : {"client", "server"}) {
+    SLUICE_TRY(controller.issueCertificate(fmt::format("spiffe://cluster.local/ns/bench/sa/haproxy-{}", who),
+                                           dir + "/" + who),
+               "haproxy certificate");
+    std::ifstream cert(dir + "/" + who + "/cert.pem"), key(dir + "/" + who + "/key.pem");
+    std::ofstream pem(dir + "/" + who + ".pem");
+    pem << cert.rdbuf() << key.rdbuf();
+  }
+  std::string ca = dir + "/client/root-cert.pem";
+  std::string common =
+      "global\n  nbthread 1\n  maxconn 9000\ndefaults\n  mode tcp\n  timeout connect 5s\n"
+      "  timeout client 300s\n  timeout server 300s\n";
+  std::string a = common, b = common;
+  std::string server = cluster.pod("s-direct")->ipv4;
+  for (int port : {5201, 8080}) {
+    a += fmt::format("frontend a{0}\n  bind 127.0.0.1:2{0}\n  default_backend a{0}\nbackend a{0}\n"
+                     "  server b {1}:1{0} ssl crt {2}/client.pem ca-file {3} verify required ssl-min-ver TLSv1.3 no-ssl-reuse\n",
+                     port, server, dir, ca);
+    b += fmt::format("frontend b{0}\n  bind {1}:1{0} ssl crt {2}/server.pem ca-file {3} verify required ssl-min-ver TLSv1.3\n"
+                     "  default_backend b{0}\nbackend b{0}\n  server s 127.0.0.1:{0}\n",
+                     port, server, dir, ca);
+  }
+  std::ofstream(dir + "/a.cfg") << a;
+  std::ofstream(dir + "/b.cfg") << b;
+  std::vector<ChildProcess> out;
+  for (auto [pod, cfg] : {std::pair{"s-direct", "/b.cfg"}, std::pair{"c-direct", "/a.cfg"}}) {
+    SLUICE_TRY_ASSIGN(proxy, cluster.runInPod(pod, {.argv = {"haproxy", "-db", "-f", dir + cfg}}));
+    out.push_back(std::move(proxy));
+  }
+  ::usleep(500000);  // haproxy binds asynchronously
+  return out;
+}
 
 }  // namespace
 
@@ -187,10 +229,16 @@ int main(int argc, char** argv) {
   ::usleep(300000);  // iperf3 -s binds asynchronously
 
   Bench bench(cluster, mesh);
+  auto peer = startHaproxyPeer(cluster, *controller);
+  if (!peer) {
+    fmt::print(stderr, "sluice-bench: haproxy peer: {}\n", peer.error().message());
+    return 1;
+  }
   const Path paths[] = {{"direct", "c-direct", "s-direct"},
                         {"one tunnel", "c-mesh", "s-direct"},
                         {"two tunnels", "c-mesh", "s-mesh"},
-                        {"two tunnels mTLS", "c-mesh", "s-mtls"}};
+                        {"two tunnels mTLS", "c-mesh", "s-mtls"},
+                        {"haproxy mTLS (peer)", "c-direct", "s-direct", true}};
   constexpr size_t kPaths = std::size(paths);
   struct Metric {
     const char* name;
@@ -204,12 +252,13 @@ int main(int argc, char** argv) {
   std::vector<std::vector<std::pair<double, double>>> results(std::size(metrics),
                                                               std::vector<std::pair<double, double>>(kPaths));
   for (size_t p = 0; p < kPaths; ++p) {
-    std::string ip = cluster.pod(paths[p].server)->ipv4;
+    std::string ip = paths[p].viaLocalProxy ? "127.0.0.1" : cluster.pod(paths[p].server)->ipv4;
+    auto port = [&](int appPort) { return paths[p].viaLocalProxy ? 20000 + appPort : appPort; };
     fmt::print(stderr, "measuring {} ...\n", paths[p].name);
     std::vector<std::vector<double>> values(std::size(metrics)), cpu(std::size(metrics));
     for (int r = 0; r < repeat; ++r) {
       for (int streams : {1, 4}) {
-        auto res = bench.runJson(paths[p].client, {"iperf3", "-c", ip, "-p", "5201", "-t", std::to_string(seconds),
+        auto res = bench.runJson(paths[p].client, {"iperf3", "-c", ip, "-p", std::to_string(port(5201)), "-t", std::to_string(seconds),
                                                    "-P", std::to_string(streams), "-J"},
                                  std::chrono::seconds(seconds + 30));
         if (!res) continue;
@@ -218,7 +267,7 @@ int main(int argc, char** argv) {
         cpu[m].push_back(res->second);
       }
       if (auto res = bench.runJson(paths[p].client, {siblingProgram("sluice-tcpcheck"), "pingpong", "--to",
-                                                     withPort(ip, 8080), "--count", "5000"},
+                                                     withPort(ip, port(8080)), "--count", "5000"},
                                    std::chrono::seconds(60))) {
         values[2].push_back(res->first["p50_us"].get<double>());
         values[3].push_back(res->first["p99_us"].get<double>());
@@ -226,7 +275,7 @@ int main(int argc, char** argv) {
         cpu[3].push_back(res->second);
       }
       if (auto res = bench.runJson(paths[p].client, {siblingProgram("sluice-tcpcheck"), "crr", "--to",
-                                                     withPort(ip, 8080), "--seconds", std::to_string(seconds)},
+                                                     withPort(ip, port(8080)), "--seconds", std::to_string(seconds)},
                                    std::chrono::seconds(seconds + 30))) {
         values[4].push_back(res->first["per_second"].get<double>());
         cpu[4].push_back(res->second);
@@ -237,19 +286,22 @@ int main(int argc, char** argv) {
 
   fmt::print("\nSluice data path vs direct, same run (median of {}; tunnel CPU = cores used by both ztunnels)\n",
              repeat);
-  fmt::print("{:<28} {:>10} {:>20} {:>20} {:>20}   {}\n", "metric", "direct", "one tunnel (ratio)",
-             "two tunnels (ratio)", "two, mTLS (ratio)", "tunnel CPU 1/2/mTLS");
+  fmt::print("{:<28} {:>10} {:>18} {:>18} {:>18} {:>18} {:>10}   {}\n", "metric", "direct", "one tunnel",
+             "two tunnels", "two, mTLS", "haproxy mTLS", "mTLS/peer", "tunnel CPU 1/2/mTLS");
   for (size_t m = 0; m < std::size(metrics); ++m) {
     double base = results[m][0].first;
     auto cell = [&](size_t p) {
       double v = results[m][p].first;
       return fmt::format("{:.1f} ({:.2f}x)", v, base > 0 ? v / base : 0.0);
     };
-    fmt::print("{:<28} {:>10} {:>20} {:>20} {:>20}   {:.2f} / {:.2f} / {:.2f}\n",
+    double peerValue = results[m][4].first;
+    fmt::print("{:<28} {:>10} {:>18} {:>18} {:>18} {:>18} {:>10}   {:.2f} / {:.2f} / {:.2f}\n",
                fmt::format("{} [{}]", metrics[m].name, metrics[m].unit), fmt::format("{:.1f}", base), cell(1), cell(2),
-               cell(3), results[m][1].second, results[m][2].second, results[m][3].second);
+               cell(3), cell(4), fmt::format("{:.2f}x", peerValue > 0 ? results[m][3].first / peerValue : 0.0),
+               results[m][1].second, results[m][2].second, results[m][3].second);
   }
   servers.clear();
+  peer->clear();
   mesh.clear();
   (void)controller->stop();
   return cluster.destroy() ? 0 : 1;

@@ -54,6 +54,11 @@ Status MeshController::issueNodeCredential(const std::string& node, const std::s
                                            "--node", node, "--out", out}}));
 }
 
+Status MeshController::issueCertificate(const std::string& spiffeId, const std::string& out) const {
+  return discardValue(runChecked({.argv = {siblingProgram("sluice-controller"), "certificate", "--ca-dir", caDir_,
+                                           "--spiffe-id", spiffeId, "--out", out}}));
+}
+
 Result<std::vector<std::string>> MeshController::tunnelArgs(const Node& node) const {
   if (!options_.certificateAuthority) return std::vector<std::string>{"--controller", plaintextAddress(), "--node", node.name};
   return std::vector<std::string>{"--controller", secureAddress(), "--node", node.name, "--credential-dir",

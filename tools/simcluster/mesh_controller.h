@@ -35,6 +35,8 @@ class MeshController {
   Result<std::vector<std::string>> tunnelArgs(const Node& node) const;
   // `sluice-controller node-credential` for `node` into `out`.
   Status issueNodeCredential(const std::string& node, const std::string& out) const;
+  // `sluice-controller certificate` for `spiffeId` into `out` (key.pem, cert.pem, root-cert.pem).
+  Status issueCertificate(const std::string& spiffeId, const std::string& out) const;
   std::string caDir() const { return caDir_; }
   ChildProcess& process() { return process_; }
   Status stop() { return discardValue(process_.stop()); }

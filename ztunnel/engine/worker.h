@@ -251,7 +251,7 @@ class Worker {
   void onTunnelRecv(uint32_t slot, int res, uint32_t flags);
   void onTunnelSend(uint32_t slot, int res);
   void flushTunnel(uint32_t slot);
-  void handleTunnelEvents(uint32_t slot);
+  bool handleTunnelEvents(uint32_t slot);  // whether there were any
   void onHboneRequest(uint32_t tunnelSlot, int32_t stream);
   void respondStream(uint32_t relaySlot, int status);
   void deliverFromTunnel(uint32_t relaySlot);

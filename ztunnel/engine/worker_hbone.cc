@@ -227,8 +227,11 @@ void Worker::flushTunnel(uint32_t slot) {
         return abortTunnel(slot, FailReason::kHboneProtocol);
       }
     }
-    if (t->verified) handleTunnelEvents(slot);
+    // Handling events queues frames (answers, window updates): go round again until a flush
+    // brings no new event, so nothing queued waits for the next socket event.
+    bool handled = t->verified && handleTunnelEvents(slot);
     t = &*slots_[slot].tunnel;  // handling may have grown slots_
+    if (handled) t->flushAgain = true;
   } while (t->flushAgain && !t->aborting);
   --t->busy;
   if (t->aborting) return maybeFinishTunnel(slot);
@@ -262,12 +265,12 @@ void Worker::onTunnelSend(uint32_t slot, int res) {
   flushTunnel(slot);  // what queued meanwhile, and more DATA now that the socket took this
 }
 
-void Worker::handleTunnelEvents(uint32_t slot) {
+bool Worker::handleTunnelEvents(uint32_t slot) {
   using Kind = hbone::SessionEvent::Kind;
   auto events = slots_[slot].tunnel->conn->session().takeEvents();
   for (const auto& e : events) {
     Tunnel& t = *slots_[slot].tunnel;
-    if (t.aborting) return;
+    if (t.aborting) return true;
     auto& session = t.conn->session();
     if (e.kind == Kind::kRequest) {
       onHboneRequest(slot, e.stream);
@@ -321,6 +324,7 @@ void Worker::handleTunnelEvents(uint32_t slot) {
       case Kind::kRequest: break;
     }
   }
+  return !events.empty();
 }
 
 void Worker::onHboneRequest(uint32_t tunnelSlot, int32_t stream) {

@@ -203,6 +203,40 @@ TEST_F(HboneTest, PodToPodTrafficCrossesTheNetworkOnlyAsTls) {
   EXPECT_NE(metrics->find("sluice_certificate_expiry_seconds{identity=\"" + std::string(kDb) + "\"}"), std::string::npos);
 }
 
+// 20 connections opened at once to a destination with no pooled connection yet (the server's
+// IPv6 address: a pool key of its own) share one handshake and one HBONE connection.
+TEST_F(HboneTest, ConcurrentFirstConnectionsShareOneHboneConnection) {
+  constexpr const char* kBurstScript = R"(
+import socket, sys, threading
+ok = []
+def one(i):
+    s = socket.create_connection((sys.argv[1], 8080), timeout=10)
+    msg = ("burst-%d" % i).encode()
+    s.sendall(msg)
+    got = b""
+    while len(got) < len(msg):
+        d = s.recv(100)
+        if not d: break
+        got += d
+    ok.append(got == msg)
+    if got != msg: sys.stderr.write("sent %r got %r\\n" % (msg, got))
+    s.close()
+threads = [threading.Thread(target=one, args=(i,)) for i in range(20)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(sum(ok))
+)";
+  std::string v6 = cluster_->pod("server")->ipv6;
+  auto out = runIn("client", {"/usr/bin/python3", "-c", kBurstScript, v6});
+  auto dump = nodes_[0]->configDump();
+  EXPECT_EQ(out.out, "20\n") << out.err << "\nnode0: " << (dump ? (*dump)["pods"].dump() : "")
+                              << "\nnode1: " << nodes_[1]->configDump().value_or(json{})["pods"].dump();
+  ASSERT_TRUE(dump);
+  int toV6 = 0;
+  for (const auto& h : (*dump)["hboneConnections"]) toV6 += h["peer"] == withPort(v6, 15008) ? 1 : 0;
+  EXPECT_EQ(toV6, 1) << (*dump)["hboneConnections"].dump();
+}
+
 TEST_F(HboneTest, IndependentClientsSeeAStrictHboneServer) {
   std::string probe = issue(kProbe, controller_.caDir());
   json ok = pythonHbone(probe, withPort(serverIp_, 8080), "hello over h2");

@@ -225,7 +225,7 @@ void Worker::onAccept(uint32_t slot, int res, uint32_t flags) {
     if (l.closing || l.pod->draining) {
       ::close(res);
     } else {
-      Listener copy = l;  // startRelay may grow slots_, invalidating `l`
+      Listener copy = l;  // startRelay works on its own copy of the listener's pod reference
       startRelay(copy, res);
     }
   } else if (res != -ECANCELED) {

@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <future>
 #include <memory>
@@ -280,7 +281,10 @@ class Worker {
   std::atomic<bool> stopping_{false};
   std::mutex tasksMutex_;
   std::vector<std::function<void()>> tasks_;
-  std::vector<Slot> slots_;
+  // A deque, not a vector: slots never move. io_uring holds pointers into them from prep to
+  // completion (send buffers, short strings stored inline, sockaddrs and timespecs read at
+  // submit), and new slots are added between a prep and its submit.
+  std::deque<Slot> slots_;
   std::vector<uint32_t> freeSlots_;
   std::vector<uint32_t> starved_;
   std::vector<std::pair<std::weak_ptr<PodRuntime>, std::chrono::steady_clock::time_point>> draining_;

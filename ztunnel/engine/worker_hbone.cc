@@ -5,8 +5,8 @@
 //
 // Lifetime rules: a Tunnel slot is freed only when it is aborting, has no operation in flight,
 // no relay still attached (a relay detaches its stream when it finishes), and no flush or abort
-// is walking it (busy). References into slots_ are re-taken after anything that may allocate a
-// slot (the vector may grow).
+// is walking it (busy). Slots never move (a deque); what can change under a caller is that a
+// slot is freed, so code re-checks a slot after a call that may finish its tunnel or relay.
 #include <netinet/tcp.h>
 #include <unistd.h>
 
@@ -230,7 +230,7 @@ void Worker::flushTunnel(uint32_t slot) {
     // Handling events queues frames (answers, window updates): go round again until a flush
     // brings no new event, so nothing queued waits for the next socket event.
     bool handled = t->verified && handleTunnelEvents(slot);
-    t = &*slots_[slot].tunnel;  // handling may have grown slots_
+    t = &*slots_[slot].tunnel;
     if (handled) t->flushAgain = true;
   } while (t->flushAgain && !t->aborting);
   --t->busy;

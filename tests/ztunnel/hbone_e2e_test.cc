@@ -31,33 +31,6 @@ constexpr const char* kProbe = "spiffe://cluster.local/ns/tools/sa/probe";
 
 std::string sourceFile(const std::string& relative) { return std::string(SLUICE_SOURCE_DIR) + "/" + relative; }
 
-// Sends `payload` from inside a pod to `to` with Python's socket module and prints the echo.
-constexpr const char* kEchoScript = R"(
-import socket, sys
-s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
-s.sendall(sys.argv[3].encode()); s.shutdown(socket.SHUT_WR)
-got = b""
-while True:
-    d = s.recv(65536)
-    if not d: break
-    got += d
-print(got.decode())
-)";
-
-// The same without the half-close: reads exactly the payload's length back, then closes.
-constexpr const char* kEchoNoHalfCloseScript = R"(
-import socket, sys
-s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
-msg = sys.argv[3].encode()
-s.sendall(msg)
-got = b""
-while len(got) < len(msg):
-    d = s.recv(65536)
-    if not d: break
-    got += d
-print(got.decode())
-)";
-
 class HboneTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -133,9 +106,16 @@ class HboneTest : public ::testing::Test {
     return out.value_or(RunOutput{});
   }
 
-  std::string echoFromClient(const std::string& payload, const std::string& to = "", bool halfClose = true) {
-    auto out = runIn("client", {"/usr/bin/python3", "-c", halfClose ? kEchoScript : kEchoNoHalfCloseScript,
-                                to.empty() ? serverIp_ : to, "8080", payload});
+  // Sends `payload` from the client pod to `to`:8080 (tests/interop/echo_client.py) and returns
+  // the echo; with `halfClose` the client shuts its write side first and reads to EOF.
+  std::string echoFromClient(const std::string& payload, const std::string& to = "", bool halfClose = true,
+                             std::vector<std::string> extra = {}) {
+    std::vector<std::string> argv = {"/usr/bin/python3", sourceFile("tests/interop/echo_client.py"),
+                                     to.empty() ? serverIp_ : to, "8080", payload};
+    if (halfClose) argv.push_back("--half-close");
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    auto out = runIn("client", argv, std::chrono::seconds(60));
+    lastErr_ = out.err;
     std::string text = out.out;
     while (!text.empty() && text.back() == '\n') text.pop_back();
     return text;
@@ -169,6 +149,7 @@ class HboneTest : public ::testing::Test {
   ChildProcess echo_;
   std::string serverIp_;
   int issued_ = 0;
+  std::string lastErr_;  // stderr of the last echoFromClient
 };
 
 TEST_F(HboneTest, PodToPodTrafficCrossesTheNetworkOnlyAsTls) {
@@ -206,30 +187,10 @@ TEST_F(HboneTest, PodToPodTrafficCrossesTheNetworkOnlyAsTls) {
 // 20 connections opened at once to a destination with no pooled connection yet (the server's
 // IPv6 address: a pool key of its own) share one handshake and one HBONE connection.
 TEST_F(HboneTest, ConcurrentFirstConnectionsShareOneHboneConnection) {
-  constexpr const char* kBurstScript = R"(
-import socket, sys, threading
-ok = []
-def one(i):
-    s = socket.create_connection((sys.argv[1], 8080), timeout=10)
-    msg = ("burst-%d" % i).encode()
-    s.sendall(msg)
-    got = b""
-    while len(got) < len(msg):
-        d = s.recv(100)
-        if not d: break
-        got += d
-    ok.append(got == msg)
-    if got != msg: sys.stderr.write("sent %r got %r\\n" % (msg, got))
-    s.close()
-threads = [threading.Thread(target=one, args=(i,)) for i in range(20)]
-for t in threads: t.start()
-for t in threads: t.join()
-print(sum(ok))
-)";
   std::string v6 = cluster_->pod("server")->ipv6;
-  auto out = runIn("client", {"/usr/bin/python3", "-c", kBurstScript, v6});
+  std::string intact = echoFromClient("burst", v6, /*halfClose=*/false, {"--parallel", "20"});
   auto dump = nodes_[0]->configDump();
-  EXPECT_EQ(out.out, "20\n") << out.err << "\nnode0: " << (dump ? (*dump)["pods"].dump() : "")
+  EXPECT_EQ(intact, "20") << lastErr_ << "\nnode0: " << (dump ? (*dump)["pods"].dump() : "")
                               << "\nnode1: " << nodes_[1]->configDump().value_or(json{})["pods"].dump();
   ASSERT_TRUE(dump);
   int toV6 = 0;
@@ -374,24 +335,10 @@ TEST_F(HboneTest, StrictRefusesPlaintextAndPermissiveRelaysIt) {
 
 TEST_F(HboneTest, CertificatesRotateUnderLiveTraffic) {
   // One connection kept busy across the rotation (20 s certificates rotate at about 10 s).
-  constexpr const char* kChatScript = R"(
-import socket, sys, time
-s = socket.create_connection((sys.argv[1], 8080), timeout=10)
-ok = 0
-for i in range(int(sys.argv[2])):
-    msg = ("tick-%d" % i).encode()
-    s.sendall(msg)
-    got = b""
-    while len(got) < len(msg):
-        d = s.recv(100)
-        if not d: break
-        got += d
-    ok += got == msg
-    time.sleep(0.5)
-print(ok)
-)";
   std::string before = serial(0, kWeb);
-  auto chat = cluster_->runInPod("client", {.argv = {"/usr/bin/python3", "-c", kChatScript, serverIp_, "30"}, .captureOutput = true});
+  auto chat = cluster_->runInPod("client", {.argv = {"/usr/bin/python3", sourceFile("tests/interop/echo_client.py"), serverIp_,
+                                                     "8080", "tick", "--rounds", "30", "--interval", "0.5"},
+                                            .captureOutput = true});
   ASSERT_TRUE(chat);
   EXPECT_TRUE(waitFor([&] { return serial(0, kWeb) != before && !serial(0, kWeb).empty(); }, std::chrono::seconds(25)))
       << "the certificate never rotated";

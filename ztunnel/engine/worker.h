@@ -15,6 +15,14 @@
 //   - EOF from one side becomes shutdown(SHUT_WR) on the other (half-close carried across);
 //   - an error or reset on either side resets both (SO_LINGER 0);
 //   - descriptors are closed only when no operation on them is in flight.
+//
+// HBONE (worker_hbone.cc): a relay's one side may be a CONNECT stream on a Tunnel (one TLS +
+// HTTP/2 connection: a pod's 15008 server side, or a pooled client). The stream side has no
+// io_uring operations of its own; the same rules hold, with the stream's flow-control window as
+// the backpressure and END_STREAM / RST_STREAM as half-close and reset.
+//
+// Memory rule: io_uring may read a pointer given at prep until the operation completes, so
+// everything handed to it lives in a slot (a deque: slots never move) or on the heap.
 #pragma once
 
 #include <sys/socket.h>

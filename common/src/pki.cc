@@ -35,6 +35,10 @@ std::chrono::system_clock::time_point toTimePoint(const ASN1_TIME* t) {
 
 }  // namespace
 
+std::string spiffeIdFor(const std::string& trustDomain, const std::string& ns, const std::string& serviceAccount) {
+  return fmt::format("spiffe://{}/ns/{}/sa/{}", trustDomain, ns, serviceAccount);
+}
+
 std::string opensslError(std::string_view what) {
   unsigned long code = ERR_get_error();
   char buf[256] = {};

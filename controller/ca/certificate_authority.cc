@@ -69,9 +69,6 @@ struct CertificateAuthority::Impl {
 
 CertificateAuthority::~CertificateAuthority() = default;
 
-std::string spiffeIdFor(const std::string& trustDomain, const std::string& ns, const std::string& serviceAccount) {
-  return fmt::format("spiffe://{}/ns/{}/sa/{}", trustDomain, ns, serviceAccount);
-}
 
 Result<std::unique_ptr<CertificateAuthority>> CertificateAuthority::openOrCreate(const std::string& dir,
                                                                                  const std::string& trustDomain) {

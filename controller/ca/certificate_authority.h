@@ -16,6 +16,7 @@
 #include <openssl/evp.h>
 
 #include "config/config_loader.h"
+#include "sluice/common/pki.h"
 #include "sluice/common/error.h"
 
 namespace sluice::controller {
@@ -64,7 +65,7 @@ class CertificateAuthority {
 };
 
 // "spiffe://<td>/ns/<ns>/sa/<sa>" for a workload.
-std::string spiffeIdFor(const std::string& trustDomain, const std::string& ns, const std::string& serviceAccount);
+using pki::spiffeIdFor;
 
 // Whether `node` may obtain a certificate for `spiffeId`: only when a workload with that
 // namespace and service account runs on that node (a compromised node can't mint identities

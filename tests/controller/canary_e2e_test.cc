@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "simcluster/canary_config.h"
+#include "simcluster/mesh_controller.h"
 #include "simcluster/mesh_node.h"
 #include "support/privileged.h"
 
@@ -28,13 +29,10 @@ class CanaryE2eTest : public ::testing::Test {
     auto cluster = sim::createMeshCluster(2);
     ASSERT_TRUE(cluster) << cluster.error().message();
     cluster_ = std::move(*cluster);
-    configDir_ = cluster_->node(0).stateDir + "/config";
-    fs::create_directories(configDir_);
-    controllerAddress_ = cluster_->node(0).addresses.underlayV4 + ":15010";
     ASSERT_NO_FATAL_FAILURE(startController());
-    auto nodes = sim::startMeshNodes(*cluster_, MeshNode::Tunnel::kZtunnel, [this](const sim::Node& n) {
-      return std::vector<std::string>{"--controller", controllerAddress_, "--node", n.name};
-    });
+    configDir_ = controller_.configDir();
+    auto nodes = sim::startMeshNodes(*cluster_, MeshNode::Tunnel::kZtunnel,
+                                     [this](const sim::Node& n) { return controller_.tunnelArgs(n).value(); });
     ASSERT_TRUE(nodes) << nodes.error().message();
     nodes_ = std::move(*nodes);
     ASSERT_TRUE(cluster_->addPod(0, "client", {.ns = "shop"}));
@@ -55,9 +53,9 @@ class CanaryE2eTest : public ::testing::Test {
     controller_ = {};
   }
 
+  // Plaintext discovery only (the routing under test needs no identities).
   void startController() {
-    auto controller = cluster_->runOnNode(0, {.argv = {siblingProgram("sluice-controller"), "serve", "--config-dir", configDir_,
-                                                       "--listen", controllerAddress_}});
+    auto controller = sim::MeshController::start(*cluster_, {.certificateAuthority = false});
     ASSERT_TRUE(controller) << controller.error().message();
     controller_ = std::move(*controller);
   }
@@ -113,8 +111,8 @@ class CanaryE2eTest : public ::testing::Test {
   std::unique_ptr<sim::Cluster> cluster_;
   std::vector<std::unique_ptr<MeshNode>> nodes_;
   std::vector<ChildProcess> echoes_;
-  ChildProcess controller_;
-  std::string configDir_, controllerAddress_;
+  sim::MeshController controller_;
+  std::string configDir_;
 };
 
 TEST_F(CanaryE2eTest, NinetyTenSplitOverTwoThousandConnections) {
@@ -163,8 +161,8 @@ TEST_F(CanaryE2eTest, ControllerDownNodesServeAndResyncWhenItReturns) {
   ASSERT_TRUE(hold);
   auto held = readLine(hold->stdoutPipe(), std::chrono::seconds(30));
   ASSERT_TRUE(held && *held == "held 10");
-  ASSERT_TRUE(controller_.signal(SIGKILL));
-  ASSERT_TRUE(controller_.wait(std::chrono::seconds(10)));
+  ASSERT_TRUE(controller_.process().signal(SIGKILL));
+  ASSERT_TRUE(controller_.process().wait(std::chrono::seconds(10)));
   json during = crr(100);
   EXPECT_EQ(during.value("failed", -1), 0) << during.dump();
   writeConfig(50, 50);  // changed while the controller is down

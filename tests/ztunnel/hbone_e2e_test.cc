@@ -54,7 +54,7 @@ class HboneTest : public ::testing::Test {
     echo_ = std::move(*echo);
     serverIp_ = cluster_->pod("server")->ipv4;
     ASSERT_TRUE(sim::writeConfigFile(controller_.configDir(), "workloads.yaml", sim::workloadsYaml(*cluster_)));
-    ASSERT_TRUE(waitFor([&] { return !serial(0, kWeb).empty() && !serial(1, kDb).empty(); }, std::chrono::seconds(30)))
+    ASSERT_TRUE(sim::waitForPodCertificates(*cluster_, nodes_, {"client", "server"}))
         << "the pods' certificates never arrived: " << nodes_[0]->configDump().value_or(json{})["certificates"].dump();
     ASSERT_TRUE(waitFor([&] { return echoFromClient("warm-up") == "warm-up"; }, std::chrono::seconds(15)));
   }
@@ -124,8 +124,7 @@ class HboneTest : public ::testing::Test {
   // A key and certificate for `spiffeId` from `caDir` (the mesh's CA, or another one).
   std::string issue(const std::string& spiffeId, const std::string& caDir) {
     std::string out = cluster_->node(0).stateDir + "/probe-" + std::to_string(++issued_);
-    auto made = runChecked({.argv = {siblingProgram("sluice-controller"), "certificate", "--ca-dir", caDir, "--spiffe-id",
-                                     spiffeId, "--out", out}});
+    auto made = controller_.issueCertificate(spiffeId, out, caDir);
     EXPECT_TRUE(made) << (made ? "" : made.error().message());
     return out;
   }

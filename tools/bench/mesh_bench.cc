@@ -103,20 +103,6 @@ class Bench {
   std::vector<std::unique_ptr<MeshNode>>& mesh_;
 };
 
-// Both mTLS pods hold their certificates (the HBONE path is ready to measure).
-bool waitForHbone(const std::vector<std::unique_ptr<MeshNode>>& mesh) {
-  for (int i = 0; i < 150; ++i) {
-    int valid = 0;
-    for (const auto& node : mesh) {
-      auto dump = node->configDump();
-      for (const auto& c : dump ? (*dump)["certificates"] : json::array()) valid += c["state"] == "valid" ? 1 : 0;
-    }
-    if (valid >= 2) return true;
-    ::usleep(200000);
-  }
-  return false;
-}
-
 struct Path {
   const char* name;
   const char* client;
@@ -204,7 +190,7 @@ int main(int argc, char** argv) {
     }
   }
   if (!writeConfigFile(controller->configDir(), "workloads.yaml", workloadsYaml(cluster, {"c-mesh", "s-mtls"})) ||
-      !waitForHbone(mesh)) {
+      !waitForPodCertificates(cluster, mesh, {"c-mesh", "s-mtls"})) {
     fmt::print(stderr, "sluice-bench: the pods' certificates did not arrive\n");
     return 1;
   }

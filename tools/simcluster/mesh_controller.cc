@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <thread>
+
+#include "sluice/common/pki.h"
 
 namespace sluice::sim {
 
@@ -20,6 +23,27 @@ std::string workloadsYaml(const Cluster& cluster, const std::vector<std::string>
                         pod->name, pod->ns, labels, pod->serviceAccount, cluster.node(pod->node).name, addresses);
   }
   return yaml;
+}
+
+bool waitForPodCertificates(const Cluster& cluster, const std::vector<std::unique_ptr<MeshNode>>& mesh,
+                            const std::vector<std::string>& pods, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    bool all = true;
+    for (const Pod* pod : cluster.pods()) {
+      if (!pods.empty() && std::find(pods.begin(), pods.end(), pod->name) == pods.end()) continue;
+      auto dump = mesh[static_cast<size_t>(pod->node)]->configDump();
+      std::string identity = pki::spiffeIdFor("cluster.local", pod->ns, pod->serviceAccount);
+      bool found = false;
+      for (const auto& c : dump ? (*dump)["certificates"] : nlohmann::json::array()) {
+        found = found || (c["identity"] == identity && c["state"] == "valid");
+      }
+      all = all && found;
+    }
+    if (all) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
 }
 
 Result<MeshController> MeshController::start(const Cluster& cluster, MeshControllerOptions options) {
@@ -54,9 +78,10 @@ Status MeshController::issueNodeCredential(const std::string& node, const std::s
                                            "--node", node, "--out", out}}));
 }
 
-Status MeshController::issueCertificate(const std::string& spiffeId, const std::string& out) const {
-  return discardValue(runChecked({.argv = {siblingProgram("sluice-controller"), "certificate", "--ca-dir", caDir_,
-                                           "--spiffe-id", spiffeId, "--out", out}}));
+Status MeshController::issueCertificate(const std::string& spiffeId, const std::string& out,
+                                        const std::string& caDir) const {
+  return discardValue(runChecked({.argv = {siblingProgram("sluice-controller"), "certificate", "--ca-dir",
+                                           caDir.empty() ? caDir_ : caDir, "--spiffe-id", spiffeId, "--out", out}}));
 }
 
 Result<std::vector<std::string>> MeshController::tunnelArgs(const Node& node) const {

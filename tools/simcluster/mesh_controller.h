@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "simcluster/cluster.h"
+#include "simcluster/mesh_node.h"
 #include "sluice/common/process.h"
 
 namespace sluice::sim {
@@ -16,6 +17,12 @@ namespace sluice::sim {
 // node, addresses): what the controller needs to place identities and route to pods.
 // `only`: the names of the pods to include (empty: all).
 std::string workloadsYaml(const Cluster& cluster, const std::vector<std::string>& only = {});
+
+// Waits until the tunnel on each listed pod's node (all pods when `pods` is empty) holds a
+// valid certificate for that pod's identity (trust domain cluster.local).
+bool waitForPodCertificates(const Cluster& cluster, const std::vector<std::unique_ptr<MeshNode>>& mesh,
+                            const std::vector<std::string>& pods = {},
+                            std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
 struct MeshControllerOptions {
   bool certificateAuthority = true;
@@ -35,8 +42,9 @@ class MeshController {
   Result<std::vector<std::string>> tunnelArgs(const Node& node) const;
   // `sluice-controller node-credential` for `node` into `out`.
   Status issueNodeCredential(const std::string& node, const std::string& out) const;
-  // `sluice-controller certificate` for `spiffeId` into `out` (key.pem, cert.pem, root-cert.pem).
-  Status issueCertificate(const std::string& spiffeId, const std::string& out) const;
+  // `sluice-controller certificate` for `spiffeId` into `out` (key.pem, cert.pem, root-cert.pem),
+  // from this controller's CA or, with `caDir`, another one (created when absent).
+  Status issueCertificate(const std::string& spiffeId, const std::string& out, const std::string& caDir = "") const;
   std::string caDir() const { return caDir_; }
   ChildProcess& process() { return process_; }
   Status stop() { return discardValue(process_.stop()); }

@@ -137,26 +137,6 @@ bool showCanary(const Cluster& cluster, const std::vector<std::unique_ptr<MeshNo
   return a + b == static_cast<uint64_t>(connections);
 }
 
-// Every pod's identity has a certificate on its node's tunnel.
-bool waitForCertificates(const Cluster& cluster, const std::vector<std::unique_ptr<MeshNode>>& mesh) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (std::chrono::steady_clock::now() < deadline) {
-    bool all = true;
-    for (const Pod* pod : cluster.pods()) {
-      auto dump = mesh[static_cast<size_t>(pod->node)]->configDump();
-      bool found = false;
-      std::string identity = fmt::format("spiffe://cluster.local/ns/{}/sa/{}", pod->ns, pod->serviceAccount);
-      for (const auto& c : dump ? (*dump)["certificates"] : nlohmann::json::array()) {
-        found = found || (c["identity"] == identity && c["state"] == "valid");
-      }
-      all = all && found;
-    }
-    if (all) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
-  return false;
-}
-
 void printIdentities(const MeshNode& node, const std::string& name) {
   auto dump = node.configDump();
   if (!dump) return;
@@ -209,7 +189,7 @@ int demo(int nodeCount, uint64_t bytes) {
   printTopology(cluster);
   // The pods as Workloads: the CA issues each its SPIFFE certificate, and mesh destinations are
   // reached over HBONE (mTLS + HTTP/2 CONNECT on 15008).
-  if (!writeConfigFile(configDir, "cluster.yaml", canaryClusterYaml(cluster)) || !waitForCertificates(cluster, mesh)) {
+  if (!writeConfigFile(configDir, "cluster.yaml", canaryClusterYaml(cluster)) || !waitForPodCertificates(cluster, mesh)) {
     fmt::print(stderr, "sluice-sim demo: the pods' certificates did not arrive\n");
     return 1;
   }

@@ -17,6 +17,7 @@
 #include "engine/socket_ops.h"
 #include "engine/worker.h"
 #include "proxy/inbound_decision.h"
+#include "sluice/common/pki.h"
 
 namespace sluice::ztunnel {
 namespace {
@@ -73,8 +74,7 @@ void Worker::startHboneOutbound(const std::shared_ptr<PodRuntime>& pod, int fd, 
                                 const SocketAddress& target, const WorkloadEntry& workload) {
   auto certificate = certificates_->get(pod->identity);
   if (!certificate) return refuse(pod, fd, FailReason::kNoCertificate);
-  std::string expected =
-      fmt::format("spiffe://{}/ns/{}/sa/{}", options_.trustDomain, workload.ns, workload.serviceAccount);
+  std::string expected = pki::spiffeIdFor(options_.trustDomain, workload.ns, workload.serviceAccount);
   auto hboneAddress = SocketAddress::fromIp(target.ip(), kHbonePort);
   if (!hboneAddress) return refuse(pod, fd, FailReason::kPolicyRefused);
   // Pooled by (source identity, destination identity, destination address).

@@ -50,14 +50,18 @@ Result<bool> TlsChannel::handshake() {
 }
 
 Result<bool> TlsChannel::readPlaintext(std::string& out) {
-  char buffer[16384];
+  constexpr size_t kRecord = 16384;  // the largest TLS record's plaintext
   while (true) {
-    int n = SSL_read(ssl_.get(), buffer, sizeof(buffer));
-    if (n > 0) {
-      out.append(buffer, static_cast<size_t>(n));
-      continue;
-    }
-    int err = SSL_get_error(ssl_.get(), n);
+    // Decrypt straight into `out`'s tail (no bounce buffer on the hot path).
+    size_t used = out.size();
+    int ok = 0;
+    out.resize_and_overwrite(used + kRecord, [&](char* data, size_t) {
+      size_t n = 0;
+      ok = SSL_read_ex(ssl_.get(), data + used, kRecord, &n);
+      return used + n;
+    });
+    if (ok == 1) continue;
+    int err = SSL_get_error(ssl_.get(), 0);
     if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) return true;
     if (err == SSL_ERROR_ZERO_RETURN) return false;
     return fail(pki::opensslError("TLS read"));

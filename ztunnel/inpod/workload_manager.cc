@@ -12,6 +12,7 @@
 #include "sluice/common/netns.h"
 #include "sluice/common/unix_socket.h"
 #include "sluice_capture.h"
+#include "sluice/common/pki.h"
 
 namespace sluice::ztunnel {
 namespace {
@@ -44,8 +45,8 @@ Result<WorkloadManager::PodEntry> WorkloadManager::createPod(const zds::v1::Work
   runtime->serviceAccount = info.service_account();
   // Without certificates (no node credential) the pod has no identity the mesh could verify.
   if (certificates_ != nullptr) {
-    runtime->identity = fmt::format("spiffe://{}/ns/{}/sa/{}", trustDomain_, runtime->ns,
-                                    runtime->serviceAccount.empty() ? "default" : runtime->serviceAccount);
+    runtime->identity = pki::spiffeIdFor(trustDomain_, runtime->ns,
+                                         runtime->serviceAccount.empty() ? "default" : runtime->serviceAccount);
   }
   runtime->addresses.assign(info.addresses().begin(), info.addresses().end());
   auto cookie = netnsCookie(netns.get());

@@ -25,6 +25,9 @@ using Key = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY, EVP_PKEY_free>>;
 using Cert = std::unique_ptr<X509, Deleter<X509, X509_free>>;
 using Req = std::unique_ptr<X509_REQ, Deleter<X509_REQ, X509_REQ_free>>;
 
+// A workload's SPIFFE ID: "spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>".
+std::string spiffeIdFor(const std::string& trustDomain, const std::string& ns, const std::string& serviceAccount);
+
 // "<what>: <OpenSSL's first queued error>", clearing the thread's error queue.
 std::string opensslError(std::string_view what);
 

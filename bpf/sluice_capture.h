@@ -72,20 +72,27 @@ struct sluice_listener_key {
   __u32 _pad;
 };
 
-/* Per-pod counters: indexes into struct sluice_counters. The agent sums them over CPUs. */
+/* Per-pod counters: indexes into struct sluice_counters. The agent sums them over CPUs.
+ * One list, X(id, "name", "meaning"), expanded into the enum here and into the names the agent,
+ * sluicectl and the metrics show (agent/daemon/explain.cc), so the two sides cannot drift. */
+#define SLUICE_COUNTERS(X)                                                                        \
+  X(SLUICE_CTR_REDIRECTED, "redirected", "outbound connect rewritten to 15001")                    \
+  X(SLUICE_CTR_BYPASS_MARK, "bypass_mark", "tunnel's own socket (carries the tunnel mark)")        \
+  X(SLUICE_CTR_EXCLUDED_LOOPBACK, "excluded_loopback", "destination is loopback")                  \
+  X(SLUICE_CTR_EXCLUDED_SELF, "excluded_self", "destination is one of the pod's own addresses")    \
+  X(SLUICE_CTR_EXCLUDED_PORT, "excluded_port", "destination port excluded for this pod")           \
+  X(SLUICE_CTR_EXCLUDED_CIDR, "excluded_cidr", "destination in an excluded CIDR")                  \
+  X(SLUICE_CTR_RECORD_FAILED, "record_failed", "original destination not recorded: not redirected") \
+  X(SLUICE_CTR_INBOUND_CAPTURED, "inbound_captured", "inbound connection steered to 15006")        \
+  X(SLUICE_CTR_INBOUND_HBONE, "inbound_hbone", "inbound to 15008: left to the HBONE listener")     \
+  X(SLUICE_CTR_INBOUND_LOCAL_SOURCE, "inbound_local_source", "inbound from the pod itself")        \
+  X(SLUICE_CTR_INBOUND_EXCLUDED_PORT, "inbound_excluded_port", "inbound port excluded for this pod") \
+  X(SLUICE_CTR_INBOUND_NO_LISTENER, "inbound_no_listener", "enrolled, no tunnel listener: dropped (fail closed)")
+
 enum sluice_counter {
-  SLUICE_CTR_REDIRECTED = 0,       /* outbound connect rewritten to 15001 */
-  SLUICE_CTR_BYPASS_MARK,          /* tunnel's own socket (carries the tunnel mark) */
-  SLUICE_CTR_EXCLUDED_LOOPBACK,    /* destination is loopback */
-  SLUICE_CTR_EXCLUDED_SELF,        /* destination is one of the pod's own addresses */
-  SLUICE_CTR_EXCLUDED_PORT,        /* destination port excluded for this pod */
-  SLUICE_CTR_EXCLUDED_CIDR,        /* destination in an excluded CIDR */
-  SLUICE_CTR_RECORD_FAILED,        /* original destination could not be recorded: not redirected */
-  SLUICE_CTR_INBOUND_CAPTURED,     /* inbound connection steered to 15006 */
-  SLUICE_CTR_INBOUND_HBONE,        /* inbound to 15008: left to the HBONE listener */
-  SLUICE_CTR_INBOUND_LOCAL_SOURCE, /* inbound from the pod itself (e.g. the tunnel to the app) */
-  SLUICE_CTR_INBOUND_EXCLUDED_PORT,/* inbound port excluded for this pod */
-  SLUICE_CTR_INBOUND_NO_LISTENER,  /* enrolled but no tunnel listener: dropped (fail closed) */
+#define SLUICE_COUNTER_ENUM(id, name, meaning) id,
+  SLUICE_COUNTERS(SLUICE_COUNTER_ENUM)
+#undef SLUICE_COUNTER_ENUM
   SLUICE_CTR_MAX
 };
 

@@ -18,7 +18,7 @@
 #include "admin/admin_views.h"
 #include "sluice/common/http_server.h"
 #include "capture/orig_dst_table.h"
-#include "engine/worker.h"
+#include "proxy/worker.h"
 #include "inpod/workload_manager.h"
 #include "identity/certificate_manager.h"
 #include "identity/controller_channel.h"
@@ -36,12 +36,15 @@ int main(int argc, char** argv) {
   std::string adminAddress = "127.0.0.1:15000", metricsAddress = "[::]:15020", readyAddress = "[::]:15021";
   unsigned workers = std::max(1u, std::thread::hardware_concurrency());
   WorkerOptions base;
-  base.mark = SLUICE_TUNNEL_MARK_DEFAULT;
+  uint32_t mark = SLUICE_TUNNEL_MARK_DEFAULT;
   int connectTimeoutMs = 10000, idleTimeoutS = 3600, drainTimeoutMs = 30000;
+  int handshakeTimeoutMs = 5000, hboneIdleTimeoutS = 120;
+  size_t maxPerSourceHbone = 512, maxPerSourcePlaintext = 1024, maxQueuedCiphertextKiB = 1024;
+  uint64_t podBufferShareKiB = 8192;
   app.add_option("--zds-socket", zdsSocket, "the node agent's tunnel socket")->capture_default_str();
   app.add_option("--pin-dir", pinDir, "the node agent's bpffs pin folder")->capture_default_str();
   app.add_option("--workers", workers, "data-plane threads")->check(CLI::Range(1u, 64u))->capture_default_str();
-  app.add_option("--mark", base.mark, "SO_MARK of the tunnel's sockets")->capture_default_str();
+  app.add_option("--mark", mark, "SO_MARK of the tunnel's sockets")->capture_default_str();
   app.add_option("--admin-address", adminAddress, "admin HTTP (keep it on loopback)")->capture_default_str();
   app.add_option("--metrics-address", metricsAddress, "Prometheus metrics")->capture_default_str();
   app.add_option("--readiness-address", readyAddress, "readiness probe")->capture_default_str();
@@ -49,6 +52,20 @@ int main(int argc, char** argv) {
   app.add_option("--idle-timeout-s", idleTimeoutS)->check(CLI::Range(1, 86400 * 7))->capture_default_str();
   app.add_option("--drain-timeout-ms", drainTimeoutMs, "how long a removed pod's connections may finish")
       ->check(CLI::Range(0, 3600000))->capture_default_str();
+  app.add_option("--handshake-timeout-ms", handshakeTimeoutMs,
+                 "an HBONE connection must finish TLS and prove its identity this soon after accept/connect")
+      ->check(CLI::Range(100, 600000))->capture_default_str();
+  app.add_option("--hbone-idle-timeout-s", hboneIdleTimeoutS, "a server-side HBONE connection without streams is closed after")
+      ->check(CLI::Range(1, 86400))->capture_default_str();
+  app.add_option("--max-connections-per-source-hbone", maxPerSourceHbone,
+                 "connections one source address may hold on the pods' 15008 (0: no cap)")->capture_default_str();
+  app.add_option("--max-connections-per-source-plaintext", maxPerSourcePlaintext,
+                 "connections one source address may hold on the pods' 15006 (0: no cap)")->capture_default_str();
+  app.add_option("--max-queued-ciphertext-kib", maxQueuedCiphertextKiB,
+                 "ciphertext waiting for one HBONE peer before the tunnel stops reading from it")
+      ->check(CLI::Range(size_t(16), size_t(1) << 20))->capture_default_str();
+  app.add_option("--pod-buffer-share-kib", podBufferShareKiB,
+                 "receive buffers one pod's connections may hold per worker (0: no cap)")->capture_default_str();
   std::string controller, nodeName;
   app.add_option("--controller", controller, "sluice-controller address (host:port); none: no services, ALLOW_ANY");
   app.add_option("--node", nodeName, "this node's name, for the controller");
@@ -91,6 +108,12 @@ int main(int argc, char** argv) {
   base.connectTimeout = std::chrono::milliseconds(connectTimeoutMs);
   base.idleTimeout = std::chrono::seconds(idleTimeoutS);
   base.drainTimeout = std::chrono::milliseconds(drainTimeoutMs);
+  base.handshakeTimeout = std::chrono::milliseconds(handshakeTimeoutMs);
+  base.hboneIdleTimeout = std::chrono::seconds(hboneIdleTimeoutS);
+  base.maxQueuedCiphertext = maxQueuedCiphertextKiB * 1024;
+  base.podBufferShareBytes = podBufferShareKiB * 1024;
+  SourceLimits limits{SourceLimiter(maxPerSourcePlaintext), SourceLimiter(maxPerSourceHbone)};
+  NetnsSocketFactory sockets(mark);
 
   // Every relayed connection costs two descriptors; take as many as the system allows.
   rlimit files{};
@@ -120,7 +143,7 @@ int main(int argc, char** argv) {
   for (unsigned i = 0; i < workers; ++i) {
     WorkerOptions options = base;
     options.index = static_cast<int>(i);
-    pool.push_back(std::make_unique<Worker>(options, config, &*origDst, certificates.get()));
+    pool.push_back(std::make_unique<Worker>(options, config, &*origDst, certificates.get(), sockets, limits));
     if (auto started = pool.back()->start(); !started) {
       spdlog::error("worker {}: {}", i, started.error().message());
       return 1;
@@ -128,7 +151,7 @@ int main(int argc, char** argv) {
   }
   spdlog::info("{} workers; {}", workers, pool.front()->features());
 
-  WorkloadManager manager(zdsSocket, base.mark, pool, certificates.get(), trustDomain);
+  WorkloadManager manager(zdsSocket, sockets, pool, certificates.get(), trustDomain);
   auto allConnections = [&pool] {
     std::vector<ConnectionInfo> out;
     for (auto& w : pool) {

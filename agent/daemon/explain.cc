@@ -30,18 +30,11 @@ bool isLoopback(const uint8_t* a) {
 
 const char* reasonName(int reason) {
   switch (reason) {
-    case SLUICE_CTR_REDIRECTED: return "redirected";
-    case SLUICE_CTR_BYPASS_MARK: return "bypass_mark";
-    case SLUICE_CTR_EXCLUDED_LOOPBACK: return "excluded_loopback";
-    case SLUICE_CTR_EXCLUDED_SELF: return "excluded_self";
-    case SLUICE_CTR_EXCLUDED_PORT: return "excluded_port";
-    case SLUICE_CTR_EXCLUDED_CIDR: return "excluded_cidr";
-    case SLUICE_CTR_RECORD_FAILED: return "record_failed";
-    case SLUICE_CTR_INBOUND_CAPTURED: return "inbound_captured";
-    case SLUICE_CTR_INBOUND_HBONE: return "inbound_hbone";
-    case SLUICE_CTR_INBOUND_LOCAL_SOURCE: return "inbound_local_source";
-    case SLUICE_CTR_INBOUND_EXCLUDED_PORT: return "inbound_excluded_port";
-    case SLUICE_CTR_INBOUND_NO_LISTENER: return "inbound_no_listener";
+#define SLUICE_COUNTER_NAME(id, name, meaning) \
+  case id:                                     \
+    return name;
+    SLUICE_COUNTERS(SLUICE_COUNTER_NAME)
+#undef SLUICE_COUNTER_NAME
     default: return "not_captured";
   }
 }

@@ -87,4 +87,18 @@ std::string SocketAddress::toString() const {
   return ip() + ":" + std::to_string(port());
 }
 
+namespace {
+SocketAddress addressOf(int fd, bool peer) {
+  sockaddr_storage ss{};
+  socklen_t length = sizeof(ss);
+  int rc = peer ? ::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &length)
+                : ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &length);
+  if (rc != 0) return {};
+  return SocketAddress::fromSockaddr(reinterpret_cast<sockaddr*>(&ss), length);
+}
+}  // namespace
+
+SocketAddress peerAddress(int fd) { return addressOf(fd, true); }
+SocketAddress localAddress(int fd) { return addressOf(fd, false); }
+
 }  // namespace sluice

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/worker.h"
+#include "proxy/worker.h"
 #include "identity/certificate_manager.h"
 #include "proxy/config_snapshot.h"
 #include "proxy/pod_runtime.h"

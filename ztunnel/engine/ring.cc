@@ -1,6 +1,9 @@
 #include "engine/ring.h"
 
+#include <netinet/in.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <fmt/format.h>
 
@@ -32,13 +35,42 @@ Result<Ring> Ring::create(unsigned entries) {
   }
   if (err != 0) return failErrno("io_uring_queue_init", -err);
   r.live_ = true;
-  io_uring_probe* probe = io_uring_get_probe_ring(&r.ring_);
-  if (probe != nullptr) {
-    r.features_.multishotAccept = io_uring_opcode_supported(probe, IORING_OP_ACCEPT);
-    io_uring_free_probe(probe);
-  }
-  r.features_.bufferRing = true;  // confirmed when the first BufferRing registers
+  r.features_.multishotAccept = r.probeMultishotAccept();
   return r;
+}
+
+// A kernel without multishot accept fails the request at once (-EINVAL); one with it keeps the
+// request armed on a listener nobody connects to, until it is cancelled. Runs before the ring
+// carries anything else, so every completion seen here is the probe's.
+bool Ring::probeMultishotAccept() {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_in loopback{};
+  loopback.sin_family = AF_INET;
+  loopback.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bool armed = false;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&loopback), sizeof(loopback)) == 0 && ::listen(fd, 1) == 0) {
+    io_uring_sqe* accept = io_uring_get_sqe(&ring_);
+    io_uring_prep_multishot_accept(accept, fd, nullptr, nullptr, SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(accept, 1);
+    io_uring_submit(&ring_);
+    io_uring_cqe* cqe = nullptr;
+    __kernel_timespec wait{0, 20 * 1000 * 1000};
+    armed = io_uring_wait_cqe_timeout(&ring_, &cqe, &wait) == -ETIME;
+    if (cqe != nullptr) io_uring_cqe_seen(&ring_, cqe);
+    if (armed) {
+      io_uring_sqe* cancel = io_uring_get_sqe(&ring_);
+      io_uring_prep_cancel64(cancel, 1, IORING_ASYNC_CANCEL_ALL);
+      io_uring_sqe_set_data64(cancel, 2);
+      io_uring_submit(&ring_);
+      // Two completions: the cancel's and the accept's -ECANCELED.
+      for (int seen = 0; seen < 2 && io_uring_wait_cqe_timeout(&ring_, &cqe, &wait) == 0; ++seen) {
+        io_uring_cqe_seen(&ring_, cqe);
+      }
+    }
+  }
+  ::close(fd);
+  return armed;
 }
 
 Ring::Ring(Ring&& other) noexcept : ring_(other.ring_), live_(std::exchange(other.live_, false)), features_(other.features_) {}
@@ -50,15 +82,18 @@ Ring::~Ring() {
 io_uring_sqe* Ring::sqe() {
   io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
   if (sqe == nullptr) {
-    io_uring_submit(&ring_);
-    sqe = io_uring_get_sqe(&ring_);
+    // The SQ is full: hand the queued entries to the kernel, which frees every SQ slot.
+    if (io_uring_submit(&ring_) >= 0) sqe = io_uring_get_sqe(&ring_);
   }
   return sqe;
 }
 
-Result<BufferRing> BufferRing::create(io_uring* ring, uint16_t groupId, uint32_t count, uint32_t size) {
+Result<BufferRing> BufferRing::create(io_uring* ring, uint16_t groupId, uint32_t count, uint32_t size,
+                                      uint16_t idBase) {
   if (count == 0 || (count & (count - 1)) != 0 || count > 32768) return fail("buffer count must be a power of two <= 32768");
+  if (uint32_t(idBase) + count > 65536) return fail("buffer ids must fit 16 bits");
   BufferRing b;
+  b.idBase_ = idBase;
   b.ring_ = ring;
   b.group_ = groupId;
   b.count_ = count;
@@ -81,7 +116,8 @@ Result<BufferRing> BufferRing::create(io_uring* ring, uint16_t groupId, uint32_t
   io_uring_buf_ring_init(b.br_);
   int mask = io_uring_buf_ring_mask(count);
   for (uint32_t i = 0; i < count; ++i) {
-    io_uring_buf_ring_add(b.br_, b.data(static_cast<uint16_t>(i)), size, static_cast<uint16_t>(i), mask, static_cast<int>(i));
+    auto id = static_cast<uint16_t>(idBase + i);
+    io_uring_buf_ring_add(b.br_, b.data(id), size, id, mask, static_cast<int>(i));
   }
   io_uring_buf_ring_advance(b.br_, static_cast<int>(count));
   return b;
@@ -89,7 +125,7 @@ Result<BufferRing> BufferRing::create(io_uring* ring, uint16_t groupId, uint32_t
 
 BufferRing::BufferRing(BufferRing&& o) noexcept
     : ring_(o.ring_), br_(std::exchange(o.br_, nullptr)), ringBytes_(o.ringBytes_),
-      storage_(std::exchange(o.storage_, nullptr)), storageBytes_(o.storageBytes_), group_(o.group_),
+      storage_(std::exchange(o.storage_, nullptr)), storageBytes_(o.storageBytes_), group_(o.group_), idBase_(o.idBase_),
       count_(o.count_), size_(o.size_), inUse_(o.inUse_) {}
 
 BufferRing::~BufferRing() {

@@ -18,11 +18,12 @@
 
 namespace sluice::ztunnel {
 
+// What the kernel was found to support (probed, never assumed).
 struct RingFeatures {
   bool singleIssuer = false;
   bool deferTaskrun = false;
-  bool multishotAccept = false;
-  bool bufferRing = false;
+  bool multishotAccept = false;  // an armed multishot accept stayed armed on a loopback listener
+  bool bufferRing = false;       // a provided-buffer ring registered (set by the buffer pool)
   std::string describe() const;
 };
 
@@ -35,11 +36,14 @@ class Ring {
 
   io_uring* get() { return &ring_; }
   const RingFeatures& features() const { return features_; }
-  // A free SQE, submitting queued ones first when the SQ is full.
+  void confirmBufferRing() { features_.bufferRing = true; }
+  // A free SQE, submitting queued ones first when the SQ is full; null only when the kernel
+  // takes no more submissions right now (callers fail the operation as a value).
   io_uring_sqe* sqe();
 
  private:
   Ring() = default;
+  bool probeMultishotAccept();
   io_uring ring_{};
   bool live_ = false;
   RingFeatures features_;
@@ -51,15 +55,19 @@ class Ring {
 // buffer `id` to the worker, which returns it with recycle(id) once its bytes were sent.
 class BufferRing {
  public:
-  static Result<BufferRing> create(io_uring* ring, uint16_t groupId, uint32_t count, uint32_t size);
+  // Buffer ids are idBase .. idBase+count-1, so several rings' ids never collide.
+  static Result<BufferRing> create(io_uring* ring, uint16_t groupId, uint32_t count, uint32_t size,
+                                   uint16_t idBase = 0);
   BufferRing(BufferRing&& other) noexcept;
   BufferRing& operator=(BufferRing&&) = delete;
   ~BufferRing();
 
   uint16_t group() const { return group_; }
   uint32_t bufferSize() const { return size_; }
-  uint8_t* data(uint16_t id) { return storage_ + size_t(id) * size_; }
+  uint8_t* data(uint16_t id) { return storage_ + size_t(id - idBase_) * size_; }
+  bool owns(uint16_t id) const { return id >= idBase_ && id < idBase_ + count_; }
   void recycle(uint16_t id);
+  uint32_t count() const { return count_; }
   uint32_t inUse() const { return inUse_; }
   void taken() { ++inUse_; }
 
@@ -70,7 +78,7 @@ class BufferRing {
   size_t ringBytes_ = 0;
   uint8_t* storage_ = nullptr;
   size_t storageBytes_ = 0;
-  uint16_t group_ = 0;
+  uint16_t group_ = 0, idBase_ = 0;
   uint32_t count_ = 0, size_ = 0, inUse_ = 0;
 };
 

@@ -84,9 +84,26 @@ struct ConnectSession::Callbacks {
       nghttp2_session_consume_connection(session, length);
       return 0;
     }
+    if (st->discard) {
+      // Answered with an error: nobody will read it; drop it and reopen both windows.
+      nghttp2_session_consume(session, id, length);
+      return 0;
+    }
     if (st->inbox.empty()) s.events_.push_back({SessionEvent::Kind::kData, id});
     st->inbox.append(reinterpret_cast<const char*>(data), length);
     st->unconsumed += length;
+    return 0;
+  }
+
+  // A complete non-200 answer went out: ask the client to stop sending with RST_STREAM
+  // NO_ERROR (RFC 9113 8.1), so the stream is freed now rather than when the client ends it.
+  static int onFrameSend(nghttp2_session* session, const nghttp2_frame* frame, void* user) {
+    ConnectSession& s = self(user);
+    if (frame->hd.type != NGHTTP2_HEADERS || !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) return 0;
+    Stream* st = s.find(frame->hd.stream_id);
+    if (st == nullptr || !st->resetAfterAnswer) return 0;
+    st->resetAfterAnswer = false;
+    nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_NO_ERROR);
     return 0;
   }
 
@@ -94,9 +111,14 @@ struct ConnectSession::Callbacks {
     ConnectSession& s = self(user);
     Stream* st = s.find(id);
     if (st == nullptr || st->closed) return 0;
+    --s.open_;
+    if (st->released) {
+      // The caller let it go while its last bytes were queued; they are out now.
+      s.streams_.erase(id);
+      return 0;
+    }
     st->closed = true;
     st->errorCode = errorCode;
-    --s.open_;
     s.events_.push_back({SessionEvent::Kind::kClosed, id});
     return 0;
   }
@@ -141,6 +163,7 @@ Result<std::unique_ptr<ConnectSession>> ConnectSession::create(Role role, Sessio
   nghttp2_session_callbacks_set_on_frame_recv_callback(cb, Callbacks::onFrameRecv);
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, Callbacks::onDataChunk);
   nghttp2_session_callbacks_set_on_stream_close_callback(cb, Callbacks::onStreamClose);
+  nghttp2_session_callbacks_set_on_frame_send_callback(cb, Callbacks::onFrameSend);
   nghttp2_option* options = nullptr;
   nghttp2_option_new(&options);
   // The window reopens only for bytes the app has taken (consumed()).
@@ -179,9 +202,9 @@ Status ConnectSession::receive(std::span<const uint8_t> bytes) {
   return {};
 }
 
-Result<size_t> ConnectSession::produce(std::string& out) {
+Result<size_t> ConnectSession::produce(std::string& out, size_t limit) {
   size_t total = 0;
-  while (true) {
+  while (out.size() < limit) {
     const uint8_t* data = nullptr;
     ssize_t n = nghttp2_session_mem_send(session_, &data);
     if (n < 0) return fail(fmt::format("HTTP/2: {}", nghttp2_strerror(static_cast<int>(n))));
@@ -189,6 +212,7 @@ Result<size_t> ConnectSession::produce(std::string& out) {
     out.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
     total += static_cast<size_t>(n);
   }
+  return total;
 }
 
 bool ConnectSession::wantsWrite() const { return nghttp2_session_want_write(session_) != 0; }
@@ -237,6 +261,11 @@ void ConnectSession::respond(int32_t stream, int status) {
     st->dataAttached = true;
   } else {
     nghttp2_submit_response(session_, stream, headers, 1, nullptr);  // END_STREAM
+    st->discard = st->resetAfterAnswer = true;
+    if (st->unconsumed > 0) nghttp2_session_consume(session_, stream, st->unconsumed);
+    st->unconsumed = 0;
+    st->inbox.clear();
+    st->inbox.shrink_to_fit();
   }
 }
 
@@ -323,8 +352,23 @@ void ConnectSession::reset(int32_t stream, uint32_t errorCode) {
 void ConnectSession::release(int32_t stream) {
   auto it = streams_.find(stream);
   if (it == streams_.end()) return;
-  if (it->second.unconsumed > 0) nghttp2_session_consume_connection(session_, it->second.unconsumed);
-  if (!it->second.closed) --open_;
+  Stream& st = it->second;
+  if (st.unconsumed > 0) {
+    if (st.closed) {
+      nghttp2_session_consume_connection(session_, st.unconsumed);
+    } else {
+      nghttp2_session_consume(session_, stream, st.unconsumed);
+    }
+    st.unconsumed = 0;
+  }
+  if (!st.closed && (st.outbox.size() > st.outboxOffset || st.finishRequested || st.resetAfterAnswer)) {
+    // What the caller queued (its last bytes, END_STREAM) still goes out: the stream stays
+    // until nghttp2 closes it, and DATA arriving meanwhile is dropped.
+    st.released = st.discard = true;
+    st.inbox.clear();
+    return;
+  }
+  if (!st.closed) --open_;
   streams_.erase(it);
 }
 

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstddef>
 #include <map>
 #include <memory>
 #include <span>
@@ -66,18 +67,22 @@ class ConnectSession {
   // The peer's bytes. A protocol error fails (the connection must be closed; a GOAWAY may
   // already be queued for produce()).
   Status receive(std::span<const uint8_t> bytes);
-  // Appends what is ready to send to `out`; returns the number of bytes appended.
-  Result<size_t> produce(std::string& out);
+  // Appends what is ready to send to `out`, frame by frame while `out` holds less than
+  // `limit` bytes (what is left stays queued for the next call); returns the bytes appended.
+  Result<size_t> produce(std::string& out, size_t limit = SIZE_MAX);
   bool wantsWrite() const;
   // Neither side wants anything more: the connection can be closed.
   bool finished() const;
 
   std::vector<SessionEvent> takeEvents();
+  bool hasEvents() const { return !events_.empty(); }
 
   // Client: opens a CONNECT stream; its DATA follows through write(). Fails when the
   // connection can take no more streams.
   Result<int32_t> connect(const ConnectRequest& request);
-  // Server: answers a request. 200 opens the tunnel; any other status ends the stream.
+  // Server: answers a request. 200 opens the tunnel; any other status ends the stream (and,
+  // once the answer is out, RST_STREAM NO_ERROR frees it), and whatever DATA the client
+  // still sends on it is consumed and dropped (never held).
   void respond(int32_t stream, int status);
 
   const ConnectRequest* request(int32_t stream) const;
@@ -93,8 +98,9 @@ class ConnectSession {
   void finish(int32_t stream);
   // Abandons `stream` with RST_STREAM (default CANCEL); no event follows for it.
   void reset(int32_t stream, uint32_t errorCode = 0x8);
-  // The caller is done with a stream that closed (kClosed) or that it reset: forgets it,
-  // returning the window of bytes it never consumed to the connection.
+  // The caller is done with a stream: forgets it, returning the window of bytes it never
+  // consumed. A stream whose last bytes or END_STREAM are still queued stays until they are
+  // out (no event follows for it).
   void release(int32_t stream);
   // No new streams; open ones finish (GOAWAY).
   void shutdown();
@@ -117,6 +123,9 @@ class ConnectSession {
     bool wasAboveHighWater = false;
     uint32_t errorCode = 0;
     bool closed = false;  // nghttp2 is done with it; kept until release()
+    bool discard = false;   // answered non-200 or released: incoming DATA is dropped at once
+    bool released = false;  // the caller is done; kept only until its queued bytes are out
+    bool resetAfterAnswer = false;  // answered non-200: RST_STREAM NO_ERROR once the answer is out
   };
   explicit ConnectSession(Role role, SessionLimits limits) : role_(role), limits_(limits) {}
   Stream* find(int32_t stream);

@@ -31,12 +31,12 @@ Status HboneConnection::receive(std::span<const uint8_t> ciphertext) {
   return session_->receive({reinterpret_cast<const uint8_t*>(plaintext_.data()), plaintext_.size()});
 }
 
-Status HboneConnection::flush(std::string& out) {
+Status HboneConnection::flush(std::string& out, size_t frameBudget) {
   // A client's first flush sends its ClientHello.
   if (!tls_.established()) SLUICE_TRY(tls_.handshake(), "TLS");
-  if (tls_.established() && verified_) {
+  if (tls_.established() && verified_ && frameBudget > 0) {
     plaintext_.clear();
-    SLUICE_TRY(session_->produce(plaintext_), "HTTP/2");
+    SLUICE_TRY(session_->produce(plaintext_, frameBudget), "HTTP/2");
     if (!plaintext_.empty()) {
       SLUICE_TRY(tls_.writePlaintext({reinterpret_cast<const uint8_t*>(plaintext_.data()), plaintext_.size()}), "TLS");
     }

@@ -9,6 +9,7 @@
 // the caller closes the connection when it fails.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
@@ -26,8 +27,9 @@ class HboneConnection {
   // Ciphertext from the socket. Fails on a TLS or HTTP/2 error (close the connection).
   Status receive(std::span<const uint8_t> ciphertext);
   // Appends the ciphertext to send to `out` (handshake records, then encrypted frames once
-  // the peer is verified). Fails on an HTTP/2 or TLS error.
-  Status flush(std::string& out);
+  // the peer is verified); HTTP/2 frames only up to about `frameBudget` bytes (the rest stays
+  // queued in the session). Fails on an HTTP/2 or TLS error.
+  Status flush(std::string& out, size_t frameBudget = SIZE_MAX);
   bool established() const { return tls_.established(); }
   // True once, right after the handshake completed: verify the peer now.
   bool justEstablished();
@@ -40,6 +42,7 @@ class HboneConnection {
   void takeCiphertext(std::string& out) { tls_.takeCiphertext(out); }
 
   ConnectSession& session() { return *session_; }
+  const ConnectSession& session() const { return *session_; }
 
  private:
   HboneConnection(TlsChannel tls, std::unique_ptr<ConnectSession> session)

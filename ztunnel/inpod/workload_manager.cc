@@ -25,9 +25,9 @@ zds::v1::WorkloadResponse ack(const std::string& error = {}) {
 
 }  // namespace
 
-WorkloadManager::WorkloadManager(std::string zdsSocket, uint32_t mark, std::vector<std::unique_ptr<Worker>>& workers,
+WorkloadManager::WorkloadManager(std::string zdsSocket, const PodSocketFactory& sockets, std::vector<std::unique_ptr<Worker>>& workers,
                                  CertificateManager* certificates, std::string trustDomain)
-    : zdsSocket_(std::move(zdsSocket)), mark_(mark), workers_(workers), certificates_(certificates),
+    : zdsSocket_(std::move(zdsSocket)), sockets_(sockets), workers_(workers), certificates_(certificates),
       trustDomain_(std::move(trustDomain)) {}
 
 std::vector<std::shared_ptr<PodRuntime>> WorkloadManager::pods() const {
@@ -66,8 +66,7 @@ Result<WorkloadManager::PodEntry> WorkloadManager::createPod(const zds::v1::Work
   std::vector<std::pair<UniqueFd, ListenerKind>> listeners;
   PodEntry entry;
   for (const auto& spec : specs) {
-    auto fd = listenInNetns(runtime->netns.get(), spec.address,
-                            {.mark = mark_, .dualStack = spec.dualStack, .reusePort = true});
+    auto fd = sockets_.listener(*runtime, spec.address, spec.dualStack);
     if (!fd) return fail(std::move(fd.error()).context(fmt::format("listener {} of {}", spec.address, runtime->key())));
     if (spec.kind == ListenerKind::kInbound) {
       int copy = ::fcntl(fd->get(), F_DUPFD_CLOEXEC, 0);

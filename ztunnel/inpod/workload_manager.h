@@ -5,7 +5,7 @@
 //   [::]:15006 (dual-stack)        inbound plaintext (steered by sk_lookup); its fd goes back to
 //                                  the agent in the Ack, for the sk_lookup socket map
 //   [::]:15008 (dual-stack)        HBONE (mTLS + HTTP/2 CONNECT) with the pod's certificate
-// All with the tunnel's mark and SO_REUSEPORT (a new tunnel can bind beside an old one).
+// All made by the PodSocketFactory: inside the pod, with the tunnel's mark and SO_REUSEPORT (a new tunnel can bind beside an old one).
 // Acknowledges only when every listener is listening. Pods survive a lost agent connection;
 // after a reconnect's replay, "snapshot sent" drops pods the replay did not mention.
 // Removal: listeners stop accepting at once; connections drain (see WorkerOptions::drainTimeout).
@@ -21,7 +21,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/worker.h"
+#include "proxy/worker.h"
 #include "proxy/pod_runtime.h"
 #include "sluice/common/error.h"
 #include "sluice/zds/v1/zds.pb.h"
@@ -31,7 +31,7 @@ namespace sluice::ztunnel {
 class WorkloadManager {
  public:
   // `certificates` (may be null: no identities) learns which identities this node's pods need.
-  WorkloadManager(std::string zdsSocket, uint32_t mark, std::vector<std::unique_ptr<Worker>>& workers,
+  WorkloadManager(std::string zdsSocket, const PodSocketFactory& sockets, std::vector<std::unique_ptr<Worker>>& workers,
                   CertificateManager* certificates = nullptr, std::string trustDomain = "cluster.local");
 
   // Serves the agent until `stopping`; reconnects with backoff when the agent goes away.
@@ -53,7 +53,7 @@ class WorkloadManager {
   void removePod(const std::string& uid);
 
   std::string zdsSocket_;
-  uint32_t mark_;
+  const PodSocketFactory& sockets_;
   std::vector<std::unique_ptr<Worker>>& workers_;
   CertificateManager* certificates_;
   std::string trustDomain_;

@@ -5,35 +5,20 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
+#include <optional>
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "engine/buffer_pool.h"
+#include "proxy/fail_reason.h"
 #include "sluice/common/unique_fd.h"
 
 namespace sluice::ztunnel {
 
 enum class Direction { kOutbound = 0, kInbound = 1 };
 
-// Why a connection failed; the metric label and the /config_dump field.
-enum class FailReason {
-  kNoOriginalDestination = 0,  // outbound accept without a capture record
-  kPolicyRefused,              // the outbound decision refused it (e.g. a loop to the tunnel)
-  kConnectRefused,             // the destination answered RST
-  kConnectTimeout,             // no answer within the connect timeout
-  kUnreachable,                // no route / host unreachable
-  kConnectError,               // any other connect failure
-  kSocketError,                // the tunnel could not create its socket
-  kNoCertificate,              // the pod's certificate has not arrived (HBONE needs it)
-  kHandshake,                  // HBONE TLS failed or the peer proved the wrong identity
-  kHboneRefused,               // HBONE: the destination answered CONNECT with a non-200 status
-  kHboneProtocol,              // HBONE: HTTP/2 error or the connection broke under the stream
-  kMalformed,                  // inbound HBONE request refused with 400
-  kDenied,                     // AuthorizationPolicy denied it
-  kPlaintextRefused,           // plaintext inbound under STRICT PeerAuthentication
-  kCount
-};
-const char* failReasonName(FailReason reason);
 
 struct PodCounters {
   std::array<std::atomic<uint64_t>, 2> opened{};      // by Direction
@@ -53,6 +38,10 @@ struct PodRuntime {
   int worker = 0;  // every listener and connection of the pod lives on this worker
   PodCounters counters;
   std::atomic<bool> draining{false};
+  // Worker-thread only: the pod's share of its worker's receive buffers, and when its draining
+  // connections are reset (set when the pod is removed).
+  BufferShare buffers;
+  std::optional<std::chrono::steady_clock::time_point> drainDeadline;
   std::string key() const { return ns + "/" + name; }
 };
 

@@ -32,4 +32,9 @@ class SocketAddress {
   sockaddr_storage storage_{};
 };
 
+// The address of a connected socket's peer, or of the socket itself; empty (family 0) when
+// the socket has none (not connected, or already gone).
+SocketAddress peerAddress(int fd);
+SocketAddress localAddress(int fd);
+
 }  // namespace sluice

@@ -1,0 +1,60 @@
+// The receive buffers of one worker: two provided-buffer rings the kernel picks from, a small
+// one and a large one. A connection reads into small buffers until a read fills one (a bulk
+// transfer), then into large ones until reads turn small again (ztunnel's copy.rs grows its
+// buffer the same way): an interactive or idle connection never pins a large buffer, a bulk one
+// moves 64 KiB per system call.
+//
+// Ownership rule: a buffer belongs to the kernel while in its ring; a receive completion hands
+// buffer `id` to the worker, which gives it back with recycle(id) once its bytes were sent.
+// Ids of the two rings never collide, so an id alone says where it goes back.
+//
+// Shares: every buffer taken is charged to a BufferShare (one per pod), and a share at its
+// limit gets no buffer until one of its own comes back, so the slow readers of one pod cannot
+// take every buffer of the worker.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+
+#include "engine/ring.h"
+
+namespace sluice::ztunnel {
+
+struct BufferPoolOptions {
+  uint32_t smallCount = 1024;
+  uint32_t smallSize = 4 * 1024;
+  uint32_t largeCount = 512;
+  uint32_t largeSize = 64 * 1024;
+};
+
+// What one pod's connections may hold of a worker's buffers (worker-thread only).
+struct BufferShare {
+  uint64_t limitBytes = 0;  // 0: no limit
+  uint64_t heldBytes = 0;
+  // No further receive may be armed until some of the pod's buffers come back.
+  bool spent() const { return limitBytes != 0 && heldBytes >= limitBytes; }
+};
+
+class BufferPool {
+ public:
+  enum class Size { kSmall, kLarge };
+  static Result<BufferPool> create(io_uring* ring, const BufferPoolOptions& options);
+
+  uint16_t group(Size size) const { return size == Size::kSmall ? small_->group() : large_->group(); }
+  uint32_t bufferSize(Size size) const { return size == Size::kSmall ? small_->bufferSize() : large_->bufferSize(); }
+  uint32_t bufferSizeOf(uint16_t id) const { return small_->owns(id) ? small_->bufferSize() : large_->bufferSize(); }
+  uint8_t* data(uint16_t id) { return small_->owns(id) ? small_->data(id) : large_->data(id); }
+  // A completion handed buffer `id` to the worker.
+  void taken(uint16_t id);
+  void recycle(uint16_t id);
+  // Buffers came back since the last call (starved readers may try again).
+  bool takeRecycledFlag() { return std::exchange(recycled_, false); }
+  uint32_t inUse() const { return small_->inUse() + large_->inUse(); }
+
+ private:
+  BufferPool() = default;
+  std::optional<BufferRing> small_, large_;
+  bool recycled_ = false;
+};
+
+}  // namespace sluice::ztunnel

@@ -1,0 +1,82 @@
+// A socket as a relay endpoint, driven by io_uring on its owner's behalf. At most one receive,
+// one send, one shutdown and one connect are in flight at a time; their completions come to
+// the owning handler, which passes them on with onCompletion() (op relative to `opBase`).
+//
+// Receives use the worker's provided buffers (engine/buffer_pool.h): small ones until a read
+// fills one, then large ones until reads are small again. An armed receive holds no buffer
+// (the kernel picks one when data arrives), so idle connections cost none. A received buffer
+// is charged to the pod's BufferShare until the relay releases the chunk, and a pod whose
+// share is spent arms no further receive until its buffers come back: past its share a pod
+// gets at most the one buffer per receive already armed.
+//
+// The descriptor is owned here and closed when the endpoint is destroyed, which the owner does
+// only once quiescent(): no operation of ours can then still name it.
+#pragma once
+
+#include <chrono>
+#include <optional>
+
+#include "engine/endpoint.h"
+#include "engine/event_loop.h"
+#include "sluice/common/socket_address.h"
+#include "sluice/common/unique_fd.h"
+
+namespace sluice::ztunnel {
+
+class SocketEndpoint final : public Endpoint {
+ public:
+  // Operations, relative to opBase (the owner reserves kOpCount codes from opBase).
+  enum Op : uint8_t { kRecv = 0, kSend, kShutdown, kConnect, kConnectTimeout, kOpCount };
+
+  SocketEndpoint(EventLoop& loop, IoHandler& handler, EndpointOwner& owner, uint8_t opBase, UniqueFd fd,
+                 BufferShare* share);
+  ~SocketEndpoint() override;
+
+  // Starts a connect to `to`, bounded by `timeout`; the owner hears onEndpointConnected().
+  // False when it could not even be submitted.
+  bool connect(const SocketAddress& to, std::chrono::milliseconds timeout);
+
+  IoResult read() override;
+  void release(const Chunk& chunk) override;
+  IoResult write(std::span<const uint8_t> bytes) override;
+  IoResult shutdownWrite() override;
+  void abort(bool reset) override;
+  bool quiescent() const override { return inflight_ == 0; }
+  void close() override;
+  void onCompletion(uint8_t op, int res, uint32_t flags) override;
+  void onBuffersAvailable() override;
+
+  int fd() const { return fd_.get(); }
+  uint8_t opBase() const { return opBase_; }
+  // Whether `op` (absolute) is one of this endpoint's.
+  bool owns(uint8_t op) const { return op >= opBase_ && op < opBase_ + kOpCount; }
+
+ private:
+  io_uring_sqe* prep(Op op);
+  void charge(uint32_t bytes);
+  void refund(uint32_t bytes);
+
+  EventLoop& loop_;
+  IoHandler& handler_;
+  EndpointOwner& owner_;
+  uint8_t opBase_;
+  UniqueFd fd_;
+  BufferShare* share_;
+  int inflight_ = 0;
+  bool aborted_ = false;
+  // Receive: one in flight; its result waits here until read() takes it.
+  bool recvArmed_ = false, recvReady_ = false, waitingForBuffers_ = false, eofSeen_ = false;
+  bool large_ = false;          // read into large buffers (the transfer is bulk)
+  int recvResult_ = 0;
+  std::optional<uint16_t> recvBuffer_;
+  // Send and shutdown: the same, one each.
+  bool sendArmed_ = false, sendReady_ = false;
+  int sendResult_ = 0;
+  bool shutdownArmed_ = false, shutdownReady_ = false;
+  int shutdownResult_ = 0;
+  // Connect: the address and the timeout live here until both completions are in.
+  SocketAddress connectTo_;
+  __kernel_timespec connectTimeout_{};
+};
+
+}  // namespace sluice::ztunnel

@@ -1,0 +1,42 @@
+#include "proxy/socket_relay.h"
+
+#include <sys/socket.h>
+
+#include <spdlog/spdlog.h>
+
+#include "engine/socket_endpoint.h"
+#include "proxy/pod_socket_factory.h"
+
+namespace sluice::ztunnel {
+
+void refuse(PodRuntime& pod, UniqueFd fd, FailReason reason) {
+  pod.counters.failed[static_cast<size_t>(reason)]++;
+  linger l{1, 0};
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+}
+
+Relay& newRelay(WorkerContext& context, RelayInfo info) {
+  return context.loop.add<Relay>(context.loop, std::move(info), context.options.idleTimeout, &context.live);
+}
+
+void startSocketRelay(WorkerContext& context, RelayInfo info, UniqueFd down, std::shared_ptr<void> lease) {
+  PodRuntime& pod = *info.pod;
+  auto up = context.sockets.upstream(pod, info.target.family());
+  if (!up) {
+    spdlog::warn("{}: upstream socket: {}", pod.key(), up.error().message());
+    return refuse(pod, std::move(down), FailReason::kSocketError);
+  }
+  (void)setNoDelay(down.get());
+  SocketAddress target = info.target;
+  Relay& relay = newRelay(context, std::move(info));
+  relay.hold(std::move(lease));
+  auto downEndpoint = std::make_unique<SocketEndpoint>(context.loop, relay, relay, Relay::kDownOps, std::move(down), &pod.buffers);
+  auto upEndpoint = std::make_unique<SocketEndpoint>(context.loop, relay, relay, Relay::kUpOps, std::move(*up), &pod.buffers);
+  SocketEndpoint& connecting = *upEndpoint;
+  relay.attach(std::move(downEndpoint), std::move(upEndpoint));
+  if (!connecting.connect(target, context.options.connectTimeout)) {
+    relay.onEndpointConnected(connecting, false, FailReason::kSocketError);
+  }
+}
+
+}  // namespace sluice::ztunnel

@@ -1,0 +1,133 @@
+#include "proxy/stream_endpoint.h"
+
+#include <spdlog/spdlog.h>
+
+#include "proxy/hbone_link.h"
+
+namespace sluice::ztunnel {
+namespace {
+constexpr uint32_t kNoError = 0x0;
+constexpr uint32_t kCancel = 0x8;
+}  // namespace
+
+StreamEndpoint::StreamEndpoint(HboneLink& link, int32_t stream, Side side, EndpointOwner& owner, PodCounters& counters)
+    : link_(&link), stream_(stream), side_(side), owner_(owner), counters_(counters) {
+  link.attach(stream, this);
+}
+
+StreamEndpoint::~StreamEndpoint() { close(); }
+
+void StreamEndpoint::connectionLost() {
+  if (link_ == nullptr) return;
+  link_ = nullptr;
+  // The link counted why it closed; the stream's relay is reset without another count.
+  closedByPeer_ = peerFailed_ = true;
+  if (side_ == Side::kClient && !established_) {
+    owner_.onEndpointConnected(*this, false, FailReason::kCount);
+  } else {
+    owner_.onEndpointProgress();
+  }
+}
+
+void StreamEndpoint::onSessionEvent(const hbone::SessionEvent& e) {
+  using Kind = hbone::SessionEvent::Kind;
+  if (link_ == nullptr) return;
+  auto& session = link_->session();
+  switch (e.kind) {
+    case Kind::kResponse: {
+      int status = session.status(stream_);
+      if (status != 200) {
+        spdlog::debug("HBONE CONNECT answered {}", status);
+        return owner_.onEndpointConnected(*this, false, FailReason::kHboneRefused);
+      }
+      established_ = true;
+      return owner_.onEndpointConnected(*this, true, FailReason::kCount);
+    }
+    case Kind::kEnd:
+      peerEnded_ = true;
+      break;
+    case Kind::kClosed:
+      closedByPeer_ = true;
+      if (session.errorCode(stream_) != kNoError || !peerEnded_) {
+        peerFailed_ = true;
+        if (side_ == Side::kClient && !established_) {
+          return owner_.onEndpointConnected(*this, false, FailReason::kHboneRefused);
+        }
+        counters_.failed[static_cast<size_t>(established_ ? FailReason::kHboneProtocol : FailReason::kHboneRefused)]++;
+      }
+      break;
+    case Kind::kData:
+    case Kind::kWritable:
+    case Kind::kRequest:
+      break;
+  }
+  owner_.onEndpointProgress();
+}
+
+IoResult StreamEndpoint::read() {
+  if (link_ == nullptr) return IoResult::error();
+  if (lentOut_) return IoResult::pending();
+  std::string& inbox = link_->session().inbox(stream_);
+  if (!inbox.empty()) {
+    // No copy: the inbox takes our empty buffer's capacity, we take its bytes.
+    lent_.clear();
+    lent_.swap(inbox);
+    lentOut_ = true;
+    return IoResult::data({reinterpret_cast<const uint8_t*>(lent_.data()), static_cast<uint32_t>(lent_.size()), 0});
+  }
+  if (peerFailed_) return IoResult::error();
+  if (peerEnded_) return IoResult::eof();
+  return IoResult::pending();
+}
+
+void StreamEndpoint::release(const Chunk& chunk) {
+  lentOut_ = false;
+  if (link_ == nullptr) return;
+  // Delivered: only now may the peer send that much more.
+  link_->session().consumed(stream_, chunk.length);
+  link_->requestFlush();
+}
+
+IoResult StreamEndpoint::write(std::span<const uint8_t> bytes) {
+  if (link_ == nullptr || peerFailed_) return IoResult::error();
+  if (closedByPeer_) return IoResult::closed();
+  auto& session = link_->session();
+  // Backpressure: refuse while the stream holds more than its high water (kWritable resumes).
+  if (session.queued(stream_) >= hbone::ConnectSession::kHighWater) return IoResult::pending();
+  session.write(stream_, bytes);
+  link_->requestFlush();
+  return IoResult::done(bytes.size());
+}
+
+IoResult StreamEndpoint::shutdownWrite() {
+  if (link_ == nullptr) return IoResult::error();
+  if (closedByPeer_) return IoResult::done();
+  link_->session().finish(stream_);  // END_STREAM after the queued bytes
+  link_->requestFlush();
+  return IoResult::done();
+}
+
+void StreamEndpoint::respond(int status) {
+  if (side_ != Side::kServer || link_ == nullptr || responded_ != 0) return;
+  responded_ = status;
+  established_ = status == 200;
+  link_->session().respond(stream_, status);
+  link_->requestFlush();
+}
+
+void StreamEndpoint::abort(bool) {
+  if (link_ == nullptr) return;
+  // After a complete non-200 answer the session itself ends the stream with NO_ERROR once the
+  // answer is out (RFC 9113 8.1); otherwise CANCEL tells the peer the flow broke.
+  if (responded_ == 0 || responded_ == 200) link_->session().reset(stream_, kCancel);
+  link_->requestFlush();
+}
+
+void StreamEndpoint::close() {
+  if (link_ == nullptr) return;
+  HboneLink* link = link_;
+  link_ = nullptr;
+  link->detach(stream_);
+}
+
+}  // namespace sluice::ztunnel

@@ -1,0 +1,62 @@
+// A CONNECT stream of an HBONE connection as a relay endpoint: reads take the bytes the peer
+// sent on the stream (the session's inbox, swapped out without a copy), writes queue bytes on
+// the stream (ConnectSession::write), a half-close is END_STREAM, an abort RST_STREAM.
+//
+// Flow control is end to end: a chunk lent to the relay reopens the peer's window only when
+// the relay gives it back (it reached the other socket), and writes are refused (kPending)
+// while the stream's queue is above its high water, until the session reports it writable.
+//
+// The endpoint holds a pointer to its link while attached; the link calls connectionLost()
+// before it goes, after which every call fails as a reset would.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "engine/endpoint.h"
+#include "hbone/connect_session.h"
+#include "proxy/pod_runtime.h"
+
+namespace sluice::ztunnel {
+
+class HboneLink;
+
+class StreamEndpoint final : public Endpoint {
+ public:
+  enum class Side { kClient, kServer };
+  StreamEndpoint(HboneLink& link, int32_t stream, Side side, EndpointOwner& owner, PodCounters& counters);
+  ~StreamEndpoint() override;
+
+  // From the link.
+  void onSessionEvent(const hbone::SessionEvent& event);
+  void connectionLost();
+
+  IoResult read() override;
+  void release(const Chunk& chunk) override;
+  IoResult write(std::span<const uint8_t> bytes) override;
+  bool writeClosed() const override { return closedByPeer_ && !peerFailed_; }
+  IoResult shutdownWrite() override;
+  void upstreamReady() override { respond(200); }
+  void upstreamFailed() override { respond(503); }
+  void abort(bool reset) override;
+  bool quiescent() const override { return true; }  // no io_uring operation of its own
+  void close() override;
+
+ private:
+  void respond(int status);
+
+  HboneLink* link_;  // null once the connection is gone or the endpoint closed
+  int32_t stream_;
+  Side side_;
+  EndpointOwner& owner_;
+  PodCounters& counters_;
+  std::string lent_;  // the bytes lent to the relay (one chunk at a time)
+  bool lentOut_ = false;
+  bool established_ = false;   // client: answered 200; server: we answered 200
+  bool peerEnded_ = false;     // END_STREAM from the peer
+  bool closedByPeer_ = false;  // the stream is gone on the peer's side
+  bool peerFailed_ = false;    // ... with an error, or before its END_STREAM
+  int responded_ = 0;          // server: the status we answered
+};
+
+}  // namespace sluice::ztunnel

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <charconv>
 #include <cstring>
 #include <filesystem>
 
@@ -78,9 +79,12 @@ Result<std::unique_ptr<CaptureDatapath>> CaptureDatapath::open(const CaptureOpti
   return dp;
 }
 
+void CaptureDatapath::LinkDeleter::operator()(bpf_link* link) const { bpf_link__destroy(link); }
+
 CaptureDatapath::~CaptureDatapath() {
   // Closing our link and map descriptors does not detach anything: the pins keep them.
-  for (bpf_link* link : links_) bpf_link__destroy(link);
+  links_.clear();
+  podLinks_.clear();
   if (skel_ != nullptr) sluice_capture__destroy(skel_);
 }
 
@@ -125,7 +129,7 @@ Status CaptureDatapath::loadAndAttach() {
       // Adopt: the old program stays attached until the new one replaces it atomically.
       link = bpf_link__open(pin.c_str());
       if (link == nullptr) return failErrno("open pinned link " + pin);
-      links_.push_back(link);
+      links_.emplace_back(link);
       if (int err = bpf_link__update_program(link, program.get(skel_)); err != 0) {
         return failErrno("replace program of " + pin, libbpfErrno(err));
       }
@@ -133,16 +137,20 @@ Status CaptureDatapath::loadAndAttach() {
     } else {
       link = bpf_program__attach_cgroup(program.get(skel_), cgroup.get());
       if (link == nullptr) return failErrno(fmt::format("attach {} to {}", program.pin, options_.cgroupPath));
-      links_.push_back(link);
+      links_.emplace_back(link);
       if (int err = bpf_link__pin(link, pin.c_str()); err != 0) return failErrno("pin " + pin, libbpfErrno(err));
     }
   }
   // Pods' sk_lookup links from the previous agent get the new program too.
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(linksDir() + "/sk_lookup", ec)) {
+    uint64_t cookie = 0;
+    std::string name = entry.path().filename().string();
+    auto [end, parsed] = std::from_chars(name.data(), name.data() + name.size(), cookie);
+    if (parsed != std::errc() || end != name.data() + name.size()) continue;  // not ours
     bpf_link* link = bpf_link__open(entry.path().c_str());
     if (link == nullptr) return failErrno("open pinned link " + entry.path().string());
-    links_.push_back(link);
+    podLinks_[cookie].reset(link);
     if (int err = bpf_link__update_program(link, skel_->progs.sluice_sk_lookup); err != 0) {
       return failErrno("replace program of " + entry.path().string(), libbpfErrno(err));
     }
@@ -191,7 +199,7 @@ Status CaptureDatapath::installPod(uint64_t netnsCookie, int netnsFd, const PodC
   if (::access(pin.c_str(), F_OK) != 0) {
     bpf_link* link = bpf_program__attach_netns(skel_->progs.sluice_sk_lookup, netnsFd);
     if (link == nullptr) return failErrno("attach sk_lookup to the pod's network namespace");
-    links_.push_back(link);
+    podLinks_[netnsCookie].reset(link);
     if (int e = bpf_link__pin(link, pin.c_str()); e != 0) return failErrno("pin " + pin, libbpfErrno(e));
   }
   return {};
@@ -231,7 +239,21 @@ Status CaptureDatapath::removePod(uint64_t netnsCookie) {
   };
   auto config = podConfig(netnsCookie);
   // Detach inbound capture first, then outbound; the pod is gone from the maps last.
+  // The link stays attached while any descriptor of it is open (ours, for one) even once
+  // unpinned: detach it explicitly, then unpin, then close ours.
   std::string pin = skLookupPin(netnsCookie);
+  auto owned = podLinks_.find(netnsCookie);
+  LinkPtr link;
+  if (owned != podLinks_.end()) {
+    link = std::move(owned->second);
+    podLinks_.erase(owned);
+  } else if (::access(pin.c_str(), F_OK) == 0) {
+    link.reset(bpf_link__open(pin.c_str()));
+    if (!link) note(failErrno("open pinned link " + pin));
+  }
+  if (link) {
+    if (int err = bpf_link__detach(link.get()); err != 0) note(failErrno("detach sk_lookup", libbpfErrno(err)));
+  }
   if (::access(pin.c_str(), F_OK) == 0 && ::unlink(pin.c_str()) != 0) note(failErrno("unpin " + pin));
   for (uint32_t family : {2u, 10u}) {
     sluice_listener_key key{};

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <array>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -91,7 +92,13 @@ class CaptureDatapath {
   CaptureOptions options_;
   sluice_capture* skel_ = nullptr;
   bool adopted_ = false;
-  std::vector<struct bpf_link*> links_;  // owned; pinned
+  struct LinkDeleter {
+    void operator()(struct bpf_link* link) const;
+  };
+  // Our descriptors of the links; closing one detaches nothing (the pins keep them attached).
+  using LinkPtr = std::unique_ptr<struct bpf_link, LinkDeleter>;
+  std::vector<LinkPtr> links_;              // cgroup programs
+  std::map<uint64_t, LinkPtr> podLinks_;    // sk_lookup per enrolled pod, by netns cookie
 };
 
 }  // namespace sluice::agent

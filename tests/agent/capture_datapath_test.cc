@@ -2,6 +2,7 @@
 // Each node's CaptureDatapath plays the node agent's part; a StandinTunnel plays the tunnel's.
 #include "capture/capture_datapath.h"
 
+#include <bpf/bpf.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -224,6 +225,10 @@ TEST_F(CaptureDatapathTest, RemovalRestoresDirectTrafficAndLeavesNothing) {
     EXPECT_EQ(fill.entries, 0u) << fill.name;
   }
   EXPECT_FALSE(fs::exists(cluster_->node(0).bpffsDir + "/v1/links/sk_lookup/" + std::to_string(cookie)));
+  // Detached, not only unpinned: the pod's netns runs no sk_lookup program any more.
+  __u32 attached = 99;
+  ASSERT_EQ(bpf_prog_query(cluster_->pod("client")->netnsFd.get(), BPF_SK_LOOKUP, 0, nullptr, nullptr, &attached), 0);
+  EXPECT_EQ(attached, 0u);
 }
 
 TEST_F(CaptureDatapathTest, ARestartedDatapathAdoptsPinsWithoutAGap) {

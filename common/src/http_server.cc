@@ -8,15 +8,12 @@
 
 #include <fmt/format.h>
 
-#include <chrono>
+#include <algorithm>
 
 #include "sluice/common/socket_address.h"
-#include "sluice/common/unix_socket.h"
 
 namespace sluice {
 namespace {
-
-constexpr size_t kMaxHead = 8192;
 
 const char* statusText(int status) {
   switch (status) {
@@ -53,33 +50,25 @@ HttpServer::~HttpServer() { stop(); }
 Status HttpServer::listen(const std::string& address, std::map<std::string, HttpHandler> routes) {
   auto addr = SocketAddress::parse(address);
   if (!addr) return fail(std::move(addr.error()).context("listen address"));
-  UniqueFd fd(::socket(addr->family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
-  int one = 1;
+  UniqueFd fd(::socket(addr->family(), SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!fd) return failErrno("socket for " + address);
+  int one = 1, zero = 0;
   ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (addr->family() == AF_INET6) ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
   if (::bind(fd.get(), addr->sockaddrPtr(), addr->length()) != 0) return failErrno("bind " + address);
   if (::listen(fd.get(), 64) != 0) return failErrno("listen " + address);
   endpoints_.push_back({std::move(fd), std::move(routes)});
   return {};
 }
 
+int HttpServer::port(size_t index) const {
+  if (index >= endpoints_.size()) return -1;
+  return localAddress(endpoints_[index].fd.get()).port();
+}
+
 void HttpServer::start() {
   stopEvent_.reset(::eventfd(0, EFD_CLOEXEC));
-  thread_ = std::thread([this] {
-    for (;;) {
-      std::vector<pollfd> fds;
-      for (const auto& e : endpoints_) fds.push_back({e.fd.get(), POLLIN, 0});
-      fds.push_back({stopEvent_.get(), POLLIN, 0});
-      if (::poll(fds.data(), fds.size(), -1) < 0) continue;
-      if (fds.back().revents) return;
-      for (size_t i = 0; i < endpoints_.size(); ++i) {
-        if (!fds[i].revents) continue;
-        int conn = ::accept4(endpoints_[i].fd.get(), nullptr, nullptr, SOCK_CLOEXEC);
-        if (conn < 0) continue;
-        UniqueFd owned(conn);
-        serve(conn, endpoints_[i]);
-      }
-    }
-  });
+  thread_ = std::thread([this] { run(); });
 }
 
 void HttpServer::stop() {
@@ -87,39 +76,99 @@ void HttpServer::stop() {
   uint64_t one = 1;
   [[maybe_unused]] auto n = ::write(stopEvent_.get(), &one, sizeof(one));
   thread_.join();
+  connections_.clear();
 }
 
-void HttpServer::serve(int fd, const Endpoint& endpoint) {
-  std::string head;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (head.find("\r\n\r\n") == std::string::npos) {
-    if (head.size() > kMaxHead) break;
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) return;
-    pollfd pfd{fd, POLLIN, 0};
-    if (::poll(&pfd, 1, static_cast<int>(left.count())) <= 0) return;
-    char buf[2048];
-    ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
-    if (n <= 0) return;
-    head.append(buf, static_cast<size_t>(n));
+void HttpServer::run() {
+  std::vector<pollfd> fds;
+  for (;;) {
+    // Deadlines first: whatever a client did not finish in time is dropped.
+    auto now = std::chrono::steady_clock::now();
+    std::erase_if(connections_, [now](const Connection& c) { return now >= c.deadline; });
+    fds.clear();
+    for (const auto& e : endpoints_) fds.push_back({e.fd.get(), POLLIN, 0});
+    for (const auto& c : connections_) fds.push_back({c.fd.get(), static_cast<short>(c.answering ? POLLOUT : POLLIN), 0});
+    fds.push_back({stopEvent_.get(), POLLIN, 0});
+    int timeout = -1;
+    if (!connections_.empty()) {
+      auto first = std::min_element(connections_.begin(), connections_.end(),
+                                    [](const Connection& a, const Connection& b) { return a.deadline < b.deadline; });
+      timeout = static_cast<int>(
+          std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(first->deadline - now).count()) + 1);
+    }
+    if (::poll(fds.data(), fds.size(), timeout) < 0) continue;
+    if (fds.back().revents) return;
+    // Serve the connections polled (by index: accepting below appends to the vector).
+    size_t polled = connections_.size();
+    std::vector<bool> done(polled, false);
+    for (size_t i = 0; i < polled; ++i) {
+      short revents = fds[endpoints_.size() + i].revents;
+      if (revents == 0) continue;
+      Connection& c = connections_[i];
+      done[i] = c.answering ? !onWritable(c) : !onReadable(c);
+    }
+    for (size_t i = polled; i-- > 0;) {
+      if (done[i]) connections_.erase(connections_.begin() + static_cast<std::ptrdiff_t>(i));
+    }
+    for (size_t i = 0; i < endpoints_.size(); ++i) {
+      if (fds[i].revents) accept(endpoints_[i]);
+    }
   }
+}
+
+void HttpServer::accept(const Endpoint& endpoint) {
+  for (;;) {
+    int fd = ::accept4(endpoint.fd.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0) return;
+    // At the cap the oldest connection goes: a flood of idle clients cannot lock others out.
+    if (connections_.size() >= kMaxConnections) connections_.erase(connections_.begin());
+    Connection c;
+    c.fd.reset(fd);
+    c.endpoint = &endpoint;
+    c.deadline = std::chrono::steady_clock::now() + kDeadline;
+    connections_.push_back(std::move(c));
+  }
+}
+
+bool HttpServer::onReadable(Connection& c) {
+  char buf[2048];
+  for (;;) {
+    ssize_t n = ::recv(c.fd.get(), buf, sizeof(buf), 0);
+    if (n == 0) return false;
+    if (n < 0) return errno == EAGAIN || errno == EINTR;
+    c.in.append(buf, static_cast<size_t>(n));
+    if (c.in.size() > kMaxHead || c.in.find("\r\n\r\n") != std::string::npos) break;
+  }
+  answer(c);
+  return onWritable(c);
+}
+
+void HttpServer::answer(Connection& c) {
   HttpResponse response;
-  auto path = head.size() > kMaxHead ? std::expected<std::string, int>(std::unexpected(400)) : parseRequestHead(head);
+  auto path = c.in.size() > kMaxHead ? std::expected<std::string, int>(std::unexpected(400)) : parseRequestHead(c.in);
   if (!path) {
     response = {path.error(), "text/plain; charset=utf-8", statusText(path.error())};
-  } else if (auto it = endpoint.routes.find(*path); it != endpoint.routes.end()) {
+  } else if (auto it = c.endpoint->routes.find(*path); it != c.endpoint->routes.end()) {
     response = it->second();
   } else {
     std::string known;
-    for (const auto& [p, _] : endpoint.routes) known += " " + p;
+    for (const auto& [p, _] : c.endpoint->routes) known += " " + p;
     response = {404, "text/plain; charset=utf-8", fmt::format("not found; this port serves:{}\n", known)};
   }
-  bool headOnly = head.rfind("HEAD ", 0) == 0;
-  std::string out = fmt::format("HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                                response.status, statusText(response.status), response.contentType,
-                                response.body.size());
-  if (!headOnly) out += response.body;
-  (void)writeAll(fd, out);
+  bool headOnly = c.in.rfind("HEAD ", 0) == 0;
+  c.out = fmt::format("HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                      response.status, statusText(response.status), response.contentType, response.body.size());
+  if (!headOnly) c.out += response.body;
+  c.answering = true;
+}
+
+bool HttpServer::onWritable(Connection& c) {
+  while (c.sent < c.out.size()) {
+    ssize_t n = ::send(c.fd.get(), c.out.data() + c.sent, c.out.size() - c.sent, MSG_NOSIGNAL);
+    if (n < 0) return errno == EAGAIN || errno == EINTR;
+    c.sent += static_cast<size_t>(n);
+  }
+  return false;  // all sent: close
 }
 
 }  // namespace sluice

@@ -16,7 +16,9 @@
 #include "simcluster/cluster.h"
 #include "simcluster/mesh_controller.h"
 #include "simcluster/mesh_node.h"
+#include "support/mesh_fixture.h"
 #include "support/privileged.h"
+#include "support/tunnel_stats.h"
 
 namespace sluice::ztunnel {
 namespace {
@@ -29,28 +31,19 @@ constexpr const char* kWeb = "spiffe://cluster.local/ns/shop/sa/web";
 constexpr const char* kDb = "spiffe://cluster.local/ns/shop/sa/db";
 constexpr const char* kProbe = "spiffe://cluster.local/ns/tools/sa/probe";
 
-std::string sourceFile(const std::string& relative) { return std::string(SLUICE_SOURCE_DIR) + "/" + relative; }
-
 class HboneTest : public ::testing::Test {
  protected:
   void SetUp() override {
     SLUICE_REQUIRE_PRIVILEGES();
-    auto cluster = sim::createMeshCluster(2);
-    ASSERT_TRUE(cluster) << cluster.error().message();
-    cluster_ = std::move(*cluster);
-    auto controller = sim::MeshController::start(*cluster_, {.certificateValiditySeconds = 20});
-    ASSERT_TRUE(controller) << controller.error().message();
-    controller_ = std::move(*controller);
-    auto nodes = sim::startMeshNodes(*cluster_, sim::MeshNode::Tunnel::kZtunnel,
-                                     [this](const sim::Node& n) { return controller_.tunnelArgs(n).value(); });
-    ASSERT_TRUE(nodes) << nodes.error().message();
-    nodes_ = std::move(*nodes);
+    auto mesh = startMesh({.certificateValiditySeconds = 20});
+    ASSERT_TRUE(mesh) << mesh.error().message();
+    cluster_ = std::move(mesh->cluster);
+    controller_ = std::move(mesh->controller);
+    nodes_ = std::move(mesh->nodes);
     ASSERT_TRUE(cluster_->addPod(0, "client", {.ns = "shop", .serviceAccount = "web", .labels = {{"app", "web"}}}));
     ASSERT_TRUE(cluster_->addPod(1, "server", {.ns = "shop", .serviceAccount = "db", .labels = {{"app", "db"}}}));
-    auto echo = cluster_->runInPod("server", {.argv = {siblingProgram("sluice-tcpcheck"), "serve", "--listen", "[::]:8080"},
-                                              .captureOutput = true});
-    ASSERT_TRUE(echo);
-    ASSERT_TRUE(readLine(echo->stdoutPipe(), std::chrono::seconds(10)));
+    auto echo = startEcho(*cluster_, "server");
+    ASSERT_TRUE(echo) << echo.error().message();
     echo_ = std::move(*echo);
     serverIp_ = cluster_->pod("server")->ipv4;
     ASSERT_TRUE(sim::writeConfigFile(controller_.configDir(), "workloads.yaml", sim::workloadsYaml(*cluster_)));
@@ -61,15 +54,6 @@ class HboneTest : public ::testing::Test {
   void TearDown() override {
     nodes_.clear();
     (void)controller_.stop();
-  }
-
-  static bool waitFor(const std::function<bool()>& condition, std::chrono::seconds timeout) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (condition()) return true;
-      ::usleep(200000);
-    }
-    return false;
   }
 
   // The serial of `identity`'s certificate on node `node`, "" when it has none.

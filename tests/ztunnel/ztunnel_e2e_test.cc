@@ -15,6 +15,7 @@
 #include "simcluster/mesh_node.h"
 #include "sluice/common/unix_socket.h"
 #include "support/privileged.h"
+#include "support/tunnel_stats.h"
 
 namespace sluice::ztunnel {
 namespace {
@@ -46,48 +47,6 @@ const json* podIn(const json& dump, const std::string& name) {
     if (p["name"] == name) return &p;
   }
   return nullptr;
-}
-
-// Connections the tunnel relays now (all pods, draining ones included), or -1 when unknown.
-int64_t activeConnections(const NodeServices& node) {
-  auto body = node.httpGet("127.0.0.1:15000", "/stats/connections");
-  if (!body) return -1;
-  json j = json::parse(*body, nullptr, false);
-  return j.is_object() ? j.value("active", int64_t{-1}) : -1;
-}
-
-bool waitForActive(const NodeServices& node, int64_t want, std::chrono::seconds timeout = std::chrono::seconds(30)) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (activeConnections(node) == want) return true;
-    ::usleep(100000);
-  }
-  return false;
-}
-
-size_t openFds(pid_t pid) {
-  size_t n = 0;
-  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(fmt::format("/proc/{}/fd", pid))) ++n;
-  return n;
-}
-
-// The soft RLIMIT_NOFILE of a process, from /proc/<pid>/limits.
-uint64_t openFileLimit(pid_t pid) {
-  std::ifstream limits(fmt::format("/proc/{}/limits", pid));
-  std::string line;
-  while (std::getline(limits, line)) {
-    if (line.rfind("Max open files", 0) == 0) return std::stoull(line.substr(26));
-  }
-  return 1024;
-}
-
-uint64_t rssKiB(pid_t pid) {
-  std::ifstream status(fmt::format("/proc/{}/status", pid));
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6));
-  }
-  return 0;
 }
 
 class ZtunnelE2eTest : public ::testing::Test {

@@ -1,5 +1,8 @@
 #include "admin/admin_views.h"
 
+#include <prometheus/metric_family.h>
+#include <prometheus/text_serializer.h>
+
 #include <fmt/format.h>
 
 namespace sluice::ztunnel {
@@ -19,20 +22,6 @@ json countersJson(const PodCounters& c) {
   };
   return json{{"outbound", direction(Direction::kOutbound)}, {"inbound", direction(Direction::kInbound)},
               {"active", c.active.load()}, {"failed", failed}};
-}
-
-// Label values are escaped per the Prometheus text format.
-std::string escape(const std::string& v) {
-  std::string out;
-  for (char c : v) {
-    if (c == '\\' || c == '"') out += '\\';
-    if (c == '\n') {
-      out += "\\n";
-      continue;
-    }
-    out += c;
-  }
-  return out;
 }
 
 }  // namespace
@@ -93,19 +82,31 @@ json configDump(const std::vector<std::shared_ptr<PodRuntime>>& pods, const Conf
   return out;
 }
 
+// The exposition is prometheus-cpp's (TextSerializer); we only build the families from the
+// pods' counters at scrape time (the counters live in the data path, not in a registry).
 std::string prometheusText(const std::vector<std::shared_ptr<PodRuntime>>& pods,
                            const std::vector<CertificateStatus>& certificates) {
-  std::string out;
-  auto family = [&out](const char* name, const char* help) {
-    out += fmt::format("# HELP {} {}\n# TYPE {} counter\n", name, help, name);
+  using prometheus::ClientMetric;
+  using prometheus::MetricFamily;
+  using prometheus::MetricType;
+  std::vector<MetricFamily> families;
+  auto sample = [](std::vector<ClientMetric::Label> labels, MetricType type, double value) {
+    ClientMetric m;
+    m.label = std::move(labels);
+    if (type == MetricType::Counter) {
+      m.counter.value = value;
+    } else {
+      m.gauge.value = value;
+    }
+    return m;
   };
   // reporter=source for a pod's outbound connections, destination for its inbound ones.
-  auto labels = [](const PodRuntime& p, Direction d) {
-    bool outbound = d == Direction::kOutbound;
-    return fmt::format("reporter=\"{}\",{}_workload=\"{}\",{}_workload_namespace=\"{}\",{}_principal=\"{}\"",
-                       outbound ? "source" : "destination", outbound ? "source" : "destination", escape(p.name),
-                       outbound ? "source" : "destination", escape(p.ns), outbound ? "source" : "destination",
-                       p.identity.empty() ? "unknown" : escape(p.identity));
+  auto labels = [](const PodRuntime& p, Direction d) -> std::vector<ClientMetric::Label> {
+    std::string side = d == Direction::kOutbound ? "source" : "destination";
+    return {{"reporter", side},
+            {side + "_workload", p.name},
+            {side + "_workload_namespace", p.ns},
+            {side + "_principal", p.identity.empty() ? "unknown" : p.identity}};
   };
   struct Metric {
     const char* name;
@@ -118,41 +119,41 @@ std::string prometheusText(const std::vector<std::shared_ptr<PodRuntime>>& pods,
       {"istio_tcp_sent_bytes_total", "Bytes sent to the client (response direction)", &PodCounters::bytesToClient},
   };
   for (const auto& m : metrics) {
-    family(m.name, m.help);
+    MetricFamily& f = families.emplace_back(MetricFamily{m.name, m.help, MetricType::Counter, {}});
     for (const auto& p : pods) {
       for (Direction d : {Direction::kOutbound, Direction::kInbound}) {
-        out += fmt::format("{}{{{}}} {}\n", m.name, labels(*p, d), (p->counters.*(m.field))[static_cast<size_t>(d)].load());
+        f.metric.push_back(sample(labels(*p, d), MetricType::Counter,
+                                  static_cast<double>((p->counters.*(m.field))[static_cast<size_t>(d)].load())));
       }
     }
   }
-  family("sluice_tcp_connections_failed_total", "TCP connections the tunnel could not relay, by reason");
+  MetricFamily& failed = families.emplace_back(MetricFamily{
+      "sluice_tcp_connections_failed_total", "TCP connections the tunnel could not relay, by reason", MetricType::Counter, {}});
+  MetricFamily& active = families.emplace_back(
+      MetricFamily{"sluice_tcp_connections_active", "Connections being relayed now", MetricType::Gauge, {}});
   for (const auto& p : pods) {
     for (size_t i = 0; i < static_cast<size_t>(FailReason::kCount); ++i) {
-      out += fmt::format("sluice_tcp_connections_failed_total{{workload=\"{}\",workload_namespace=\"{}\",reason=\"{}\"}} {}\n",
-                         escape(p->name), escape(p->ns), failReasonName(static_cast<FailReason>(i)),
-                         p->counters.failed[i].load());
+      failed.metric.push_back(sample({{"workload", p->name}, {"workload_namespace", p->ns},
+                                      {"reason", failReasonName(static_cast<FailReason>(i))}},
+                                     MetricType::Counter, static_cast<double>(p->counters.failed[i].load())));
     }
-  }
-  out += "# HELP sluice_tcp_connections_active Connections being relayed now\n# TYPE sluice_tcp_connections_active gauge\n";
-  for (const auto& p : pods) {
-    out += fmt::format("sluice_tcp_connections_active{{workload=\"{}\",workload_namespace=\"{}\"}} {}\n", escape(p->name),
-                       escape(p->ns), p->counters.active.load());
+    active.metric.push_back(sample({{"workload", p->name}, {"workload_namespace", p->ns}}, MetricType::Gauge,
+                                   static_cast<double>(p->counters.active.load())));
   }
   if (!certificates.empty()) {
-    out += "# HELP sluice_certificate_expiry_seconds When the workload certificate expires (Unix time)\n"
-           "# TYPE sluice_certificate_expiry_seconds gauge\n";
+    MetricFamily& expiry = families.emplace_back(MetricFamily{
+        "sluice_certificate_expiry_seconds", "When the workload certificate expires (Unix time)", MetricType::Gauge, {}});
+    MetricFamily& failures = families.emplace_back(MetricFamily{
+        "sluice_certificate_fetch_failures_total", "Failed certificate requests", MetricType::Counter, {}});
     for (const auto& c : certificates) {
-      if (c.serial.empty()) continue;
-      out += fmt::format("sluice_certificate_expiry_seconds{{identity=\"{}\"}} {}\n", escape(c.identity),
-                         std::chrono::duration_cast<std::chrono::seconds>(c.notAfter.time_since_epoch()).count());
-    }
-    out += "# HELP sluice_certificate_fetch_failures_total Failed certificate requests\n"
-           "# TYPE sluice_certificate_fetch_failures_total counter\n";
-    for (const auto& c : certificates) {
-      out += fmt::format("sluice_certificate_fetch_failures_total{{identity=\"{}\"}} {}\n", escape(c.identity), c.failures);
+      if (!c.serial.empty()) {
+        auto seconds = std::chrono::duration_cast<std::chrono::seconds>(c.notAfter.time_since_epoch()).count();
+        expiry.metric.push_back(sample({{"identity", c.identity}}, MetricType::Gauge, static_cast<double>(seconds)));
+      }
+      failures.metric.push_back(sample({{"identity", c.identity}}, MetricType::Counter, static_cast<double>(c.failures)));
     }
   }
-  return out;
+  return prometheus::TextSerializer().Serialize(families);
 }
 
 }  // namespace sluice::ztunnel

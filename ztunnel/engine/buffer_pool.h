@@ -23,7 +23,11 @@ namespace sluice::ztunnel {
 struct BufferPoolOptions {
   uint32_t smallCount = 1024;
   uint32_t smallSize = 4 * 1024;
-  uint32_t largeCount = 512;
+  // The kernel takes buffers from a ring in FIFO order, so under traffic every buffer of a
+  // ring ends up resident: the counts are what a warm worker holds (4 + 16 MiB). Giving pages
+  // back while idle needs care: a buffer the kernel filled for a completion not yet seen must
+  // not be dropped (left for the memory work of the performance issue).
+  uint32_t largeCount = 256;
   uint32_t largeSize = 64 * 1024;
 };
 

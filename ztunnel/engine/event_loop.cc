@@ -1,5 +1,6 @@
 #include "engine/event_loop.h"
 
+#include <malloc.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -106,6 +107,17 @@ void EventLoop::afterBatch() {
     if (!deferred_.empty()) return afterBatch();
   }
   graveyard_.clear();
+  releaseFreedMemory();
+}
+
+// Memory follows load: once the handler count fell to half of its peak (a burst of connections
+// ended), the allocator gives its free pages back to the kernel. At most log2(peak) trims per
+// burst, each a walk of the heap's free lists, off any connection's critical path.
+void EventLoop::releaseFreedMemory() {
+  if (peakHandlers_ >= kTrimAbove && live_ <= peakHandlers_ / 2) {
+    ::malloc_trim(0);
+    peakHandlers_ = live_;
+  }
 }
 
 void EventLoop::handle(io_uring_cqe* cqe) {
@@ -172,6 +184,7 @@ IoHandler& EventLoop::install(std::unique_ptr<IoHandler> handler) {
   IoHandler& ref = *handler;
   slots_[slot].handler = std::move(handler);
   ++live_;
+  peakHandlers_ = std::max(peakHandlers_, live_);
   return ref;
 }
 

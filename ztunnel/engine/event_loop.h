@@ -136,6 +136,8 @@ class EventLoop {
   void armTick();
   void runTasks();
   void afterBatch();
+  void releaseFreedMemory();
+  static constexpr size_t kTrimAbove = 256;  // bursts smaller than this are not worth a trim
 
   Ring ring_;
   BufferPool buffers_;
@@ -148,6 +150,7 @@ class EventLoop {
   std::vector<Slot> slots_;
   std::vector<uint32_t> freeSlots_;
   size_t live_ = 0;
+  size_t peakHandlers_ = 0;  // since the allocator was last trimmed
   std::vector<std::unique_ptr<IoHandler>> graveyard_;  // retired in this batch
   std::vector<HandlerId> deferred_;
   std::vector<HandlerId> starved_;

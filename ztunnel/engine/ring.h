@@ -71,6 +71,7 @@ class BufferRing {
   uint32_t inUse() const { return inUse_; }
   void taken() { ++inUse_; }
 
+
  private:
   BufferRing() = default;
   io_uring* ring_ = nullptr;

@@ -5,7 +5,7 @@
 //
 // Flow control is end to end: received DATA is held per stream until the caller reports it
 // delivered to the app (consumed()), and only then is the window reopened, so a slow app slows
-// its sender instead of growing our buffers (at most the advertised window per stream: 4 MiB).
+// its sender instead of growing our buffers (at most the advertised windows, SessionLimits).
 // Outgoing bytes queue per stream (write()); the caller stops reading its app socket while
 // queued(stream) is above kHighWater and resumes on a kWritable event.
 //
@@ -29,6 +29,9 @@ namespace sluice::ztunnel::hbone {
 
 struct SessionLimits {
   uint32_t maxConcurrentStreams = 100;
+  // What a peer may have in flight to us, per stream and per connection: it is what one
+  // connection can make us hold when our app side does not read (data waits in the stream's
+  // inbox until delivered). The tunnel sets smaller ones (WorkerOptions::hboneLimits).
   int32_t streamWindow = 4 << 20;
   int32_t connectionWindow = 16 << 20;
   size_t maxHeaderBytes = 16 << 10;  // a request's header block; more is a malformed request

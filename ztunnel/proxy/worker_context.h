@@ -40,7 +40,9 @@ struct WorkerOptions {
   size_t maxQueuedCiphertext = 1 << 20;
   // Of the worker's receive buffers, what one pod's connections may hold at once.
   uint64_t podBufferShareBytes = 8 << 20;
-  hbone::SessionLimits hboneLimits;
+  // 1 MiB per stream covers a LAN's bandwidth-delay product many times over; 4 MiB per
+  // connection caps what one hostile connection can make us hold.
+  hbone::SessionLimits hboneLimits{.streamWindow = 1 << 20, .connectionWindow = 4 << 20};
 };
 
 // Per-source connection caps, shared by all workers (owned by main).

@@ -1,0 +1,47 @@
+// The start every HBONE e2e test shares: a 2-node mesh cluster, the controller (with its CA)
+// on node0, both nodes' agents and ztunnels holding the controller's node credentials, and an
+// echo app in a pod.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "simcluster/cluster.h"
+#include "simcluster/mesh_controller.h"
+#include "simcluster/mesh_node.h"
+#include "sluice/common/process.h"
+
+namespace sluice {
+
+// The repository's own file at `relative` (interop scripts).
+inline std::string sourceFile(const std::string& relative) { return std::string(SLUICE_SOURCE_DIR) + "/" + relative; }
+
+struct Mesh {
+  std::unique_ptr<sim::Cluster> cluster;
+  sim::MeshController controller;
+  std::vector<std::unique_ptr<sim::MeshNode>> nodes;
+};
+
+inline Result<Mesh> startMesh(sim::MeshControllerOptions options = {}) {
+  Mesh mesh;
+  SLUICE_TRY_ASSIGN(cluster, sim::createMeshCluster(2));
+  mesh.cluster = std::move(cluster);
+  SLUICE_TRY_ASSIGN(controller, sim::MeshController::start(*mesh.cluster, options));
+  mesh.controller = std::move(controller);
+  const sim::MeshController& ca = mesh.controller;
+  SLUICE_TRY_ASSIGN(nodes, sim::startMeshNodes(*mesh.cluster, sim::MeshNode::Tunnel::kZtunnel,
+                                               [&ca](const sim::Node& n) { return ca.tunnelArgs(n).value(); }));
+  mesh.nodes = std::move(nodes);
+  return mesh;
+}
+
+// `sluice-tcpcheck serve` on [::]:8080 in `pod`, returned once it listens.
+inline Result<ChildProcess> startEcho(const sim::Cluster& cluster, const std::string& pod) {
+  SLUICE_TRY_ASSIGN(echo, cluster.runInPod(pod, {.argv = {siblingProgram("sluice-tcpcheck"), "serve", "--listen", "[::]:8080"},
+                                                 .captureOutput = true}));
+  SLUICE_TRY(readLine(echo.stdoutPipe(), std::chrono::seconds(10)), "echo server in " + pod);
+  return echo;
+}
+
+}  // namespace sluice

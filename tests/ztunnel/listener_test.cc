@@ -23,7 +23,16 @@ struct Collect final : Acceptor {
   void onAccepted(UniqueFd fd) override { into->push_back(std::move(fd)); }
 };
 
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
+
 TEST(Listener, BacksOffWhenOutOfDescriptorsThenAcceptsWhatWaited) {
+  // The sanitizers' runtime checks open a pipe to probe memory; with every descriptor spent
+  // they report false errors. The plain build runs this test.
+  if (kSanitized) GTEST_SKIP() << "exhausts descriptors, which the sanitizer runtime needs";
   auto loop = EventLoop::create({.ringEntries = 64, .buffers = {64, 4096, 16, 65536}});
   ASSERT_TRUE(loop) << loop.error().message();
   UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));

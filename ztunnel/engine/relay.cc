@@ -75,11 +75,36 @@ bool Relay::pumpFlow(Flow& f, bool fromClient) {
     return true;
   }
   bool progress = false;
-  // Read while there is room: the next read overlaps the writes of what is queued.
-  while (!f.eof && f.count < kDepth) {
+  for (bool step = true; step && !aborting_;) {
+    step = false;
+    // Write first: what is queued goes out before the next read is armed, so the send reaches
+    // the kernel ahead of the receive that may wait (lower latency per message).
+    while (f.count > 0) {
+      const Chunk& head = f.queue[f.head];
+      IoResult w = f.to->write({head.data + f.offset, head.length - f.offset});
+      if (w.kind == IoResult::Kind::kPending) break;
+      step = progress = true;
+      if (w.kind == IoResult::Kind::kClosed) {
+        endFlow(f);
+        return true;
+      }
+      if (w.kind != IoResult::Kind::kDone) {
+        abort(true);
+        return true;
+      }
+      f.offset += w.bytes;
+      lastActivity_ = loop_.now();
+      if (f.offset < head.length) continue;  // a short write: the rest is offered again
+      f.from->release(head);
+      f.head = (f.head + 1) % kDepth;
+      --f.count;
+      f.offset = 0;
+    }
+    // Then one read while there is room; the next read overlaps the writes of what is queued.
+    if (f.eof || f.count == kDepth) break;
     IoResult r = f.from->read();
     if (r.kind == IoResult::Kind::kPending) break;
-    progress = true;
+    step = progress = true;
     if (r.kind == IoResult::Kind::kEof) {
       f.eof = true;
       break;
@@ -94,28 +119,6 @@ bool Relay::pumpFlow(Flow& f, bool fromClient) {
     auto& counter = fromClient ? info_.pod->counters.bytesFromClient : info_.pod->counters.bytesToClient;
     counter[static_cast<size_t>(info_.direction)] += r.chunk.length;
     lastActivity_ = loop_.now();
-  }
-  // Write the head chunk; a short write offers the rest again.
-  while (f.count > 0) {
-    const Chunk& head = f.queue[f.head];
-    IoResult w = f.to->write({head.data + f.offset, head.length - f.offset});
-    if (w.kind == IoResult::Kind::kPending) break;
-    progress = true;
-    if (w.kind == IoResult::Kind::kClosed) {
-      endFlow(f);
-      return true;
-    }
-    if (w.kind != IoResult::Kind::kDone) {
-      abort(true);
-      return true;
-    }
-    f.offset += w.bytes;
-    lastActivity_ = loop_.now();
-    if (f.offset < head.length) continue;
-    f.from->release(head);
-    f.head = (f.head + 1) % kDepth;
-    --f.count;
-    f.offset = 0;
   }
   if (f.eof && f.count == 0 && !f.shutdownDone) {
     IoResult s = f.to->shutdownWrite();

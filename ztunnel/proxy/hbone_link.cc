@@ -19,8 +19,9 @@ HboneLink::HboneLink(WorkerContext& context, std::shared_ptr<PodRuntime> pod, Un
       lastUsed_(createdAt_) {}
 
 HboneLink::~HboneLink() {
-  // Destroyed with the loop: endpoints still attached must not call into us later.
-  for (auto& [stream, endpoint] : streams_) endpoint->connectionLost();
+  // Destroyed with the loop (the worker is stopping): endpoints still attached must not call
+  // into us later, and their relays, being torn down too, are not told anything.
+  for (auto& [stream, endpoint] : streams_) endpoint->forgetLink();
 }
 
 void HboneLink::attach(int32_t stream, StreamEndpoint* endpoint) {

@@ -30,6 +30,8 @@ class StreamEndpoint final : public Endpoint {
   // From the link.
   void onSessionEvent(const hbone::SessionEvent& event);
   void connectionLost();
+  // The link is being destroyed with the loop: drop the pointer, tell nobody.
+  void forgetLink() { link_ = nullptr; }
 
   IoResult read() override;
   void release(const Chunk& chunk) override;

@@ -11,6 +11,8 @@
 
 #include "engine/event_loop.h"
 #include "engine/listener.h"
+#include "proxy/pod_socket_factory.h"
+#include "sluice/common/socket_address.h"
 
 namespace sluice::ztunnel {
 namespace {
@@ -35,16 +37,11 @@ TEST(Listener, BacksOffWhenOutOfDescriptorsThenAcceptsWhatWaited) {
   if (kSanitized) GTEST_SKIP() << "exhausts descriptors, which the sanitizer runtime needs";
   auto loop = EventLoop::create({.ringEntries = 64, .buffers = {64, 4096, 16, 65536}});
   ASSERT_TRUE(loop) << loop.error().message();
-  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof(a);
-  ASSERT_EQ(::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
-  ASSERT_EQ(::listen(fd.get(), 64), 0);
-  ASSERT_EQ(::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&a), &length), 0);
+  auto fd = LocalSocketFactory().listener(PodRuntime{}, "127.0.0.1:0", false);
+  ASSERT_TRUE(fd) << fd.error().message();
+  SocketAddress at = localAddress(fd->get());
   std::vector<UniqueFd> accepted;
-  Listener& listener = (*loop)->add<Listener>(**loop, std::move(fd), std::make_unique<Collect>(&accepted), nullptr);
+  Listener& listener = (*loop)->add<Listener>(**loop, std::move(*fd), std::make_unique<Collect>(&accepted), nullptr);
   listener.start();
 
   // Spend every descriptor the (lowered) limit allows, then connect three clients.
@@ -58,7 +55,7 @@ TEST(Listener, BacksOffWhenOutOfDescriptorsThenAcceptsWhatWaited) {
   rlimit low{static_cast<rlim_t>(lowestFree) + 8, saved.rlim_max};
   ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
   for (int f; (f = ::dup(0)) >= 0;) filler.emplace_back(f);
-  for (auto& c : clients) ASSERT_EQ(::connect(c.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  for (auto& c : clients) ASSERT_EQ(::connect(c.get(), at.sockaddrPtr(), at.length()), 0);
   for (int i = 0; i < 20 && listener.backoffs() == 0; ++i) (*loop)->runOnce(20ms);
   EXPECT_GE(listener.backoffs(), 1u) << "EMFILE did not make the listener back off";
   EXPECT_LE(listener.backoffs(), 10u) << "the listener spun on EMFILE";

@@ -18,6 +18,8 @@
 #include "engine/event_loop.h"
 #include "engine/relay.h"
 #include "engine/socket_endpoint.h"
+#include "proxy/pod_socket_factory.h"
+#include "sluice/common/socket_address.h"
 
 namespace sluice::ztunnel {
 namespace {
@@ -26,17 +28,12 @@ using namespace std::chrono_literals;
 
 // Two connected TCP sockets on 127.0.0.1 (no root needed).
 std::pair<UniqueFd, UniqueFd> tcpPair() {
-  UniqueFd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof(a);
-  EXPECT_EQ(::bind(listener.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
-  EXPECT_EQ(::listen(listener.get(), 1), 0);
-  EXPECT_EQ(::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&a), &length), 0);
+  auto listener = LocalSocketFactory().listener(PodRuntime{}, "127.0.0.1:0", false);
+  EXPECT_TRUE(listener);
+  SocketAddress at = localAddress(listener->get());
   UniqueFd client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  EXPECT_EQ(::connect(client.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
-  UniqueFd server(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  EXPECT_EQ(::connect(client.get(), at.sockaddrPtr(), at.length()), 0);
+  UniqueFd server(::accept4(listener->get(), nullptr, nullptr, SOCK_CLOEXEC));
   return {std::move(client), std::move(server)};
 }
 

@@ -15,3 +15,15 @@ pkg_check_modules(LIBURING REQUIRED IMPORTED_TARGET liburing)
 pkg_check_modules(NGHTTP2 REQUIRED IMPORTED_TARGET libnghttp2)
 find_package(OpenSSL REQUIRED)
 find_package(prometheus-cpp CONFIG REQUIRED)
+pkg_check_modules(RE2 REQUIRED IMPORTED_TARGET re2)
+
+# llhttp (Node.js's HTTP/1.1 parser): Debian's node-llhttp ships its C sources, not a library;
+# built here once as a static library with its own warnings silenced (generated code).
+set(LLHTTP_DIR /usr/share/llhttp)
+if(NOT EXISTS ${LLHTTP_DIR}/llhttp.c OR NOT EXISTS /usr/share/include/llhttp/llhttp.h)
+  message(FATAL_ERROR "llhttp sources not found in ${LLHTTP_DIR}: install node-llhttp (tools/install-deps.sh)")
+endif()
+add_library(sluice_llhttp STATIC ${LLHTTP_DIR}/llhttp.c ${LLHTTP_DIR}/api.c ${LLHTTP_DIR}/http.c)
+target_include_directories(sluice_llhttp SYSTEM PUBLIC /usr/share/include/llhttp)
+target_compile_options(sluice_llhttp PRIVATE -w)
+set_target_properties(sluice_llhttp PROPERTIES POSITION_INDEPENDENT_CODE ON)

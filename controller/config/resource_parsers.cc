@@ -3,6 +3,8 @@
 #include <arpa/inet.h>
 #include <fmt/format.h>
 
+#include <re2/re2.h>
+
 #include <set>
 
 namespace sluice::controller {
@@ -33,10 +35,15 @@ void parseSelector(const YAML::Node& node, const std::string& path, v1::Workload
 void parseStringMatch(const YAML::Node& node, const std::string& path, v1::StringMatch* out, R& r) {
   if (!r.mapping(node, path, {"exact", "prefix", "regex"})) return;
   if (node.size() != 1) return r.fail(path, "must have exactly one of exact, prefix, regex");
-  std::string value;
   if (node["exact"]) r.string(node["exact"], R::child(path, "exact"), out->mutable_exact());
   if (node["prefix"]) r.string(node["prefix"], R::child(path, "prefix"), out->mutable_prefix());
-  if (node["regex"]) r.string(node["regex"], R::child(path, "regex"), out->mutable_regex());
+  if (node["regex"]) {
+    r.string(node["regex"], R::child(path, "regex"), out->mutable_regex());
+    // Compiled here as the tunnel will (RE2, Istio's syntax): a bad pattern is an error at
+    // load, never a route that silently matches nothing.
+    re2::RE2 compiled(out->regex(), re2::RE2::Quiet);
+    if (!r.failed() && !compiled.ok()) r.fail(R::child(path, "regex"), fmt::format("is not a valid RE2 regex: {}", compiled.error()));
+  }
 }
 
 void parseDestination(const YAML::Node& node, const std::string& path, v1::Destination* out, R& r) {
@@ -136,6 +143,171 @@ void parseTrafficPolicy(const YAML::Node& node, const std::string& path, v1::Tra
     r.integer(od["maxEjectionPercent"], R::child(p, "maxEjectionPercent"), &percent, 0, 100);
     o->set_max_ejection_percent(percent);
   }
+}
+
+
+// Istio requires lowercase header names in matches (HTTP/2 sends them so, and HTTP/1.1 names
+// compare case-insensitively): an uppercase one is a mistake that would never match.
+void parseStringMatchMap(const YAML::Node& node, const std::string& path,
+                         google::protobuf::Map<std::string, v1::StringMatch>* out, R& r) {
+  if (!node) return;
+  if (!node.IsMap()) return r.fail(path, "must be a mapping of name to {exact|prefix|regex}");
+  for (const auto& entry : node) {
+    std::string name = entry.first.Scalar();
+    std::string p = R::child(path, name);
+    if (name.empty()) return r.fail(path, "has an empty name");
+    for (char c : name) {
+      if (c >= 'A' && c <= 'Z') return r.fail(p, "names must be lowercase");
+    }
+    parseStringMatch(entry.second, p, &(*out)[name], r);
+  }
+}
+
+void parseHttpMatch(const YAML::Node& node, const std::string& path, v1::HttpMatchRequest* out, R& r) {
+  if (!r.mapping(node, path, {"name", "uri", "method", "headers", "port", "authority", "withoutHeaders", "queryParams",
+                              "sourceLabels", "sourceNamespace"})) {
+    return;
+  }
+  r.string(node["name"], R::child(path, "name"), out->mutable_name());
+  if (node["uri"]) parseStringMatch(node["uri"], R::child(path, "uri"), out->mutable_uri(), r);
+  if (node["method"]) parseStringMatch(node["method"], R::child(path, "method"), out->mutable_method(), r);
+  if (node["authority"]) parseStringMatch(node["authority"], R::child(path, "authority"), out->mutable_authority(), r);
+  parseStringMatchMap(node["headers"], R::child(path, "headers"), out->mutable_headers(), r);
+  parseStringMatchMap(node["withoutHeaders"], R::child(path, "withoutHeaders"), out->mutable_without_headers(), r);
+  if (const YAML::Node q = node["queryParams"]) {
+    if (!q.IsMap()) return r.fail(R::child(path, "queryParams"), "must be a mapping of name to {exact|prefix|regex}");
+    for (const auto& entry : q) {
+      std::string name = entry.first.Scalar();
+      parseStringMatch(entry.second, R::child(R::child(path, "queryParams"), name), &(*out->mutable_query_params())[name], r);
+    }
+  }
+  uint32_t port = 0;
+  r.port(node["port"], R::child(path, "port"), &port);
+  out->set_port(port);
+  r.stringMap(node["sourceLabels"], R::child(path, "sourceLabels"), out->mutable_source_labels());
+  r.string(node["sourceNamespace"], R::child(path, "sourceNamespace"), out->mutable_source_namespace());
+}
+
+void parseHeaderOperations(const YAML::Node& node, const std::string& path, v1::HeaderOperations* out, R& r) {
+  if (!node) return;
+  if (!r.mapping(node, path, {"set", "add", "remove"})) return;
+  r.stringMap(node["set"], R::child(path, "set"), out->mutable_set());
+  r.stringMap(node["add"], R::child(path, "add"), out->mutable_add());
+  r.stringList(node["remove"], R::child(path, "remove"), out->mutable_remove());
+  auto checkName = [&](const std::string& name, const std::string& where) {
+    if (name.empty() || name.find_first_of(" :\r\n\t") != std::string::npos) {
+      r.fail(R::child(where, name), "is not a valid header name");
+    }
+  };
+  for (const auto& [name, value] : out->set()) checkName(name, R::child(path, "set"));
+  for (const auto& [name, value] : out->add()) checkName(name, R::child(path, "add"));
+  for (const auto& name : out->remove()) checkName(name, R::child(path, "remove"));
+  for (const auto* m : {&out->set(), &out->add()}) {
+    for (const auto& [name, value] : *m) {
+      if (value.find_first_of("\r\n") != std::string::npos || value.find('\0') != std::string::npos) {
+        r.fail(R::child(path, name), "header values may not contain CR, LF or NUL");
+      }
+    }
+  }
+}
+
+void parseHttpRoute(const YAML::Node& h, const std::string& p, v1::HttpRoute* route, R& r) {
+  if (!r.mapping(h, p, {"name", "match", "route", "timeout", "retries", "fault", "mirror", "mirrorPercentage", "rewrite",
+                        "redirect", "directResponse", "headers"})) {
+    return;
+  }
+  r.string(h["name"], R::child(p, "name"), route->mutable_name());
+  if (const YAML::Node match = h["match"]; match && r.sequence(match, R::child(p, "match"))) {
+    for (size_t m = 0; m < match.size() && !r.failed(); ++m) {
+      parseHttpMatch(match[m], R::index(R::child(p, "match"), m), route->add_match(), r);
+    }
+  }
+  int actions = (h["route"] ? 1 : 0) + (h["redirect"] ? 1 : 0) + (h["directResponse"] ? 1 : 0);
+  if (actions != 1) {
+    return r.fail(p, "must have exactly one of route, redirect, directResponse");
+  }
+  if (h["route"]) parseRouteDestinations(h["route"], R::child(p, "route"), route->mutable_route(), r);
+  if (const YAML::Node redirect = h["redirect"]) {
+    std::string rp = R::child(p, "redirect");
+    if (r.mapping(redirect, rp, {"uri", "authority", "redirectCode"})) {
+      r.string(redirect["uri"], R::child(rp, "uri"), route->mutable_redirect()->mutable_uri());
+      r.string(redirect["authority"], R::child(rp, "authority"), route->mutable_redirect()->mutable_authority());
+      int32_t code = 301;
+      r.integer(redirect["redirectCode"], R::child(rp, "redirectCode"), &code, 300, 399);
+      if (!r.failed() && code != 301 && code != 302 && code != 303 && code != 307 && code != 308) {
+        r.fail(R::child(rp, "redirectCode"), fmt::format("{} is not one of 301, 302, 303, 307, 308", code));
+      }
+      route->mutable_redirect()->set_redirect_code(static_cast<uint32_t>(code));
+      if (!r.failed() && route->redirect().uri().empty() && route->redirect().authority().empty()) {
+        r.fail(rp, "must set uri or authority");
+      }
+    }
+  }
+  if (const YAML::Node direct = h["directResponse"]) {
+    std::string dp = R::child(p, "directResponse");
+    if (r.mapping(direct, dp, {"status", "body"})) {
+      int32_t status = 0;
+      if (!direct["status"]) r.fail(R::child(dp, "status"), "is required");
+      r.integer(direct["status"], R::child(dp, "status"), &status, 200, 599);
+      route->mutable_direct_response()->set_status(static_cast<uint32_t>(status));
+      if (const YAML::Node body = direct["body"]; body && r.mapping(body, R::child(dp, "body"), {"string"})) {
+        r.string(body["string"], R::child(dp, "body.string"), route->mutable_direct_response()->mutable_body(), true);
+        if (route->direct_response().body().size() > 64 * 1024) r.fail(R::child(dp, "body.string"), "is larger than 64 KiB");
+      }
+    }
+  }
+  if (const YAML::Node rewrite = h["rewrite"]) {
+    std::string rp = R::child(p, "rewrite");
+    if (r.mapping(rewrite, rp, {"uri", "authority"})) {
+      r.string(rewrite["uri"], R::child(rp, "uri"), route->mutable_rewrite()->mutable_uri());
+      r.string(rewrite["authority"], R::child(rp, "authority"), route->mutable_rewrite()->mutable_authority());
+    }
+  }
+  if (const YAML::Node headers = h["headers"]) {
+    std::string hp = R::child(p, "headers");
+    if (r.mapping(headers, hp, {"request", "response"})) {
+      parseHeaderOperations(headers["request"], R::child(hp, "request"), route->mutable_headers()->mutable_request(), r);
+      parseHeaderOperations(headers["response"], R::child(hp, "response"), route->mutable_headers()->mutable_response(), r);
+    }
+  }
+  r.duration(h["timeout"], R::child(p, "timeout"), route->mutable_timeout());
+  if (const YAML::Node retries = h["retries"]) {
+    std::string rp = R::child(p, "retries");
+    if (r.mapping(retries, rp, {"attempts", "perTryTimeout", "retryOn"})) {
+      int32_t attempts = 0;
+      r.integer(retries["attempts"], R::child(rp, "attempts"), &attempts, 0, 100);
+      route->mutable_retries()->set_attempts(attempts);
+      r.duration(retries["perTryTimeout"], R::child(rp, "perTryTimeout"), route->mutable_retries()->mutable_per_try_timeout());
+      r.string(retries["retryOn"], R::child(rp, "retryOn"), route->mutable_retries()->mutable_retry_on());
+    }
+  }
+  if (const YAML::Node fault = h["fault"]) {
+    std::string fp = R::child(p, "fault");
+    if (r.mapping(fault, fp, {"delay", "abort"})) {
+      if (const YAML::Node delay = fault["delay"]; delay && r.mapping(delay, R::child(fp, "delay"), {"fixedDelay", "percentage"})) {
+        auto* d = route->mutable_fault()->mutable_delay();
+        if (!delay["fixedDelay"]) r.fail(R::child(fp, "delay.fixedDelay"), "is required");
+        r.duration(delay["fixedDelay"], R::child(fp, "delay.fixedDelay"), d->mutable_fixed_delay());
+        double pct = 100;
+        r.percentage(delay["percentage"], R::child(fp, "delay.percentage"), &pct);
+        d->set_percentage(pct);
+      }
+      if (const YAML::Node abort = fault["abort"]; abort && r.mapping(abort, R::child(fp, "abort"), {"httpStatus", "percentage"})) {
+        auto* a = route->mutable_fault()->mutable_abort();
+        int32_t status = 0;
+        if (!abort["httpStatus"]) r.fail(R::child(fp, "abort.httpStatus"), "is required");
+        r.integer(abort["httpStatus"], R::child(fp, "abort.httpStatus"), &status, 200, 599);
+        a->set_http_status(status);
+        double pct = 100;
+        r.percentage(abort["percentage"], R::child(fp, "abort.percentage"), &pct);
+        a->set_percentage(pct);
+      }
+    }
+  }
+  if (h["mirror"]) parseDestination(h["mirror"], R::child(p, "mirror"), route->mutable_mirror(), r);
+  double mirrorPct = 0;
+  r.percentage(h["mirrorPercentage"], R::child(p, "mirrorPercentage"), &mirrorPct);
+  route->set_mirror_percentage(mirrorPct);
 }
 
 }  // namespace
@@ -245,75 +417,7 @@ v1::VirtualService parseVirtualService(const ObjectMeta& meta, const YAML::Node&
   r.stringList(spec["hosts"], "spec.hosts", vs.mutable_hosts());
   if (!r.failed() && vs.hosts_size() == 0) r.fail("spec.hosts", "must name at least one host");
   if (const YAML::Node http = spec["http"]; http && r.sequence(http, "spec.http")) {
-    for (size_t i = 0; i < http.size() && !r.failed(); ++i) {
-      std::string p = R::index("spec.http", i);
-      const YAML::Node h = http[i];
-      if (!r.mapping(h, p, {"name", "match", "route", "timeout", "retries", "fault", "mirror", "mirrorPercentage"})) break;
-      auto* route = vs.add_http();
-      r.string(h["name"], R::child(p, "name"), route->mutable_name());
-      if (const YAML::Node match = h["match"]; match && r.sequence(match, R::child(p, "match"))) {
-        for (size_t m = 0; m < match.size() && !r.failed(); ++m) {
-          std::string mp = R::index(R::child(p, "match"), m);
-          if (!r.mapping(match[m], mp, {"name", "uri", "method", "headers", "port"})) break;
-          auto* mr = route->add_match();
-          r.string(match[m]["name"], R::child(mp, "name"), mr->mutable_name());
-          if (match[m]["uri"]) parseStringMatch(match[m]["uri"], R::child(mp, "uri"), mr->mutable_uri(), r);
-          if (match[m]["method"]) parseStringMatch(match[m]["method"], R::child(mp, "method"), mr->mutable_method(), r);
-          if (const YAML::Node headers = match[m]["headers"]) {
-            if (!headers.IsMap()) {
-              r.fail(R::child(mp, "headers"), "must be a mapping of header name to match");
-              break;
-            }
-            for (const auto& entry : headers) {
-              std::string name = entry.first.Scalar();
-              parseStringMatch(entry.second, R::child(R::child(mp, "headers"), name), &(*mr->mutable_headers())[name], r);
-            }
-          }
-          uint32_t port = 0;
-          r.port(match[m]["port"], R::child(mp, "port"), &port);
-          mr->set_port(port);
-        }
-      }
-      parseRouteDestinations(h["route"], R::child(p, "route"), route->mutable_route(), r);
-      r.duration(h["timeout"], R::child(p, "timeout"), route->mutable_timeout());
-      if (const YAML::Node retries = h["retries"]) {
-        std::string rp = R::child(p, "retries");
-        if (r.mapping(retries, rp, {"attempts", "perTryTimeout", "retryOn"})) {
-          int32_t attempts = 0;
-          r.integer(retries["attempts"], R::child(rp, "attempts"), &attempts, 0, 100);
-          route->mutable_retries()->set_attempts(attempts);
-          r.duration(retries["perTryTimeout"], R::child(rp, "perTryTimeout"), route->mutable_retries()->mutable_per_try_timeout());
-          r.string(retries["retryOn"], R::child(rp, "retryOn"), route->mutable_retries()->mutable_retry_on());
-        }
-      }
-      if (const YAML::Node fault = h["fault"]) {
-        std::string fp = R::child(p, "fault");
-        if (r.mapping(fault, fp, {"delay", "abort"})) {
-          if (const YAML::Node delay = fault["delay"]; delay && r.mapping(delay, R::child(fp, "delay"), {"fixedDelay", "percentage"})) {
-            auto* d = route->mutable_fault()->mutable_delay();
-            if (!delay["fixedDelay"]) r.fail(R::child(fp, "delay.fixedDelay"), "is required");
-            r.duration(delay["fixedDelay"], R::child(fp, "delay.fixedDelay"), d->mutable_fixed_delay());
-            double pct = 100;
-            r.percentage(delay["percentage"], R::child(fp, "delay.percentage"), &pct);
-            d->set_percentage(pct);
-          }
-          if (const YAML::Node abort = fault["abort"]; abort && r.mapping(abort, R::child(fp, "abort"), {"httpStatus", "percentage"})) {
-            auto* a = route->mutable_fault()->mutable_abort();
-            int32_t status = 0;
-            if (!abort["httpStatus"]) r.fail(R::child(fp, "abort.httpStatus"), "is required");
-            r.integer(abort["httpStatus"], R::child(fp, "abort.httpStatus"), &status, 200, 599);
-            a->set_http_status(status);
-            double pct = 100;
-            r.percentage(abort["percentage"], R::child(fp, "abort.percentage"), &pct);
-            a->set_percentage(pct);
-          }
-        }
-      }
-      if (h["mirror"]) parseDestination(h["mirror"], R::child(p, "mirror"), route->mutable_mirror(), r);
-      double mirrorPct = 0;
-      r.percentage(h["mirrorPercentage"], R::child(p, "mirrorPercentage"), &mirrorPct);
-      route->set_mirror_percentage(mirrorPct);
-    }
+    for (size_t i = 0; i < http.size() && !r.failed(); ++i) parseHttpRoute(http[i], R::index("spec.http", i), vs.add_http(), r);
   }
   if (const YAML::Node tcp = spec["tcp"]; tcp && r.sequence(tcp, "spec.tcp")) {
     for (size_t i = 0; i < tcp.size() && !r.failed(); ++i) {

@@ -44,13 +44,26 @@ metadata: {name: reviews, namespace: shop}
 spec:
   hosts: [reviews.shop.svc.cluster.local]
   http:
-  - match: [{uri: {prefix: /api}, headers: {x-canary: {exact: "1"}}}]
+  - match:
+    - uri: {prefix: /api}
+      headers: {x-canary: {exact: "1"}}
+      withoutHeaders: {x-debug: {prefix: "on"}}
+      queryParams: {beta: {exact: "1"}}
+      authority: {regex: "reviews(:80)?"}
+      sourceLabels: {app: frontend}
+      sourceNamespace: shop
     route: [{destination: {host: reviews.shop.svc.cluster.local, subset: v2}}]
+    rewrite: {uri: /v2/api}
+    headers: {request: {set: {x-route: canary}}, response: {remove: [server]}}
   - route:
     - {destination: {host: reviews.shop.svc.cluster.local, subset: v1}, weight: 90}
     - {destination: {host: reviews.shop.svc.cluster.local, subset: v2}, weight: 10}
     timeout: 1.5s
     retries: {attempts: 2, perTryTimeout: 500ms, retryOn: "5xx,connect-failure"}
+  - match: [{uri: {exact: /old}}]
+    redirect: {uri: /new, redirectCode: 302}
+  - match: [{uri: {prefix: /maintenance}}]
+    directResponse: {status: 503, body: {string: down for maintenance}}
 ---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
@@ -79,12 +92,23 @@ TEST(ConfigLoader, LoadsEveryKindAndComputesEndpoints) {
   EXPECT_EQ(svc.ports(0).target_port(), 8080u);
   EXPECT_EQ(svc.endpoints_size(), 3);  // two addresses of v1, one of v2
   const auto& vs = config.resources.at("VirtualService/shop/reviews").resource.virtual_service();
-  ASSERT_EQ(vs.http_size(), 2);
+  ASSERT_EQ(vs.http_size(), 4);
   EXPECT_EQ(vs.http(1).route(0).weight(), 90);
   EXPECT_EQ(vs.http(1).timeout().seconds(), 1);
   EXPECT_EQ(vs.http(1).timeout().nanos(), 500000000);
   EXPECT_EQ(vs.http(1).retries().per_try_timeout().nanos(), 500000000);
   EXPECT_EQ(vs.http(0).match(0).headers().at("x-canary").exact(), "1");
+  EXPECT_EQ(vs.http(0).match(0).without_headers().at("x-debug").prefix(), "on");
+  EXPECT_EQ(vs.http(0).match(0).query_params().at("beta").exact(), "1");
+  EXPECT_EQ(vs.http(0).match(0).authority().regex(), "reviews(:80)?");
+  EXPECT_EQ(vs.http(0).match(0).source_labels().at("app"), "frontend");
+  EXPECT_EQ(vs.http(0).match(0).source_namespace(), "shop");
+  EXPECT_EQ(vs.http(0).rewrite().uri(), "/v2/api");
+  EXPECT_EQ(vs.http(0).headers().request().set().at("x-route"), "canary");
+  EXPECT_EQ(vs.http(0).headers().response().remove(0), "server");
+  EXPECT_EQ(vs.http(2).redirect().redirect_code(), 302u);
+  EXPECT_EQ(vs.http(3).direct_response().status(), 503u);
+  EXPECT_EQ(vs.http(3).direct_response().body(), "down for maintenance");
   const auto& pa = config.resources.at("PeerAuthentication/shop/default").resource.peer_authentication();
   EXPECT_EQ(pa.mode(), config::v1::PeerAuthentication::STRICT);
   EXPECT_EQ(pa.port_level_mtls().at(9090), config::v1::PeerAuthentication::PERMISSIVE);
@@ -193,6 +217,30 @@ INSTANTIATE_TEST_SUITE_P(
                 "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 80}]}\n---\n"
                 "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 81}]}\n",
                 "Service default/s is also defined in bad.yaml"},
+        BadCase{"bad regex",
+                "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\n"
+                "spec: {hosts: [r], http: [{match: [{uri: {regex: '/a(b'}}], route: [{destination: {host: a}}]}]}\n",
+                "spec.http[0].match[0].uri.regex: is not a valid RE2 regex: missing )"},
+        BadCase{"uppercase header match",
+                "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\n"
+                "spec: {hosts: [r], http: [{match: [{headers: {X-Canary: {exact: a}}}], route: [{destination: {host: a}}]}]}\n",
+                "spec.http[0].match[0].headers.X-Canary: names must be lowercase"},
+        BadCase{"route and redirect",
+                "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\n"
+                "spec: {hosts: [r], http: [{redirect: {uri: /b}, route: [{destination: {host: a}}]}]}\n",
+                "spec.http[0]: must have exactly one of route, redirect, directResponse"},
+        BadCase{"redirect code",
+                "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\n"
+                "spec: {hosts: [r], http: [{redirect: {uri: /b, redirectCode: 304}}]}\n",
+                "spec.http[0].redirect.redirectCode: 304 is not one of 301, 302, 303, 307, 308"},
+        BadCase{"header value with CRLF",
+                "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\n"
+                "spec: {hosts: [r], http: [{route: [{destination: {host: a}}], headers: {request: {set: {x-a: \"b\\r\\nx: c\"}}}}]}\n",
+                "spec.http[0].headers.request.x-a: header values may not contain CR, LF or NUL"},
+        BadCase{"unsupported match field",
+                "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\n"
+                "spec: {hosts: [r], http: [{match: [{scheme: {exact: https}}], route: [{destination: {host: a}}]}]}\n",
+                "spec.http[0].match[0].scheme: not supported by Sluice"},
         BadCase{"top-level junk", "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 80}]}\nspecs: {}\n",
                 "field specs is not supported"}));
 

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "l7/http_route.h"
 #include "sluice/config/v1/config.pb.h"
 
 namespace sluice::ztunnel {
@@ -19,9 +20,19 @@ namespace sluice::ztunnel {
 struct ServiceEntry {
   std::string key;  // "namespace/name"
   std::string hostname;
+  // Istio's protocol selection (the port's appProtocol or name prefix): HTTP ports are
+  // routed per request by the client's tunnel; the others per connection.
+  enum class Protocol { kTcp, kHttp, kHttp2, kGrpc };
   struct Port {
     uint16_t port = 0, targetPort = 0;
+    Protocol protocol = Protocol::kTcp;
   };
+  const Port* findPort(uint16_t number) const {
+    for (const auto& p : ports) {
+      if (p.port == number) return &p;
+    }
+    return nullptr;
+  }
   std::vector<Port> ports;
   struct Endpoint {
     std::string address;
@@ -38,6 +49,9 @@ struct ServiceEntry {
   };
   std::vector<Split> splits;
   enum class LoadBalancer { kRoundRobin, kRandom } loadBalancer = LoadBalancer::kRoundRobin;
+  // The http routes of its VirtualService, per request (HTTP ports); without one, a single
+  // route to the service itself. Never null.
+  std::shared_ptr<const l7::HttpRouteTable> httpRoutes = std::make_shared<const l7::HttpRouteTable>();
 };
 
 // A mesh workload (a pod some node's tunnel serves): where it is and who it runs as. A
@@ -54,6 +68,8 @@ struct ConfigSnapshot {
   std::string controllerVersion;  // the controller's system_version this came from
   // By "vip:port" as SocketAddress::toString() prints it.
   std::map<std::string, std::shared_ptr<const ServiceEntry>> servicesByVip;
+  // By FQDN (<name>.<namespace>.svc.cluster.local): where L7 routes name their destinations.
+  std::map<std::string, std::shared_ptr<const ServiceEntry>> servicesByHost;
   // By IP address text (as SocketAddress::ip() prints it).
   std::map<std::string, std::shared_ptr<const WorkloadEntry>> workloadsByIp;
   std::vector<std::shared_ptr<const config::v1::AuthorizationPolicy>> authorizationPolicies;

@@ -27,10 +27,6 @@ bool labelsMatch(const std::map<std::string, std::string>& selector, const std::
 }
 
 OutboundDecision toService(const ServiceEntry& service, uint16_t port, Choice choice) {
-  uint16_t targetPort = port;
-  for (const auto& p : service.ports) {
-    if (p.port == port) targetPort = p.targetPort == 0 ? port : p.targetPort;
-  }
   // 1. The weighted split (per connection at L4): a point in [0, total) picks a destination.
   const ServiceEntry::Split* split = nullptr;
   int total = 0;
@@ -49,38 +45,49 @@ OutboundDecision toService(const ServiceEntry& service, uint16_t port, Choice ch
       }
     }
   }
-  // 2. The subset's endpoints, by labels.
-  std::vector<const ServiceEntry::Endpoint*> candidates;
-  uint64_t weightSum = 0;
-  for (const auto& e : service.endpoints) {
-    if (split != nullptr && !labelsMatch(split->labels, e.labels)) continue;
-    candidates.push_back(&e);
-    weightSum += std::max<uint32_t>(e.weight, 1);
-  }
+  // 2. An endpoint of the subset.
   std::string subset = split != nullptr ? split->subset : "";
-  if (candidates.empty()) {
+  const ServiceEntry::Endpoint* chosen = pickEndpoint(service, split != nullptr ? &split->labels : nullptr, choice);
+  if (chosen == nullptr) {
     return {OutboundDecision::Action::kRefuse, {},
             fmt::format("service {} has no endpoint{}", service.key, subset.empty() ? "" : " in subset " + subset),
             service.key, subset};
   }
-  // 3. Load balancing among them (endpoint weights count for both policies).
-  uint64_t point = service.loadBalancer == ServiceEntry::LoadBalancer::kRandom ? (choice.random >> 20) % weightSum
-                                                                               : choice.sequence % weightSum;
-  const ServiceEntry::Endpoint* chosen = candidates.back();
-  for (const auto* e : candidates) {
-    uint64_t w = std::max<uint32_t>(e->weight, 1);
-    if (point < w) {
-      chosen = e;
-      break;
-    }
-    point -= w;
-  }
-  auto target = SocketAddress::fromIp(chosen->address, targetPort);
+  auto target = SocketAddress::fromIp(chosen->address, targetPortOf(service, port));
   if (!target) return {OutboundDecision::Action::kRefuse, {}, target.error().message(), service.key, subset};
   return {OutboundDecision::Action::kService, *target, {}, service.key, subset};
 }
 
 }  // namespace
+
+uint16_t targetPortOf(const ServiceEntry& service, uint16_t port) {
+  const ServiceEntry::Port* p = service.findPort(port);
+  return p != nullptr && p->targetPort != 0 ? p->targetPort : port;
+}
+
+const ServiceEntry::Endpoint* pickEndpoint(const ServiceEntry& service, const std::map<std::string, std::string>* subsetLabels,
+                                           Choice choice) {
+  uint64_t weightSum = 0;
+  size_t count = 0;
+  for (const auto& e : service.endpoints) {
+    if (subsetLabels != nullptr && !labelsMatch(*subsetLabels, e.labels)) continue;
+    weightSum += std::max<uint32_t>(e.weight, 1);
+    ++count;
+  }
+  if (count == 0) return nullptr;
+  // Endpoint weights count for both policies.
+  uint64_t point = service.loadBalancer == ServiceEntry::LoadBalancer::kRandom ? (choice.random >> 20) % weightSum
+                                                                               : choice.sequence % weightSum;
+  const ServiceEntry::Endpoint* last = nullptr;
+  for (const auto& e : service.endpoints) {
+    if (subsetLabels != nullptr && !labelsMatch(*subsetLabels, e.labels)) continue;
+    uint64_t w = std::max<uint32_t>(e.weight, 1);
+    if (point < w) return &e;
+    point -= w;
+    last = &e;
+  }
+  return last;
+}
 
 namespace {
 OutboundDecision decideTarget(const SocketAddress& dst, const ConfigSnapshot& config, Choice choice) {
@@ -96,6 +103,12 @@ OutboundDecision decideTarget(const SocketAddress& dst, const ConfigSnapshot& co
   }
   if (dst.port() == 0) return {OutboundDecision::Action::kRefuse, {}, "destination port 0"};
   if (auto it = config.servicesByVip.find(dst.toString()); it != config.servicesByVip.end()) {
+    const ServiceEntry::Port* port = it->second->findPort(dst.port());
+    if (port != nullptr && port->protocol == ServiceEntry::Protocol::kHttp) {
+      OutboundDecision http{OutboundDecision::Action::kHttp, dst, {}, it->second->key};
+      http.http = it->second;
+      return http;
+    }
     return toService(*it->second, dst.port(), choice);
   }
   if (config.outboundPolicy == ConfigSnapshot::OutboundPolicy::kRegistryOnly) {
@@ -109,7 +122,7 @@ OutboundDecision decideTarget(const SocketAddress& dst, const ConfigSnapshot& co
 
 OutboundDecision decideOutbound(const SocketAddress& dst, const ConfigSnapshot& config, Choice choice) {
   OutboundDecision decision = decideTarget(dst, config, choice);
-  if (decision.action != OutboundDecision::Action::kRefuse) {
+  if (decision.action == OutboundDecision::Action::kPassthrough || decision.action == OutboundDecision::Action::kService) {
     auto it = config.workloadsByIp.find(decision.target.ip());
     if (it != config.workloadsByIp.end()) decision.workload = it->second;
   }

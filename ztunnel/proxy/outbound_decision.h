@@ -13,12 +13,15 @@
 namespace sluice::ztunnel {
 
 struct OutboundDecision {
-  enum class Action { kPassthrough, kService, kRefuse } action;
+  // kHttp: an HTTP port of a service: the tunnel terminates the app's HTTP and routes each
+  // request (l7/); `target` is the VIP and port the app asked for.
+  enum class Action { kPassthrough, kService, kRefuse, kHttp } action;
   SocketAddress target;  // where to connect (kPassthrough, kService)
   std::string reason;    // kRefuse: why (for logs and /config_dump)
   std::string service;   // kService: "namespace/name"
   std::string subset;    // kService: the subset the split chose ("" = none)
   std::shared_ptr<const WorkloadEntry> workload;  // the target is this mesh workload (else null)
+  std::shared_ptr<const ServiceEntry> http;       // kHttp: the service
 };
 
 // Inputs that make the choice among weighted destinations and endpoints: supplied by the
@@ -27,6 +30,15 @@ struct Choice {
   uint64_t random = 0;    // uniformly random
   uint64_t sequence = 0;  // increments per decision (round robin)
 };
+
+// The endpoint of `service` a new connection or request goes to: among those carrying every
+// label of `subsetLabels` (null: all), by the service's load balancer and the endpoints'
+// weights. Null when none qualifies.
+const ServiceEntry::Endpoint* pickEndpoint(const ServiceEntry& service, const std::map<std::string, std::string>* subsetLabels,
+                                           Choice choice);
+
+// The port a service port forwards to (its targetPort), or `port` itself when not listed.
+uint16_t targetPortOf(const ServiceEntry& service, uint16_t port);
 
 OutboundDecision decideOutbound(const SocketAddress& originalDestination, const ConfigSnapshot& config,
                                 Choice choice = {});

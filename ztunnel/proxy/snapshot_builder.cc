@@ -23,6 +23,22 @@ std::string fqdn(const std::string& host, const std::string& ns) {
   return host.find('.') != std::string::npos ? host : fmt::format("{}.{}.svc.cluster.local", host, ns);
 }
 
+ServiceEntry::Protocol portProtocol(const std::string& protocol) {
+  if (protocol == "HTTP") return ServiceEntry::Protocol::kHttp;
+  if (protocol == "HTTP2") return ServiceEntry::Protocol::kHttp2;
+  if (protocol == "GRPC") return ServiceEntry::Protocol::kGrpc;
+  return ServiceEntry::Protocol::kTcp;
+}
+
+l7::HttpRouteTable defaultRoutes(const std::string& hostname) {
+  l7::HttpRouteTable table;
+  l7::HttpRouteRule rule;
+  rule.name = "default";
+  rule.targets.push_back({hostname, "", {}, 0, 100});
+  table.rules.push_back(std::move(rule));
+  return table;
+}
+
 }  // namespace
 
 Result<ConfigSnapshot> buildSnapshot(const std::map<std::string, v1::Resource>& resources) {
@@ -60,7 +76,7 @@ Result<ConfigSnapshot> buildSnapshot(const std::map<std::string, v1::Resource>& 
     entry->key = s.namespace_() + "/" + s.name();
     entry->hostname = s.hostname();
     for (const auto& p : s.ports()) {
-      entry->ports.push_back({static_cast<uint16_t>(p.port()), static_cast<uint16_t>(p.target_port())});
+      entry->ports.push_back({static_cast<uint16_t>(p.port()), static_cast<uint16_t>(p.target_port()), portProtocol(p.protocol())});
     }
     for (const auto& e : s.endpoints()) {
       entry->endpoints.push_back({e.address(), toMap(e.labels()), e.weight() == 0 ? 1u : e.weight()});
@@ -68,6 +84,27 @@ Result<ConfigSnapshot> buildSnapshot(const std::map<std::string, v1::Resource>& 
     const v1::DestinationRule* rule = rules.contains(s.hostname()) ? rules[s.hostname()] : nullptr;
     if (rule != nullptr && rule->traffic_policy().load_balancer().simple() == v1::LoadBalancerSettings::RANDOM) {
       entry->loadBalancer = ServiceEntry::LoadBalancer::kRandom;
+    }
+    // Per request (HTTP ports): the first VirtualService's http routes, or one route to itself.
+    entry->httpRoutes = std::make_shared<const l7::HttpRouteTable>(defaultRoutes(s.hostname()));
+    for (const auto* vs : routes) {
+      bool forThis = false;
+      for (const auto& h : vs->hosts()) forThis = forThis || hostNames(h, vs->namespace_(), s);
+      if (!forThis || vs->http_size() == 0) continue;
+      auto table = l7::compileRoutes(
+          *vs, [vs](const std::string& host) { return fqdn(host, vs->namespace_()); },
+          [&rules](const std::string& host, const std::string& subset) -> Result<std::map<std::string, std::string>> {
+            auto defined = rules.find(host);
+            if (defined != rules.end()) {
+              for (const auto& sub : defined->second->subsets()) {
+                if (sub.name() == subset) return toMap(sub.labels());
+              }
+            }
+            return fail(fmt::format("subset {} of {} is defined by no DestinationRule", subset, host));
+          });
+      if (!table) return fail(table.error().message());
+      entry->httpRoutes = std::make_shared<const l7::HttpRouteTable>(std::move(*table));
+      break;
     }
     // The L4 split: the first VirtualService for this host; its first tcp route, else its last
     // http route without matches (the default route), per connection.
@@ -111,6 +148,7 @@ Result<ConfigSnapshot> buildSnapshot(const std::map<std::string, v1::Resource>& 
       }
       break;
     }
+    snapshot.servicesByHost[entry->hostname] = entry;
     for (const auto& vip : s.vips()) {
       for (const auto& p : entry->ports) {
         auto address = SocketAddress::fromIp(vip, p.port);

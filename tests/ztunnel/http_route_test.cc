@@ -1,0 +1,146 @@
+// Per-request routing decisions (l7/http_route.h), from VirtualService text through the
+// controller's loader and the compiler, checked by tables of requests.
+#include "l7/http_route.h"
+
+#include <gtest/gtest.h>
+
+#include "config/config_loader.h"
+
+namespace sluice::ztunnel::l7 {
+namespace {
+
+constexpr const char* kRoutes = R"(
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: web, namespace: shop}
+spec:
+  hosts: [web]
+  http:
+  - name: canary-header
+    match: [{headers: {x-canary: {exact: always}}}, {queryParams: {canary: {exact: "1"}}}]
+    route: [{destination: {host: web, subset: v2}}]
+  - name: api-regex
+    match: [{uri: {regex: "/api/v[0-9]+/.*"}, method: {exact: POST}}]
+    route: [{destination: {host: api.other.svc.cluster.local}}]
+    rewrite: {uri: /internal}
+  - name: legacy
+    match: [{uri: {prefix: /legacy/}}]
+    route: [{destination: {host: web, subset: v1}}]
+    rewrite: {uri: /v1/, authority: web-v1}
+    headers: {request: {set: {x-route: legacy}, add: {x-hop: tunnel}, remove: [x-debug]}}
+  - name: moved
+    match: [{uri: {exact: /old}, authority: {prefix: web}}]
+    redirect: {uri: /new, redirectCode: 308}
+  - name: not-debug-from-frontend
+    match: [{uri: {prefix: /fe}, withoutHeaders: {x-debug: {exact: "1"}}, sourceLabels: {app: frontend}, sourceNamespace: shop}]
+    directResponse: {status: 418, body: {string: teapot}}
+  - name: port-8080
+    match: [{port: 8080}]
+    route: [{destination: {host: web, subset: v2}}]
+  - name: split
+    match: [{uri: {prefix: /}}]
+    route:
+    - {destination: {host: web, subset: v1}, weight: 90}
+    - {destination: {host: web, subset: v2}, weight: 10}
+)";
+
+HttpRouteTable compileTable() {
+  controller::ConfigSet set;
+  auto loaded = controller::loadConfigText("routes.yaml", kRoutes, set);
+  EXPECT_TRUE(loaded) << loaded.error().message();
+  const auto& vs = set.resources.at("VirtualService/shop/web").resource.virtual_service();
+  auto table = compileRoutes(
+      vs, [](const std::string& h) { return h.find('.') == std::string::npos ? h + ".shop.svc.cluster.local" : h; },
+      [](const std::string&, const std::string& subset) -> Result<std::map<std::string, std::string>> {
+        return std::map<std::string, std::string>{{"version", subset}};
+      });
+  EXPECT_TRUE(table) << table.error().message();
+  return std::move(*table);
+}
+
+HttpHead request(std::string method, std::string target, std::vector<HttpHeader> headers = {}) {
+  HttpHead h;
+  h.method = std::move(method);
+  h.target = std::move(target);
+  h.headers = {{"Host", "web"}};
+  for (auto& x : headers) h.headers.push_back(std::move(x));
+  return h;
+}
+
+struct Case {
+  const char* description;
+  HttpHead head;
+  uint16_t port;
+  bool fromFrontend;
+  const char* rule;  // expected rule name; "" = no route
+};
+
+TEST(HttpRoute, FirstMatchingRuleWins) {
+  HttpRouteTable table = compileTable();
+  std::map<std::string, std::string> frontend{{"app", "frontend"}}, other{{"app", "batch"}};
+  const Case cases[] = {
+      {"header exact", request("GET", "/x", {{"X-Canary", "always"}}), 80, false, "canary-header"},
+      {"header other value", request("GET", "/x", {{"x-canary", "never"}}), 80, false, "split"},
+      {"query param (second match of the rule)", request("GET", "/x?a=b&canary=1"), 80, false, "canary-header"},
+      {"query param other value", request("GET", "/x?canary=10"), 80, false, "split"},
+      {"regex and method", request("POST", "/api/v2/items"), 80, false, "api-regex"},
+      {"regex is a full match", request("POST", "/xapi/v2/items"), 80, false, "split"},
+      {"method mismatch", request("GET", "/api/v2/items"), 80, false, "split"},
+      {"prefix", request("GET", "/legacy/a"), 80, false, "legacy"},
+      {"exact with authority", request("GET", "/old"), 80, false, "moved"},
+      {"exact ignores the query", request("GET", "/old?x=1"), 80, false, "moved"},
+      {"source labels and namespace", request("GET", "/fe/a"), 80, true, "not-debug-from-frontend"},
+      {"withoutHeaders present", request("GET", "/fe/a", {{"x-debug", "1"}}), 80, true, "split"},
+      {"other source", request("GET", "/fe/a"), 80, false, "split"},
+      {"port", request("GET", "/x"), 8080, false, "port-8080"},
+  };
+  for (const auto& c : cases) {
+    const std::map<std::string, std::string>* labels = c.fromFrontend ? &frontend : &other;
+    RouteMatch m = matchRoute(table, c.head, {c.port, c.fromFrontend ? "shop" : "batch", labels});
+    ASSERT_NE(m.rule, nullptr) << c.description;
+    EXPECT_EQ(m.rule->name, c.rule) << c.description;
+  }
+  HttpRouteTable onlyApi;
+  onlyApi.rules.push_back(table.rules[1]);
+  EXPECT_EQ(matchRoute(onlyApi, request("GET", "/"), {80, "", nullptr}).rule, nullptr) << "no route: 404 NR";
+}
+
+TEST(HttpRoute, WeightedTargetsSplitByTheRandomPoint) {
+  HttpRouteTable table = compileTable();
+  const HttpRouteRule& split = table.rules.back();
+  int v2 = 0;
+  for (uint64_t r = 0; r < 1000; ++r) v2 += pickTarget(split, r)->subset == "v2";
+  EXPECT_EQ(v2, 100);
+  EXPECT_EQ(pickTarget(split, 89)->subsetLabels.at("version"), "v1");
+  EXPECT_EQ(pickTarget(split, 90)->host, "web.shop.svc.cluster.local");
+}
+
+TEST(HttpRoute, RewritesRedirectsAndHeaderEdits) {
+  HttpRouteTable table = compileTable();
+  HttpHead legacy = request("GET", "/legacy/a/b?q=1", {{"X-Debug", "yes"}, {"x-hop", "app"}});
+  RouteMatch m = matchRoute(table, legacy, {80, "", nullptr});
+  applyRewrite(*m.rule, m.matcher, legacy);
+  m.rule->requestHeaders.apply(legacy);
+  EXPECT_EQ(legacy.target, "/v1/a/b?q=1") << "a prefix match's prefix is replaced, the query kept";
+  EXPECT_EQ(legacy.authority(), "web-v1");
+  EXPECT_EQ(legacy.find("x-debug"), nullptr);
+  EXPECT_EQ(*legacy.find("x-route"), "legacy");
+  int hops = 0;
+  for (const auto& h : legacy.headers) hops += equalsIgnoreCase(h.name, "x-hop");
+  EXPECT_EQ(hops, 2) << "add appends";
+
+  HttpHead api = request("POST", "/api/v3/x?z");
+  m = matchRoute(table, api, {80, "", nullptr});
+  applyRewrite(*m.rule, m.matcher, api);
+  EXPECT_EQ(api.target, "/internal?z") << "a regex match's whole path is replaced";
+  EXPECT_EQ(m.rule->targets[0].host, "api.other.svc.cluster.local");
+
+  HttpHead old = request("GET", "/old?k=v");
+  m = matchRoute(table, old, {80, "", nullptr});
+  ASSERT_TRUE(m.rule->redirect);
+  EXPECT_EQ(m.rule->redirect->code, 308);
+  EXPECT_EQ(redirectLocation(*m.rule->redirect, old), "http://web/new?k=v");
+}
+
+}  // namespace
+}  // namespace sluice::ztunnel::l7

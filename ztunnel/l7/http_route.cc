@@ -1,0 +1,225 @@
+#include "l7/http_route.h"
+
+#include <fmt/format.h>
+#include <re2/re2.h>
+
+namespace sluice::ztunnel::l7 {
+namespace v1 = config::v1;
+
+Result<StringMatcher> StringMatcher::compile(const v1::StringMatch& match) {
+  StringMatcher m;
+  switch (match.match_type_case()) {
+    case v1::StringMatch::kExact:
+      m.kind = Kind::kExact;
+      m.value = match.exact();
+      break;
+    case v1::StringMatch::kPrefix:
+      m.kind = Kind::kPrefix;
+      m.value = match.prefix();
+      break;
+    case v1::StringMatch::kRegex: {
+      m.kind = Kind::kRegex;
+      m.value = match.regex();
+      auto regex = std::make_shared<re2::RE2>(match.regex(), re2::RE2::Quiet);
+      if (!regex->ok()) return fail(fmt::format("regex '{}': {}", match.regex(), regex->error()));
+      m.regex = std::move(regex);
+      break;
+    }
+    case v1::StringMatch::MATCH_TYPE_NOT_SET:
+      break;
+  }
+  return m;
+}
+
+bool StringMatcher::matches(std::string_view s) const {
+  switch (kind) {
+    case Kind::kAny: return true;
+    case Kind::kExact: return s == value;
+    case Kind::kPrefix: return s.starts_with(value);
+    case Kind::kRegex: return re2::RE2::FullMatch(re2::StringPiece(s.data(), s.size()), *regex);
+  }
+  return false;
+}
+
+void HeaderEdits::apply(HttpHead& head) const {
+  for (const auto& name : remove) head.remove(name);
+  for (const auto& [name, value] : set) head.set(name, value);
+  for (const auto& [name, value] : add) head.add(name, value);
+}
+
+namespace {
+
+// The value of query parameter `name` in `query` ("a=1&b=2"), if present ("" for "a" alone).
+std::optional<std::string_view> queryParam(std::string_view query, std::string_view name) {
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    size_t eq = pair.find('=');
+    if (pair.substr(0, eq) == name) return eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1);
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return std::nullopt;
+}
+
+bool matchesRequest(const RequestMatcher& m, const HttpHead& request, const RequestContext& context) {
+  if (m.port != 0 && m.port != context.port) return false;
+  if (!m.uri.matches(request.path())) return false;
+  if (!m.method.matches(request.method)) return false;
+  if (!m.authority.matches(request.authority())) return false;
+  for (const auto& [name, matcher] : m.headers) {
+    const std::string* value = request.find(name);
+    if (value == nullptr || !matcher.matches(*value)) return false;
+  }
+  for (const auto& [name, matcher] : m.withoutHeaders) {
+    const std::string* value = request.find(name);
+    if (value != nullptr && matcher.matches(*value)) return false;
+  }
+  for (const auto& [name, matcher] : m.queryParams) {
+    auto value = queryParam(request.query(), name);
+    if (!value || !matcher.matches(*value)) return false;
+  }
+  if (!m.sourceNamespace.empty() && m.sourceNamespace != context.sourceNamespace) return false;
+  if (!m.sourceLabels.empty()) {
+    if (context.sourceLabels == nullptr) return false;
+    for (const auto& [k, v] : m.sourceLabels) {
+      auto it = context.sourceLabels->find(k);
+      if (it == context.sourceLabels->end() || it->second != v) return false;
+    }
+  }
+  return true;
+}
+
+Result<std::vector<std::pair<std::string, StringMatcher>>> compileMap(
+    const google::protobuf::Map<std::string, v1::StringMatch>& in) {
+  std::vector<std::pair<std::string, StringMatcher>> out;
+  for (const auto& [name, match] : in) {
+    auto compiled = StringMatcher::compile(match);
+    if (!compiled) return fail(fmt::format("{}: {}", name, compiled.error().message()));
+    out.emplace_back(name, std::move(*compiled));
+  }
+  // Protobuf maps have no order; a fixed one keeps matching deterministic.
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  return out;
+}
+
+HeaderEdits compileEdits(const v1::HeaderOperations& ops) {
+  HeaderEdits edits;
+  for (const auto& [k, v] : ops.set()) edits.set.emplace_back(k, v);
+  for (const auto& [k, v] : ops.add()) edits.add.emplace_back(k, v);
+  edits.remove.assign(ops.remove().begin(), ops.remove().end());
+  std::sort(edits.set.begin(), edits.set.end());
+  std::sort(edits.add.begin(), edits.add.end());
+  return edits;
+}
+
+}  // namespace
+
+RouteMatch matchRoute(const HttpRouteTable& table, const HttpHead& request, const RequestContext& context) {
+  for (const auto& rule : table.rules) {
+    if (rule.matches.empty()) return {&rule, nullptr};
+    for (const auto& m : rule.matches) {
+      if (matchesRequest(m, request, context)) return {&rule, &m};
+    }
+  }
+  return {};
+}
+
+const RouteTarget* pickTarget(const HttpRouteRule& rule, uint64_t random) {
+  if (rule.targets.empty()) return nullptr;
+  int total = 0;
+  for (const auto& t : rule.targets) total += t.weight;
+  if (total <= 0) return &rule.targets.front();
+  int point = static_cast<int>(random % static_cast<uint64_t>(total));
+  for (const auto& t : rule.targets) {
+    if (point < t.weight) return &t;
+    point -= t.weight;
+  }
+  return &rule.targets.back();
+}
+
+void applyRewrite(const HttpRouteRule& rule, const RequestMatcher* matcher, HttpHead& request) {
+  if (rule.rewriteUri) {
+    std::string path(request.path());
+    std::string query(request.query());
+    if (matcher != nullptr && matcher->uri.kind == StringMatcher::Kind::kPrefix) {
+      path = *rule.rewriteUri + path.substr(matcher->uri.value.size());
+    } else {
+      path = *rule.rewriteUri;
+    }
+    request.target = query.empty() && request.target.find('?') == std::string::npos ? path : path + "?" + query;
+  }
+  if (rule.rewriteAuthority) request.set("host", *rule.rewriteAuthority);
+}
+
+std::string redirectLocation(const HttpRouteRule::Redirect& redirect, const HttpHead& request) {
+  std::string authority = redirect.authority.empty() ? std::string(request.authority()) : redirect.authority;
+  std::string path = redirect.uri.empty() ? std::string(request.path()) : redirect.uri;
+  std::string query(request.query());
+  return fmt::format("http://{}{}{}{}", authority, path, query.empty() ? "" : "?", query);
+}
+
+Result<HttpRouteTable> compileRoutes(const v1::VirtualService& vs, const HostResolver& fqdn,
+                                     const SubsetResolver& resolveSubset) {
+  HttpRouteTable table;
+  for (int i = 0; i < vs.http_size(); ++i) {
+    const v1::HttpRoute& in = vs.http(i);
+    auto where = [&](const std::string& what) {
+      return fmt::format("VirtualService {}/{}: http[{}]{}", vs.namespace_(), vs.name(), i, what);
+    };
+    HttpRouteRule rule;
+    rule.name = in.name();
+    for (const auto& m : in.match()) {
+      RequestMatcher matcher;
+      for (auto [field, target] : {std::pair{&m.uri(), &matcher.uri}, std::pair{&m.method(), &matcher.method},
+                                   std::pair{&m.authority(), &matcher.authority}}) {
+        auto compiled = StringMatcher::compile(*field);
+        if (!compiled) return fail(where(": " + compiled.error().message()));
+        *target = std::move(*compiled);
+      }
+      auto headers = compileMap(m.headers());
+      auto without = compileMap(m.without_headers());
+      auto query = compileMap(m.query_params());
+      for (auto* r : {&headers, &without, &query}) {
+        if (!*r) return fail(where(": " + r->error().message()));
+      }
+      matcher.headers = std::move(*headers);
+      matcher.withoutHeaders = std::move(*without);
+      matcher.queryParams = std::move(*query);
+      matcher.port = static_cast<uint16_t>(m.port());
+      matcher.sourceLabels = {m.source_labels().begin(), m.source_labels().end()};
+      matcher.sourceNamespace = m.source_namespace();
+      rule.matches.push_back(std::move(matcher));
+    }
+    for (const auto& d : in.route()) {
+      RouteTarget target;
+      target.host = fqdn(d.destination().host());
+      target.subset = d.destination().subset();
+      target.port = static_cast<uint16_t>(d.destination().port());
+      target.weight = in.route_size() == 1 && d.weight() == 0 ? 100 : d.weight();
+      if (!target.subset.empty()) {
+        auto labels = resolveSubset(target.host, target.subset);
+        if (!labels) return fail(where(": " + labels.error().message()));
+        target.subsetLabels = std::move(*labels);
+      }
+      rule.targets.push_back(std::move(target));
+    }
+    if (in.has_rewrite()) {
+      if (!in.rewrite().uri().empty()) rule.rewriteUri = in.rewrite().uri();
+      if (!in.rewrite().authority().empty()) rule.rewriteAuthority = in.rewrite().authority();
+    }
+    if (in.has_redirect()) {
+      rule.redirect = HttpRouteRule::Redirect{in.redirect().uri(), in.redirect().authority(),
+                                              in.redirect().redirect_code() == 0 ? 301 : static_cast<int>(in.redirect().redirect_code())};
+    }
+    if (in.has_direct_response()) {
+      rule.directResponse = HttpRouteRule::DirectResponse{static_cast<int>(in.direct_response().status()), in.direct_response().body()};
+    }
+    rule.requestHeaders = compileEdits(in.headers().request());
+    rule.responseHeaders = compileEdits(in.headers().response());
+    table.rules.push_back(std::move(rule));
+  }
+  return table;
+}
+
+}  // namespace sluice::ztunnel::l7

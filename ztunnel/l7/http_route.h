@@ -1,0 +1,118 @@
+// A VirtualService's http routes as the tunnel decides by them: compiled once per
+// configuration snapshot (regexes with RE2, as Istio), then matched per request by pure
+// functions (tested by tables). First matching route wins; a route's match list is OR, the
+// conditions inside one match are AND (Istio's HTTPMatchRequest).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "l7/http_head.h"
+#include "sluice/common/error.h"
+#include "sluice/config/v1/config.pb.h"
+
+namespace re2 {
+class RE2;
+}
+
+namespace sluice::ztunnel::l7 {
+
+struct StringMatcher {
+  enum class Kind { kAny, kExact, kPrefix, kRegex } kind = Kind::kAny;
+  std::string value;
+  std::shared_ptr<const re2::RE2> regex;  // kRegex: full match, as Envoy's safe_regex
+
+  static Result<StringMatcher> compile(const config::v1::StringMatch& match);
+  bool matches(std::string_view s) const;
+};
+
+struct RequestMatcher {
+  StringMatcher uri, method, authority;
+  std::vector<std::pair<std::string, StringMatcher>> headers;         // each must be present and match
+  std::vector<std::pair<std::string, StringMatcher>> withoutHeaders;  // none may match
+  std::vector<std::pair<std::string, StringMatcher>> queryParams;
+  uint16_t port = 0;  // 0: any
+  std::map<std::string, std::string> sourceLabels;
+  std::string sourceNamespace;
+};
+
+// One weighted destination of a route: a service (by FQDN), optionally a subset (its labels
+// resolved from the DestinationRule) and port.
+struct RouteTarget {
+  std::string host;
+  std::string subset;
+  std::map<std::string, std::string> subsetLabels;
+  uint16_t port = 0;  // 0: the port the request came to
+  int weight = 100;
+};
+
+struct HeaderEdits {
+  std::vector<std::pair<std::string, std::string>> set, add;
+  std::vector<std::string> remove;
+  bool empty() const { return set.empty() && add.empty() && remove.empty(); }
+  // Istio's order: remove, then set (replacing), then add (appending).
+  void apply(HttpHead& head) const;
+};
+
+struct HttpRouteRule {
+  std::string name;
+  std::vector<RequestMatcher> matches;  // empty: every request
+  std::vector<RouteTarget> targets;
+  std::optional<std::string> rewriteUri, rewriteAuthority;
+  struct Redirect {
+    std::string uri, authority;
+    int code = 301;
+  };
+  std::optional<Redirect> redirect;
+  struct DirectResponse {
+    int status = 200;
+    std::string body;
+  };
+  std::optional<DirectResponse> directResponse;
+  HeaderEdits requestHeaders, responseHeaders;
+};
+
+struct HttpRouteTable {
+  std::vector<HttpRouteRule> rules;
+};
+
+// What a request is matched on besides its head.
+struct RequestContext {
+  uint16_t port = 0;  // the service port the app connected to
+  std::string_view sourceNamespace;
+  const std::map<std::string, std::string>* sourceLabels = nullptr;  // null: unknown source
+};
+
+struct RouteMatch {
+  const HttpRouteRule* rule = nullptr;  // null: no route matched (404, response flag NR)
+  const RequestMatcher* matcher = nullptr;  // the match that selected it (null: a rule without matches)
+};
+
+RouteMatch matchRoute(const HttpRouteTable& table, const HttpHead& request, const RequestContext& context);
+
+// The weighted choice among a rule's targets; `random` uniform. Null when it has none.
+const RouteTarget* pickTarget(const HttpRouteRule& rule, uint64_t random);
+
+// rewrite.uri replaces the prefix a prefix match matched, else the whole path (the query is
+// kept); rewrite.authority replaces Host.
+void applyRewrite(const HttpRouteRule& rule, const RequestMatcher* matcher, HttpHead& request);
+
+// Location of a redirect: `scheme://authority/path?query` with the redirect's parts replacing
+// the request's.
+std::string redirectLocation(const HttpRouteRule::Redirect& redirect, const HttpHead& request);
+
+// Compiles a VirtualService's http routes. `resolveSubset(host, subset)` gives a subset's
+// labels, or an error when no DestinationRule defines it; `fqdn(host)` completes short names.
+using SubsetResolver = std::function<Result<std::map<std::string, std::string>>(const std::string& host, const std::string& subset)>;
+using HostResolver = std::function<std::string(const std::string& host)>;
+Result<HttpRouteTable> compileRoutes(const config::v1::VirtualService& vs, const HostResolver& fqdn,
+                                     const SubsetResolver& resolveSubset);
+
+}  // namespace sluice::ztunnel::l7

@@ -65,6 +65,7 @@ class Relay final : public IoHandler, public EndpointOwner {
   void abort(bool reset);
   ConnectionInfo describe() const;
   const RelayInfo& info() const { return info_; }
+  void setPeerIdentity(std::string identity) { info_.peerIdentity = std::move(identity); }
   bool connected() const { return connected_; }
 
   void onCompletion(uint8_t op, int res, uint32_t flags) override;

@@ -17,7 +17,8 @@ class OutboundAcceptor final : public PodAcceptor {
   void onAccepted(UniqueFd fd) override;
 
  private:
-  void startHbone(UniqueFd fd, const SocketAddress& peer, const SocketAddress& target, const WorkloadEntry& workload);
+  void startHbone(UniqueFd fd, const SocketAddress& peer, const SocketAddress& target,
+                  std::shared_ptr<const WorkloadEntry> workload);
 };
 
 }  // namespace sluice::ztunnel

@@ -1,0 +1,157 @@
+// L7 in the client's tunnel, end to end: an app in shop/client (node0) calls Service web's
+// HTTP port; node0's ztunnel routes every request on its own (header route, 90/10 split per
+// request over one keep-alive connection, redirect, direct response, rewrite and header edits)
+// and carries it over HBONE to web-v1 or web-v2 on node1. Independent clients: curl and
+// python's http.client; the app is python's http.server answering who it is and what it got.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "simcluster/canary_config.h"
+#include "simcluster/cluster.h"
+#include "simcluster/mesh_controller.h"
+#include "simcluster/mesh_node.h"
+#include "support/mesh_fixture.h"
+#include "support/privileged.h"
+#include "support/tunnel_stats.h"
+
+namespace sluice {
+namespace {
+
+using nlohmann::json;
+constexpr const char* kVip = sim::kCanaryVip;
+
+std::string routesYaml(int v1, int v2) {
+  return fmt::format(R"(apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: web, namespace: shop}}
+spec:
+  hosts: [web]
+  http:
+  - name: canary
+    match: [{{headers: {{x-canary: {{exact: always}}}}}}]
+    route: [{{destination: {{host: web, subset: v2}}}}]
+    headers: {{request: {{set: {{x-routed-by: canary}}}}, response: {{set: {{x-route: canary}}, remove: [server]}}}}
+  - name: moved
+    match: [{{uri: {{exact: /old}}}}]
+    redirect: {{uri: /new, redirectCode: 308}}
+  - name: maintenance
+    match: [{{uri: {{prefix: /maintenance}}}}]
+    directResponse: {{status: 503, body: {{string: down for maintenance}}}}
+  - name: legacy
+    match: [{{uri: {{prefix: /legacy/}}, method: {{exact: GET}}}}]
+    route: [{{destination: {{host: web, subset: v1}}}}]
+    rewrite: {{uri: /v1/}}
+  - name: split
+    route:
+    - {{destination: {{host: web, subset: v1}}, weight: {}}}
+    - {{destination: {{host: web, subset: v2}}, weight: {}}}
+)",
+                     v1, v2);
+}
+
+class HttpRoutingE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    SLUICE_REQUIRE_PRIVILEGES();
+    auto mesh = startMesh({});
+    ASSERT_TRUE(mesh) << mesh.error().message();
+    cluster_ = std::move(mesh->cluster);
+    controller_ = std::move(mesh->controller);
+    nodes_ = std::move(mesh->nodes);
+    ASSERT_TRUE(cluster_->addPod(0, "client", {.ns = "shop", .labels = {{"app", "client"}}}));
+    for (const char* version : {"v1", "v2"}) {
+      std::string name = std::string("web-") + version;
+      ASSERT_TRUE(cluster_->addPod(1, name, {.ns = "shop", .labels = {{"app", "web"}, {"version", version}}}));
+      auto app = cluster_->runInPod(name, {.argv = {"/usr/bin/python3", "-u", sourceFile("tests/interop/http_echo_server.py"),
+                                                    name, "8080"},
+                                           .captureOutput = true});
+      ASSERT_TRUE(app) << app.error().message();
+      ASSERT_TRUE(readLine(app->stdoutPipe(), std::chrono::seconds(10)));
+      apps_.push_back(std::move(*app));
+    }
+    // The canary cluster with its port named "http": Istio's protocol selection makes it L7.
+    std::string clusterYaml = sim::canaryClusterYaml(*cluster_);
+    std::string unnamed = "ports: [{port: 80, targetPort: 8080}]";
+    ASSERT_NE(clusterYaml.find(unnamed), std::string::npos);
+    clusterYaml.replace(clusterYaml.find(unnamed), unnamed.size(), "ports: [{name: http, port: 80, targetPort: 8080}]");
+    ASSERT_TRUE(sim::writeConfigFile(controller_.configDir(), "cluster.yaml", clusterYaml));
+    ASSERT_TRUE(sim::writeConfigFile(controller_.configDir(), "route.yaml", routesYaml(90, 10)));
+    ASSERT_TRUE(sim::waitForPodCertificates(*cluster_, nodes_, {"client", "web-v1", "web-v2"}));
+    ASSERT_TRUE(waitFor([&] { return curl({"http://" + std::string(kVip) + "/maintenance"}).out == "down for maintenance"; },
+                        std::chrono::seconds(20)))
+        << "the routes never reached node0";
+  }
+
+  RunOutput curl(std::vector<std::string> args) {
+    std::vector<std::string> argv = {"curl", "-sS", "--max-time", "10"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    SpawnOptions options{.argv = std::move(argv), .captureOutput = true};
+    options.netnsFd = cluster_->pod("client")->netnsFd.get();
+    options.cgroupProcsFd = cluster_->pod("client")->cgroupProcsFd.get();
+    auto out = run(options, {}, std::chrono::seconds(30));
+    return out.value_or(RunOutput{});
+  }
+
+  json keepAlive(int count, std::vector<std::string> extra = {}) {
+    std::vector<std::string> argv = {"/usr/bin/python3", sourceFile("tests/interop/http_keepalive_client.py"), kVip, "80",
+                                     std::to_string(count)};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    SpawnOptions options{.argv = std::move(argv), .captureOutput = true};
+    options.netnsFd = cluster_->pod("client")->netnsFd.get();
+    options.cgroupProcsFd = cluster_->pod("client")->cgroupProcsFd.get();
+    auto out = run(options, {}, std::chrono::seconds(240));
+    EXPECT_TRUE(out && out->exitCode == 0) << (out ? out->err : out.error().message());
+    return json::parse(out ? out->out : "{}", nullptr, false);
+  }
+
+  std::unique_ptr<sim::Cluster> cluster_;
+  sim::MeshController controller_;
+  std::vector<std::unique_ptr<sim::MeshNode>> nodes_;
+  std::vector<ChildProcess> apps_;
+};
+
+TEST_F(HttpRoutingE2eTest, NinetyTenPerRequestOverOneKeepAliveConnection) {
+  json result = keepAlive(10000);
+  ASSERT_EQ(result["statuses"].value("200", 0), 10000) << result.dump();
+  EXPECT_EQ(result["connections"], 1) << "the client's connection was not kept alive";
+  int v2 = result["pods"].value("web-v2", 0);
+  EXPECT_EQ(result["pods"].value("web-v1", 0) + v2, 10000);
+  // 10 +- 2 points: v2 ~ Binomial(10000, 0.1), sd 30; the bound is 6.7 sd.
+  EXPECT_GE(v2, 800) << result.dump();
+  EXPECT_LE(v2, 1200) << result.dump();
+  // Over HBONE: the server saw the tunnel's CONNECT carry the request, not the app's socket.
+  EXPECT_EQ(result["last"]["headers"].value("host", ""), kVip);
+}
+
+TEST_F(HttpRoutingE2eTest, HeaderRouteEditsAndTraceContext) {
+  json result = keepAlive(50, {"--header", "x-canary:always", "--header",
+                               "traceparent:00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"});
+  ASSERT_EQ(result["pods"].value("web-v2", 0), 50) << result.dump();
+  const json& headers = result["last"]["headers"];
+  EXPECT_EQ(headers.value("x-routed-by", ""), "canary");
+  EXPECT_EQ(headers.value("traceparent", ""), "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+      << "the app's trace context must reach the server unchanged";
+  EXPECT_EQ(headers.value("x-request-id", "").size(), 36u) << headers.dump();
+  auto response = curl({"-D", "-", "-o", "/dev/null", "-H", "x-canary: always", "http://" + std::string(kVip) + "/"});
+  EXPECT_NE(response.out.find("x-route: canary"), std::string::npos) << response.out;
+  EXPECT_EQ(response.out.find("server: echo"), std::string::npos) << "response header not removed: " << response.out;
+}
+
+TEST_F(HttpRoutingE2eTest, RedirectDirectResponseAndRewrite) {
+  auto redirect = curl({"-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", "http://" + std::string(kVip) + "/old?k=v"});
+  EXPECT_EQ(redirect.out, fmt::format("308 http://{}/new?k=v", kVip));
+  auto direct = curl({"-w", " %{http_code}", "http://" + std::string(kVip) + "/maintenance/x"});
+  EXPECT_EQ(direct.out, "down for maintenance 503");
+  auto legacy = curl({"http://" + std::string(kVip) + "/legacy/a?b=1"});
+  json app = json::parse(legacy.out, nullptr, false);
+  EXPECT_EQ(app.value("pod", ""), "web-v1") << legacy.out << legacy.err;
+  EXPECT_EQ(app.value("path", ""), "/v1/a?b=1");
+  // A request body is streamed through (Content-Length and chunked), not buffered.
+  auto posted = curl({"-X", "POST", "--data-binary", std::string(100000, 'x'), "-H", "x-canary: always",
+                      "http://" + std::string(kVip) + "/upload"});
+  EXPECT_EQ(json::parse(posted.out, nullptr, false).value("body_length", -1), 100000) << posted.out << posted.err;
+}
+
+}  // namespace
+}  // namespace sluice

@@ -1,0 +1,623 @@
+#include "proxy/http_outbound.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "engine/socket_endpoint.h"
+#include "proxy/hbone_request.h"
+#include "proxy/outbound_decision.h"
+#include "proxy/upstream.h"
+#include "sluice/common/assert.h"
+
+namespace sluice::ztunnel {
+
+namespace {
+
+const char* reasonPhrase(int status) {
+  switch (status) {
+    case 200: return "OK";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 431: return "Request Header Fields Too Large";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Status";
+  }
+}
+
+// Hop-by-hop fields (RFC 9110 §7.6.1) describe one connection, not the message: each hop sets
+// its own. Transfer-Encoding stays: the body is forwarded with the framing it arrived in.
+void stripHopByHop(l7::HttpHead& head) {
+  for (const char* name : {"connection", "keep-alive", "proxy-connection", "te", "upgrade"}) head.remove(name);
+}
+
+}  // namespace
+
+HttpOutbound::HttpOutbound(WorkerContext& context, std::shared_ptr<PodRuntime> pod, SocketAddress peer, SocketAddress service)
+    : context_(context), pod_(std::move(pod)), peer_(peer), service_(service), lastActivity_(context.loop.now()) {
+  ++context_.live;
+  pod_->counters.active++;
+  pod_->counters.opened[static_cast<size_t>(Direction::kOutbound)]++;
+}
+
+HttpOutbound::~HttpOutbound() {
+  if (!retired_) {
+    pod_->counters.closed[static_cast<size_t>(Direction::kOutbound)]++;
+    pod_->counters.active--;
+    --context_.live;
+  }
+}
+
+void HttpOutbound::start(UniqueFd fd) {
+  (void)setNoDelay(fd.get());
+  down_ = std::make_unique<SocketEndpoint>(context_.loop, *this, *this, 0, std::move(fd), &pod_->buffers);
+  pump();
+}
+
+void HttpOutbound::onCompletion(uint8_t op, int res, uint32_t flags) {
+  int index = op / kOpStride;
+  Endpoint* endpoint = index == 0 ? down_.get() : upstreams_[index - 1].endpoint.get();
+  SLUICE_ASSERT(endpoint != nullptr, "completion for an endpoint that is gone");
+  endpoint->onCompletion(op, res, flags);
+  reapClosedUpstreams();
+  maybeRetire();
+}
+
+void HttpOutbound::onBuffersAvailable() {
+  if (down_) down_->onBuffersAvailable();
+  for (auto& u : upstreams_) {
+    if (u.endpoint) u.endpoint->onBuffersAvailable();
+  }
+  pump();
+}
+
+void HttpOutbound::onTick(std::chrono::steady_clock::time_point now) {
+  if (finishing_) return;
+  bool idle = now - lastActivity_ > context_.options.idleTimeout;
+  bool drained = pod_->drainDeadline && now >= *pod_->drainDeadline;
+  if (idle || drained) finish(true);
+}
+
+int HttpOutbound::slotOf(const Endpoint& endpoint) const {
+  for (int i = 0; i < kMaxUpstreams; ++i) {
+    if (upstreams_[i].endpoint.get() == &endpoint) return i;
+  }
+  return -1;
+}
+
+void HttpOutbound::onEndpointConnected(Endpoint& endpoint, bool ok, FailReason reason) {
+  int slot = slotOf(endpoint);
+  if (slot < 0 || finishing_) return;
+  Upstream& u = upstreams_[slot];
+  if (ok) {
+    u.connected = true;
+  } else {
+    u.failed = true;
+    if (reason != FailReason::kCount) pod_->counters.failed[static_cast<size_t>(reason)]++;
+    bool waiting = &u == current_ && request_ == Request::kConnecting;
+    closeUpstream(u, false);
+    if (waiting) {
+      current_ = nullptr;
+      respondLocally(503, "UF", "upstream connect error or disconnect/reset before headers", false);
+    }
+  }
+  pump();
+}
+
+void HttpOutbound::pump() {
+  if (pumping_ || retired_) return;
+  pumping_ = true;
+  while (!finishing_) {
+    bool progress = request_ == Request::kTunnel ? pumpTunnel() : (pumpRequest() | pumpResponse());
+    progress |= pumpIdleUpstreams();
+    if (!progress) break;
+  }
+  pumping_ = false;
+  reapClosedUpstreams();
+  maybeRetire();
+}
+
+bool HttpOutbound::readInto(Input& in, Endpoint& from, bool& eof, bool& failed, bool fromClient) {
+  if (!in.rest().empty()) return true;
+  IoResult r = from.read();
+  switch (r.kind) {
+    case IoResult::Kind::kPending: return false;
+    case IoResult::Kind::kEof: eof = true; return false;
+    case IoResult::Kind::kDone: break;
+    default: failed = true; return false;
+  }
+  in.chunk = r.chunk;
+  in.offset = 0;
+  lastActivity_ = context_.loop.now();
+  if (fromClient) pod_->counters.bytesFromClient[static_cast<size_t>(Direction::kOutbound)] += r.chunk.length;
+  return true;
+}
+
+void HttpOutbound::releaseIfConsumed(Input& in, Endpoint& from, const Output& pending) {
+  if (in.chunk && in.offset == in.chunk->length && pending.body.empty()) {
+    from.release(*in.chunk);
+    in.chunk.reset();
+    in.offset = 0;
+  }
+}
+
+bool HttpOutbound::flush(Output& out, Endpoint& to, bool& failed, bool toClient) {
+  auto written = [&](size_t n) {
+    lastActivity_ = context_.loop.now();
+    if (toClient) pod_->counters.bytesToClient[static_cast<size_t>(Direction::kOutbound)] += n;
+  };
+  while (out.headOffset < out.head.size()) {
+    IoResult w = to.write({reinterpret_cast<const uint8_t*>(out.head.data()) + out.headOffset, out.head.size() - out.headOffset});
+    if (w.kind == IoResult::Kind::kPending) return false;
+    if (w.kind != IoResult::Kind::kDone) {
+      failed = true;
+      return false;
+    }
+    out.headOffset += w.bytes;
+    written(w.bytes);
+  }
+  while (!out.body.empty()) {
+    IoResult w = to.write(out.body);
+    if (w.kind == IoResult::Kind::kPending) return false;
+    if (w.kind != IoResult::Kind::kDone) {
+      failed = true;
+      return false;
+    }
+    out.body = out.body.subspan(w.bytes);
+    written(w.bytes);
+  }
+  out.head.clear();
+  out.headOffset = 0;
+  return true;
+}
+
+bool HttpOutbound::pumpRequest() {
+  bool progress = false;
+  bool failed = false;
+  while (!finishing_) {
+    switch (request_) {
+      case Request::kHead: {
+        if (response_ != Response::kNone) return progress;
+        if (closeAfterResponse_) {
+          // Everything answered; the client asked to close (or can't be read further).
+          IoResult s = down_->shutdownWrite();
+          if (s.kind == IoResult::Kind::kPending) return progress;
+          finish(false);
+          return true;
+        }
+        if (fromClient_.rest().empty()) {
+          releaseIfConsumed(fromClient_, *down_, toServer_);
+          if (!readInto(fromClient_, *down_, clientEof_, failed, true)) {
+            if (failed || clientEof_) {
+              finish(failed || requestParser_.inMessage());  // an orderly close between requests
+              return true;
+            }
+            return progress;
+          }
+        }
+        auto step = requestParser_.feed(fromClient_.rest());
+        fromClient_.offset += step.consumed;
+        progress = true;
+        if (step.event == l7::Http1Parser::Step::Event::kNeedMore) continue;
+        if (step.event == l7::Http1Parser::Step::Event::kError) {
+          request_ = Request::kSent;  // nothing more is read from this client
+          requestEnded_ = true;
+          respondLocally(step.status, "DPE", step.error, true);
+          continue;
+        }
+        routeRequest();
+        continue;
+      }
+      case Request::kConnecting:
+        if (current_ == nullptr || !current_->connected) return progress;
+        toServer_.head = requestParser_.head().serializeRequest();
+        request_ = Request::kSending;
+        progress = true;
+        continue;
+      case Request::kSending:
+      case Request::kDiscarding: {
+        bool discard = request_ == Request::kDiscarding;
+        if (!discard && !flush(toServer_, *current_->endpoint, failed, false)) {
+          if (failed) upstreamBroke();
+          return progress || failed;
+        }
+        if (requestEnded_) {
+          request_ = Request::kSent;
+          progress = true;
+          continue;
+        }
+        auto step = requestParser_.feed(fromClient_.rest());
+        fromClient_.offset += step.consumed;
+        if (step.event == l7::Http1Parser::Step::Event::kError) {
+          finish(true);  // a malformed body half forwarded: both sides must learn it failed
+          return true;
+        }
+        if (!discard) toServer_.body = step.body;
+        if (step.event == l7::Http1Parser::Step::Event::kEnd) requestEnded_ = true;
+        if (!toServer_.empty() || requestEnded_ || step.consumed > 0) {
+          progress = true;
+          continue;
+        }
+        releaseIfConsumed(fromClient_, *down_, toServer_);
+        if (!readInto(fromClient_, *down_, clientEof_, failed, true)) {
+          if (failed || clientEof_) {
+            finish(true);  // the request body was cut short
+            return true;
+          }
+          return progress;
+        }
+        progress = true;
+        continue;
+      }
+      case Request::kSent:
+      case Request::kTunnel:
+        return progress;
+    }
+  }
+  return progress;
+}
+
+bool HttpOutbound::pumpResponse() {
+  bool progress = false;
+  bool failed = false;
+  while (!finishing_) {
+    switch (response_) {
+      case Response::kNone:
+      case Response::kTunnel:
+        return progress;
+      case Response::kLocal:
+        if (!flush(toClient_, *down_, failed, true)) {
+          if (failed) finish(true);
+          return progress || failed;
+        }
+        if (request_ != Request::kSent) return progress;  // the request body is still being discarded
+        responseEnded_ = true;
+        completeExchange();
+        return true;
+      case Response::kHead:
+      case Response::kBody: {
+        if (current_ == nullptr || !current_->connected) return progress;
+        Endpoint& server = *current_->endpoint;
+        if (!flush(toClient_, *down_, failed, true)) {
+          if (failed) finish(true);
+          return progress || failed;
+        }
+        if (responseEnded_) {
+          if (request_ != Request::kSent) {
+            // Answered before the request was all sent: the rest of it can't follow on this
+            // connection, nor can the client's.
+            closeAfterResponse_ = true;
+            closeUpstream(*current_, true);
+            request_ = Request::kSent;
+          }
+          completeExchange();
+          return true;
+        }
+        if (informational_ && response_ == Response::kHead) {
+          // A 1xx was forwarded; the final response follows on the same upstream.
+          informational_ = false;
+          responseParser_.next(requestParser_.head().method == "HEAD");
+        }
+        auto step = responseParser_.feed(fromServer_.rest());
+        fromServer_.offset += step.consumed;
+        using Event = l7::Http1Parser::Step::Event;
+        if (step.event == Event::kError) {
+          upstreamBroke();
+          return true;
+        }
+        if (step.event == Event::kHead) {
+          l7::HttpHead& head = responseParser_.head();
+          bool switching = head.status == 101 && requestParser_.upgrade();
+          if (!switching) {
+            stripHopByHop(head);
+            if (responseEdits_ != nullptr) responseEdits_->apply(head);
+            if (closeAfterResponse_) head.set("connection", "close");
+          }
+          toClient_.head = head.serializeResponse();
+          if (switching) {
+            request_ = Request::kTunnel;
+            response_ = Response::kTunnel;
+            return true;
+          }
+          informational_ = head.status >= 100 && head.status < 200;
+          response_ = Response::kBody;
+          progress = true;
+          continue;
+        }
+        toClient_.body = step.body;
+        if (step.event == Event::kEnd) {
+          if (informational_) {
+            response_ = Response::kHead;
+          } else {
+            responseEnded_ = true;
+          }
+        }
+        if (!toClient_.empty() || step.event == Event::kEnd || step.consumed > 0) {
+          progress = true;
+          continue;
+        }
+        releaseIfConsumed(fromServer_, server, toClient_);
+        if (!readInto(fromServer_, server, serverEof_, failed, false)) {
+          if (serverEof_) {
+            serverEof_ = false;
+            auto end = responseParser_.finish();
+            if (end.event == Event::kEnd && response_ == Response::kBody) {
+              responseEnded_ = true;
+              closeUpstream(*current_, false);  // delimited by the close: not reusable
+              progress = true;
+              continue;
+            }
+            upstreamBroke();
+            return true;
+          }
+          if (failed) {
+            upstreamBroke();
+            return true;
+          }
+          return progress;
+        }
+        progress = true;
+        continue;
+      }
+    }
+  }
+  return progress;
+}
+
+// After a 101: both directions are opaque byte streams, first what was already buffered.
+bool HttpOutbound::pumpTunnel() {
+  bool progress = false;
+  bool failed = false;
+  Endpoint& server = *current_->endpoint;
+  // Client to server.
+  for (bool step = true; step && !finishing_;) {
+    step = false;
+    if (!flush(toServer_, server, failed, false)) break;
+    releaseIfConsumed(fromClient_, *down_, toServer_);
+    if (tunnelEofToServer_) break;
+    if (fromClient_.rest().empty() && !readInto(fromClient_, *down_, clientEof_, failed, true)) {
+      if (clientEof_ && server.shutdownWrite().kind != IoResult::Kind::kPending) {
+        tunnelEofToServer_ = progress = true;
+      }
+      break;
+    }
+    toServer_.body = fromClient_.rest();
+    fromClient_.offset = fromClient_.chunk->length;
+    step = progress = true;
+  }
+  // Server to client.
+  for (bool step = true; step && !failed && !finishing_;) {
+    step = false;
+    if (!flush(toClient_, *down_, failed, true)) break;
+    releaseIfConsumed(fromServer_, server, toClient_);
+    if (tunnelEofToClient_) break;
+    if (fromServer_.rest().empty() && !readInto(fromServer_, server, serverEof_, failed, false)) {
+      if (serverEof_ && down_->shutdownWrite().kind != IoResult::Kind::kPending) {
+        tunnelEofToClient_ = progress = true;
+      }
+      break;
+    }
+    toClient_.body = fromServer_.rest();
+    fromServer_.offset = fromServer_.chunk->length;
+    step = progress = true;
+  }
+  if (failed) {
+    finish(true);
+    return true;
+  }
+  if (tunnelEofToServer_ && tunnelEofToClient_ && toClient_.empty() && toServer_.empty()) {
+    finish(false);
+    return true;
+  }
+  return progress;
+}
+
+bool HttpOutbound::pumpIdleUpstreams() {
+  bool progress = false;
+  for (auto& u : upstreams_) {
+    if (!u.endpoint || &u == current_ || !u.connected || u.closing) continue;
+    // An idle upstream keeps a read armed: anything it says (bytes nobody asked for, or its
+    // close) means it can't carry another request.
+    IoResult r = u.endpoint->read();
+    if (r.kind == IoResult::Kind::kPending) continue;
+    if (r.kind == IoResult::Kind::kDone) u.endpoint->release(r.chunk);
+    closeUpstream(u, r.kind != IoResult::Kind::kEof);
+    progress = true;
+  }
+  return progress;
+}
+
+void HttpOutbound::routeRequest() {
+  auto config = context_.config.current();
+  l7::HttpHead& head = requestParser_.head();
+  request_ = Request::kDiscarding;  // until an upstream is chosen
+  auto service = config->servicesByVip.find(service_.toString());
+  if (service == config->servicesByVip.end()) return respondLocally(503, "NC", "the service is no longer known", false);
+  if (head.method == "CONNECT") return respondLocally(405, "", "CONNECT is not routed on a service port", true);
+  const std::map<std::string, std::string>* sourceLabels = nullptr;
+  for (const auto& address : pod_->addresses) {
+    if (auto w = config->workloadsByIp.find(address); w != config->workloadsByIp.end()) sourceLabels = &w->second->labels;
+  }
+  l7::RouteMatch match = l7::matchRoute(*service->second->httpRoutes, head, {service_.port(), pod_->ns, sourceLabels});
+  if (match.rule == nullptr) return respondLocally(404, "NR", "no route matched", false);
+  const l7::HttpRouteRule& rule = *match.rule;
+  if (rule.directResponse) return respondLocally(rule.directResponse->status, "", rule.directResponse->body, false);
+  if (rule.redirect) {
+    return respondLocally(rule.redirect->code, "", "", false, {{"location", l7::redirectLocation(*rule.redirect, head)}});
+  }
+  const l7::RouteTarget* target = l7::pickTarget(rule, context_.random());
+  auto destination = target != nullptr ? config->servicesByHost.find(target->host) : config->servicesByHost.end();
+  if (destination == config->servicesByHost.end()) return respondLocally(503, "NC", "the route's destination is not a known service", false);
+  uint16_t port = target->port != 0 ? target->port : service_.port();
+  const ServiceEntry::Endpoint* endpoint =
+      pickEndpoint(*destination->second, target->subset.empty() ? nullptr : &target->subsetLabels,
+                   {context_.random(), context_.sequence++});
+  if (endpoint == nullptr) return respondLocally(503, "UH", "no healthy upstream", false);
+  auto address = SocketAddress::fromIp(endpoint->address, targetPortOf(*destination->second, port));
+  if (!address) return respondLocally(503, "UH", "no healthy upstream", false);
+
+  bool upgrade = requestParser_.upgrade();
+  std::string upgradeTo = upgrade && head.find("upgrade") != nullptr ? *head.find("upgrade") : "";
+  l7::applyRewrite(rule, match.matcher, head);
+  stripHopByHop(head);
+  if (!upgradeTo.empty()) {
+    head.set("connection", "upgrade");
+    head.set("upgrade", upgradeTo);
+  }
+  rule.requestHeaders.apply(head);
+  auto& random = context_.random;
+  if (head.find("traceparent") == nullptr) head.set("traceparent", traceparent(random(), random(), random()));
+  if (head.find("x-request-id") == nullptr) {
+    uint64_t a = random(), b = random();
+    head.set("x-request-id", fmt::format("{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}", a >> 32, (a >> 16) & 0xffff, a & 0xfff,
+                                         0x8000 | (b >> 48 & 0x3fff), b & 0xffffffffffffULL));
+  }
+  exchangeConfig_ = config;
+  responseEdits_ = &rule.responseHeaders;
+
+  current_ = acquireUpstream(address->toString());
+  if (current_ == nullptr) return respondLocally(503, "UO", "too many upstream connections for one client connection", false);
+  if (!current_->endpoint) {
+    std::shared_ptr<const WorkloadEntry> workload;
+    if (auto w = config->workloadsByIp.find(address->ip()); w != config->workloadsByIp.end()) workload = w->second;
+    int slot = static_cast<int>(current_ - upstreams_.data());
+    auto opened = openUpstream(context_, pod_, {peer_, *address, workload}, *this, *this,
+                               static_cast<uint8_t>((slot + 1) * kOpStride));
+    if (!opened) {
+      pod_->counters.failed[static_cast<size_t>(opened.error().reason)]++;
+      spdlog::debug("{}: {}", pod_->key(), opened.error().message);
+      *current_ = Upstream{};
+      current_ = nullptr;
+      return respondLocally(503, "UF", "upstream connect error", false);
+    }
+    current_->endpoint = std::move(opened->endpoint);
+    current_->key = address->toString();
+    current_->protocol = opened->protocol;
+  }
+  request_ = Request::kConnecting;
+  response_ = Response::kHead;
+  responseParser_.next(head.method == "HEAD");
+}
+
+HttpOutbound::Upstream* HttpOutbound::acquireUpstream(const std::string& key) {
+  Upstream* free = nullptr;
+  Upstream* idle = nullptr;
+  for (auto& u : upstreams_) {
+    if (u.endpoint && !u.closing && !u.failed && u.key == key) return &u;
+    if (!u.endpoint && free == nullptr) free = &u;
+    if (u.endpoint && !u.closing && idle == nullptr) idle = &u;
+  }
+  if (free != nullptr) return free;
+  // Every slot holds a connection: the first idle one makes room (it is reaped when quiescent,
+  // so this request waits for no slot: it fails rather than block).
+  if (idle != nullptr) closeUpstream(*idle, false);
+  return nullptr;
+}
+
+void HttpOutbound::respondLocally(int status, std::string_view flag, std::string_view body, bool close,
+                                  const std::vector<l7::HttpHeader>& extra) {
+  (void)flag;  // the response flag goes to metrics and the access log (not yet wired)
+  l7::HttpHead head;
+  head.status = status;
+  head.reason = reasonPhrase(status);
+  head.add("content-length", std::to_string(body.size()));
+  if (!body.empty()) head.add("content-type", "text/plain");
+  for (const auto& h : extra) head.add(h.name, h.value);
+  if (close) closeAfterResponse_ = true;
+  if (closeAfterResponse_) head.add("connection", "close");
+  toClient_.head = head.serializeResponse();
+  toClient_.head.append(body);
+  toClient_.headOffset = 0;
+  toClient_.body = {};
+  toServer_ = Output{};
+  response_ = Response::kLocal;
+  if (request_ != Request::kSent) request_ = requestEnded_ ? Request::kSent : Request::kDiscarding;
+}
+
+void HttpOutbound::upstreamBroke() {
+  bool answered = response_ == Response::kBody || !toClient_.empty();
+  if (current_ != nullptr) {
+    if (fromServer_.chunk) current_->endpoint->release(*fromServer_.chunk);
+    fromServer_ = Input{};
+    closeUpstream(*current_, true);
+    current_ = nullptr;
+  }
+  if (answered) return finish(true);  // part of a response went out: only a reset tells the client
+  respondLocally(503, "UC", "upstream connect error or disconnect/reset before headers", false);
+}
+
+void HttpOutbound::completeExchange() {
+  bool reusable = current_ != nullptr && !current_->closing && response_ != Response::kLocal &&
+                  responseParser_.keepAlive() && fromServer_.rest().empty();
+  if (current_ != nullptr) {
+    if (fromServer_.chunk) current_->endpoint->release(*fromServer_.chunk);
+    if (!reusable) closeUpstream(*current_, false);
+  }
+  fromServer_ = Input{};
+  current_ = nullptr;
+  if (requestParser_.inMessage() && !requestParser_.keepAlive()) closeAfterResponse_ = true;
+  if (pod_->draining) closeAfterResponse_ = true;
+  if (!closeAfterResponse_) {
+    requestParser_.next();
+  }
+  responseParser_.next();
+  request_ = Request::kHead;
+  response_ = Response::kNone;
+  requestEnded_ = responseEnded_ = informational_ = false;
+  exchangeConfig_.reset();
+  responseEdits_ = nullptr;
+}
+
+void HttpOutbound::closeUpstream(Upstream& u, bool reset) {
+  if (!u.endpoint || u.closing) return;
+  u.closing = true;
+  u.endpoint->abort(reset);
+}
+
+void HttpOutbound::reapClosedUpstreams() {
+  for (auto& u : upstreams_) {
+    if (u.endpoint && u.closing && u.endpoint->quiescent()) {
+      u.endpoint->close();
+      u = Upstream{};
+    }
+  }
+}
+
+void HttpOutbound::finish(bool reset) {
+  if (finishing_) return;
+  finishing_ = true;
+  if (fromClient_.chunk) down_->release(*fromClient_.chunk);
+  fromClient_ = Input{};
+  if (fromServer_.chunk && current_ != nullptr) current_->endpoint->release(*fromServer_.chunk);
+  fromServer_ = Input{};
+  toClient_ = Output{};
+  toServer_ = Output{};
+  if (down_) down_->abort(reset);
+  for (auto& u : upstreams_) closeUpstream(u, reset);
+  current_ = nullptr;
+}
+
+void HttpOutbound::maybeRetire() {
+  if (!finishing_ || retired_ || pumping_) return;
+  reapClosedUpstreams();
+  for (const auto& u : upstreams_) {
+    if (u.endpoint) return;
+  }
+  if (down_ && !down_->quiescent()) return;
+  if (down_) down_->close();
+  retired_ = true;
+  pod_->counters.closed[static_cast<size_t>(Direction::kOutbound)]++;
+  pod_->counters.active--;
+  --context_.live;
+  context_.loop.retire(*this);
+}
+
+}  // namespace sluice::ztunnel

@@ -1,0 +1,119 @@
+// Outbound HTTP/1.1 (a connection an app opened to an HTTP port of a service): the tunnel
+// terminates the app's HTTP, routes every request on its own (l7/http_route.h: the
+// VirtualService's http routes, the weighted choice and the endpoint are decided per request,
+// so one keep-alive connection spreads over subsets), and sends it to the chosen endpoint over
+// HBONE or TCP, keeping upstream connections alive for the next request to the same endpoint.
+//
+// One exchange at a time (pipelined requests wait in the receive buffer, as RFC 9112 allows):
+//   request:  head parsed -> routed -> upstream ready -> head (edited) written -> raw body
+//   response: head parsed -> edited -> written -> raw body -> exchange complete
+// Bodies are forwarded as the raw bytes that frame them, from the receive buffer, with
+// backpressure: a chunk is released only once written, and the next read waits for that.
+// A response with `Upgrade` (101) turns the connection into an opaque two-way copy.
+//
+// Invariants: at most one upstream is busy (the current exchange's); idle upstreams keep a
+// read armed so a server that closes one is noticed and it is dropped, never reused; an
+// endpoint is destroyed only when quiescent (no io_uring operation can still name it).
+#pragma once
+
+#include <array>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "engine/endpoint.h"
+#include "engine/event_loop.h"
+#include "l7/http1_parser.h"
+#include "proxy/config_snapshot.h"
+#include "proxy/worker_context.h"
+#include "sluice/common/socket_address.h"
+#include "sluice/common/unique_fd.h"
+
+namespace sluice::ztunnel {
+
+class HttpOutbound final : public IoHandler, public EndpointOwner {
+ public:
+  static constexpr int kMaxUpstreams = 8;  // endpoints one app connection keeps connections to
+  static constexpr uint8_t kOpStride = 8;  // op codes per endpoint (>= SocketEndpoint::kOpCount)
+
+  HttpOutbound(WorkerContext& context, std::shared_ptr<PodRuntime> pod, SocketAddress peer, SocketAddress service);
+  ~HttpOutbound() override;
+  // After the loop has added the handler (its socket's operations name it).
+  void start(UniqueFd fd);
+
+  void onCompletion(uint8_t op, int res, uint32_t flags) override;
+  void onTick(std::chrono::steady_clock::time_point now) override;
+  void onBuffersAvailable() override;
+  void onEndpointProgress() override { pump(); }
+  void onEndpointConnected(Endpoint& endpoint, bool ok, FailReason reason) override;
+
+ private:
+  enum class Request { kHead, kConnecting, kSending, kSent, kDiscarding, kTunnel };
+  enum class Response { kNone, kHead, kBody, kLocal, kTunnel };
+  struct Upstream {
+    std::unique_ptr<Endpoint> endpoint;
+    std::string key;  // the endpoint's address
+    std::string protocol;
+    bool connected = false, failed = false, closing = false;
+  };
+  // Bytes read from an endpoint, parsed from `offset` on.
+  struct Input {
+    std::optional<Chunk> chunk;
+    size_t offset = 0;
+    std::span<const uint8_t> rest() const {
+      return chunk ? std::span<const uint8_t>(chunk->data + offset, chunk->length - offset) : std::span<const uint8_t>{};
+    }
+  };
+  // What is being written towards one side: an owned head, then body bytes inside an Input.
+  struct Output {
+    std::string head;
+    size_t headOffset = 0;
+    std::span<const uint8_t> body;
+    bool empty() const { return headOffset == head.size() && body.empty(); }
+  };
+
+  void pump();
+  bool pumpRequest();
+  bool pumpResponse();
+  bool pumpIdleUpstreams();
+  // Writes what `out` holds to `to`; false while the endpoint takes no more (or it failed:
+  // `failed` set).
+  bool flush(Output& out, Endpoint& to, bool& failed, bool toClient);
+  bool readInto(Input& in, Endpoint& from, bool& eof, bool& failed, bool fromClient);
+  void releaseIfConsumed(Input& in, Endpoint& from, const Output& pending);
+  void routeRequest();
+  void respondLocally(int status, std::string_view flag, std::string_view body, bool close,
+                      const std::vector<l7::HttpHeader>& extra = {});
+  void completeExchange();
+  void upstreamBroke();
+  Upstream* acquireUpstream(const std::string& key);
+  int slotOf(const Endpoint& endpoint) const;
+  void closeUpstream(Upstream& u, bool reset);
+  void finish(bool reset);
+  void maybeRetire();
+  void reapClosedUpstreams();
+  bool pumpTunnel();
+
+  WorkerContext& context_;
+  std::shared_ptr<PodRuntime> pod_;
+  SocketAddress peer_, service_;
+  std::unique_ptr<Endpoint> down_;
+  std::array<Upstream, kMaxUpstreams> upstreams_;
+  Upstream* current_ = nullptr;
+  l7::Http1Parser requestParser_{l7::Http1Parser::Kind::kRequest};
+  l7::Http1Parser responseParser_{l7::Http1Parser::Kind::kResponse};
+  Input fromClient_, fromServer_;
+  Output toServer_, toClient_;
+  Request request_ = Request::kHead;
+  Response response_ = Response::kNone;
+  bool requestEnded_ = false, responseEnded_ = false;
+  bool closeAfterResponse_ = false, clientEof_ = false, serverEof_ = false;
+  bool finishing_ = false, retired_ = false, pumping_ = false, informational_ = false;
+  bool tunnelEofToServer_ = false, tunnelEofToClient_ = false;
+  // The configuration the current exchange was routed with (the rule's response edits live in it).
+  std::shared_ptr<const ConfigSnapshot> exchangeConfig_;
+  const l7::HeaderEdits* responseEdits_ = nullptr;
+  std::chrono::steady_clock::time_point lastActivity_;
+};
+
+}  // namespace sluice::ztunnel

@@ -1,0 +1,49 @@
+#include "proxy/upstream.h"
+
+#include <fmt/format.h>
+
+#include "engine/socket_endpoint.h"
+#include "proxy/hbone_client.h"
+#include "proxy/hbone_request.h"
+#include "proxy/stream_endpoint.h"
+#include "sluice/common/pki.h"
+
+namespace sluice::ztunnel {
+
+std::expected<OpenedUpstream, UpstreamFailure> openUpstream(WorkerContext& context, const std::shared_ptr<PodRuntime>& pod,
+                                                            const UpstreamTarget& t, IoHandler& handler,
+                                                            EndpointOwner& owner, uint8_t opBase) {
+  if (t.workload && context.certificates != nullptr) {
+    auto certificate = context.certificates->get(pod->identity);
+    if (!certificate) return std::unexpected(UpstreamFailure{FailReason::kNoCertificate, "no certificate for " + pod->identity});
+    std::string expected = pki::spiffeIdFor(context.options.trustDomain, t.workload->ns, t.workload->serviceAccount);
+    PoolKey key = poolKey(pod->uid, pod->identity, expected, t.target);
+    HboneClient* client = context.pool.find(key);
+    if (client == nullptr) {
+      auto dialled = HboneClient::dial(context, pod, *certificate, key, expected);
+      if (!dialled) {
+        return std::unexpected(UpstreamFailure{FailReason::kSocketError,
+                                               fmt::format("HBONE to {}: {}", key.destination, dialled.error().message())});
+      }
+      client = *dialled;
+    }
+    auto& random = context.random;
+    auto stream = client->session().connect({t.target.toString(), forwardedFor(t.peer), traceparent(random(), random(), random())});
+    if (!stream) {
+      return std::unexpected(UpstreamFailure{FailReason::kHboneProtocol,
+                                             fmt::format("HBONE CONNECT to {}: {}", t.target.toString(), stream.error().message())});
+    }
+    auto endpoint = std::make_unique<StreamEndpoint>(*client, *stream, StreamEndpoint::Side::kClient, owner, pod->counters);
+    client->requestFlush();
+    return OpenedUpstream{std::move(endpoint), "HBONE", expected};
+  }
+  auto fd = context.sockets.upstream(*pod, t.target.family());
+  if (!fd) return std::unexpected(UpstreamFailure{FailReason::kSocketError, "upstream socket: " + fd.error().message()});
+  auto endpoint = std::make_unique<SocketEndpoint>(context.loop, handler, owner, opBase, std::move(*fd), &pod->buffers);
+  if (!endpoint->connect(t.target, context.options.connectTimeout)) {
+    return std::unexpected(UpstreamFailure{FailReason::kSocketError, "connect to " + t.target.toString() + " not submitted"});
+  }
+  return OpenedUpstream{std::move(endpoint), "TCP", {}};
+}
+
+}  // namespace sluice::ztunnel

@@ -10,6 +10,7 @@ namespace sluice::ztunnel::l7 {
 namespace {
 
 using Event = Http1Parser::Step::Event;
+using namespace std::string_literals;
 
 std::span<const uint8_t> bytes(std::string_view s) { return {reinterpret_cast<const uint8_t*>(s.data()), s.size()}; }
 
@@ -102,7 +103,7 @@ TEST(Http1Parser, SmugglingShapesAndOversizedHeadsAreRefused) {
       {"bare CR", "GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n", 400},
       {"bare LF", "GET / HTTP/1.1\nHost: a\n\n", 400},
       {"space before colon", "GET / HTTP/1.1\r\nHost : a\r\n\r\n", 400},
-      {"NUL in value", std::string("GET / HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n", 37), 400},
+      {"NUL in value", "GET / HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n"s, 400},
       {"bad chunk size", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400},
       {"101 headers", manyHeaders + "\r\n", 431},
       {"61 KiB head", "GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + std::string(61 * 1024, 'a') + "\r\n\r\n", 431},

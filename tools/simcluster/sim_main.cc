@@ -152,6 +152,56 @@ void printIdentities(const MeshNode& node, const std::string& name) {
   }
 }
 
+// `count` requests from the client pod over one keep-alive connection (python's http.client)
+// to the L7 service; the JSON summary (tests/interop/http_keepalive_client.py), or null.
+nlohmann::json keepAliveRequests(const Cluster& cluster, int count, const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> argv = {"/usr/bin/python3", std::string(SLUICE_SOURCE_DIR) + "/tests/interop/http_keepalive_client.py",
+                                   kHttpVip, "80", std::to_string(count)};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  auto client = cluster.runInPod("client", {.argv = argv, .captureOutput = true});
+  if (!client) return nullptr;
+  auto line = readLine(client->stdoutPipe(), std::chrono::seconds(120));
+  (void)client->wait(std::chrono::seconds(10));
+  return nlohmann::json::parse(line.value_or("null"), nullptr, false);
+}
+
+// L7: HTTP apps on the web pods behind Service web-http, routed per request by node0's tunnel.
+bool showHttpRouting(const Cluster& cluster, const std::string& configDir, std::vector<ChildProcess>& apps) {
+  fmt::print("\nL7: Service web-http ({}:80, port named http) routed per request in node0's tunnel: "
+             "x-canary: always -> v2, the rest 90/10\n", kHttpVip);
+  for (const char* pod : {"web-v1", "web-v2"}) {
+    auto app = cluster.runInPod(pod, {.argv = {"/usr/bin/python3", "-u", std::string(SLUICE_SOURCE_DIR) + "/tests/interop/http_echo_server.py",
+                                               pod, "8081"},
+                                      .captureOutput = true});
+    if (!app || !readLine(app->stdoutPipe(), std::chrono::seconds(10))) {
+      fmt::print(stderr, "sluice-sim demo: the HTTP app in {} did not start\n", pod);
+      return false;
+    }
+    apps.push_back(std::move(*app));
+  }
+  if (!writeConfigFile(configDir, "http.yaml", httpCanaryYaml(90, 10))) return false;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  nlohmann::json probe;
+  while (std::chrono::steady_clock::now() < deadline && !stopRequested()) {
+    probe = keepAliveRequests(cluster, 1, {"--header", "x-canary:always"});
+    if (probe.is_object() && probe["pods"].value("web-v2", 0) == 1) break;
+    ::usleep(200000);
+  }
+  nlohmann::json split = keepAliveRequests(cluster, 1000);
+  nlohmann::json canary = keepAliveRequests(cluster, 20, {"--header", "x-canary:always"});
+  if (!split.is_object() || !canary.is_object()) {
+    fmt::print(stderr, "sluice-sim demo: the HTTP client failed\n");
+    return false;
+  }
+  int v1 = split["pods"].value("web-v1", 0), v2 = split["pods"].value("web-v2", 0);
+  fmt::print("  1000 requests on {} keep-alive connection(s): web-v1 {} ({:.1f}%), web-v2 {} ({:.1f}%)\n",
+             split.value("connections", 0), v1, v1 / 10.0, v2, v2 / 10.0);
+  fmt::print("  20 requests with x-canary: always: web-v2 {}\n", canary["pods"].value("web-v2", 0));
+  fmt::print("  what the app saw: host {}, traceparent {}\n", split["last"]["headers"].value("host", "?"),
+             split["last"]["headers"].value("traceparent", "?"));
+  return v1 + v2 == 1000 && v2 >= 50 && v2 <= 150 && canary["pods"].value("web-v2", 0) == 20 && split.value("connections", 0) == 1;
+}
+
 int demo(int nodeCount, uint64_t bytes) {
   auto built = createMeshCluster(nodeCount);
   if (!built) {
@@ -232,6 +282,7 @@ int demo(int nodeCount, uint64_t bytes) {
   if (!showCanary(cluster, mesh, configDir, 90, 10, 1000) || !showCanary(cluster, mesh, configDir, 50, 50, 1000)) {
     ++failures;
   }
+  if (!showHttpRouting(cluster, configDir, apps)) ++failures;
   fmt::print("\nsluicectl pods (node0):\n");
   if (auto pods = mesh[0]->sluicectl({"pods"})) fmt::print("{}", pods->out);
   fmt::print("\nsluicectl explain --pod shop/client --to {}:\n", withPort(server->ipv4, 8080));

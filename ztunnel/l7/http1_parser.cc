@@ -119,7 +119,7 @@ int Http1Parser::onHeadersComplete(llhttp_t* p) {
 }
 
 int Http1Parser::onMessageComplete(llhttp_t* p) {
-  self(p)->messageComplete_ = true;
+  (void)p;
   return HPE_PAUSED;
 }
 
@@ -174,7 +174,6 @@ Http1Parser::Step Http1Parser::feed(std::span<const uint8_t> input) {
     llhttp_resume(&parser_);
     if (headEndsMessage_) {
       headEndsMessage_ = false;
-      messageComplete_ = false;
       pendingEnd_ = true;  // the next feed() reports the end
     }
     state_ = State::kBody;
@@ -182,7 +181,6 @@ Http1Parser::Step Http1Parser::feed(std::span<const uint8_t> input) {
   }
   // In the body: everything consumed is raw body (framing and trailers included).
   if (rc == HPE_OK) return {Step::Event::kNeedMore, used, input.first(used)};
-  messageComplete_ = false;
   state_ = State::kEnded;
   return {Step::Event::kEnd, used, input.first(used)};
 }

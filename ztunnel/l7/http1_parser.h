@@ -90,7 +90,7 @@ class Http1Parser {
   bool tooLarge_ = false;
   bool lastWasLf_ = false;  // raw head scan state across feeds
   bool folded_ = false;
-  bool headEndsMessage_ = false, pendingEnd_ = false, messageComplete_ = false;
+  bool headEndsMessage_ = false, pendingEnd_ = false;
   const char* badReason_ = nullptr;  // set by a callback that refused the head
 };
 

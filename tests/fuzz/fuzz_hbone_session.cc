@@ -6,13 +6,13 @@
 #include <cstdint>
 #include <string>
 
-#include "hbone/connect_session.h"
+#include "http2/http2_session.h"
 #include "proxy/inbound_decision.h"
 
 using namespace sluice::ztunnel;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  auto session = hbone::ConnectSession::create(hbone::ConnectSession::Role::kServer, {.maxConcurrentStreams = 8});
+  auto session = http2::Http2Session::create(http2::Http2Session::Role::kServer, {.maxConcurrentStreams = 8});
   if (!session) return 0;
   static const ConfigSnapshot config;
   const InboundPod pod{"shop", {"10.244.1.5", "fd00::5"}};
@@ -23,7 +23,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!(*session)->receive({data + offset, piece})) break;
     offset += piece;
     for (const auto& e : (*session)->takeEvents()) {
-      using Kind = hbone::SessionEvent::Kind;
+      using Kind = http2::SessionEvent::Kind;
       auto& s = **session;
       if (e.kind == Kind::kRequest) {
         const auto* request = s.request(e.stream);

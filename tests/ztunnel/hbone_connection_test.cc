@@ -15,6 +15,7 @@ namespace sluice::ztunnel::hbone {
 namespace {
 
 namespace fs = std::filesystem;
+using http2::SessionEvent;
 using Kind = SessionEvent::Kind;
 
 struct Credential {

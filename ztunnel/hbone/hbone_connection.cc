@@ -2,10 +2,10 @@
 
 namespace sluice::ztunnel::hbone {
 
-Result<std::unique_ptr<HboneConnection>> HboneConnection::create(Role role, SSL_CTX* context, SessionLimits limits) {
+Result<std::unique_ptr<HboneConnection>> HboneConnection::create(Role role, SSL_CTX* context, http2::SessionLimits limits) {
   SLUICE_TRY_ASSIGN(tls, TlsChannel::create(context, role == Role::kServer ? TlsChannel::Role::kServer : TlsChannel::Role::kClient));
-  SLUICE_TRY_ASSIGN(session, ConnectSession::create(
-                                 role == Role::kServer ? ConnectSession::Role::kServer : ConnectSession::Role::kClient, limits));
+  SLUICE_TRY_ASSIGN(session, http2::Http2Session::create(
+                                 role == Role::kServer ? http2::Http2Session::Role::kServer : http2::Http2Session::Role::kClient, limits));
   return std::unique_ptr<HboneConnection>(new HboneConnection(std::move(tls), std::move(session)));
 }
 

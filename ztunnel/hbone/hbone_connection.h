@@ -1,5 +1,5 @@
 // One HBONE connection, sans-IO: TLS 1.3 (TlsChannel) carrying HTTP/2 CONNECT streams
-// (ConnectSession). The worker feeds it what the socket received and sends what flush()
+// (http2::Http2Session, http2/). The worker feeds it what the socket received and sends what flush()
 // returns; until the handshake is complete the session's bytes wait (a client may open its
 // first streams at once, so concurrent first requests share one handshake).
 //
@@ -14,7 +14,7 @@
 #include <span>
 #include <string>
 
-#include "hbone/connect_session.h"
+#include "http2/http2_session.h"
 #include "hbone/tls_channel.h"
 
 namespace sluice::ztunnel::hbone {
@@ -22,7 +22,7 @@ namespace sluice::ztunnel::hbone {
 class HboneConnection {
  public:
   enum class Role { kClient, kServer };
-  static Result<std::unique_ptr<HboneConnection>> create(Role role, SSL_CTX* context, SessionLimits limits = {});
+  static Result<std::unique_ptr<HboneConnection>> create(Role role, SSL_CTX* context, http2::SessionLimits limits = {});
 
   // Ciphertext from the socket. Fails on a TLS or HTTP/2 error (close the connection).
   Status receive(std::span<const uint8_t> ciphertext);
@@ -41,14 +41,14 @@ class HboneConnection {
   // Whatever TLS has queued (e.g. the alert of a failed handshake), without driving anything.
   void takeCiphertext(std::string& out) { tls_.takeCiphertext(out); }
 
-  ConnectSession& session() { return *session_; }
-  const ConnectSession& session() const { return *session_; }
+  http2::Http2Session& session() { return *session_; }
+  const http2::Http2Session& session() const { return *session_; }
 
  private:
-  HboneConnection(TlsChannel tls, std::unique_ptr<ConnectSession> session)
+  HboneConnection(TlsChannel tls, std::unique_ptr<http2::Http2Session> session)
       : tls_(std::move(tls)), session_(std::move(session)) {}
   TlsChannel tls_;
-  std::unique_ptr<ConnectSession> session_;
+  std::unique_ptr<http2::Http2Session> session_;
   std::string plaintext_;  // scratch, reused
   bool announced_ = false, verified_ = false, peerClosed_ = false;
 };

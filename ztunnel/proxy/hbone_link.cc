@@ -158,7 +158,7 @@ void HboneLink::onDeferred() {
 }
 
 void HboneLink::handleEvents() {
-  using Kind = hbone::SessionEvent::Kind;
+  using Kind = http2::SessionEvent::Kind;
   for (const auto& e : session().takeEvents()) {
     if (aborting_) return;
     if (e.kind == Kind::kRequest) {

@@ -48,8 +48,8 @@ class HboneLink : public IoHandler, public EndpointOwner {
             std::unique_ptr<hbone::HboneConnection> connection, SocketAddress peer);
   ~HboneLink() override;
 
-  hbone::ConnectSession& session() { return connection_->session(); }
-  const hbone::ConnectSession& session() const { return connection_->session(); }
+  http2::Http2Session& session() { return connection_->session(); }
+  const http2::Http2Session& session() const { return connection_->session(); }
   void attach(int32_t stream, StreamEndpoint* endpoint);
   // The endpoint's relay finished: the stream is forgotten (its unconsumed window returned).
   void detach(int32_t stream);

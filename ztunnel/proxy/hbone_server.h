@@ -4,7 +4,7 @@
 // this pod, 401 denied, 503 app unreachable, 200 and a relay to the app.
 //
 // Answers other than 200 end the stream at once; DATA the client still sends on it is dropped
-// (ConnectSession), never held. A connection with no streams for hboneIdleTimeout is closed,
+// (Http2Session), never held. A connection with no streams for hboneIdleTimeout is closed,
 // and each source address may hold at most SourceLimits::hbone connections.
 #pragma once
 

@@ -29,8 +29,8 @@ void StreamEndpoint::connectionLost() {
   }
 }
 
-void StreamEndpoint::onSessionEvent(const hbone::SessionEvent& e) {
-  using Kind = hbone::SessionEvent::Kind;
+void StreamEndpoint::onSessionEvent(const http2::SessionEvent& e) {
+  using Kind = http2::SessionEvent::Kind;
   if (link_ == nullptr) return;
   auto& session = link_->session();
   switch (e.kind) {
@@ -93,7 +93,7 @@ IoResult StreamEndpoint::write(std::span<const uint8_t> bytes) {
   if (closedByPeer_) return IoResult::closed();
   auto& session = link_->session();
   // Backpressure: refuse while the stream holds more than its high water (kWritable resumes).
-  if (session.queued(stream_) >= hbone::ConnectSession::kHighWater) return IoResult::pending();
+  if (session.queued(stream_) >= http2::Http2Session::kHighWater) return IoResult::pending();
   session.write(stream_, bytes);
   link_->requestFlush();
   return IoResult::done(bytes.size());

@@ -1,6 +1,6 @@
 // A CONNECT stream of an HBONE connection as a relay endpoint: reads take the bytes the peer
 // sent on the stream (the session's inbox, swapped out without a copy), writes queue bytes on
-// the stream (ConnectSession::write), a half-close is END_STREAM, an abort RST_STREAM.
+// the stream (Http2Session::write), a half-close is END_STREAM, an abort RST_STREAM.
 //
 // Flow control is end to end: a chunk lent to the relay reopens the peer's window only when
 // the relay gives it back (it reached the other socket), and writes are refused (kPending)
@@ -14,7 +14,7 @@
 #include <string>
 
 #include "engine/endpoint.h"
-#include "hbone/connect_session.h"
+#include "http2/http2_session.h"
 #include "proxy/pod_runtime.h"
 
 namespace sluice::ztunnel {
@@ -28,7 +28,7 @@ class StreamEndpoint final : public Endpoint {
   ~StreamEndpoint() override;
 
   // From the link.
-  void onSessionEvent(const hbone::SessionEvent& event);
+  void onSessionEvent(const http2::SessionEvent& event);
   void connectionLost();
   // The link is being destroyed with the loop: drop the pointer, tell nobody.
   void forgetLink() { link_ = nullptr; }

@@ -10,7 +10,7 @@
 
 #include "capture/orig_dst_table.h"
 #include "engine/event_loop.h"
-#include "hbone/connect_session.h"
+#include "http2/http2_session.h"
 #include "identity/certificate_manager.h"
 #include "proxy/config_snapshot.h"
 #include "proxy/hbone_pool.h"
@@ -42,7 +42,7 @@ struct WorkerOptions {
   uint64_t podBufferShareBytes = 8 << 20;
   // 1 MiB per stream covers a LAN's bandwidth-delay product many times over; 4 MiB per
   // connection caps what one hostile connection can make us hold.
-  hbone::SessionLimits hboneLimits{.streamWindow = 1 << 20, .connectionWindow = 4 << 20};
+  http2::SessionLimits hboneLimits{.streamWindow = 1 << 20, .connectionWindow = 4 << 20};
 };
 
 // Per-source connection caps, shared by all workers (owned by main).

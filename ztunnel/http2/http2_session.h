@@ -1,7 +1,11 @@
-// One HTTP/2 connection carrying HBONE streams (RFC 9113 CONNECT, one TCP flow per stream), as
-// a sans-IO state machine over nghttp2: the caller feeds it the peer's plaintext bytes and
-// takes the bytes to send; it never touches a socket, so the worker drives it from io_uring
-// completions and tests and the fuzzer drive it from memory.
+// One HTTP/2 connection as a sans-IO state machine over nghttp2: the caller feeds it the peer's
+// plaintext bytes and takes the bytes to send; it never touches a socket, so the worker drives
+// it from io_uring completions and tests and the fuzzer drive it from memory.
+//
+// Two users: HBONE (RFC 9113 CONNECT streams, one TCP flow per stream: connect(), respond(),
+// request()) and the L7 proxy's HTTP/2 and gRPC (ordinary requests: submitRequest(),
+// submitResponse(), the received header fields and trailers, finish() with trailers). Both get
+// the same per-stream body queues and flow control.
 //
 // Flow control is end to end: received DATA is held per stream until the caller reports it
 // delivered to the app (consumed()), and only then is the window reopened, so a slow app slows
@@ -21,11 +25,16 @@
 #include <string>
 #include <vector>
 
+#include "l7/http_head.h"
 #include "sluice/common/error.h"
 
 struct nghttp2_session;
 
-namespace sluice::ztunnel::hbone {
+namespace sluice::ztunnel::http2 {
+
+// Header fields as received or to send: pseudo-header fields (":method", ":status", ...) first,
+// names in lowercase (HTTP/2 requires it; nghttp2 refuses uppercase from the peer).
+using Fields = std::vector<l7::HttpHeader>;
 
 struct SessionLimits {
   uint32_t maxConcurrentStreams = 100;
@@ -45,10 +54,10 @@ struct ConnectRequest {
 
 struct SessionEvent {
   enum class Kind {
-    kRequest,   // server: a CONNECT arrived (request(stream)); answer with respond()
-    kResponse,  // client: the response status arrived (status(stream))
+    kRequest,   // server: a request's header block arrived (fields(stream); HBONE: request(stream))
+    kResponse,  // client: the final response's header block arrived (status(stream), fields(stream))
     kData,      // bytes are waiting in inbox(stream)
-    kEnd,       // the peer half-closed the stream (after all its data)
+    kEnd,       // the peer half-closed the stream (after all its data; trailers(stream) if any)
     kClosed,    // the stream is gone (reset by the peer or the protocol); errorCode() says why
     kWritable,  // queued(stream) fell below kLowWater again
   };
@@ -56,16 +65,16 @@ struct SessionEvent {
   int32_t stream;
 };
 
-class ConnectSession {
+class Http2Session {
  public:
   static constexpr size_t kHighWater = 256 << 10;
   static constexpr size_t kLowWater = 64 << 10;
   enum class Role { kClient, kServer };
 
-  static Result<std::unique_ptr<ConnectSession>> create(Role role, SessionLimits limits = {});
-  ~ConnectSession();
-  ConnectSession(const ConnectSession&) = delete;
-  ConnectSession& operator=(const ConnectSession&) = delete;
+  static Result<std::unique_ptr<Http2Session>> create(Role role, SessionLimits limits = {});
+  ~Http2Session();
+  Http2Session(const Http2Session&) = delete;
+  Http2Session& operator=(const Http2Session&) = delete;
 
   // The peer's bytes. A protocol error fails (the connection must be closed; a GOAWAY may
   // already be queued for produce()).
@@ -83,10 +92,24 @@ class ConnectSession {
   // Client: opens a CONNECT stream; its DATA follows through write(). Fails when the
   // connection can take no more streams.
   Result<int32_t> connect(const ConnectRequest& request);
-  // Server: answers a request. 200 opens the tunnel; any other status ends the stream (and,
-  // once the answer is out, RST_STREAM NO_ERROR frees it), and whatever DATA the client
+  // Server (HBONE): answers a CONNECT. 200 opens the tunnel; any other status ends the stream
+  // (and, once the answer is out, RST_STREAM NO_ERROR frees it), and whatever DATA the client
   // still sends on it is consumed and dropped (never held).
   void respond(int32_t stream, int status);
+
+  // Client: sends a request's header block (pseudo-header fields first); unless `endStream`,
+  // its body follows through write() and finish(). Fails when no more streams fit.
+  Result<int32_t> submitRequest(const Fields& fields, bool endStream);
+  // Server: sends a response's header block; unless `endStream`, the body follows through
+  // write() and finish(). A stream already gone is ignored.
+  void submitResponse(int32_t stream, const Fields& fields, bool endStream);
+  // The header block of the request (server) or the final response (client); 1xx interim
+  // responses are skipped. Empty until kRequest / kResponse.
+  const Fields& fields(int32_t stream) const;
+  // The peer's trailers (a header block after the body), complete at kEnd.
+  const Fields& trailers(int32_t stream) const;
+  // The peer's END_STREAM has been received (its last event may still be queued).
+  bool peerEnded(int32_t stream) const;
 
   const ConnectRequest* request(int32_t stream) const;
   int status(int32_t stream) const;
@@ -97,8 +120,8 @@ class ConnectSession {
   void consumed(int32_t stream, size_t bytes);
   void write(int32_t stream, std::span<const uint8_t> bytes);
   size_t queued(int32_t stream) const;
-  // Half-close: END_STREAM after the queued bytes.
-  void finish(int32_t stream);
+  // Half-close: END_STREAM after the queued bytes, carried by `trailers` when there are any.
+  void finish(int32_t stream, const Fields& trailers = {});
   // Abandons `stream` with RST_STREAM (default CANCEL); no event follows for it.
   void reset(int32_t stream, uint32_t errorCode = 0x8);
   // The caller is done with a stream: forgets it, returning the window of bytes it never
@@ -113,6 +136,10 @@ class ConnectSession {
  private:
   struct Stream {
     ConnectRequest request;
+    Fields fields, trailers;
+    Fields trailersToSend;
+    bool finalHead = false;  // client: the final (non-1xx) response head is complete
+    bool peerEnded = false;
     size_t headerBytes = 0;
     bool isConnect = false, hasScheme = false, hasPath = false;
     int status = 0;
@@ -130,11 +157,12 @@ class ConnectSession {
     bool released = false;  // the caller is done; kept only until its queued bytes are out
     bool resetAfterAnswer = false;  // answered non-200: RST_STREAM NO_ERROR once the answer is out
   };
-  explicit ConnectSession(Role role, SessionLimits limits) : role_(role), limits_(limits) {}
+  explicit Http2Session(Role role, SessionLimits limits) : role_(role), limits_(limits) {}
   Stream* find(int32_t stream);
   const Stream* find(int32_t stream) const;
   void attachData(int32_t stream, Stream& s);
   void resume(int32_t stream, Stream& s);
+  int32_t submit(int32_t stream, const Fields& fields, bool endStream);
 
   struct Callbacks;
   friend struct Callbacks;
@@ -148,4 +176,4 @@ class ConnectSession {
   bool peerWentAway_ = false;
 };
 
-}  // namespace sluice::ztunnel::hbone
+}  // namespace sluice::ztunnel::http2

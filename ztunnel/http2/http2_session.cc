@@ -1,4 +1,4 @@
-#include "hbone/connect_session.h"
+#include "http2/http2_session.h"
 
 #include <nghttp2/nghttp2.h>
 
@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <cstring>
 
-namespace sluice::ztunnel::hbone {
+namespace sluice::ztunnel::http2 {
 
 namespace {
 
@@ -19,15 +19,37 @@ nghttp2_nv header(std::string_view name, std::string_view value) {
           NGHTTP2_NV_FLAG_NONE};
 }
 
+std::vector<nghttp2_nv> headers(const Fields& fields) {
+  std::vector<nghttp2_nv> nv;
+  nv.reserve(fields.size());
+  for (const auto& f : fields) nv.push_back(header(f.name, f.value));
+  return nv;
+}
+
+const Fields& noFields() {
+  static const Fields none;
+  return none;
+}
+
 }  // namespace
 
 // nghttp2's callbacks, with access to the session's private state.
-struct ConnectSession::Callbacks {
-  static ConnectSession& self(void* user) { return *static_cast<ConnectSession*>(user); }
+struct Http2Session::Callbacks {
+  static Http2Session& self(void* user) { return *static_cast<Http2Session*>(user); }
 
   static int onBeginHeaders(nghttp2_session*, const nghttp2_frame* frame, void* user) {
-    ConnectSession& s = self(user);
-    if (frame->hd.type != NGHTTP2_HEADERS || s.role_ != Role::kServer || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+    Http2Session& s = self(user);
+    if (frame->hd.type != NGHTTP2_HEADERS) return 0;
+    if (s.role_ == Role::kClient) {
+      // A response head (interim or final) starts afresh; a block after the final one is trailers.
+      Stream* st = s.find(frame->hd.stream_id);
+      if (st != nullptr && !st->finalHead) {
+        st->fields.clear();
+        st->status = 0;
+      }
+      return 0;
+    }
+    if (frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
     if (s.shutdown_) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // refuses the stream
     s.streams_[frame->hd.stream_id] = Stream{};
     ++s.open_;
@@ -36,12 +58,15 @@ struct ConnectSession::Callbacks {
 
   static int onHeader(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name, size_t nameLength,
                       const uint8_t* value, size_t valueLength, uint8_t, void* user) {
-    ConnectSession& s = self(user);
+    Http2Session& s = self(user);
     Stream* st = s.find(frame->hd.stream_id);
     if (st == nullptr) return 0;
     st->headerBytes += nameLength + valueLength + 32;
     if (st->headerBytes > s.limits_.maxHeaderBytes) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     std::string_view n = view(name, nameLength), v = view(value, valueLength);
+    bool isTrailer = s.role_ == Role::kServer ? frame->headers.cat == NGHTTP2_HCAT_HEADERS : st->finalHead;
+    (isTrailer ? st->trailers : st->fields).push_back({std::string(n), std::string(v)});
+    if (isTrailer) return 0;
     if (s.role_ == Role::kServer) {
       if (n == ":method") st->isConnect = v == "CONNECT";
       else if (n == ":authority") st->request.authority = v;
@@ -58,7 +83,7 @@ struct ConnectSession::Callbacks {
   }
 
   static int onFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void* user) {
-    ConnectSession& s = self(user);
+    Http2Session& s = self(user);
     int32_t id = frame->hd.stream_id;
     if (frame->hd.type == NGHTTP2_GOAWAY) s.peerWentAway_ = true;
     Stream* st = s.find(id);
@@ -66,18 +91,20 @@ struct ConnectSession::Callbacks {
     if (frame->hd.type == NGHTTP2_HEADERS && (frame->hd.flags & NGHTTP2_FLAG_END_HEADERS)) {
       if (s.role_ == Role::kServer && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
         s.events_.push_back({SessionEvent::Kind::kRequest, id});
-      } else if (s.role_ == Role::kClient && st->status >= 200 && (frame->headers.cat == NGHTTP2_HCAT_RESPONSE)) {
+      } else if (s.role_ == Role::kClient && !st->finalHead && st->status >= 200) {
+        st->finalHead = true;
         s.events_.push_back({SessionEvent::Kind::kResponse, id});
       }
     }
     if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+      st->peerEnded = true;
       s.events_.push_back({SessionEvent::Kind::kEnd, id});
     }
     return 0;
   }
 
   static int onDataChunk(nghttp2_session* session, uint8_t, int32_t id, const uint8_t* data, size_t length, void* user) {
-    ConnectSession& s = self(user);
+    Http2Session& s = self(user);
     Stream* st = s.find(id);
     if (st == nullptr || st->closed) {
       // Not ours (reset meanwhile): give the window straight back.
@@ -98,7 +125,7 @@ struct ConnectSession::Callbacks {
   // A complete non-200 answer went out: ask the client to stop sending with RST_STREAM
   // NO_ERROR (RFC 9113 8.1), so the stream is freed now rather than when the client ends it.
   static int onFrameSend(nghttp2_session* session, const nghttp2_frame* frame, void* user) {
-    ConnectSession& s = self(user);
+    Http2Session& s = self(user);
     if (frame->hd.type != NGHTTP2_HEADERS || !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) return 0;
     Stream* st = s.find(frame->hd.stream_id);
     if (st == nullptr || !st->resetAfterAnswer) return 0;
@@ -108,7 +135,7 @@ struct ConnectSession::Callbacks {
   }
 
   static int onStreamClose(nghttp2_session*, int32_t id, uint32_t errorCode, void* user) {
-    ConnectSession& s = self(user);
+    Http2Session& s = self(user);
     Stream* st = s.find(id);
     if (st == nullptr || st->closed) return 0;
     --s.open_;
@@ -123,9 +150,9 @@ struct ConnectSession::Callbacks {
     return 0;
   }
 
-  static ssize_t readData(nghttp2_session*, int32_t id, uint8_t* buf, size_t length, uint32_t* flags,
+  static ssize_t readData(nghttp2_session* session, int32_t id, uint8_t* buf, size_t length, uint32_t* flags,
                           nghttp2_data_source*, void* user) {
-    ConnectSession& s = self(user);
+    Http2Session& s = self(user);
     Stream* st = s.find(id);
     if (st == nullptr) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     size_t available = st->outbox.size() - st->outboxOffset;
@@ -144,6 +171,12 @@ struct ConnectSession::Callbacks {
     }
     if (st->outbox.size() == st->outboxOffset && st->finishRequested) {
       *flags |= NGHTTP2_DATA_FLAG_EOF;
+      if (!st->trailersToSend.empty()) {
+        // The trailers' HEADERS frame carries END_STREAM instead of this DATA frame.
+        std::vector<nghttp2_nv> nv = headers(st->trailersToSend);
+        if (nghttp2_submit_trailer(session, id, nv.data(), nv.size()) == 0) *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+        st->trailersToSend.clear();
+      }
       return static_cast<ssize_t>(n);
     }
     if (n == 0) {
@@ -154,8 +187,8 @@ struct ConnectSession::Callbacks {
   }
 };
 
-Result<std::unique_ptr<ConnectSession>> ConnectSession::create(Role role, SessionLimits limits) {
-  std::unique_ptr<ConnectSession> s(new ConnectSession(role, limits));
+Result<std::unique_ptr<Http2Session>> Http2Session::create(Role role, SessionLimits limits) {
+  std::unique_ptr<Http2Session> s(new Http2Session(role, limits));
   nghttp2_session_callbacks* cb = nullptr;
   nghttp2_session_callbacks_new(&cb);
   nghttp2_session_callbacks_set_on_begin_headers_callback(cb, Callbacks::onBeginHeaders);
@@ -185,24 +218,24 @@ Result<std::unique_ptr<ConnectSession>> ConnectSession::create(Role role, Sessio
   return s;
 }
 
-ConnectSession::~ConnectSession() { nghttp2_session_del(session_); }
+Http2Session::~Http2Session() { nghttp2_session_del(session_); }
 
-ConnectSession::Stream* ConnectSession::find(int32_t stream) {
+Http2Session::Stream* Http2Session::find(int32_t stream) {
   auto it = streams_.find(stream);
   return it == streams_.end() ? nullptr : &it->second;
 }
-const ConnectSession::Stream* ConnectSession::find(int32_t stream) const {
+const Http2Session::Stream* Http2Session::find(int32_t stream) const {
   auto it = streams_.find(stream);
   return it == streams_.end() ? nullptr : &it->second;
 }
 
-Status ConnectSession::receive(std::span<const uint8_t> bytes) {
+Status Http2Session::receive(std::span<const uint8_t> bytes) {
   ssize_t rc = nghttp2_session_mem_recv(session_, bytes.data(), bytes.size());
   if (rc < 0) return fail(fmt::format("HTTP/2: {}", nghttp2_strerror(static_cast<int>(rc))));
   return {};
 }
 
-Result<size_t> ConnectSession::produce(std::string& out, size_t limit) {
+Result<size_t> Http2Session::produce(std::string& out, size_t limit) {
   size_t total = 0;
   while (out.size() < limit) {
     const uint8_t* data = nullptr;
@@ -215,52 +248,81 @@ Result<size_t> ConnectSession::produce(std::string& out, size_t limit) {
   return total;
 }
 
-bool ConnectSession::wantsWrite() const { return nghttp2_session_want_write(session_) != 0; }
+bool Http2Session::wantsWrite() const { return nghttp2_session_want_write(session_) != 0; }
 
-bool ConnectSession::finished() const {
+bool Http2Session::finished() const {
   return nghttp2_session_want_read(session_) == 0 && nghttp2_session_want_write(session_) == 0;
 }
 
-std::vector<SessionEvent> ConnectSession::takeEvents() {
+std::vector<SessionEvent> Http2Session::takeEvents() {
   std::vector<SessionEvent> out;
   out.swap(events_);
   return out;
 }
 
-bool ConnectSession::acceptsStreams() const {
+bool Http2Session::acceptsStreams() const {
   return !shutdown_ && !peerWentAway_ && open_ < limits_.maxConcurrentStreams &&
          open_ < nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
 }
 
-Result<int32_t> ConnectSession::connect(const ConnectRequest& request) {
-  if (role_ != Role::kClient) return fail("connect() on a server session");
-  if (!acceptsStreams()) return fail("the HTTP/2 connection takes no more streams");
-  std::vector<nghttp2_nv> headers{header(":method", "CONNECT"), header(":authority", request.authority)};
-  if (!request.forwarded.empty()) headers.push_back(header("forwarded", request.forwarded));
-  if (!request.traceparent.empty()) headers.push_back(header("traceparent", request.traceparent));
+Result<int32_t> Http2Session::connect(const ConnectRequest& request) {
+  Fields fields{{":method", "CONNECT"}, {":authority", request.authority}};
+  if (!request.forwarded.empty()) fields.push_back({"forwarded", request.forwarded});
+  if (!request.traceparent.empty()) fields.push_back({"traceparent", request.traceparent});
+  SLUICE_TRY_ASSIGN(id, submitRequest(fields, false));
+  streams_[id].request = request;
+  return id;
+}
+
+int32_t Http2Session::submit(int32_t stream, const Fields& fields, bool endStream) {
+  std::vector<nghttp2_nv> nv = headers(fields);
   nghttp2_data_provider provider{};
   provider.read_callback = Callbacks::readData;
-  int32_t id = nghttp2_submit_request(session_, nullptr, headers.data(), headers.size(), &provider, nullptr);
-  if (id < 0) return fail(fmt::format("HTTP/2 CONNECT: {}", nghttp2_strerror(id)));
+  nghttp2_data_provider* body = endStream ? nullptr : &provider;
+  return stream == 0 ? nghttp2_submit_request(session_, nullptr, nv.data(), nv.size(), body, nullptr)
+                     : nghttp2_submit_response(session_, stream, nv.data(), nv.size(), body);
+}
+
+Result<int32_t> Http2Session::submitRequest(const Fields& fields, bool endStream) {
+  if (role_ != Role::kClient) return fail("submitRequest() on a server session");
+  if (!acceptsStreams()) return fail("the HTTP/2 connection takes no more streams");
+  int32_t id = submit(0, fields, endStream);
+  if (id < 0) return fail(fmt::format("HTTP/2 request: {}", nghttp2_strerror(id)));
   Stream& st = streams_[id];
-  st.request = request;
-  st.dataAttached = true;
+  st.dataAttached = !endStream;
+  st.finishRequested = endStream;
   ++open_;
   return id;
 }
 
-void ConnectSession::respond(int32_t stream, int status) {
+void Http2Session::submitResponse(int32_t stream, const Fields& fields, bool endStream) {
+  Stream* st = find(stream);
+  if (st == nullptr || st->closed || role_ != Role::kServer) return;
+  if (submit(stream, fields, endStream) != 0) return;
+  st->dataAttached = !endStream;
+  st->finishRequested = st->finishRequested || endStream;
+}
+
+const Fields& Http2Session::fields(int32_t stream) const {
+  const Stream* st = find(stream);
+  return st == nullptr ? noFields() : st->fields;
+}
+
+const Fields& Http2Session::trailers(int32_t stream) const {
+  const Stream* st = find(stream);
+  return st == nullptr ? noFields() : st->trailers;
+}
+
+bool Http2Session::peerEnded(int32_t stream) const {
+  const Stream* st = find(stream);
+  return st != nullptr && st->peerEnded;
+}
+
+void Http2Session::respond(int32_t stream, int status) {
   Stream* st = find(stream);
   if (st == nullptr || st->closed) return;
-  std::string code = std::to_string(status);
-  nghttp2_nv headers[] = {header(":status", code)};
-  if (status == 200) {
-    nghttp2_data_provider provider{};
-    provider.read_callback = Callbacks::readData;
-    nghttp2_submit_response(session_, stream, headers, 1, &provider);
-    st->dataAttached = true;
-  } else {
-    nghttp2_submit_response(session_, stream, headers, 1, nullptr);  // END_STREAM
+  submitResponse(stream, {{":status", std::to_string(status)}}, status != 200);
+  if (status != 200) {
     st->discard = st->resetAfterAnswer = true;
     if (st->unconsumed > 0) nghttp2_session_consume(session_, stream, st->unconsumed);
     st->unconsumed = 0;
@@ -269,12 +331,12 @@ void ConnectSession::respond(int32_t stream, int status) {
   }
 }
 
-const ConnectRequest* ConnectSession::request(int32_t stream) const {
+const ConnectRequest* Http2Session::request(int32_t stream) const {
   const Stream* st = find(stream);
   return st == nullptr ? nullptr : &st->request;
 }
 
-int ConnectSession::status(int32_t stream) const {
+int Http2Session::status(int32_t stream) const {
   const Stream* st = find(stream);
   if (st == nullptr) return 0;
   if (role_ == Role::kServer) {
@@ -285,12 +347,12 @@ int ConnectSession::status(int32_t stream) const {
   return st->status;
 }
 
-uint32_t ConnectSession::errorCode(int32_t stream) const {
+uint32_t Http2Session::errorCode(int32_t stream) const {
   const Stream* st = find(stream);
   return st == nullptr ? 0 : st->errorCode;
 }
 
-std::string& ConnectSession::inbox(int32_t stream) {
+std::string& Http2Session::inbox(int32_t stream) {
   static thread_local std::string none;
   Stream* st = find(stream);
   if (st == nullptr) {
@@ -300,7 +362,7 @@ std::string& ConnectSession::inbox(int32_t stream) {
   return st->inbox;
 }
 
-void ConnectSession::consumed(int32_t stream, size_t bytes) {
+void Http2Session::consumed(int32_t stream, size_t bytes) {
   Stream* st = find(stream);
   if (st == nullptr) return;
   bytes = std::min(bytes, st->unconsumed);
@@ -312,14 +374,14 @@ void ConnectSession::consumed(int32_t stream, size_t bytes) {
   }
 }
 
-void ConnectSession::resume(int32_t stream, Stream& s) {
+void Http2Session::resume(int32_t stream, Stream& s) {
   if (s.deferred && s.dataAttached && !s.closed) {
     s.deferred = false;
     nghttp2_session_resume_data(session_, stream);
   }
 }
 
-void ConnectSession::write(int32_t stream, std::span<const uint8_t> bytes) {
+void Http2Session::write(int32_t stream, std::span<const uint8_t> bytes) {
   Stream* st = find(stream);
   if (st == nullptr || st->closed || st->finishRequested) return;
   st->outbox.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
@@ -327,19 +389,20 @@ void ConnectSession::write(int32_t stream, std::span<const uint8_t> bytes) {
   resume(stream, *st);
 }
 
-size_t ConnectSession::queued(int32_t stream) const {
+size_t Http2Session::queued(int32_t stream) const {
   const Stream* st = find(stream);
   return st == nullptr ? 0 : st->outbox.size() - st->outboxOffset;
 }
 
-void ConnectSession::finish(int32_t stream) {
+void Http2Session::finish(int32_t stream, const Fields& trailers) {
   Stream* st = find(stream);
   if (st == nullptr || st->closed || st->finishRequested) return;
   st->finishRequested = true;
+  st->trailersToSend = trailers;
   resume(stream, *st);
 }
 
-void ConnectSession::reset(int32_t stream, uint32_t errorCode) {
+void Http2Session::reset(int32_t stream, uint32_t errorCode) {
   Stream* st = find(stream);
   if (st == nullptr) return;
   if (!st->closed) {
@@ -349,7 +412,7 @@ void ConnectSession::reset(int32_t stream, uint32_t errorCode) {
   }
 }
 
-void ConnectSession::release(int32_t stream) {
+void Http2Session::release(int32_t stream) {
   auto it = streams_.find(stream);
   if (it == streams_.end()) return;
   Stream& st = it->second;
@@ -372,11 +435,11 @@ void ConnectSession::release(int32_t stream) {
   streams_.erase(it);
 }
 
-void ConnectSession::shutdown() {
+void Http2Session::shutdown() {
   if (shutdown_) return;
   shutdown_ = true;
   nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(session_), NGHTTP2_NO_ERROR,
                         nullptr, 0);
 }
 
-}  // namespace sluice::ztunnel::hbone
+}  // namespace sluice::ztunnel::http2

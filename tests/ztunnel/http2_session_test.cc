@@ -1,0 +1,129 @@
+// Http2Session for ordinary requests (the L7 proxy's HTTP/2 and gRPC), client and server in
+// memory: header blocks with their fields, bodies, trailers both ways, interim responses and
+// trailers-only answers (gRPC errors are sent so).
+#include "http2/http2_session.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+namespace sluice::ztunnel::http2 {
+namespace {
+
+using Kind = SessionEvent::Kind;
+
+std::span<const uint8_t> bytes(const std::string& s) { return {reinterpret_cast<const uint8_t*>(s.data()), s.size()}; }
+
+const std::string* field(const Fields& fields, std::string_view name) {
+  for (const auto& f : fields) {
+    if (f.name == name) return &f.value;
+  }
+  return nullptr;
+}
+
+class Http2SessionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto c = Http2Session::create(Http2Session::Role::kClient);
+    auto s = Http2Session::create(Http2Session::Role::kServer);
+    ASSERT_TRUE(c && s);
+    client = std::move(*c);
+    server = std::move(*s);
+  }
+
+  // Moves bytes both ways until neither side has anything to send; collects the events.
+  void exchange() {
+    for (int round = 0; round < 16; ++round) {
+      std::string toServer, toClient;
+      ASSERT_TRUE(client->produce(toServer));
+      ASSERT_TRUE(server->produce(toClient));
+      if (toServer.empty() && toClient.empty()) return;
+      ASSERT_TRUE(server->receive(bytes(toServer)));
+      ASSERT_TRUE(client->receive(bytes(toClient)));
+      for (auto e : server->takeEvents()) serverEvents.push_back(e);
+      for (auto e : client->takeEvents()) clientEvents.push_back(e);
+    }
+    FAIL() << "the sessions kept talking";
+  }
+
+  static bool has(const std::vector<SessionEvent>& events, Kind kind, int32_t stream) {
+    return std::any_of(events.begin(), events.end(), [&](const SessionEvent& e) { return e.kind == kind && e.stream == stream; });
+  }
+
+  std::unique_ptr<Http2Session> client, server;
+  std::vector<SessionEvent> clientEvents, serverEvents;
+};
+
+TEST_F(Http2SessionTest, RequestAndResponseCarryFieldsBodiesAndTrailersBothWays) {
+  auto id = client->submitRequest({{":method", "POST"}, {":scheme", "http"}, {":authority", "echo.default:8080"},
+                                   {":path", "/echo.Echo/Say"}, {"content-type", "application/grpc"}, {"te", "trailers"}},
+                                  false);
+  ASSERT_TRUE(id) << id.error().message();
+  const std::string body("\0\0\0\0\5hello", 10);  // a gRPC message frame: flag, length, bytes
+  client->write(*id, bytes(body));
+  client->finish(*id, {{"x-request-trailer", "1"}});
+  exchange();
+
+  ASSERT_TRUE(has(serverEvents, Kind::kRequest, *id));
+  ASSERT_TRUE(has(serverEvents, Kind::kEnd, *id));
+  const Fields& request = server->fields(*id);
+  ASSERT_GE(request.size(), 6u);
+  EXPECT_EQ(request[0].name, ":method");
+  EXPECT_EQ(request[0].value, "POST");
+  ASSERT_NE(field(request, ":path"), nullptr);
+  EXPECT_EQ(*field(request, ":path"), "/echo.Echo/Say");
+  EXPECT_EQ(*field(request, "te"), "trailers");
+  EXPECT_EQ(server->inbox(*id), body);
+  ASSERT_NE(field(server->trailers(*id), "x-request-trailer"), nullptr);
+  EXPECT_EQ(field(request, "x-request-trailer"), nullptr);  // trailers stay apart from the head
+  EXPECT_TRUE(server->peerEnded(*id));
+
+  server->submitResponse(*id, {{":status", "200"}, {"content-type", "application/grpc"}}, false);
+  server->write(*id, bytes(body));
+  server->finish(*id, {{"grpc-status", "0"}, {"grpc-message", "ok"}});
+  exchange();
+  ASSERT_TRUE(has(clientEvents, Kind::kResponse, *id));
+  ASSERT_TRUE(has(clientEvents, Kind::kEnd, *id));
+  EXPECT_EQ(client->status(*id), 200);
+  EXPECT_EQ(*field(client->fields(*id), "content-type"), "application/grpc");
+  EXPECT_EQ(client->inbox(*id), body);
+  ASSERT_NE(field(client->trailers(*id), "grpc-status"), nullptr);
+  EXPECT_EQ(*field(client->trailers(*id), "grpc-status"), "0");
+  EXPECT_EQ(field(client->fields(*id), "grpc-status"), nullptr);
+}
+
+TEST_F(Http2SessionTest, InterimResponsesAreSkippedAndTheFinalHeadIsTheOneKept) {
+  auto id = client->submitRequest({{":method", "PUT"}, {":scheme", "http"}, {":authority", "a"}, {":path", "/"},
+                                   {"expect", "100-continue"}},
+                                  false);
+  ASSERT_TRUE(id);
+  exchange();
+  ASSERT_TRUE(has(serverEvents, Kind::kRequest, *id));
+  server->submitResponse(*id, {{":status", "100"}}, false);
+  exchange();
+  EXPECT_FALSE(has(clientEvents, Kind::kResponse, *id));
+  client->finish(*id);
+  exchange();
+  server->submitResponse(*id, {{":status", "201"}, {"location", "/x"}}, true);
+  exchange();
+  ASSERT_TRUE(has(clientEvents, Kind::kResponse, *id));
+  EXPECT_EQ(client->status(*id), 201);
+  EXPECT_EQ(*field(client->fields(*id), "location"), "/x");
+}
+
+TEST_F(Http2SessionTest, TrailersOnlyAnswerEndsTheStreamWithItsHead) {
+  auto id = client->submitRequest({{":method", "POST"}, {":scheme", "http"}, {":authority", "a"}, {":path", "/s/M"}}, true);
+  ASSERT_TRUE(id);
+  exchange();
+  ASSERT_TRUE(server->peerEnded(*id));
+  server->submitResponse(*id, {{":status", "200"}, {"content-type", "application/grpc"}, {"grpc-status", "14"}}, true);
+  exchange();
+  ASSERT_TRUE(has(clientEvents, Kind::kResponse, *id));
+  ASSERT_TRUE(has(clientEvents, Kind::kEnd, *id));
+  EXPECT_TRUE(client->peerEnded(*id));
+  EXPECT_EQ(*field(client->fields(*id), "grpc-status"), "14");
+  EXPECT_TRUE(client->trailers(*id).empty());
+}
+
+}  // namespace
+}  // namespace sluice::ztunnel::http2

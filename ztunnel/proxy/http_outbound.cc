@@ -4,8 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include "engine/socket_endpoint.h"
-#include "proxy/hbone_request.h"
-#include "proxy/outbound_decision.h"
+#include "proxy/http_request_routing.h"
 #include "proxy/upstream.h"
 #include "sluice/common/assert.h"
 
@@ -439,57 +438,30 @@ void HttpOutbound::routeRequest() {
   auto config = context_.config.current();
   l7::HttpHead& head = requestParser_.head();
   request_ = Request::kDiscarding;  // until an upstream is chosen
-  auto service = config->servicesByVip.find(service_.toString());
-  if (service == config->servicesByVip.end()) return respondLocally(503, "NC", "the service is no longer known", false);
   if (head.method == "CONNECT") return respondLocally(405, "", "CONNECT is not routed on a service port", true);
-  const std::map<std::string, std::string>* sourceLabels = nullptr;
-  for (const auto& address : pod_->addresses) {
-    if (auto w = config->workloadsByIp.find(address); w != config->workloadsByIp.end()) sourceLabels = &w->second->labels;
-  }
-  l7::RouteMatch match = l7::matchRoute(*service->second->httpRoutes, head, {service_.port(), pod_->ns, sourceLabels});
-  if (match.rule == nullptr) return respondLocally(404, "NR", "no route matched", false);
-  const l7::HttpRouteRule& rule = *match.rule;
-  if (rule.directResponse) return respondLocally(rule.directResponse->status, "", rule.directResponse->body, false);
-  if (rule.redirect) {
-    return respondLocally(rule.redirect->code, "", "", false, {{"location", l7::redirectLocation(*rule.redirect, head)}});
-  }
-  const l7::RouteTarget* target = l7::pickTarget(rule, context_.random());
-  auto destination = target != nullptr ? config->servicesByHost.find(target->host) : config->servicesByHost.end();
-  if (destination == config->servicesByHost.end()) return respondLocally(503, "NC", "the route's destination is not a known service", false);
-  uint16_t port = target->port != 0 ? target->port : service_.port();
-  const ServiceEntry::Endpoint* endpoint =
-      pickEndpoint(*destination->second, target->subset.empty() ? nullptr : &target->subsetLabels,
-                   {context_.random(), context_.sequence++});
-  if (endpoint == nullptr) return respondLocally(503, "UH", "no healthy upstream", false);
-  auto address = SocketAddress::fromIp(endpoint->address, targetPortOf(*destination->second, port));
-  if (!address) return respondLocally(503, "UH", "no healthy upstream", false);
-
   bool upgrade = requestParser_.upgrade();
   std::string upgradeTo = upgrade && head.find("upgrade") != nullptr ? *head.find("upgrade") : "";
-  l7::applyRewrite(rule, match.matcher, head);
+  HttpRouting routing = routeHttpRequest(*config, service_, {service_.port(), pod_->ns, sourceLabelsOf(*config, pod_->addresses)},
+                                         head, {context_.random(), context_.sequence++}, context_.random());
+  if (routing.local) {
+    const LocalAnswer& a = *routing.local;
+    return respondLocally(a.status, a.flag, a.body, false, a.extra);
+  }
   stripHopByHop(head);
   if (!upgradeTo.empty()) {
     head.set("connection", "upgrade");
     head.set("upgrade", upgradeTo);
   }
-  rule.requestHeaders.apply(head);
-  auto& random = context_.random;
-  if (head.find("traceparent") == nullptr) head.set("traceparent", traceparent(random(), random(), random()));
-  if (head.find("x-request-id") == nullptr) {
-    uint64_t a = random(), b = random();
-    head.set("x-request-id", fmt::format("{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}", a >> 32, (a >> 16) & 0xffff, a & 0xfff,
-                                         0x8000 | (b >> 48 & 0x3fff), b & 0xffffffffffffULL));
-  }
+  decorateRequest(*routing.rule, head, context_.random);
   exchangeConfig_ = config;
-  responseEdits_ = &rule.responseHeaders;
+  responseEdits_ = &routing.rule->responseHeaders;
+  const SocketAddress* address = &routing.endpoint;
 
   current_ = acquireUpstream(address->toString());
   if (current_ == nullptr) return respondLocally(503, "UO", "too many upstream connections for one client connection", false);
   if (!current_->endpoint) {
-    std::shared_ptr<const WorkloadEntry> workload;
-    if (auto w = config->workloadsByIp.find(address->ip()); w != config->workloadsByIp.end()) workload = w->second;
     int slot = static_cast<int>(current_ - upstreams_.data());
-    auto opened = openUpstream(context_, pod_, {peer_, *address, workload}, *this, *this,
+    auto opened = openUpstream(context_, pod_, {peer_, *address, routing.workload}, *this, *this,
                                static_cast<uint8_t>((slot + 1) * kOpStride));
     if (!opened) {
       pod_->counters.failed[static_cast<size_t>(opened.error().reason)]++;

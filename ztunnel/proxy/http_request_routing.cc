@@ -1,0 +1,63 @@
+#include "proxy/http_request_routing.h"
+
+#include <fmt/format.h>
+
+#include "proxy/hbone_request.h"
+
+namespace sluice::ztunnel {
+
+namespace {
+
+HttpRouting answer(int status, std::string flag, std::string body, std::vector<l7::HttpHeader> extra = {}) {
+  HttpRouting r;
+  r.local = LocalAnswer{status, std::move(flag), std::move(body), std::move(extra)};
+  return r;
+}
+
+}  // namespace
+
+const std::map<std::string, std::string>* sourceLabelsOf(const ConfigSnapshot& config,
+                                                         const std::vector<std::string>& addresses) {
+  for (const auto& address : addresses) {
+    if (auto w = config.workloadsByIp.find(address); w != config.workloadsByIp.end()) return &w->second->labels;
+  }
+  return nullptr;
+}
+
+HttpRouting routeHttpRequest(const ConfigSnapshot& config, const SocketAddress& service, const HttpSource& source,
+                             l7::HttpHead& request, Choice choice, uint64_t targetRandom) {
+  auto entry = config.servicesByVip.find(service.toString());
+  if (entry == config.servicesByVip.end()) return answer(503, "NC", "the service is no longer known");
+  l7::RouteMatch match = l7::matchRoute(*entry->second->httpRoutes, request, {source.servicePort, source.ns, source.labels});
+  if (match.rule == nullptr) return answer(404, "NR", "no route matched");
+  const l7::HttpRouteRule& rule = *match.rule;
+  if (rule.directResponse) return answer(rule.directResponse->status, "", rule.directResponse->body);
+  if (rule.redirect) return answer(rule.redirect->code, "", "", {{"location", l7::redirectLocation(*rule.redirect, request)}});
+  const l7::RouteTarget* target = l7::pickTarget(rule, targetRandom);
+  auto destination = target != nullptr ? config.servicesByHost.find(target->host) : config.servicesByHost.end();
+  if (destination == config.servicesByHost.end()) return answer(503, "NC", "the route's destination is not a known service");
+  uint16_t port = target->port != 0 ? target->port : service.port();
+  const ServiceEntry::Endpoint* endpoint =
+      pickEndpoint(*destination->second, target->subset.empty() ? nullptr : &target->subsetLabels, choice);
+  if (endpoint == nullptr) return answer(503, "UH", "no healthy upstream");
+  auto address = SocketAddress::fromIp(endpoint->address, targetPortOf(*destination->second, port));
+  if (!address) return answer(503, "UH", "no healthy upstream");
+  l7::applyRewrite(rule, match.matcher, request);
+  HttpRouting routed;
+  routed.rule = &rule;
+  routed.endpoint = *address;
+  if (auto w = config.workloadsByIp.find(address->ip()); w != config.workloadsByIp.end()) routed.workload = w->second;
+  return routed;
+}
+
+void decorateRequest(const l7::HttpRouteRule& rule, l7::HttpHead& request, std::mt19937_64& random) {
+  rule.requestHeaders.apply(request);
+  if (request.find("traceparent") == nullptr) request.set("traceparent", traceparent(random(), random(), random()));
+  if (request.find("x-request-id") == nullptr) {
+    uint64_t a = random(), b = random();
+    request.set("x-request-id", fmt::format("{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}", a >> 32, (a >> 16) & 0xffff, a & 0xfff,
+                                            0x8000 | (b >> 48 & 0x3fff), b & 0xffffffffffffULL));
+  }
+}
+
+}  // namespace sluice::ztunnel

@@ -1,0 +1,57 @@
+// The routing decision for one HTTP request on a service port, whatever protocol carried it
+// (HTTP/1.1 in http_outbound.h, HTTP/2 and gRPC in http2_outbound.h): the VirtualService's
+// route, its weighted target, the endpoint, or a local answer (404 NR, 503 NC/UH, redirect,
+// direct response). One place, so both protocols route the same request the same way.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "l7/http_head.h"
+#include "l7/http_route.h"
+#include "proxy/config_snapshot.h"
+#include "proxy/outbound_decision.h"
+#include "sluice/common/socket_address.h"
+
+namespace sluice::ztunnel {
+
+// An answer the tunnel gives itself, with Istio's response flag (empty: none, the route asked
+// for it: redirect, directResponse).
+struct LocalAnswer {
+  int status = 0;
+  std::string flag;
+  std::string body;
+  std::vector<l7::HttpHeader> extra;
+};
+
+struct HttpRouting {
+  std::optional<LocalAnswer> local;  // set: answer with it and send nothing upstream
+  const l7::HttpRouteRule* rule = nullptr;  // the matched route (lives in the snapshot)
+  SocketAddress endpoint;                   // the chosen endpoint (its target port)
+  std::shared_ptr<const WorkloadEntry> workload;  // the endpoint is this mesh workload (else null)
+};
+
+struct HttpSource {
+  uint16_t servicePort = 0;
+  std::string_view ns;
+  const std::map<std::string, std::string>* labels = nullptr;  // null: unknown
+};
+
+// Routes `request` sent to `service` (the VIP and port the app connected to); applies the
+// route's rewrite to `request` when it goes upstream. Pure: the choices come from `choice`.
+HttpRouting routeHttpRequest(const ConfigSnapshot& config, const SocketAddress& service, const HttpSource& source,
+                             l7::HttpHead& request, Choice choice, uint64_t targetRandom);
+
+// What every routed request carries upstream: the route's request header edits, then a W3C
+// traceparent and an x-request-id when the app sent none (`random` makes the ids).
+void decorateRequest(const l7::HttpRouteRule& rule, l7::HttpHead& request, std::mt19937_64& random);
+
+// The labels the configuration knows for the pod with these addresses (null: none).
+const std::map<std::string, std::string>* sourceLabelsOf(const ConfigSnapshot& config,
+                                                         const std::vector<std::string>& addresses);
+
+}  // namespace sluice::ztunnel

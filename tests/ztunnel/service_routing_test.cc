@@ -1,5 +1,6 @@
 // Services in the tunnel: the controller's resources become a snapshot, and a connection to a
 // VIP goes to an endpoint of the subset the weighted split picks. Pure functions, tables.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "config/config_loader.h"
@@ -147,6 +148,29 @@ TEST(ComputeIncrement, SendsOnlyWhatDiffers) {
   EXPECT_EQ(some.resources(0).name(), "VirtualService/shop/web");
   ASSERT_EQ(some.removed_size(), 1);
   EXPECT_EQ(some.removed(0), "Service/shop/gone");
+}
+
+// Istio's protocol selection decides which ports the tunnel terminates: appProtocol, else the
+// port name's prefix; HTTP goes to the HTTP/1.1 proxy, HTTP2 and GRPC to the HTTP/2 one.
+TEST(DecideServiceRoute, PortProtocolSelectsTheProxy) {
+  std::string yaml = kCanary;
+  const std::string ports = "ports: [{port: 80, targetPort: 8080}]";
+  yaml.replace(yaml.find(ports), ports.size(),
+               "ports: [{name: http, port: 80}, {name: http-web, port: 82}, {name: http2, port: 83}, "
+               "{name: grpc-api, port: 84}, {name: api, appProtocol: grpc, port: 85}, {name: grpc, appProtocol: tcp, port: 86}, "
+               "{name: mongo, port: 87}, {name: tcp, port: 88}, {name: httpx, port: 89}]");
+  auto snapshot = buildSnapshot(resourcesOf(yaml));
+  ASSERT_TRUE(snapshot) << snapshot.error().message();
+  const std::pair<uint16_t, A> cases[] = {{80, A::kHttp},     {82, A::kHttp},     {83, A::kHttp2},
+                                          {84, A::kHttp2},    {85, A::kHttp2},    {86, A::kService},
+                                          {87, A::kService},  {88, A::kService},  {89, A::kService}};
+  for (auto [port, action] : cases) {
+    auto d = decideOutbound(*SocketAddress::parse(fmt::format("10.96.0.10:{}", port)), *snapshot, {0, 0});
+    EXPECT_EQ(d.action, action) << "port " << port << ": " << d.reason;
+    if (action != A::kService) {
+      EXPECT_EQ(d.target.toString(), fmt::format("10.96.0.10:{}", port)) << "L7 keeps the VIP the app asked for";
+    }
+  }
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include "engine/socket_endpoint.h"
 #include "proxy/hbone_request.h"
+#include "proxy/http2_outbound.h"
 #include "proxy/http_outbound.h"
 #include "proxy/outbound_decision.h"
 #include "proxy/socket_relay.h"
@@ -28,6 +29,11 @@ void OutboundAcceptor::onAccepted(UniqueFd fd) {
   if (decision.action == OutboundDecision::Action::kHttp) {
     // An HTTP port: every request is routed on its own (proxy/http_outbound.h).
     context_.loop.add<HttpOutbound>(context_, pod_, peer, decision.target).start(std::move(fd));
+    return;
+  }
+  if (decision.action == OutboundDecision::Action::kHttp2) {
+    // An HTTP2 or GRPC port: every stream is routed on its own (proxy/http2_outbound.h).
+    context_.loop.add<Http2Outbound>(context_, pod_, peer, decision.target).start(std::move(fd));
     return;
   }
   // A mesh workload is reached over HBONE whenever this node has identities.

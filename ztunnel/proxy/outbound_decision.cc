@@ -104,8 +104,10 @@ OutboundDecision decideTarget(const SocketAddress& dst, const ConfigSnapshot& co
   if (dst.port() == 0) return {OutboundDecision::Action::kRefuse, {}, "destination port 0"};
   if (auto it = config.servicesByVip.find(dst.toString()); it != config.servicesByVip.end()) {
     const ServiceEntry::Port* port = it->second->findPort(dst.port());
-    if (port != nullptr && port->protocol == ServiceEntry::Protocol::kHttp) {
-      OutboundDecision http{OutboundDecision::Action::kHttp, dst, {}, it->second->key};
+    if (port != nullptr && port->protocol != ServiceEntry::Protocol::kTcp) {
+      auto action = port->protocol == ServiceEntry::Protocol::kHttp ? OutboundDecision::Action::kHttp
+                                                                    : OutboundDecision::Action::kHttp2;
+      OutboundDecision http{action, dst, {}, it->second->key};
       http.http = it->second;
       return http;
     }

@@ -13,15 +13,16 @@
 namespace sluice::ztunnel {
 
 struct OutboundDecision {
-  // kHttp: an HTTP port of a service: the tunnel terminates the app's HTTP and routes each
-  // request (l7/); `target` is the VIP and port the app asked for.
-  enum class Action { kPassthrough, kService, kRefuse, kHttp } action;
+  // kHttp: an HTTP port of a service: the tunnel terminates the app's HTTP/1.1 and routes each
+  // request (l7/); kHttp2 the same for an HTTP2 or GRPC port (prior-knowledge HTTP/2 both
+  // ways). `target` is the VIP and port the app asked for.
+  enum class Action { kPassthrough, kService, kRefuse, kHttp, kHttp2 } action;
   SocketAddress target;  // where to connect (kPassthrough, kService)
   std::string reason;    // kRefuse: why (for logs and /config_dump)
   std::string service;   // kService: "namespace/name"
   std::string subset;    // kService: the subset the split chose ("" = none)
   std::shared_ptr<const WorkloadEntry> workload;  // the target is this mesh workload (else null)
-  std::shared_ptr<const ServiceEntry> http;       // kHttp: the service
+  std::shared_ptr<const ServiceEntry> http;       // kHttp, kHttp2: the service
 };
 
 // Inputs that make the choice among weighted destinations and endpoints: supplied by the

@@ -8,13 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "simcluster/canary_config.h"
-#include "simcluster/cluster.h"
-#include "simcluster/mesh_controller.h"
-#include "simcluster/mesh_node.h"
-#include "support/mesh_fixture.h"
+#include "support/l7_fixture.h"
 #include "support/privileged.h"
-#include "support/tunnel_stats.h"
 
 namespace sluice {
 namespace {
@@ -45,45 +40,13 @@ spec:
                      v1, v2);
 }
 
-class GrpcRoutingE2eTest : public ::testing::Test {
+class GrpcRoutingE2eTest : public L7MeshTest {
  protected:
   void SetUp() override {
     SLUICE_REQUIRE_PRIVILEGES();
-    auto mesh = startMesh({});
-    ASSERT_TRUE(mesh) << mesh.error().message();
-    cluster_ = std::move(mesh->cluster);
-    controller_ = std::move(mesh->controller);
-    nodes_ = std::move(mesh->nodes);
-    ASSERT_TRUE(cluster_->addPod(0, "client", {.ns = "shop", .labels = {{"app", "client"}}}));
-    for (const char* version : {"v1", "v2"}) {
-      std::string name = std::string("web-") + version;
-      ASSERT_TRUE(cluster_->addPod(1, name, {.ns = "shop", .labels = {{"app", "web"}, {"version", version}}}));
-      auto app = cluster_->runInPod(name, {.argv = {"/usr/bin/python3", "-u", sourceFile("tests/interop/grpc_echo_server.py"),
-                                                    name, "8080"},
-                                           .captureOutput = true});
-      ASSERT_TRUE(app) << app.error().message();
-      ASSERT_TRUE(readLine(app->stdoutPipe(), std::chrono::seconds(20)));
-      apps_.push_back(std::move(*app));
-    }
-    // The canary cluster with its port named "grpc": Istio's protocol selection makes it L7.
-    std::string clusterYaml = sim::canaryClusterYaml(*cluster_);
-    std::string unnamed = "ports: [{port: 80, targetPort: 8080}]";
-    ASSERT_NE(clusterYaml.find(unnamed), std::string::npos);
-    clusterYaml.replace(clusterYaml.find(unnamed), unnamed.size(), "ports: [{name: grpc, port: 80, targetPort: 8080}]");
-    ASSERT_TRUE(sim::writeConfigFile(controller_.configDir(), "cluster.yaml", clusterYaml));
-    ASSERT_TRUE(sim::writeConfigFile(controller_.configDir(), "route.yaml", routesYaml(90, 10)));
-    ASSERT_TRUE(sim::waitForPodCertificates(*cluster_, nodes_, {"client", "web-v1", "web-v2"}));
-    ASSERT_TRUE(waitFor([&] { return curl({"http://" + std::string(kVip) + "/maintenance"}).out == "down for maintenance"; },
-                        std::chrono::seconds(20)))
-        << "the routes never reached node0";
-  }
-
-  RunOutput inClient(std::vector<std::string> argv, std::chrono::seconds timeout = std::chrono::seconds(60)) {
-    SpawnOptions options{.argv = std::move(argv), .captureOutput = true};
-    options.netnsFd = cluster_->pod("client")->netnsFd.get();
-    options.cgroupProcsFd = cluster_->pod("client")->cgroupProcsFd.get();
-    auto out = run(options, {}, timeout);
-    return out.value_or(RunOutput{});
+    startL7Mesh("tests/interop/grpc_echo_server.py", "grpc", routesYaml(90, 10), [&] {
+      return curl({"http://" + std::string(kVip) + "/maintenance"}).out == "down for maintenance";
+    });
   }
 
   // curl speaking HTTP/2 without upgrade (prior knowledge), as gRPC does.
@@ -94,18 +57,10 @@ class GrpcRoutingE2eTest : public ::testing::Test {
   }
 
   json grpc(int count, std::vector<std::string> extra = {}) {
-    std::vector<std::string> argv = {"/usr/bin/python3", sourceFile("tests/interop/grpc_client.py"),
-                                     std::string(kVip) + ":80", std::to_string(count)};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    RunOutput out = inClient(std::move(argv), std::chrono::seconds(240));
-    EXPECT_EQ(out.exitCode, 0) << out.err;
-    return json::parse(out.out.empty() ? "{}" : out.out, nullptr, false);
+    std::vector<std::string> args = {std::string(kVip) + ":80", std::to_string(count)};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return clientJson("tests/interop/grpc_client.py", std::move(args));
   }
-
-  std::unique_ptr<sim::Cluster> cluster_;
-  sim::MeshController controller_;
-  std::vector<std::unique_ptr<sim::MeshNode>> nodes_;
-  std::vector<ChildProcess> apps_;
 };
 
 TEST_F(GrpcRoutingE2eTest, NinetyTenPerCallOverOneChannel) {

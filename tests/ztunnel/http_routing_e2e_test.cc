@@ -7,13 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "simcluster/canary_config.h"
-#include "simcluster/cluster.h"
-#include "simcluster/mesh_controller.h"
-#include "simcluster/mesh_node.h"
-#include "support/mesh_fixture.h"
+#include "support/l7_fixture.h"
 #include "support/privileged.h"
-#include "support/tunnel_stats.h"
 
 namespace sluice {
 namespace {
@@ -50,65 +45,26 @@ spec:
                      v1, v2);
 }
 
-class HttpRoutingE2eTest : public ::testing::Test {
+class HttpRoutingE2eTest : public L7MeshTest {
  protected:
   void SetUp() override {
     SLUICE_REQUIRE_PRIVILEGES();
-    auto mesh = startMesh({});
-    ASSERT_TRUE(mesh) << mesh.error().message();
-    cluster_ = std::move(mesh->cluster);
-    controller_ = std::move(mesh->controller);
-    nodes_ = std::move(mesh->nodes);
-    ASSERT_TRUE(cluster_->addPod(0, "client", {.ns = "shop", .labels = {{"app", "client"}}}));
-    for (const char* version : {"v1", "v2"}) {
-      std::string name = std::string("web-") + version;
-      ASSERT_TRUE(cluster_->addPod(1, name, {.ns = "shop", .labels = {{"app", "web"}, {"version", version}}}));
-      auto app = cluster_->runInPod(name, {.argv = {"/usr/bin/python3", "-u", sourceFile("tests/interop/http_echo_server.py"),
-                                                    name, "8080"},
-                                           .captureOutput = true});
-      ASSERT_TRUE(app) << app.error().message();
-      ASSERT_TRUE(readLine(app->stdoutPipe(), std::chrono::seconds(10)));
-      apps_.push_back(std::move(*app));
-    }
-    // The canary cluster with its port named "http": Istio's protocol selection makes it L7.
-    std::string clusterYaml = sim::canaryClusterYaml(*cluster_);
-    std::string unnamed = "ports: [{port: 80, targetPort: 8080}]";
-    ASSERT_NE(clusterYaml.find(unnamed), std::string::npos);
-    clusterYaml.replace(clusterYaml.find(unnamed), unnamed.size(), "ports: [{name: http, port: 80, targetPort: 8080}]");
-    ASSERT_TRUE(sim::writeConfigFile(controller_.configDir(), "cluster.yaml", clusterYaml));
-    ASSERT_TRUE(sim::writeConfigFile(controller_.configDir(), "route.yaml", routesYaml(90, 10)));
-    ASSERT_TRUE(sim::waitForPodCertificates(*cluster_, nodes_, {"client", "web-v1", "web-v2"}));
-    ASSERT_TRUE(waitFor([&] { return curl({"http://" + std::string(kVip) + "/maintenance"}).out == "down for maintenance"; },
-                        std::chrono::seconds(20)))
-        << "the routes never reached node0";
+    startL7Mesh("tests/interop/http_echo_server.py", "http", routesYaml(90, 10), [&] {
+      return curl({"http://" + std::string(kVip) + "/maintenance"}).out == "down for maintenance";
+    });
   }
 
   RunOutput curl(std::vector<std::string> args) {
     std::vector<std::string> argv = {"curl", "-sS", "--max-time", "10"};
     argv.insert(argv.end(), args.begin(), args.end());
-    SpawnOptions options{.argv = std::move(argv), .captureOutput = true};
-    options.netnsFd = cluster_->pod("client")->netnsFd.get();
-    options.cgroupProcsFd = cluster_->pod("client")->cgroupProcsFd.get();
-    auto out = run(options, {}, std::chrono::seconds(30));
-    return out.value_or(RunOutput{});
+    return inClient(std::move(argv), std::chrono::seconds(30));
   }
 
   json keepAlive(int count, std::vector<std::string> extra = {}) {
-    std::vector<std::string> argv = {"/usr/bin/python3", sourceFile("tests/interop/http_keepalive_client.py"), kVip, "80",
-                                     std::to_string(count)};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    SpawnOptions options{.argv = std::move(argv), .captureOutput = true};
-    options.netnsFd = cluster_->pod("client")->netnsFd.get();
-    options.cgroupProcsFd = cluster_->pod("client")->cgroupProcsFd.get();
-    auto out = run(options, {}, std::chrono::seconds(240));
-    EXPECT_TRUE(out && out->exitCode == 0) << (out ? out->err : out.error().message());
-    return json::parse(out ? out->out : "{}", nullptr, false);
+    std::vector<std::string> args = {kVip, "80", std::to_string(count)};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return clientJson("tests/interop/http_keepalive_client.py", std::move(args));
   }
-
-  std::unique_ptr<sim::Cluster> cluster_;
-  sim::MeshController controller_;
-  std::vector<std::unique_ptr<sim::MeshNode>> nodes_;
-  std::vector<ChildProcess> apps_;
 };
 
 TEST_F(HttpRoutingE2eTest, NinetyTenPerRequestOverOneKeepAliveConnection) {

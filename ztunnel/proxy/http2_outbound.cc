@@ -18,24 +18,8 @@ std::span<const uint8_t> bytesOf(const std::string& s) { return {reinterpret_cas
 
 }  // namespace
 
-Http2Outbound::Http2Outbound(WorkerContext& context, std::shared_ptr<PodRuntime> pod, SocketAddress peer, SocketAddress service)
-    : context_(context), pod_(std::move(pod)), peer_(peer), service_(service), lastActivity_(context.loop.now()) {
-  ++context_.live;
-  pod_->counters.active++;
-  pod_->counters.opened[static_cast<size_t>(Direction::kOutbound)]++;
-}
-
-Http2Outbound::~Http2Outbound() {
-  if (!retired_) {
-    pod_->counters.closed[static_cast<size_t>(Direction::kOutbound)]++;
-    pod_->counters.active--;
-    --context_.live;
-  }
-}
-
 void Http2Outbound::start(UniqueFd fd) {
-  (void)setNoDelay(fd.get());
-  down_ = std::make_unique<SocketEndpoint>(context_.loop, *this, *this, 0, std::move(fd), &pod_->buffers);
+  adoptClient(std::move(fd));
   auto session = http2::Http2Session::create(http2::Http2Session::Role::kServer, context_.options.hboneLimits);
   if (!session) {
     spdlog::warn("{}: {}", pod_->key(), session.error().message());
@@ -44,54 +28,6 @@ void Http2Outbound::start(UniqueFd fd) {
     return;
   }
   downSession_ = std::move(*session);
-  pump();
-}
-
-void Http2Outbound::onCompletion(uint8_t op, int res, uint32_t flags) {
-  int index = op / kOpStride;
-  Endpoint* endpoint = index == 0 ? down_.get() : upstreams_[index - 1].endpoint.get();
-  SLUICE_ASSERT(endpoint != nullptr, "completion for an endpoint that is gone");
-  endpoint->onCompletion(op, res, flags);
-  reapClosedUpstreams();
-  maybeRetire();
-}
-
-void Http2Outbound::onBuffersAvailable() {
-  if (down_) down_->onBuffersAvailable();
-  for (auto& u : upstreams_) {
-    if (u.endpoint) u.endpoint->onBuffersAvailable();
-  }
-  pump();
-}
-
-void Http2Outbound::onTick(std::chrono::steady_clock::time_point now) {
-  if (finishing_) return;
-  // Idle as a TCP connection is (Istio's idleTimeout): no bytes either way, whatever streams
-  // are open, so a stream whose upstream never answers cannot hold the connection forever.
-  bool idle = now - lastActivity_ > context_.options.idleTimeout;
-  bool drained = pod_->drainDeadline && now >= *pod_->drainDeadline;
-  if (idle || drained) {
-    finish(true);
-    maybeRetire();
-  }
-}
-
-int Http2Outbound::slotOf(const Endpoint& endpoint) const {
-  for (int i = 0; i < kMaxUpstreams; ++i) {
-    if (upstreams_[i].endpoint.get() == &endpoint) return i;
-  }
-  return -1;
-}
-
-void Http2Outbound::onEndpointConnected(Endpoint& endpoint, bool ok, FailReason reason) {
-  int slot = slotOf(endpoint);
-  if (slot < 0 || finishing_) return;
-  if (ok) {
-    upstreams_[slot].connected = true;
-  } else {
-    if (reason != FailReason::kCount) pod_->counters.failed[static_cast<size_t>(reason)]++;
-    failUpstream(slot);
-  }
   pump();
 }
 
@@ -110,10 +46,10 @@ void Http2Outbound::pump() {
     }
     progress |= handleClientEvents();
     for (int slot = 0; slot < kMaxUpstreams && !finishing_; ++slot) {
-      Upstream& u = upstreams_[slot];
-      if (!u.endpoint || u.closing || !u.connected) continue;
+      if (!usable(slot)) continue;
+      UpstreamSession& u = sessions_[slot];
       bool eof = false, upFailed = false;
-      if (u.out.size() < kMaxOutgoing) progress |= readFrom(*u.endpoint, *u.session, false, eof, upFailed);
+      if (u.out.size() < kMaxOutgoing) progress |= readFrom(*upstreams_[slot].endpoint, *u.session, false, eof, upFailed);
       progress |= handleUpstreamEvents(slot);
       if (eof || upFailed) {
         failUpstream(slot);
@@ -122,12 +58,12 @@ void Http2Outbound::pump() {
     }
     progress |= sendPendingRequests();
     progress |= moveBodies();
-    for (auto& u : upstreams_) {
-      if (!u.endpoint || u.closing || !u.connected) continue;
+    for (int slot = 0; slot < kMaxUpstreams && !finishing_; ++slot) {
+      if (!usable(slot)) continue;
       bool upFailed = false;
-      progress |= flushTo(*u.endpoint, *u.session, u.out, false, upFailed);
+      progress |= flushTo(*upstreams_[slot].endpoint, *sessions_[slot].session, sessions_[slot].out, false, upFailed);
       if (upFailed) {
-        failUpstream(static_cast<int>(&u - upstreams_.data()));
+        failUpstream(slot);
         progress = true;
       }
     }
@@ -139,6 +75,10 @@ void Http2Outbound::pump() {
     // The app is gone or the connection ended (GOAWAY both ways), once nothing is in flight.
     bool ended = clientEof_ || downSession_->finished();
     if (ended && exchanges_.empty() && downOut_.size() == 0) finish(false);
+  }
+  // An upstream the server finished with (GOAWAY, no streams left) is let go.
+  for (int slot = 0; slot < kMaxUpstreams; ++slot) {
+    if (usable(slot) && sessions_[slot].streams.empty() && sessions_[slot].session->finished()) closeUpstream(slot, false);
   }
   pumping_ = false;
   reapClosedUpstreams();
@@ -153,8 +93,8 @@ bool Http2Outbound::readFrom(Endpoint& from, http2::Http2Session& session, bool 
     case IoResult::Kind::kDone: break;
     default: failed = true; return true;
   }
-  lastActivity_ = context_.loop.now();
-  if (fromClient) pod_->counters.bytesFromClient[static_cast<size_t>(Direction::kOutbound)] += r.chunk.length;
+  touch();
+  if (fromClient) countFromClient(r.chunk.length);
   // The session keeps what it needs (stream bodies in their inboxes, bounded by the windows
   // it advertised), so the chunk goes back at once.
   Status received = session.receive({r.chunk.data, r.chunk.length});
@@ -190,8 +130,8 @@ bool Http2Outbound::flushTo(Endpoint& to, http2::Http2Session& session, Outgoing
     }
     out.offset += w.bytes;
     progress = true;
-    lastActivity_ = context_.loop.now();
-    if (toClient) pod_->counters.bytesToClient[static_cast<size_t>(Direction::kOutbound)] += w.bytes;
+    touch();
+    if (toClient) countToClient(w.bytes);
   }
 }
 
@@ -207,12 +147,10 @@ bool Http2Outbound::handleClientEvents() {
         auto it = exchanges_.find(e.stream);
         if (it != exchanges_.end()) {
           Exchange& x = it->second;
-          if (x.upstream >= 0 && x.upStream != 0) {
-            Upstream& u = upstreams_[x.upstream];
-            if (!x.responseDone && u.session) u.session->reset(x.upStream, kCancel);
-            if (u.session) u.session->release(x.upStream);
-            u.streams.erase(x.upStream);
+          if (x.upstream >= 0 && x.upStream != 0 && !x.responseDone && sessions_[x.upstream].session) {
+            sessions_[x.upstream].session->reset(x.upStream, kCancel);
           }
+          releaseUpstreamStream(x);
           exchanges_.erase(it);
         }
         downSession_->release(e.stream);
@@ -245,44 +183,34 @@ void Http2Outbound::routeRequest(int32_t stream) {
 
 int Http2Outbound::acquireUpstream(const SocketAddress& address, const std::shared_ptr<const WorkloadEntry>& workload) {
   std::string key = address.toString();
-  int free = -1;
   for (int i = 0; i < kMaxUpstreams; ++i) {
-    Upstream& u = upstreams_[i];
-    if (u.endpoint && !u.closing && u.key == key && u.session->acceptsStreams()) return i;
-    if (!u.endpoint && free < 0) free = i;
+    const UpstreamSlot& u = upstreams_[i];
+    if (u.endpoint && !u.closing && u.key == key && sessions_[i].session->acceptsStreams()) return i;
   }
-  if (free < 0) {
+  int slot = freeSlot();
+  if (slot < 0) {
     // Every slot holds a connection: one without streams makes room for the next request
     // (it is reaped when quiescent); this one fails rather than wait.
-    for (auto& u : upstreams_) {
-      if (u.endpoint && !u.closing && u.streams.empty()) {
-        closeUpstream(u, false);
+    for (int i = 0; i < kMaxUpstreams; ++i) {
+      if (!upstreams_[i].closing && sessions_[i].streams.empty()) {
+        closeUpstream(i, false);
         break;
       }
     }
     return -1;
   }
   auto session = http2::Http2Session::create(http2::Http2Session::Role::kClient, context_.options.hboneLimits);
-  if (!session) return -1;
-  auto opened = openUpstream(context_, pod_, {peer_, address, workload}, *this, *this, static_cast<uint8_t>((free + 1) * kOpStride));
-  if (!opened) {
-    pod_->counters.failed[static_cast<size_t>(opened.error().reason)]++;
-    spdlog::debug("{}: {}", pod_->key(), opened.error().message);
-    return -1;
-  }
-  Upstream& u = upstreams_[free];
-  u.endpoint = std::move(opened->endpoint);
-  u.session = std::move(*session);
-  u.key = key;
-  return free;
+  if (!session || !openUpstreamIn(slot, address, workload)) return -1;
+  sessions_[slot].session = std::move(*session);
+  return slot;
 }
 
 bool Http2Outbound::sendPendingRequests() {
   bool progress = false;
   for (auto& [stream, x] : exchanges_) {
     if (x.upstream < 0 || x.upStream != 0 || x.request.empty()) continue;
-    Upstream& u = upstreams_[x.upstream];
-    if (!u.connected) continue;
+    if (!upstreams_[x.upstream].connected) continue;
+    UpstreamSession& u = sessions_[x.upstream];
     // No body follows when the app's request already ended with its head.
     bool endStream = downSession_->peerEnded(stream) && downSession_->inbox(stream).empty() &&
                      downSession_->trailers(stream).empty();
@@ -314,7 +242,7 @@ bool Http2Outbound::moveBodies() {
       continue;
     }
     if (x.upStream == 0) continue;
-    http2::Http2Session& up = *upstreams_[x.upstream].session;
+    http2::Http2Session& up = *sessions_[x.upstream].session;
     if (!x.requestDone) {
       if (!fromApp.empty() && up.queued(x.upStream) < http2::Http2Session::kHighWater) {
         up.write(x.upStream, bytesOf(fromApp));
@@ -347,14 +275,14 @@ bool Http2Outbound::moveBodies() {
 
 void Http2Outbound::releaseUpstreamStream(Exchange& x) {
   if (x.upstream < 0 || x.upStream == 0) return;
-  Upstream& u = upstreams_[x.upstream];
+  UpstreamSession& u = sessions_[x.upstream];
   if (u.session) u.session->release(x.upStream);  // what it still queued goes out first
   u.streams.erase(x.upStream);
   x.upStream = 0;
 }
 
 bool Http2Outbound::handleUpstreamEvents(int slot) {
-  Upstream& u = upstreams_[slot];
+  UpstreamSession& u = sessions_[slot];
   if (!u.session->hasEvents()) return false;
   for (const auto& e : u.session->takeEvents()) {
     auto mapped = u.streams.find(e.stream);
@@ -422,8 +350,8 @@ void Http2Outbound::respondLocally(int32_t stream, Exchange& x, const LocalAnswe
 }
 
 void Http2Outbound::failUpstream(int slot) {
-  Upstream& u = upstreams_[slot];
-  if (!u.endpoint || u.closing) return;
+  if (!upstreams_[slot].endpoint || upstreams_[slot].closing) return;
+  UpstreamSession& u = sessions_[slot];
   for (auto& [stream, x] : exchanges_) {
     if (x.upstream != slot) continue;
     if (x.upStream != 0 && x.responded && !x.responseDone && u.session->peerEnded(x.upStream)) {
@@ -439,48 +367,14 @@ void Http2Outbound::failUpstream(int slot) {
     x.upstream = -1;
   }
   u.streams.clear();
-  closeUpstream(u, true);
-}
-
-void Http2Outbound::closeUpstream(Upstream& u, bool reset) {
-  if (!u.endpoint || u.closing) return;
-  u.closing = true;
-  u.endpoint->abort(reset);
-}
-
-void Http2Outbound::reapClosedUpstreams() {
-  for (auto& u : upstreams_) {
-    if (!u.endpoint) continue;
-    // An upstream the server finished with (GOAWAY, no streams left) is let go.
-    if (!u.closing && u.connected && u.streams.empty() && u.session->finished()) closeUpstream(u, false);
-    if (u.closing && u.endpoint->quiescent()) {
-      u.endpoint->close();
-      u = Upstream{};
-    }
-  }
+  closeUpstream(slot, true);
 }
 
 void Http2Outbound::finish(bool reset) {
   if (finishing_) return;
   finishing_ = true;
   exchanges_.clear();
-  if (down_) down_->abort(reset);
-  for (auto& u : upstreams_) closeUpstream(u, reset);
-}
-
-void Http2Outbound::maybeRetire() {
-  if (!finishing_ || retired_ || pumping_) return;
-  reapClosedUpstreams();
-  for (const auto& u : upstreams_) {
-    if (u.endpoint) return;
-  }
-  if (down_ && !down_->quiescent()) return;
-  if (down_) down_->close();
-  retired_ = true;
-  pod_->counters.closed[static_cast<size_t>(Direction::kOutbound)]++;
-  pod_->counters.active--;
-  --context_.live;
-  context_.loop.retire(*this);
+  abortAll(reset);
 }
 
 }  // namespace sluice::ztunnel

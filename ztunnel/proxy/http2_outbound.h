@@ -19,40 +19,25 @@
 #pragma once
 
 #include <array>
-#include <chrono>
 #include <map>
 #include <memory>
 #include <string>
 
-#include "engine/endpoint.h"
-#include "engine/event_loop.h"
 #include "http2/http2_session.h"
-#include "proxy/config_snapshot.h"
 #include "proxy/http_request_routing.h"
-#include "proxy/worker_context.h"
-#include "sluice/common/socket_address.h"
-#include "sluice/common/unique_fd.h"
+#include "proxy/l7_connection.h"
 
 namespace sluice::ztunnel {
 
-class Http2Outbound final : public IoHandler, public EndpointOwner {
+class Http2Outbound final : public L7Connection {
  public:
-  static constexpr int kMaxUpstreams = 8;  // upstream connections one app connection keeps
-  static constexpr uint8_t kOpStride = 8;  // op codes per endpoint (>= SocketEndpoint::kOpCount)
   // Frames waiting for one side's socket; above it that side's peer is not read (a peer that
   // sends and never reads gets backpressure, not our memory).
   static constexpr size_t kMaxOutgoing = 1 << 20;
 
-  Http2Outbound(WorkerContext& context, std::shared_ptr<PodRuntime> pod, SocketAddress peer, SocketAddress service);
-  ~Http2Outbound() override;
+  using L7Connection::L7Connection;
   // After the loop has added the handler (its socket's operations name it).
   void start(UniqueFd fd);
-
-  void onCompletion(uint8_t op, int res, uint32_t flags) override;
-  void onTick(std::chrono::steady_clock::time_point now) override;
-  void onBuffersAvailable() override;
-  void onEndpointProgress() override { pump(); }
-  void onEndpointConnected(Endpoint& endpoint, bool ok, FailReason reason) override;
 
  private:
   // Bytes towards an endpoint whose write() may keep a pointer to them until they are taken:
@@ -63,13 +48,11 @@ class Http2Outbound final : public IoHandler, public EndpointOwner {
     size_t offset = 0;
     size_t size() const { return sending.size() - offset + staging.size(); }
   };
-  struct Upstream {
-    std::unique_ptr<Endpoint> endpoint;
+  // The HTTP/2 connection carried by upstream slot i (beside upstreams_[i]).
+  struct UpstreamSession {
     std::unique_ptr<http2::Http2Session> session;
-    std::string key;  // the endpoint's address
     Outgoing out;
     std::map<int32_t, int32_t> streams;  // upstream stream -> the app's stream
-    bool connected = false, closing = false;
   };
   // One request of the app, by its stream.
   struct Exchange {
@@ -84,7 +67,11 @@ class Http2Outbound final : public IoHandler, public EndpointOwner {
     const l7::HeaderEdits* responseEdits = nullptr;
   };
 
-  void pump();
+  void pump() override;
+  void finish(bool reset) override;
+  void upstreamConnectFailed(int slot) override { failUpstream(slot); }
+  void clearUpstream(int slot) override { sessions_[slot] = UpstreamSession{}; }
+
   bool readFrom(Endpoint& from, http2::Http2Session& session, bool fromClient, bool& eof, bool& failed);
   bool flushTo(Endpoint& to, http2::Http2Session& session, Outgoing& out, bool toClient, bool& failed);
   bool handleClientEvents();
@@ -98,22 +85,13 @@ class Http2Outbound final : public IoHandler, public EndpointOwner {
   void releaseUpstreamStream(Exchange& exchange);
   void failUpstream(int slot);
   int acquireUpstream(const SocketAddress& address, const std::shared_ptr<const WorkloadEntry>& workload);
-  int slotOf(const Endpoint& endpoint) const;
-  void closeUpstream(Upstream& u, bool reset);
-  void reapClosedUpstreams();
-  void finish(bool reset);
-  void maybeRetire();
+  bool usable(int slot) const { return upstreams_[slot].endpoint && !upstreams_[slot].closing && upstreams_[slot].connected; }
 
-  WorkerContext& context_;
-  std::shared_ptr<PodRuntime> pod_;
-  SocketAddress peer_, service_;
-  std::unique_ptr<Endpoint> down_;
   std::unique_ptr<http2::Http2Session> downSession_;
   Outgoing downOut_;
-  std::array<Upstream, kMaxUpstreams> upstreams_;
+  std::array<UpstreamSession, kMaxUpstreams> sessions_;
   std::map<int32_t, Exchange> exchanges_;
-  bool clientEof_ = false, finishing_ = false, retired_ = false, pumping_ = false;
-  std::chrono::steady_clock::time_point lastActivity_;
+  bool clientEof_ = false;
 };
 
 }  // namespace sluice::ztunnel

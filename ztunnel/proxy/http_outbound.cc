@@ -40,75 +40,18 @@ void stripHopByHop(l7::HttpHead& head) {
 
 }  // namespace
 
-HttpOutbound::HttpOutbound(WorkerContext& context, std::shared_ptr<PodRuntime> pod, SocketAddress peer, SocketAddress service)
-    : context_(context), pod_(std::move(pod)), peer_(peer), service_(service), lastActivity_(context.loop.now()) {
-  ++context_.live;
-  pod_->counters.active++;
-  pod_->counters.opened[static_cast<size_t>(Direction::kOutbound)]++;
-}
-
-HttpOutbound::~HttpOutbound() {
-  if (!retired_) {
-    pod_->counters.closed[static_cast<size_t>(Direction::kOutbound)]++;
-    pod_->counters.active--;
-    --context_.live;
-  }
-}
-
 void HttpOutbound::start(UniqueFd fd) {
-  (void)setNoDelay(fd.get());
-  down_ = std::make_unique<SocketEndpoint>(context_.loop, *this, *this, 0, std::move(fd), &pod_->buffers);
+  adoptClient(std::move(fd));
   pump();
 }
 
-void HttpOutbound::onCompletion(uint8_t op, int res, uint32_t flags) {
-  int index = op / kOpStride;
-  Endpoint* endpoint = index == 0 ? down_.get() : upstreams_[index - 1].endpoint.get();
-  SLUICE_ASSERT(endpoint != nullptr, "completion for an endpoint that is gone");
-  endpoint->onCompletion(op, res, flags);
-  reapClosedUpstreams();
-  maybeRetire();
-}
-
-void HttpOutbound::onBuffersAvailable() {
-  if (down_) down_->onBuffersAvailable();
-  for (auto& u : upstreams_) {
-    if (u.endpoint) u.endpoint->onBuffersAvailable();
+void HttpOutbound::upstreamConnectFailed(int slot) {
+  bool waiting = &upstreams_[slot] == current_ && request_ == Request::kConnecting;
+  closeUpstream(slot, false);
+  if (waiting) {
+    current_ = nullptr;
+    respondLocally(503, "UF", "upstream connect error or disconnect/reset before headers", false);
   }
-  pump();
-}
-
-void HttpOutbound::onTick(std::chrono::steady_clock::time_point now) {
-  if (finishing_) return;
-  bool idle = now - lastActivity_ > context_.options.idleTimeout;
-  bool drained = pod_->drainDeadline && now >= *pod_->drainDeadline;
-  if (idle || drained) finish(true);
-}
-
-int HttpOutbound::slotOf(const Endpoint& endpoint) const {
-  for (int i = 0; i < kMaxUpstreams; ++i) {
-    if (upstreams_[i].endpoint.get() == &endpoint) return i;
-  }
-  return -1;
-}
-
-void HttpOutbound::onEndpointConnected(Endpoint& endpoint, bool ok, FailReason reason) {
-  int slot = slotOf(endpoint);
-  if (slot < 0 || finishing_) return;
-  Upstream& u = upstreams_[slot];
-  if (ok) {
-    u.connected = true;
-  } else {
-    u.failed = true;
-    if (reason != FailReason::kCount) pod_->counters.failed[static_cast<size_t>(reason)]++;
-    bool waiting = &u == current_ && request_ == Request::kConnecting;
-    closeUpstream(u, false);
-    if (waiting) {
-      current_ = nullptr;
-      respondLocally(503, "UF", "upstream connect error or disconnect/reset before headers", false);
-    }
-  }
-  pump();
 }
 
 void HttpOutbound::pump() {
@@ -135,8 +78,8 @@ bool HttpOutbound::readInto(Input& in, Endpoint& from, bool& eof, bool& failed, 
   }
   in.chunk = r.chunk;
   in.offset = 0;
-  lastActivity_ = context_.loop.now();
-  if (fromClient) pod_->counters.bytesFromClient[static_cast<size_t>(Direction::kOutbound)] += r.chunk.length;
+  touch();
+  if (fromClient) countFromClient(r.chunk.length);
   return true;
 }
 
@@ -150,8 +93,8 @@ void HttpOutbound::releaseIfConsumed(Input& in, Endpoint& from, const Output& pe
 
 bool HttpOutbound::flush(Output& out, Endpoint& to, bool& failed, bool toClient) {
   auto written = [&](size_t n) {
-    lastActivity_ = context_.loop.now();
-    if (toClient) pod_->counters.bytesToClient[static_cast<size_t>(Direction::kOutbound)] += n;
+    touch();
+    if (toClient) countToClient(n);
   };
   while (out.headOffset < out.head.size()) {
     IoResult w = to.write({reinterpret_cast<const uint8_t*>(out.head.data()) + out.headOffset, out.head.size() - out.headOffset});
@@ -294,7 +237,7 @@ bool HttpOutbound::pumpResponse() {
             // Answered before the request was all sent: the rest of it can't follow on this
             // connection, nor can the client's.
             closeAfterResponse_ = true;
-            closeUpstream(*current_, true);
+            closeUpstream(indexOf(*current_), true);
             request_ = Request::kSent;
           }
           completeExchange();
@@ -350,7 +293,7 @@ bool HttpOutbound::pumpResponse() {
             auto end = responseParser_.finish();
             if (end.event == Event::kEnd && response_ == Response::kBody) {
               responseEnded_ = true;
-              closeUpstream(*current_, false);  // delimited by the close: not reusable
+              closeUpstream(indexOf(*current_), false);  // delimited by the close: not reusable
               progress = true;
               continue;
             }
@@ -428,7 +371,7 @@ bool HttpOutbound::pumpIdleUpstreams() {
     IoResult r = u.endpoint->read();
     if (r.kind == IoResult::Kind::kPending) continue;
     if (r.kind == IoResult::Kind::kDone) u.endpoint->release(r.chunk);
-    closeUpstream(u, r.kind != IoResult::Kind::kEof);
+    closeUpstream(indexOf(u), r.kind != IoResult::Kind::kEof);
     progress = true;
   }
   return progress;
@@ -459,38 +402,25 @@ void HttpOutbound::routeRequest() {
 
   current_ = acquireUpstream(address->toString());
   if (current_ == nullptr) return respondLocally(503, "UO", "too many upstream connections for one client connection", false);
-  if (!current_->endpoint) {
-    int slot = static_cast<int>(current_ - upstreams_.data());
-    auto opened = openUpstream(context_, pod_, {peer_, *address, routing.workload}, *this, *this,
-                               static_cast<uint8_t>((slot + 1) * kOpStride));
-    if (!opened) {
-      pod_->counters.failed[static_cast<size_t>(opened.error().reason)]++;
-      spdlog::debug("{}: {}", pod_->key(), opened.error().message);
-      *current_ = Upstream{};
-      current_ = nullptr;
-      return respondLocally(503, "UF", "upstream connect error", false);
-    }
-    current_->endpoint = std::move(opened->endpoint);
-    current_->key = address->toString();
-    current_->protocol = opened->protocol;
+  if (!current_->endpoint && !openUpstreamIn(indexOf(*current_), *address, routing.workload)) {
+    current_ = nullptr;
+    return respondLocally(503, "UF", "upstream connect error", false);
   }
   request_ = Request::kConnecting;
   response_ = Response::kHead;
   responseParser_.next(head.method == "HEAD");
 }
 
-HttpOutbound::Upstream* HttpOutbound::acquireUpstream(const std::string& key) {
-  Upstream* free = nullptr;
-  Upstream* idle = nullptr;
+L7Connection::UpstreamSlot* HttpOutbound::acquireUpstream(const std::string& key) {
+  UpstreamSlot* idle = nullptr;
   for (auto& u : upstreams_) {
-    if (u.endpoint && !u.closing && !u.failed && u.key == key) return &u;
-    if (!u.endpoint && free == nullptr) free = &u;
+    if (u.endpoint && !u.closing && u.key == key) return &u;
     if (u.endpoint && !u.closing && idle == nullptr) idle = &u;
   }
-  if (free != nullptr) return free;
+  if (int free = freeSlot(); free >= 0) return &upstreams_[free];
   // Every slot holds a connection: the first idle one makes room (it is reaped when quiescent,
   // so this request waits for no slot: it fails rather than block).
-  if (idle != nullptr) closeUpstream(*idle, false);
+  if (idle != nullptr) closeUpstream(indexOf(*idle), false);
   return nullptr;
 }
 
@@ -519,7 +449,7 @@ void HttpOutbound::upstreamBroke() {
   if (current_ != nullptr) {
     if (fromServer_.chunk) current_->endpoint->release(*fromServer_.chunk);
     fromServer_ = Input{};
-    closeUpstream(*current_, true);
+    closeUpstream(indexOf(*current_), true);
     current_ = nullptr;
   }
   if (answered) return finish(true);  // part of a response went out: only a reset tells the client
@@ -531,7 +461,7 @@ void HttpOutbound::completeExchange() {
                   responseParser_.keepAlive() && fromServer_.rest().empty();
   if (current_ != nullptr) {
     if (fromServer_.chunk) current_->endpoint->release(*fromServer_.chunk);
-    if (!reusable) closeUpstream(*current_, false);
+    if (!reusable) closeUpstream(indexOf(*current_), false);
   }
   fromServer_ = Input{};
   current_ = nullptr;
@@ -548,21 +478,6 @@ void HttpOutbound::completeExchange() {
   responseEdits_ = nullptr;
 }
 
-void HttpOutbound::closeUpstream(Upstream& u, bool reset) {
-  if (!u.endpoint || u.closing) return;
-  u.closing = true;
-  u.endpoint->abort(reset);
-}
-
-void HttpOutbound::reapClosedUpstreams() {
-  for (auto& u : upstreams_) {
-    if (u.endpoint && u.closing && u.endpoint->quiescent()) {
-      u.endpoint->close();
-      u = Upstream{};
-    }
-  }
-}
-
 void HttpOutbound::finish(bool reset) {
   if (finishing_) return;
   finishing_ = true;
@@ -572,24 +487,8 @@ void HttpOutbound::finish(bool reset) {
   fromServer_ = Input{};
   toClient_ = Output{};
   toServer_ = Output{};
-  if (down_) down_->abort(reset);
-  for (auto& u : upstreams_) closeUpstream(u, reset);
+  abortAll(reset);
   current_ = nullptr;
-}
-
-void HttpOutbound::maybeRetire() {
-  if (!finishing_ || retired_ || pumping_) return;
-  reapClosedUpstreams();
-  for (const auto& u : upstreams_) {
-    if (u.endpoint) return;
-  }
-  if (down_ && !down_->quiescent()) return;
-  if (down_) down_->close();
-  retired_ = true;
-  pod_->counters.closed[static_cast<size_t>(Direction::kOutbound)]++;
-  pod_->counters.active--;
-  --context_.live;
-  context_.loop.retire(*this);
 }
 
 }  // namespace sluice::ztunnel

@@ -16,46 +16,24 @@
 // endpoint is destroyed only when quiescent (no io_uring operation can still name it).
 #pragma once
 
-#include <array>
 #include <memory>
 #include <optional>
 #include <string>
 
-#include "engine/endpoint.h"
-#include "engine/event_loop.h"
 #include "l7/http1_parser.h"
-#include "proxy/config_snapshot.h"
-#include "proxy/worker_context.h"
-#include "sluice/common/socket_address.h"
-#include "sluice/common/unique_fd.h"
+#include "proxy/l7_connection.h"
 
 namespace sluice::ztunnel {
 
-class HttpOutbound final : public IoHandler, public EndpointOwner {
+class HttpOutbound final : public L7Connection {
  public:
-  static constexpr int kMaxUpstreams = 8;  // endpoints one app connection keeps connections to
-  static constexpr uint8_t kOpStride = 8;  // op codes per endpoint (>= SocketEndpoint::kOpCount)
-
-  HttpOutbound(WorkerContext& context, std::shared_ptr<PodRuntime> pod, SocketAddress peer, SocketAddress service);
-  ~HttpOutbound() override;
+  using L7Connection::L7Connection;
   // After the loop has added the handler (its socket's operations name it).
   void start(UniqueFd fd);
-
-  void onCompletion(uint8_t op, int res, uint32_t flags) override;
-  void onTick(std::chrono::steady_clock::time_point now) override;
-  void onBuffersAvailable() override;
-  void onEndpointProgress() override { pump(); }
-  void onEndpointConnected(Endpoint& endpoint, bool ok, FailReason reason) override;
 
  private:
   enum class Request { kHead, kConnecting, kSending, kSent, kDiscarding, kTunnel };
   enum class Response { kNone, kHead, kBody, kLocal, kTunnel };
-  struct Upstream {
-    std::unique_ptr<Endpoint> endpoint;
-    std::string key;  // the endpoint's address
-    std::string protocol;
-    bool connected = false, failed = false, closing = false;
-  };
   // Bytes read from an endpoint, parsed from `offset` on.
   struct Input {
     std::optional<Chunk> chunk;
@@ -72,7 +50,9 @@ class HttpOutbound final : public IoHandler, public EndpointOwner {
     bool empty() const { return headOffset == head.size() && body.empty(); }
   };
 
-  void pump();
+  void pump() override;
+  void finish(bool reset) override;
+  void upstreamConnectFailed(int slot) override;
   bool pumpRequest();
   bool pumpResponse();
   bool pumpIdleUpstreams();
@@ -86,20 +66,11 @@ class HttpOutbound final : public IoHandler, public EndpointOwner {
                       const std::vector<l7::HttpHeader>& extra = {});
   void completeExchange();
   void upstreamBroke();
-  Upstream* acquireUpstream(const std::string& key);
-  int slotOf(const Endpoint& endpoint) const;
-  void closeUpstream(Upstream& u, bool reset);
-  void finish(bool reset);
-  void maybeRetire();
-  void reapClosedUpstreams();
+  UpstreamSlot* acquireUpstream(const std::string& key);
+  int indexOf(const UpstreamSlot& u) const { return static_cast<int>(&u - upstreams_.data()); }
   bool pumpTunnel();
 
-  WorkerContext& context_;
-  std::shared_ptr<PodRuntime> pod_;
-  SocketAddress peer_, service_;
-  std::unique_ptr<Endpoint> down_;
-  std::array<Upstream, kMaxUpstreams> upstreams_;
-  Upstream* current_ = nullptr;
+  UpstreamSlot* current_ = nullptr;
   l7::Http1Parser requestParser_{l7::Http1Parser::Kind::kRequest};
   l7::Http1Parser responseParser_{l7::Http1Parser::Kind::kResponse};
   Input fromClient_, fromServer_;
@@ -108,12 +79,11 @@ class HttpOutbound final : public IoHandler, public EndpointOwner {
   Response response_ = Response::kNone;
   bool requestEnded_ = false, responseEnded_ = false;
   bool closeAfterResponse_ = false, clientEof_ = false, serverEof_ = false;
-  bool finishing_ = false, retired_ = false, pumping_ = false, informational_ = false;
+  bool informational_ = false;
   bool tunnelEofToServer_ = false, tunnelEofToClient_ = false;
   // The configuration the current exchange was routed with (the rule's response edits live in it).
   std::shared_ptr<const ConfigSnapshot> exchangeConfig_;
   const l7::HeaderEdits* responseEdits_ = nullptr;
-  std::chrono::steady_clock::time_point lastActivity_;
 };
 
 }  // namespace sluice::ztunnel

@@ -1,0 +1,82 @@
+// The start the L7 e2e tests share: a 2-node mesh; shop/client on node0; web-v1 and web-v2
+// (app=web, version=v1|v2) on node1, each running an interop app `script NAME 8080` that
+// prints a line once it listens; the canary cluster (Service web, VIP sim::kCanaryVip, subsets
+// v1/v2) with its port renamed so Istio's protocol selection makes it L7; a VirtualService;
+// certificates for the three pods; and the routes applied on node0.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "simcluster/canary_config.h"
+#include "support/mesh_fixture.h"
+#include "support/tunnel_stats.h"
+
+namespace sluice {
+
+class L7MeshTest : public ::testing::Test {
+ protected:
+  // Call from SetUp after SLUICE_REQUIRE_PRIVILEGES(); check HasFatalFailure() after it.
+  // `portName` replaces the canary port's (unnamed) spec, e.g. "http" or "grpc";
+  // `routesApplied` holds once node0 routes by `routesYaml`.
+  void startL7Mesh(const std::string& appScript, const std::string& portName, const std::string& routesYaml,
+                   const std::function<bool()>& routesApplied) {
+    auto mesh = startMesh({});
+    ASSERT_TRUE(mesh) << mesh.error().message();
+    cluster_ = std::move(mesh->cluster);
+    controller_ = std::move(mesh->controller);
+    nodes_ = std::move(mesh->nodes);
+    ASSERT_TRUE(cluster_->addPod(0, "client", {.ns = "shop", .labels = {{"app", "client"}}}));
+    for (const char* version : {"v1", "v2"}) {
+      std::string name = std::string("web-") + version;
+      ASSERT_TRUE(cluster_->addPod(1, name, {.ns = "shop", .labels = {{"app", "web"}, {"version", version}}}));
+      auto app = cluster_->runInPod(name, {.argv = {"/usr/bin/python3", "-u", sourceFile(appScript), name, "8080"},
+                                           .captureOutput = true});
+      ASSERT_TRUE(app) << app.error().message();
+      ASSERT_TRUE(readLine(app->stdoutPipe(), std::chrono::seconds(20))) << appScript << " in " << name;
+      apps_.push_back(std::move(*app));
+    }
+    std::string clusterYaml = sim::canaryClusterYaml(*cluster_);
+    std::string unnamed = "ports: [{port: 80, targetPort: 8080}]";
+    ASSERT_NE(clusterYaml.find(unnamed), std::string::npos);
+    clusterYaml.replace(clusterYaml.find(unnamed), unnamed.size(),
+                        "ports: [{name: " + portName + ", port: 80, targetPort: 8080}]");
+    ASSERT_TRUE(sim::writeConfigFile(controller_.configDir(), "cluster.yaml", clusterYaml));
+    ASSERT_TRUE(sim::writeConfigFile(controller_.configDir(), "route.yaml", routesYaml));
+    ASSERT_TRUE(sim::waitForPodCertificates(*cluster_, nodes_, {"client", "web-v1", "web-v2"}));
+    ASSERT_TRUE(waitFor(routesApplied, std::chrono::seconds(20))) << "the routes never reached node0";
+  }
+
+  // `argv` run in shop/client's network namespace and cgroup (so the mesh captures it).
+  RunOutput inClient(std::vector<std::string> argv, std::chrono::seconds timeout = std::chrono::seconds(60)) {
+    SpawnOptions options{.argv = std::move(argv), .captureOutput = true};
+    options.netnsFd = cluster_->pod("client")->netnsFd.get();
+    options.cgroupProcsFd = cluster_->pod("client")->cgroupProcsFd.get();
+    auto out = run(options, {}, timeout);
+    return out.value_or(RunOutput{});
+  }
+
+  // An interop client (python, from the repository) run in shop/client; its JSON summary
+  // (an empty object when it failed, with the failure recorded).
+  nlohmann::json clientJson(const std::string& script, std::vector<std::string> args) {
+    std::vector<std::string> argv = {"/usr/bin/python3", sourceFile(script)};
+    argv.insert(argv.end(), args.begin(), args.end());
+    RunOutput out = inClient(std::move(argv), std::chrono::seconds(240));
+    EXPECT_EQ(out.exitCode, 0) << script << ": " << out.err;
+    return nlohmann::json::parse(out.out.empty() ? "{}" : out.out, nullptr, false);
+  }
+
+  std::unique_ptr<sim::Cluster> cluster_;
+  sim::MeshController controller_;
+  std::vector<std::unique_ptr<sim::MeshNode>> nodes_;
+  std::vector<ChildProcess> apps_;
+};
+
+}  // namespace sluice

@@ -1,0 +1,138 @@
+#include "proxy/l7_connection.h"
+
+#include <spdlog/spdlog.h>
+
+#include "engine/socket_endpoint.h"
+#include "sluice/common/assert.h"
+
+namespace sluice::ztunnel {
+
+L7Connection::L7Connection(WorkerContext& context, std::shared_ptr<PodRuntime> pod, SocketAddress peer, SocketAddress service)
+    : context_(context), pod_(std::move(pod)), peer_(peer), service_(service), lastActivity_(context.loop.now()) {
+  ++context_.live;
+  pod_->counters.active++;
+  pod_->counters.opened[static_cast<size_t>(Direction::kOutbound)]++;
+}
+
+L7Connection::~L7Connection() {
+  if (!retired_) countClosed();
+}
+
+void L7Connection::countClosed() {
+  pod_->counters.closed[static_cast<size_t>(Direction::kOutbound)]++;
+  pod_->counters.active--;
+  --context_.live;
+}
+
+void L7Connection::adoptClient(UniqueFd fd) {
+  (void)setNoDelay(fd.get());
+  down_ = std::make_unique<SocketEndpoint>(context_.loop, *this, *this, 0, std::move(fd), &pod_->buffers);
+}
+
+void L7Connection::onCompletion(uint8_t op, int res, uint32_t flags) {
+  int index = op / kOpStride;
+  Endpoint* endpoint = index == 0 ? down_.get() : upstreams_[index - 1].endpoint.get();
+  SLUICE_ASSERT(endpoint != nullptr, "completion for an endpoint that is gone");
+  endpoint->onCompletion(op, res, flags);
+  reapClosedUpstreams();
+  maybeRetire();
+}
+
+void L7Connection::onBuffersAvailable() {
+  if (down_) down_->onBuffersAvailable();
+  for (auto& u : upstreams_) {
+    if (u.endpoint) u.endpoint->onBuffersAvailable();
+  }
+  pump();
+}
+
+void L7Connection::onTick(std::chrono::steady_clock::time_point now) {
+  if (finishing_) return;
+  // Idle as a TCP connection is (Istio's idleTimeout): no bytes either way, whatever requests
+  // are open, so one whose upstream never answers cannot hold the connection forever.
+  bool idle = now - lastActivity_ > context_.options.idleTimeout;
+  bool drained = pod_->drainDeadline && now >= *pod_->drainDeadline;
+  if (idle || drained) {
+    finish(true);
+    maybeRetire();
+  }
+}
+
+void L7Connection::onEndpointConnected(Endpoint& endpoint, bool ok, FailReason reason) {
+  int slot = slotOf(endpoint);
+  if (slot < 0 || finishing_) return;
+  if (ok) {
+    upstreams_[slot].connected = true;
+  } else {
+    if (reason != FailReason::kCount) pod_->counters.failed[static_cast<size_t>(reason)]++;
+    upstreamConnectFailed(slot);
+  }
+  pump();
+}
+
+std::expected<void, UpstreamFailure> L7Connection::openUpstreamIn(int slot, const SocketAddress& address,
+                                                                  const std::shared_ptr<const WorkloadEntry>& workload) {
+  UpstreamSlot& u = upstreams_[slot];
+  SLUICE_ASSERT(!u.endpoint, "opening an upstream in a slot in use");
+  auto opened = openUpstream(context_, pod_, {peer_, address, workload}, *this, *this, static_cast<uint8_t>((slot + 1) * kOpStride));
+  if (!opened) {
+    pod_->counters.failed[static_cast<size_t>(opened.error().reason)]++;
+    spdlog::debug("{}: {}", pod_->key(), opened.error().message);
+    return std::unexpected(opened.error());
+  }
+  u.endpoint = std::move(opened->endpoint);
+  u.key = address.toString();
+  return {};
+}
+
+int L7Connection::freeSlot() const {
+  for (int i = 0; i < kMaxUpstreams; ++i) {
+    if (!upstreams_[i].endpoint) return i;
+  }
+  return -1;
+}
+
+int L7Connection::slotOf(const Endpoint& endpoint) const {
+  for (int i = 0; i < kMaxUpstreams; ++i) {
+    if (upstreams_[i].endpoint.get() == &endpoint) return i;
+  }
+  return -1;
+}
+
+void L7Connection::closeUpstream(int slot, bool reset) {
+  UpstreamSlot& u = upstreams_[slot];
+  if (!u.endpoint || u.closing) return;
+  u.closing = true;
+  u.endpoint->abort(reset);
+}
+
+void L7Connection::abortAll(bool reset) {
+  if (down_) down_->abort(reset);
+  for (int i = 0; i < kMaxUpstreams; ++i) closeUpstream(i, reset);
+}
+
+void L7Connection::reapClosedUpstreams() {
+  for (int i = 0; i < kMaxUpstreams; ++i) {
+    UpstreamSlot& u = upstreams_[i];
+    if (u.endpoint && u.closing && u.endpoint->quiescent()) {
+      u.endpoint->close();
+      u = UpstreamSlot{};
+      clearUpstream(i);
+    }
+  }
+}
+
+void L7Connection::maybeRetire() {
+  if (!finishing_ || retired_ || pumping_) return;
+  reapClosedUpstreams();
+  for (const auto& u : upstreams_) {
+    if (u.endpoint) return;
+  }
+  if (down_ && !down_->quiescent()) return;
+  if (down_) down_->close();
+  retired_ = true;
+  countClosed();
+  context_.loop.retire(*this);
+}
+
+}  // namespace sluice::ztunnel

@@ -1,0 +1,83 @@
+// What the HTTP/1.1 and the HTTP/2 outbound proxies (http_outbound.h, http2_outbound.h) share:
+// one app connection's socket endpoint, up to kMaxUpstreams upstream endpoints told apart by
+// their op codes, the pod's connection counters, the idle and drain deadlines, and retiring
+// once every endpoint is quiescent. The subclass owns the protocol: pump() moves bytes, and
+// per-slot state of its own lives beside `upstreams_` (cleared in clearUpstream()).
+//
+// Invariants: an endpoint is destroyed only when quiescent (no io_uring operation can still
+// name it); the handler retires only when finishing, not pumping, and every endpoint is gone.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "engine/endpoint.h"
+#include "engine/event_loop.h"
+#include "proxy/config_snapshot.h"
+#include "proxy/upstream.h"
+#include "proxy/worker_context.h"
+#include "sluice/common/socket_address.h"
+#include "sluice/common/unique_fd.h"
+
+namespace sluice::ztunnel {
+
+class L7Connection : public IoHandler, public EndpointOwner {
+ public:
+  static constexpr int kMaxUpstreams = 8;  // upstream connections one app connection keeps
+  static constexpr uint8_t kOpStride = 8;  // op codes per endpoint (>= SocketEndpoint::kOpCount)
+
+  L7Connection(WorkerContext& context, std::shared_ptr<PodRuntime> pod, SocketAddress peer, SocketAddress service);
+  ~L7Connection() override;
+
+  void onCompletion(uint8_t op, int res, uint32_t flags) final;
+  void onTick(std::chrono::steady_clock::time_point now) final;
+  void onBuffersAvailable() final;
+  void onEndpointProgress() final { pump(); }
+  void onEndpointConnected(Endpoint& endpoint, bool ok, FailReason reason) final;
+
+ protected:
+  struct UpstreamSlot {
+    std::unique_ptr<Endpoint> endpoint;  // null: the slot is free
+    std::string key;                     // the endpoint's address
+    bool connected = false, closing = false;
+  };
+
+  virtual void pump() = 0;
+  // Aborts what is in flight (reset: the peers see resets) and closes every endpoint.
+  virtual void finish(bool reset) = 0;
+  // The upstream in `slot` could not be reached (counted already); pump() follows.
+  virtual void upstreamConnectFailed(int slot) = 0;
+  // The slot's endpoint is closed and gone: drop the subclass's state for it.
+  virtual void clearUpstream(int /*slot*/) {}
+
+  // The app's socket, as endpoint 0 (op codes [0, kOpStride)).
+  void adoptClient(UniqueFd fd);
+  // Starts connecting `slot` (free) to `address`; the outcome arrives in onEndpointConnected.
+  std::expected<void, UpstreamFailure> openUpstreamIn(int slot, const SocketAddress& address,
+                                                      const std::shared_ptr<const WorkloadEntry>& workload);
+  int freeSlot() const;
+  int slotOf(const Endpoint& endpoint) const;
+  void closeUpstream(int slot, bool reset);
+  // Aborts the app's endpoint and every upstream (the base half of finish()).
+  void abortAll(bool reset);
+  void reapClosedUpstreams();
+  void maybeRetire();
+  void touch() { lastActivity_ = context_.loop.now(); }
+  void countFromClient(size_t n) { pod_->counters.bytesFromClient[static_cast<size_t>(Direction::kOutbound)] += n; }
+  void countToClient(size_t n) { pod_->counters.bytesToClient[static_cast<size_t>(Direction::kOutbound)] += n; }
+
+  WorkerContext& context_;
+  std::shared_ptr<PodRuntime> pod_;
+  SocketAddress peer_, service_;
+  std::unique_ptr<Endpoint> down_;
+  std::array<UpstreamSlot, kMaxUpstreams> upstreams_;
+  bool finishing_ = false, retired_ = false, pumping_ = false;
+
+ private:
+  void countClosed();
+  std::chrono::steady_clock::time_point lastActivity_;
+};
+
+}  // namespace sluice::ztunnel

@@ -11,6 +11,9 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <spdlog/async.h>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <thread>
@@ -23,6 +26,7 @@
 #include "identity/certificate_manager.h"
 #include "identity/controller_channel.h"
 #include "xds/config_client.h"
+#include "proxy/request_record.h"
 #include "sluice/common/log.h"
 #include "sluice_capture.h"
 
@@ -79,7 +83,26 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 86400 * 90))->capture_default_str();
   app.add_option("--pool-idle-timeout-s", poolIdleS, "how long an HBONE connection without streams stays pooled")
       ->check(CLI::Range(1, 3600))->capture_default_str();
+  std::string accessLog;
+  app.add_option("--access-log", accessLog,
+                 "one JSON line per L7 request: a file path, or - for stdout (default: off)");
   CLI11_PARSE(app, argc, argv);
+  if (!accessLog.empty()) {
+    // Asynchronous, dropping the oldest lines when the writer falls behind: a worker never
+    // waits for the log.
+    spdlog::init_thread_pool(8192, 1);
+    std::shared_ptr<spdlog::logger> logger;
+    try {
+      logger = accessLog == "-" ? spdlog::create_async_nb<spdlog::sinks::stdout_sink_mt>("access")
+                                : spdlog::create_async_nb<spdlog::sinks::basic_file_sink_mt>("access", accessLog);
+    } catch (const spdlog::spdlog_ex& e) {
+      spdlog::error("--access-log {}: {}", accessLog, e.what());
+      return 1;
+    }
+    logger->set_pattern("%v");
+    logger->flush_on(spdlog::level::info);
+    setAccessLog(logger);
+  }
   if (!controller.empty() && nodeName.empty()) {
     spdlog::error("--controller needs --node (the controller tells nodes apart by name)");
     return 1;

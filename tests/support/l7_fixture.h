@@ -7,7 +7,13 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
 #include <functional>
 #include <memory>
 #include <string>
@@ -28,7 +34,7 @@ class L7MeshTest : public ::testing::Test {
   // `routesApplied` holds once node0 routes by `routesYaml`.
   void startL7Mesh(const std::string& appScript, const std::string& portName, const std::string& routesYaml,
                    const std::function<bool()>& routesApplied) {
-    auto mesh = startMesh({});
+    auto mesh = startMesh({}, [this](const sim::Node& n) { return std::vector<std::string>{"--access-log", accessLogPath(n.name)}; });
     ASSERT_TRUE(mesh) << mesh.error().message();
     cluster_ = std::move(mesh->cluster);
     controller_ = std::move(mesh->controller);
@@ -71,6 +77,35 @@ class L7MeshTest : public ::testing::Test {
     RunOutput out = inClient(std::move(argv), std::chrono::seconds(240));
     EXPECT_EQ(out.exitCode, 0) << script << ": " << out.err;
     return nlohmann::json::parse(out.out.empty() ? "{}" : out.out, nullptr, false);
+  }
+
+  // Each node's ztunnel writes its access log here (removed after the test).
+  static std::string accessLogPath(const std::string& node) {
+    return ::testing::TempDir() + "sluice-access-" + std::to_string(::getpid()) + "-" + node + ".log";
+  }
+  void TearDown() override {
+    for (const char* node : {"node0", "node1"}) std::filesystem::remove(accessLogPath(node));
+  }
+  // The access log lines of `node` so far, parsed.
+  std::vector<nlohmann::json> accessLog(const std::string& node) {
+    std::vector<nlohmann::json> lines;
+    std::ifstream in(accessLogPath(node));
+    for (std::string line; std::getline(in, line);) lines.push_back(nlohmann::json::parse(line, nullptr, false));
+    return lines;
+  }
+  // The sum of node0's istio_requests_total samples carrying every label in `labels`.
+  double requestsTotal(const std::map<std::string, std::string>& labels) {
+    auto text = nodes_[0]->httpGet("127.0.0.1:15020", "/metrics");
+    EXPECT_TRUE(text) << (text ? "" : text.error().message());
+    double sum = 0;
+    std::istringstream in(text ? *text : "");
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind("istio_requests_total{", 0) != 0) continue;
+      bool all = true;
+      for (const auto& [k, v] : labels) all = all && line.find(k + "=\"" + v + "\"") != std::string::npos;
+      if (all) sum += std::stod(line.substr(line.rfind(' ') + 1));
+    }
+    return sum;
   }
 
   std::unique_ptr<sim::Cluster> cluster_;

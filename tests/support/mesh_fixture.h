@@ -3,6 +3,7 @@
 // echo app in a pod.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,7 +24,9 @@ struct Mesh {
   std::vector<std::unique_ptr<sim::MeshNode>> nodes;
 };
 
-inline Result<Mesh> startMesh(sim::MeshControllerOptions options = {}) {
+// `moreTunnelArgs(node)`: arguments each ztunnel gets besides the controller's.
+inline Result<Mesh> startMesh(sim::MeshControllerOptions options = {},
+                              std::function<std::vector<std::string>(const sim::Node&)> moreTunnelArgs = {}) {
   Mesh mesh;
   SLUICE_TRY_ASSIGN(cluster, sim::createMeshCluster(2));
   mesh.cluster = std::move(cluster);
@@ -31,7 +34,13 @@ inline Result<Mesh> startMesh(sim::MeshControllerOptions options = {}) {
   mesh.controller = std::move(controller);
   const sim::MeshController& ca = mesh.controller;
   SLUICE_TRY_ASSIGN(nodes, sim::startMeshNodes(*mesh.cluster, sim::MeshNode::Tunnel::kZtunnel,
-                                               [&ca](const sim::Node& n) { return ca.tunnelArgs(n).value(); }));
+                                               [&](const sim::Node& n) {
+                                                 auto args = ca.tunnelArgs(n).value();
+                                                 if (moreTunnelArgs) {
+                                                   for (auto& a : moreTunnelArgs(n)) args.push_back(std::move(a));
+                                                 }
+                                                 return args;
+                                               }));
   mesh.nodes = std::move(nodes);
   return mesh;
 }

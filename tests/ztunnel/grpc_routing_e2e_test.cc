@@ -72,6 +72,28 @@ TEST_F(GrpcRoutingE2eTest, NinetyTenPerCallOverOneChannel) {
   // 10 +- 3 points: v2 ~ Binomial(2000, 0.1), sd 13.4; the bound is 4.5 sd.
   EXPECT_GE(v2, 140) << result.dump();
   EXPECT_LE(v2, 260) << result.dump();
+  // Request metrics without a waypoint: node0 reports every call, per destination workload,
+  // with Istio's labels; and logs each one.
+  std::map<std::string, std::string> ok = {{"reporter", "source"},         {"source_workload", "client"},
+                                           {"request_protocol", "grpc"},  {"response_code", "200"},
+                                           {"grpc_response_status", "0"}, {"destination_service_name", "web"},
+                                           {"destination_app", "web"},    {"response_flags", "-"}};
+  auto v2Calls = ok;
+  v2Calls["destination_workload"] = "web-v2";
+  v2Calls["destination_version"] = "v2";
+  EXPECT_EQ(requestsTotal(ok), 2000);
+  EXPECT_EQ(requestsTotal(v2Calls), v2);
+  std::vector<json> log;
+  EXPECT_TRUE(waitFor([&] { return (log = accessLog("node0")).size() >= 2000; }, std::chrono::seconds(10))) << log.size();
+  ASSERT_FALSE(log.empty());
+  const json& last = log.back();
+  EXPECT_EQ(last.value("protocol", ""), "HTTP/2") << last.dump();
+  EXPECT_EQ(last.value("path", ""), "/sluice.test.Echo/Who");
+  EXPECT_EQ(last.value("response_code", 0), 200);
+  EXPECT_EQ(last.value("grpc_status", ""), "0");
+  EXPECT_EQ(last.value("route_name", ""), "echo");
+  EXPECT_EQ(last.value("x_request_id", "").size(), 36u);
+  EXPECT_EQ(last.value("upstream_host", "").rfind("10.244.1.", 0), 0u) << last.dump();
 }
 
 TEST_F(GrpcRoutingE2eTest, HeaderRouteTrailersStreamingAndLargeMessages) {
@@ -101,6 +123,9 @@ TEST_F(GrpcRoutingE2eTest, AnswersTheTunnelGivesItselfAreGrpcStatusesOrPlainHttp
   json maintenance = grpc(1, {"--method", "/maintenance.Service/Call"});
   EXPECT_EQ(maintenance["codes"].value("UNAVAILABLE", 0), 1) << maintenance.dump();  // direct 503
   EXPECT_EQ(maintenance.value("details", ""), "down for maintenance");
+  EXPECT_EQ(requestsTotal({{"request_protocol", "grpc"}, {"response_code", "404"}, {"response_flags", "NR"},
+                           {"grpc_response_status", "12"}, {"destination_service_name", "web"}}),
+            1);
   auto direct = curl({"-w", " %{http_code} %{http_version}", "http://" + std::string(kVip) + "/maintenance/x"});
   EXPECT_EQ(direct.out, "down for maintenance 503 2") << direct.err;
   auto none = curl({"-o", "/dev/null", "-w", "%{http_code}", "http://" + std::string(kVip) + "/nothing"});

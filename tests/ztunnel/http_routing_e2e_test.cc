@@ -78,6 +78,11 @@ TEST_F(HttpRoutingE2eTest, NinetyTenPerRequestOverOneKeepAliveConnection) {
   EXPECT_LE(v2, 1200) << result.dump();
   // Over HBONE: the server saw the tunnel's CONNECT carry the request, not the app's socket.
   EXPECT_EQ(result["last"]["headers"].value("host", ""), kVip);
+  // Istio's request metrics, reported by node0 (no waypoint): every request, by destination.
+  EXPECT_EQ(requestsTotal({{"request_protocol", "http"}, {"response_code", "200"}, {"destination_workload", "web-v2"},
+                           {"destination_service", "web.shop.svc.cluster.local"}}),
+            v2);
+  EXPECT_GE(requestsTotal({{"request_protocol", "http"}, {"response_code", "200"}, {"source_workload", "client"}}), 10000);
 }
 
 TEST_F(HttpRoutingE2eTest, HeaderRouteEditsAndTraceContext) {
@@ -99,6 +104,17 @@ TEST_F(HttpRoutingE2eTest, RedirectDirectResponseAndRewrite) {
   EXPECT_EQ(redirect.out, fmt::format("308 http://{}/new?k=v", kVip));
   auto direct = curl({"-w", " %{http_code}", "http://" + std::string(kVip) + "/maintenance/x"});
   EXPECT_EQ(direct.out, "down for maintenance 503");
+  std::vector<json> log;
+  EXPECT_TRUE(waitFor([&] {
+    log = accessLog("node0");
+    return !log.empty() && log.back().value("path", "") == "/maintenance/x";
+  }, std::chrono::seconds(10)));
+  if (!log.empty()) {
+    EXPECT_EQ(log.back().value("protocol", ""), "HTTP/1.1");
+    EXPECT_EQ(log.back().value("response_code", 0), 503);
+    EXPECT_EQ(log.back().value("route_name", ""), "maintenance");
+    EXPECT_EQ(log.back().value("upstream_host", "x"), "");
+  }
   auto legacy = curl({"http://" + std::string(kVip) + "/legacy/a?b=1"});
   json app = json::parse(legacy.out, nullptr, false);
   EXPECT_EQ(app.value("pod", ""), "web-v1") << legacy.out << legacy.err;

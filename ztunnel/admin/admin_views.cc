@@ -5,6 +5,9 @@
 
 #include <fmt/format.h>
 
+#include <limits>
+#include <span>
+
 namespace sluice::ztunnel {
 using nlohmann::json;
 
@@ -82,6 +85,82 @@ json configDump(const std::vector<std::shared_ptr<PodRuntime>>& pods, const Conf
   return out;
 }
 
+namespace {
+
+using prometheus::ClientMetric;
+
+void appendWorkload(std::vector<ClientMetric::Label>& out, const std::string& side, const WorkloadLabels& w) {
+  out.push_back({side + "_workload", w.workload});
+  out.push_back({side + "_workload_namespace", w.ns});
+  out.push_back({side + "_principal", w.principal});
+  out.push_back({side + "_app", w.app});
+  out.push_back({side + "_version", w.version});
+  out.push_back({side + "_canonical_service", w.canonicalService});
+  out.push_back({side + "_canonical_revision", w.canonicalRevision});
+  out.push_back({side + "_cluster", "Kubernetes"});
+}
+
+// Istio's label set for its request metrics, reporter="source".
+std::vector<ClientMetric::Label> requestLabels(const RequestLabels& l) {
+  std::vector<ClientMetric::Label> out{{"reporter", "source"}};
+  appendWorkload(out, "source", l.source);
+  appendWorkload(out, "destination", l.destination);
+  out.push_back({"destination_service", l.destinationService});
+  out.push_back({"destination_service_name", l.destinationServiceName});
+  out.push_back({"destination_service_namespace", l.destinationServiceNamespace});
+  out.push_back({"request_protocol", l.requestProtocol});
+  out.push_back({"response_code", std::to_string(l.responseCode)});
+  out.push_back({"grpc_response_status", l.grpcResponseStatus});
+  out.push_back({"response_flags", l.responseFlags});
+  out.push_back({"connection_security_policy", "unknown"});  // what a source reporter says
+  return out;
+}
+
+ClientMetric histogram(std::vector<ClientMetric::Label> labels, const Histogram& h, std::span<const double> bounds) {
+  ClientMetric m;
+  m.label = std::move(labels);
+  m.histogram.sample_count = h.total;
+  m.histogram.sample_sum = h.sum;
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i <= bounds.size(); ++i) {
+    cumulative += i < h.counts.size() ? h.counts[i] : 0;
+    double bound = i < bounds.size() ? bounds[i] : std::numeric_limits<double>::infinity();
+    m.histogram.bucket.push_back({cumulative, bound});
+  }
+  return m;
+}
+
+void appendRequestMetrics(const std::vector<std::shared_ptr<PodRuntime>>& pods, std::vector<prometheus::MetricFamily>& families) {
+  using prometheus::MetricFamily;
+  using prometheus::MetricType;
+  MetricFamily total{"istio_requests_total", "Requests, counted when they end", MetricType::Counter, {}};
+  MetricFamily duration{"istio_request_duration_milliseconds", "Request duration", MetricType::Histogram, {}};
+  MetricFamily requestBytes{"istio_request_bytes", "Request header and body bytes", MetricType::Histogram, {}};
+  MetricFamily responseBytes{"istio_response_bytes", "Response header and body bytes", MetricType::Histogram, {}};
+  MetricFamily dropped{"sluice_request_series_dropped_total",
+                       "Requests not in istio_requests_total because the pod had too many label combinations",
+                       MetricType::Counter, {}};
+  for (const auto& p : pods) {
+    for (const auto& [labels, series] : p->requests.snapshot()) {
+      auto l = requestLabels(labels);
+      ClientMetric count;
+      count.label = l;
+      count.counter.value = static_cast<double>(series.requests);
+      total.metric.push_back(std::move(count));
+      duration.metric.push_back(histogram(l, series.duration, RequestMetrics::kDurationBucketsMs));
+      requestBytes.metric.push_back(histogram(l, series.requestBytes, RequestMetrics::kSizeBuckets));
+      responseBytes.metric.push_back(histogram(std::move(l), series.responseBytes, RequestMetrics::kSizeBuckets));
+    }
+    ClientMetric d;
+    d.label = {{"workload", p->name}, {"workload_namespace", p->ns}};
+    d.counter.value = static_cast<double>(p->requests.dropped());
+    dropped.metric.push_back(std::move(d));
+  }
+  for (auto* f : {&total, &duration, &requestBytes, &responseBytes, &dropped}) families.push_back(std::move(*f));
+}
+
+}  // namespace
+
 // The exposition is prometheus-cpp's (TextSerializer); we only build the families from the
 // pods' counters at scrape time (the counters live in the data path, not in a registry).
 std::string prometheusText(const std::vector<std::shared_ptr<PodRuntime>>& pods,
@@ -140,6 +219,7 @@ std::string prometheusText(const std::vector<std::shared_ptr<PodRuntime>>& pods,
     active.metric.push_back(sample({{"workload", p->name}, {"workload_namespace", p->ns}}, MetricType::Gauge,
                                    static_cast<double>(p->counters.active.load())));
   }
+  appendRequestMetrics(pods, families);
   if (!certificates.empty()) {
     MetricFamily& expiry = families.emplace_back(MetricFamily{
         "sluice_certificate_expiry_seconds", "When the workload certificate expires (Unix time)", MetricType::Gauge, {}});

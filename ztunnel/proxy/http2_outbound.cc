@@ -147,6 +147,8 @@ bool Http2Outbound::handleClientEvents() {
         auto it = exchanges_.find(e.stream);
         if (it != exchanges_.end()) {
           Exchange& x = it->second;
+          if (!x.responseDone && x.record.labels.responseFlags == "-") x.record.labels.responseFlags = "DC";
+          endRequest(*pod_, x.record, context_.loop.now());
           if (x.upstream >= 0 && x.upStream != 0 && !x.responseDone && sessions_[x.upstream].session) {
             sessions_[x.upstream].session->reset(x.upStream, kCancel);
           }
@@ -165,15 +167,22 @@ bool Http2Outbound::handleClientEvents() {
 
 void Http2Outbound::routeRequest(int32_t stream) {
   Exchange& x = exchanges_[stream];
-  auto request = l7::requestFromFields(downSession_->fields(stream));
+  auto config = context_.config.current();
+  const http2::Fields& fields = downSession_->fields(stream);
+  auto request = l7::requestFromFields(fields);
+  x.record = beginRequest(sourceWorkloadLabels(*config, *pod_, context_.options.trustDomain),
+                          request ? request->head : l7::HttpHead{}, request && l7::isGrpc(request->head), "HTTP/2",
+                          context_.loop.now());
+  for (const auto& f : fields) x.record.requestBytes += f.name.size() + f.value.size();
   if (!request) return respondLocally(stream, x, {400, "DPE", "a request without :method, :path or authority", {}});
   x.grpc = l7::isGrpc(request->head);
   if (request->head.method == "CONNECT") return respondLocally(stream, x, {405, "", "CONNECT is not routed on a service port", {}});
-  auto config = context_.config.current();
   HttpRouting routing = routeHttpRequest(*config, service_, {service_.port(), pod_->ns, sourceLabelsOf(*config, pod_->addresses)},
                                          request->head, {context_.random(), context_.sequence++}, context_.random());
+  recordRouting(x.record, routing, context_.options.trustDomain);
   if (routing.local) return respondLocally(stream, x, *routing.local);
   decorateRequest(*routing.rule, request->head, context_.random);
+  if (const std::string* id = request->head.find("x-request-id")) x.record.requestId = *id;
   x.config = config;
   x.responseEdits = &routing.rule->responseHeaders;
   x.upstream = acquireUpstream(routing.endpoint, routing.workload);
@@ -246,6 +255,7 @@ bool Http2Outbound::moveBodies() {
     if (!x.requestDone) {
       if (!fromApp.empty() && up.queued(x.upStream) < http2::Http2Session::kHighWater) {
         up.write(x.upStream, bytesOf(fromApp));
+        x.record.requestBytes += fromApp.size();
         downSession_->consumed(stream, fromApp.size());
         fromApp.clear();
         progress = true;
@@ -259,11 +269,13 @@ bool Http2Outbound::moveBodies() {
       std::string& fromUp = up.inbox(x.upStream);
       if (!fromUp.empty() && downSession_->queued(stream) < http2::Http2Session::kHighWater) {
         downSession_->write(stream, bytesOf(fromUp));
+        x.record.responseBytes += fromUp.size();
         up.consumed(x.upStream, fromUp.size());
         fromUp.clear();
         progress = true;
       }
       if (fromUp.empty() && up.peerEnded(x.upStream)) {
+        noteGrpcStatus(x, up.trailers(x.upStream));
         downSession_->finish(stream, l7::forwardableTrailers(up.trailers(x.upStream)));
         x.responseDone = progress = true;
       }
@@ -296,7 +308,11 @@ bool Http2Outbound::handleUpstreamEvents(int slot) {
       if (x.responseEdits != nullptr) x.responseEdits->apply(head);
       // A head that ends the stream (gRPC's trailers-only answer) goes out as one.
       bool endStream = u.session->peerEnded(e.stream) && u.session->inbox(e.stream).empty();
-      downSession_->submitResponse(stream, l7::fieldsFromResponse(head), endStream);
+      http2::Fields fields = l7::fieldsFromResponse(head);
+      x.record.labels.responseCode = head.status;
+      for (const auto& f : fields) x.record.responseBytes += f.name.size() + f.value.size();
+      noteGrpcStatus(x, fields);
+      downSession_->submitResponse(stream, fields, endStream);
       x.responded = true;
       x.responseDone = endStream;
     } else if (e.kind == Kind::kClosed) {
@@ -320,12 +336,22 @@ void Http2Outbound::upstreamStreamFailed(int32_t stream, Exchange& x, uint32_t e
     bool refused = errorCode == kRefusedStream;
     return respondLocally(stream, x, {503, refused ? "URX" : "UC", "upstream connect error or disconnect/reset before headers", {}});
   }
+  x.record.labels.responseFlags = "UC";
   if (!x.responseDone) downSession_->reset(stream, errorCode != 0 ? errorCode : 0x2 /* INTERNAL_ERROR */);
   x.responseDone = true;
 }
 
+void Http2Outbound::noteGrpcStatus(Exchange& x, const http2::Fields& fields) {
+  if (!x.grpc) return;
+  for (const auto& f : fields) {
+    if (f.name == "grpc-status") x.record.labels.grpcResponseStatus = f.value;
+  }
+}
+
 void Http2Outbound::respondLocally(int32_t stream, Exchange& x, const LocalAnswer& answer) {
-  (void)answer.flag;  // the response flag goes to metrics and the access log (not yet wired)
+  x.record.labels.responseCode = answer.status;
+  if (!answer.flag.empty()) x.record.labels.responseFlags = answer.flag;
+  if (x.grpc) x.record.labels.grpcResponseStatus = std::to_string(l7::grpcStatusForHttp(answer.status));
   x.upstream = -1;
   x.upStream = 0;
   x.request.clear();
@@ -373,6 +399,10 @@ void Http2Outbound::failUpstream(int slot) {
 void Http2Outbound::finish(bool reset) {
   if (finishing_) return;
   finishing_ = true;
+  for (auto& [stream, x] : exchanges_) {
+    if (x.record.labels.responseFlags == "-" && !x.responseDone) x.record.labels.responseFlags = "DC";
+    endRequest(*pod_, x.record, context_.loop.now());
+  }
   exchanges_.clear();
   abortAll(reset);
 }

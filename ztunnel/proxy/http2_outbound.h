@@ -26,6 +26,7 @@
 #include "http2/http2_session.h"
 #include "proxy/http_request_routing.h"
 #include "proxy/l7_connection.h"
+#include "proxy/request_record.h"
 
 namespace sluice::ztunnel {
 
@@ -65,6 +66,7 @@ class Http2Outbound final : public L7Connection {
     bool responseDone = false;  // END_STREAM (with trailers) passed to the app
     std::shared_ptr<const ConfigSnapshot> config;  // keeps the route's response edits alive
     const l7::HeaderEdits* responseEdits = nullptr;
+    RequestRecord record;  // for metrics and the access log, ended when the app's stream closes
   };
 
   void pump() override;
@@ -80,6 +82,8 @@ class Http2Outbound final : public L7Connection {
   bool sendPendingRequests();
   void routeRequest(int32_t stream);
   void respondLocally(int32_t stream, Exchange& exchange, const LocalAnswer& answer);
+  // A gRPC request's grpc-status, from the response head (trailers-only) or its trailers.
+  void noteGrpcStatus(Exchange& exchange, const http2::Fields& fields);
   void upstreamStreamFailed(int32_t stream, Exchange& exchange, uint32_t errorCode);
   // The exchange needs its upstream stream no more (both directions done, or it failed).
   void releaseUpstreamStream(Exchange& exchange);

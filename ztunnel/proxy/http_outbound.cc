@@ -95,6 +95,7 @@ bool HttpOutbound::flush(Output& out, Endpoint& to, bool& failed, bool toClient)
   auto written = [&](size_t n) {
     touch();
     if (toClient) countToClient(n);
+    (toClient ? record_.responseBytes : record_.requestBytes) += n;
   };
   while (out.headOffset < out.head.size()) {
     IoResult w = to.write({reinterpret_cast<const uint8_t*>(out.head.data()) + out.headOffset, out.head.size() - out.headOffset});
@@ -265,11 +266,13 @@ bool HttpOutbound::pumpResponse() {
           }
           toClient_.head = head.serializeResponse();
           if (switching) {
+            record_.labels.responseCode = 101;
             request_ = Request::kTunnel;
             response_ = Response::kTunnel;
             return true;
           }
           informational_ = head.status >= 100 && head.status < 200;
+          if (!informational_) record_.labels.responseCode = head.status;
           response_ = Response::kBody;
           progress = true;
           continue;
@@ -381,11 +384,14 @@ void HttpOutbound::routeRequest() {
   auto config = context_.config.current();
   l7::HttpHead& head = requestParser_.head();
   request_ = Request::kDiscarding;  // until an upstream is chosen
+  record_ = beginRequest(sourceWorkloadLabels(*config, *pod_, context_.options.trustDomain), head, false, "HTTP/1.1",
+                         context_.loop.now());
   if (head.method == "CONNECT") return respondLocally(405, "", "CONNECT is not routed on a service port", true);
   bool upgrade = requestParser_.upgrade();
   std::string upgradeTo = upgrade && head.find("upgrade") != nullptr ? *head.find("upgrade") : "";
   HttpRouting routing = routeHttpRequest(*config, service_, {service_.port(), pod_->ns, sourceLabelsOf(*config, pod_->addresses)},
                                          head, {context_.random(), context_.sequence++}, context_.random());
+  recordRouting(record_, routing, context_.options.trustDomain);
   if (routing.local) {
     const LocalAnswer& a = *routing.local;
     return respondLocally(a.status, a.flag, a.body, false, a.extra);
@@ -396,6 +402,7 @@ void HttpOutbound::routeRequest() {
     head.set("upgrade", upgradeTo);
   }
   decorateRequest(*routing.rule, head, context_.random);
+  if (const std::string* id = head.find("x-request-id")) record_.requestId = *id;
   exchangeConfig_ = config;
   responseEdits_ = &routing.rule->responseHeaders;
   const SocketAddress* address = &routing.endpoint;
@@ -426,7 +433,14 @@ L7Connection::UpstreamSlot* HttpOutbound::acquireUpstream(const std::string& key
 
 void HttpOutbound::respondLocally(int status, std::string_view flag, std::string_view body, bool close,
                                   const std::vector<l7::HttpHeader>& extra) {
-  (void)flag;  // the response flag goes to metrics and the access log (not yet wired)
+  if (!record_.active) {
+    // Refused before routing (a malformed head): still one request in the metrics.
+    auto config = context_.config.current();
+    record_ = beginRequest(sourceWorkloadLabels(*config, *pod_, context_.options.trustDomain), requestParser_.head(), false,
+                           "HTTP/1.1", context_.loop.now());
+  }
+  record_.labels.responseCode = status;
+  if (!flag.empty()) record_.labels.responseFlags = std::string(flag);
   l7::HttpHead head;
   head.status = status;
   head.reason = reasonPhrase(status);
@@ -452,11 +466,15 @@ void HttpOutbound::upstreamBroke() {
     closeUpstream(indexOf(*current_), true);
     current_ = nullptr;
   }
-  if (answered) return finish(true);  // part of a response went out: only a reset tells the client
+  if (answered) {
+    record_.labels.responseFlags = "UC";
+    return finish(true);  // part of a response went out: only a reset tells the client
+  }
   respondLocally(503, "UC", "upstream connect error or disconnect/reset before headers", false);
 }
 
 void HttpOutbound::completeExchange() {
+  endRequest(*pod_, record_, context_.loop.now());
   bool reusable = current_ != nullptr && !current_->closing && response_ != Response::kLocal &&
                   responseParser_.keepAlive() && fromServer_.rest().empty();
   if (current_ != nullptr) {
@@ -481,6 +499,11 @@ void HttpOutbound::completeExchange() {
 void HttpOutbound::finish(bool reset) {
   if (finishing_) return;
   finishing_ = true;
+  if (record_.active) {
+    // Cut short (or a tunnel after 101 ended): the client's side ended it unless marked.
+    if (record_.labels.responseFlags == "-" && response_ != Response::kTunnel) record_.labels.responseFlags = "DC";
+    endRequest(*pod_, record_, context_.loop.now());
+  }
   if (fromClient_.chunk) down_->release(*fromClient_.chunk);
   fromClient_ = Input{};
   if (fromServer_.chunk && current_ != nullptr) current_->endpoint->release(*fromServer_.chunk);

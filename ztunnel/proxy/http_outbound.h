@@ -22,6 +22,7 @@
 
 #include "l7/http1_parser.h"
 #include "proxy/l7_connection.h"
+#include "proxy/request_record.h"
 
 namespace sluice::ztunnel {
 
@@ -84,6 +85,7 @@ class HttpOutbound final : public L7Connection {
   // The configuration the current exchange was routed with (the rule's response edits live in it).
   std::shared_ptr<const ConfigSnapshot> exchangeConfig_;
   const l7::HeaderEdits* responseEdits_ = nullptr;
+  RequestRecord record_;  // the current exchange, for metrics and the access log
 };
 
 }  // namespace sluice::ztunnel

@@ -8,9 +8,11 @@ namespace sluice::ztunnel {
 
 namespace {
 
-HttpRouting answer(int status, std::string flag, std::string body, std::vector<l7::HttpHeader> extra = {}) {
+HttpRouting answer(std::shared_ptr<const ServiceEntry> service, int status, std::string flag, std::string body,
+                   std::vector<l7::HttpHeader> extra = {}) {
   HttpRouting r;
   r.local = LocalAnswer{status, std::move(flag), std::move(body), std::move(extra)};
+  r.service = std::move(service);
   return r;
 }
 
@@ -27,25 +29,34 @@ const std::map<std::string, std::string>* sourceLabelsOf(const ConfigSnapshot& c
 HttpRouting routeHttpRequest(const ConfigSnapshot& config, const SocketAddress& service, const HttpSource& source,
                              l7::HttpHead& request, Choice choice, uint64_t targetRandom) {
   auto entry = config.servicesByVip.find(service.toString());
-  if (entry == config.servicesByVip.end()) return answer(503, "NC", "the service is no longer known");
+  if (entry == config.servicesByVip.end()) return answer(nullptr, 503, "NC", "the service is no longer known");
+  const auto& called = entry->second;
   l7::RouteMatch match = l7::matchRoute(*entry->second->httpRoutes, request, {source.servicePort, source.ns, source.labels});
-  if (match.rule == nullptr) return answer(404, "NR", "no route matched");
+  if (match.rule == nullptr) return answer(called, 404, "NR", "no route matched");
   const l7::HttpRouteRule& rule = *match.rule;
-  if (rule.directResponse) return answer(rule.directResponse->status, "", rule.directResponse->body);
-  if (rule.redirect) return answer(rule.redirect->code, "", "", {{"location", l7::redirectLocation(*rule.redirect, request)}});
+  // Answers from here on name the rule that led to them (access log: route_name).
+  auto answer = [&rule](std::shared_ptr<const ServiceEntry> about, int status, std::string flag, std::string body,
+                        std::vector<l7::HttpHeader> extra = {}) {
+    HttpRouting r = ztunnel::answer(std::move(about), status, std::move(flag), std::move(body), std::move(extra));
+    r.rule = &rule;
+    return r;
+  };
+  if (rule.directResponse) return answer(called, rule.directResponse->status, "", rule.directResponse->body);
+  if (rule.redirect) return answer(called, rule.redirect->code, "", "", {{"location", l7::redirectLocation(*rule.redirect, request)}});
   const l7::RouteTarget* target = l7::pickTarget(rule, targetRandom);
   auto destination = target != nullptr ? config.servicesByHost.find(target->host) : config.servicesByHost.end();
-  if (destination == config.servicesByHost.end()) return answer(503, "NC", "the route's destination is not a known service");
+  if (destination == config.servicesByHost.end()) return answer(called, 503, "NC", "the route's destination is not a known service");
   uint16_t port = target->port != 0 ? target->port : service.port();
   const ServiceEntry::Endpoint* endpoint =
       pickEndpoint(*destination->second, target->subset.empty() ? nullptr : &target->subsetLabels, choice);
-  if (endpoint == nullptr) return answer(503, "UH", "no healthy upstream");
+  if (endpoint == nullptr) return answer(destination->second, 503, "UH", "no healthy upstream");
   auto address = SocketAddress::fromIp(endpoint->address, targetPortOf(*destination->second, port));
-  if (!address) return answer(503, "UH", "no healthy upstream");
+  if (!address) return answer(destination->second, 503, "UH", "no healthy upstream");
   l7::applyRewrite(rule, match.matcher, request);
   HttpRouting routed;
   routed.rule = &rule;
   routed.endpoint = *address;
+  routed.service = destination->second;
   if (auto w = config.workloadsByIp.find(address->ip()); w != config.workloadsByIp.end()) routed.workload = w->second;
   return routed;
 }

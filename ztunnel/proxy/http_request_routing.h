@@ -30,9 +30,12 @@ struct LocalAnswer {
 
 struct HttpRouting {
   std::optional<LocalAnswer> local;  // set: answer with it and send nothing upstream
-  const l7::HttpRouteRule* rule = nullptr;  // the matched route (lives in the snapshot)
+  const l7::HttpRouteRule* rule = nullptr;  // the matched route, also for its local answers (lives in the snapshot)
   SocketAddress endpoint;                   // the chosen endpoint (its target port)
   std::shared_ptr<const WorkloadEntry> workload;  // the endpoint is this mesh workload (else null)
+  // The service the request is for: the route's destination, or the one the app called when
+  // answered locally (null when even that is no longer known).
+  std::shared_ptr<const ServiceEntry> service;
 };
 
 struct HttpSource {

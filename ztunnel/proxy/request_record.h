@@ -1,0 +1,51 @@
+// One HTTP request as the tunnel reports it when it ends, whichever protocol carried it: the
+// pod's Istio request metrics (proxy/request_metrics.h) and, when enabled, one access-log line
+// (JSON, Envoy's field names). The HTTP/1.1 and HTTP/2 proxies fill it as the request goes
+// (begin, destination, response head, bytes, flags) and end it exactly once.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "l7/http_head.h"
+#include "proxy/config_snapshot.h"
+#include "proxy/http_request_routing.h"
+#include "proxy/pod_runtime.h"
+#include "proxy/request_metrics.h"
+
+namespace spdlog {
+class logger;
+}
+
+namespace sluice::ztunnel {
+
+struct RequestRecord {
+  bool active = false;  // begun and not yet ended
+  std::chrono::steady_clock::time_point start;
+  std::chrono::system_clock::time_point startWall;
+  RequestLabels labels;
+  uint64_t requestBytes = 0, responseBytes = 0;  // header and body bytes as forwarded
+  std::string method, path, authority, requestId, route, upstreamHost, protocol;
+};
+
+// The source labels of `pod`: from the configuration's workload at one of its addresses, else
+// the pod's own name, namespace and identity.
+WorkloadLabels sourceWorkloadLabels(const ConfigSnapshot& config, const PodRuntime& pod, const std::string& trustDomain);
+
+// A request whose head just arrived (`protocol`: "HTTP/1.1" or "HTTP/2").
+RequestRecord beginRequest(const WorkloadLabels& source, const l7::HttpHead& head, bool grpc, std::string protocol,
+                           std::chrono::steady_clock::time_point now);
+// What routing decided: the destination service, workload and endpoint, the route's name; a
+// local answer's status and response flag.
+void recordRouting(RequestRecord& record, const HttpRouting& routing, const std::string& trustDomain);
+// Reports it (metrics, access log) unless already ended.
+void endRequest(PodRuntime& pod, RequestRecord& record, std::chrono::steady_clock::time_point now);
+
+// The access log: one JSON object per line per request; null turns it off (the default). The
+// logger should be asynchronous and drop on overflow: workers never wait for it.
+void setAccessLog(std::shared_ptr<spdlog::logger> logger);
+std::string accessLogLine(const RequestRecord& record, const PodRuntime& pod, double durationMs);
+
+}  // namespace sluice::ztunnel

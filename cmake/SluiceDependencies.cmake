@@ -16,6 +16,7 @@ pkg_check_modules(NGHTTP2 REQUIRED IMPORTED_TARGET libnghttp2)
 find_package(OpenSSL REQUIRED)
 find_package(prometheus-cpp CONFIG REQUIRED)
 pkg_check_modules(RE2 REQUIRED IMPORTED_TARGET re2)
+pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash)
 
 # llhttp (Node.js's HTTP/1.1 parser): Debian's node-llhttp ships its C sources, not a library;
 # built here once as a static library with its own warnings silenced (generated code).

@@ -5,6 +5,9 @@
 
 #include <re2/re2.h>
 
+#include <algorithm>
+#include <cctype>
+#include <cstring>
 #include <set>
 
 namespace sluice::controller {
@@ -85,19 +88,87 @@ void parseRouteDestinations(const YAML::Node& node, const std::string& path,
   }
 }
 
+bool isPrime(uint64_t n) {
+  if (n < 2) return false;
+  for (uint64_t d = 2; d * d <= n; ++d) {
+    if (n % d == 0) return false;
+  }
+  return true;
+}
+
+void parseConsistentHash(const YAML::Node& node, const std::string& path, v1::LoadBalancerSettings::ConsistentHash* out, R& r) {
+  if (!r.mapping(node, path,
+                 {"httpHeaderName", "httpCookie", "useSourceIp", "httpQueryParameterName", "ringHash", "maglev", "minimumRingSize"})) {
+    return;
+  }
+  int keys = 0;
+  for (const char* key : {"httpHeaderName", "httpCookie", "useSourceIp", "httpQueryParameterName"}) keys += node[key].IsDefined() ? 1 : 0;
+  if (keys != 1) {
+    return r.fail(path, "needs exactly one of httpHeaderName, httpCookie, useSourceIp, httpQueryParameterName");
+  }
+  if (node["httpHeaderName"]) {
+    r.string(node["httpHeaderName"], R::child(path, "httpHeaderName"), out->mutable_http_header_name(), true);
+    std::string& name = *out->mutable_http_header_name();
+    std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+  } else if (node["httpQueryParameterName"]) {
+    r.string(node["httpQueryParameterName"], R::child(path, "httpQueryParameterName"), out->mutable_http_query_parameter_name(), true);
+  } else if (node["useSourceIp"]) {
+    bool use = false;
+    r.boolean(node["useSourceIp"], R::child(path, "useSourceIp"), &use);
+    if (!use && !r.failed()) return r.fail(R::child(path, "useSourceIp"), "must be true (false selects no hash key)");
+    out->set_use_source_ip(use);
+  } else {
+    std::string p = R::child(path, "httpCookie");
+    const YAML::Node cookie = node["httpCookie"];
+    if (!r.mapping(cookie, p, {"name", "path", "ttl"})) return;
+    auto* c = out->mutable_http_cookie();
+    r.string(cookie["name"], R::child(p, "name"), c->mutable_name(), true);
+    r.string(cookie["path"], R::child(p, "path"), c->mutable_path());
+    if (cookie["ttl"]) r.duration(cookie["ttl"], R::child(p, "ttl"), c->mutable_ttl());
+    bool token = !c->name().empty() && std::all_of(c->name().begin(), c->name().end(), [](unsigned char ch) {
+      return std::isalnum(ch) || std::strchr("!#$%&'*+-.^_`|~", ch) != nullptr;
+    });
+    if (!r.failed() && !token) return r.fail(R::child(p, "name"), "must be a cookie name (RFC 6265 token characters)");
+    bool cleanPath = std::none_of(c->path().begin(), c->path().end(), [](unsigned char ch) { return ch < 0x20 || ch == ';' || ch == 0x7f; });
+    if (!r.failed() && !cleanPath) return r.fail(R::child(p, "path"), "must not hold ';' or control characters");
+  }
+  if (node["ringHash"] && node["maglev"]) return r.fail(path, "takes ringHash or maglev, not both");
+  uint32_t size = 0;
+  if (const YAML::Node ring = node["ringHash"]) {
+    std::string p = R::child(path, "ringHash");
+    if (!r.mapping(ring, p, {"minimumRingSize"})) return;
+    r.unsignedInteger(ring["minimumRingSize"], R::child(p, "minimumRingSize"), &size, 1 << 20);
+    out->set_algorithm(v1::LoadBalancerSettings::ConsistentHash::RING_HASH);
+    out->set_minimum_ring_size(size);
+  } else if (const YAML::Node maglev = node["maglev"]) {
+    std::string p = R::child(path, "maglev");
+    if (!r.mapping(maglev, p, {"tableSize"})) return;
+    r.unsignedInteger(maglev["tableSize"], R::child(p, "tableSize"), &size, 5000011);
+    if (!r.failed() && size != 0 && !isPrime(size)) return r.fail(R::child(p, "tableSize"), fmt::format("{} is not a prime", size));
+    out->set_algorithm(v1::LoadBalancerSettings::ConsistentHash::MAGLEV);
+    out->set_table_size(size);
+  } else if (node["minimumRingSize"]) {
+    r.unsignedInteger(node["minimumRingSize"], R::child(path, "minimumRingSize"), &size, 1 << 20);  // Istio's deprecated spelling
+    out->set_minimum_ring_size(size);
+  }
+}
+
+void parseLoadBalancer(const YAML::Node& lb, const std::string& p, v1::LoadBalancerSettings* out, R& r) {
+  if (!r.mapping(lb, p, {"simple", "consistentHash"})) return;
+  if (lb["simple"].IsDefined() == lb["consistentHash"].IsDefined()) return r.fail(p, "needs exactly one of simple, consistentHash");
+  if (const YAML::Node hash = lb["consistentHash"]) return parseConsistentHash(hash, R::child(p, "consistentHash"), out->mutable_consistent_hash(), r);
+  std::string simple;
+  r.string(lb["simple"], R::child(p, "simple"), &simple, true);
+  if (simple == "ROUND_ROBIN") out->set_simple(v1::LoadBalancerSettings::ROUND_ROBIN);
+  else if (simple == "RANDOM") out->set_simple(v1::LoadBalancerSettings::RANDOM);
+  else if (simple == "LEAST_REQUEST") out->set_simple(v1::LoadBalancerSettings::LEAST_REQUEST);
+  else if (!r.failed()) r.fail(R::child(p, "simple"), fmt::format("'{}' is not one of ROUND_ROBIN, RANDOM, LEAST_REQUEST", simple));
+}
+
 void parseTrafficPolicy(const YAML::Node& node, const std::string& path, v1::TrafficPolicy* out, R& r) {
   if (!node.IsDefined() || node.IsNull()) return;
   if (!r.mapping(node, path, {"loadBalancer", "connectionPool", "outlierDetection"})) return;
-  if (const YAML::Node lb = node["loadBalancer"]) {
-    std::string p = R::child(path, "loadBalancer");
-    if (!r.mapping(lb, p, {"simple"})) return;
-    std::string simple;
-    r.string(lb["simple"], R::child(p, "simple"), &simple, true);
-    if (simple == "ROUND_ROBIN") out->mutable_load_balancer()->set_simple(v1::LoadBalancerSettings::ROUND_ROBIN);
-    else if (simple == "RANDOM") out->mutable_load_balancer()->set_simple(v1::LoadBalancerSettings::RANDOM);
-    else if (simple == "LEAST_REQUEST") out->mutable_load_balancer()->set_simple(v1::LoadBalancerSettings::LEAST_REQUEST);
-    else if (!r.failed()) r.fail(R::child(p, "simple"), fmt::format("'{}' is not one of ROUND_ROBIN, RANDOM, LEAST_REQUEST", simple));
-  }
+  if (const YAML::Node lb = node["loadBalancer"]) parseLoadBalancer(lb, R::child(path, "loadBalancer"), out->mutable_load_balancer(), r);
   if (const YAML::Node cp = node["connectionPool"]) {
     std::string p = R::child(path, "connectionPool");
     if (!r.mapping(cp, p, {"tcp", "http"})) return;

@@ -93,6 +93,15 @@ void StrictReader::string(const YAML::Node& node, const std::string& path, std::
   if (required && out->empty()) fail(path, "must not be empty");
 }
 
+void StrictReader::boolean(const YAML::Node& node, const std::string& path, bool* out) {
+  if (failed() || !node.IsDefined() || node.IsNull()) return;
+  const std::string text = node.IsScalar() ? node.Scalar() : "";
+  // YAML 1.2's booleans only: "yes", "on" and "1" are YAML 1.1 spellings Kubernetes refuses too.
+  if (text == "true") *out = true;
+  else if (text == "false") *out = false;
+  else fail(path, fmt::format("must be true or false (got '{}')", text));
+}
+
 void StrictReader::unsignedInteger(const YAML::Node& node, const std::string& path, uint32_t* out, uint32_t max) {
   if (failed() || !node.IsDefined() || node.IsNull()) return;
   const std::string text = node.IsScalar() ? node.Scalar() : "";

@@ -45,6 +45,7 @@ class StrictReader {
   void integer(const YAML::Node& node, const std::string& path, int32_t* out, int32_t min, int32_t max);
   void unsignedInteger(const YAML::Node& node, const std::string& path, uint32_t* out, uint32_t max);
   void percentage(const YAML::Node& node, const std::string& path, double* out);  // {value: 0..100}
+  void boolean(const YAML::Node& node, const std::string& path, bool* out);      // true or false, nothing else
   void duration(const YAML::Node& node, const std::string& path, google::protobuf::Duration* out);
   void stringList(const YAML::Node& node, const std::string& path, google::protobuf::RepeatedPtrField<std::string>* out);
   void stringMap(const YAML::Node& node, const std::string& path, google::protobuf::Map<std::string, std::string>* out);

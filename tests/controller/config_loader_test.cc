@@ -190,6 +190,32 @@ INSTANTIATE_TEST_SUITE_P(
                 "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\n"
                 "spec: {host: h, trafficPolicy: {loadBalancer: {simple: MAGLEV}}}\n",
                 "spec.trafficPolicy.loadBalancer.simple: 'MAGLEV' is not one of ROUND_ROBIN, RANDOM, LEAST_REQUEST"},
+        BadCase{"simple and consistentHash",
+                "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\n"
+                "spec: {host: h, trafficPolicy: {loadBalancer: {simple: RANDOM, consistentHash: {useSourceIp: true}}}}\n",
+                "spec.trafficPolicy.loadBalancer: needs exactly one of simple, consistentHash"},
+        BadCase{"two hash keys",
+                "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\n"
+                "spec: {host: h, trafficPolicy: {loadBalancer: {consistentHash: {httpHeaderName: x, useSourceIp: true}}}}\n",
+                "spec.trafficPolicy.loadBalancer.consistentHash: needs exactly one of httpHeaderName, httpCookie, useSourceIp, "
+                "httpQueryParameterName"},
+        BadCase{"maglev size not prime",
+                "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\n"
+                "spec: {host: h, trafficPolicy: {loadBalancer: {consistentHash: {useSourceIp: true, maglev: {tableSize: 65536}}}}}\n",
+                "spec.trafficPolicy.loadBalancer.consistentHash.maglev.tableSize: 65536 is not a prime"},
+        BadCase{"ring too large",
+                "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\n"
+                "spec: {host: h, trafficPolicy: {loadBalancer: {consistentHash: {httpHeaderName: x, ringHash: {minimumRingSize: 9000000}}}}}\n",
+                "spec.trafficPolicy.loadBalancer.consistentHash.ringHash.minimumRingSize: must be a whole number from 0 to 1048576"},
+        BadCase{"cookie name with a semicolon",
+                "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\n"
+                "spec: {host: h, subsets: [{name: v1, labels: {v: '1'}, trafficPolicy: {loadBalancer: {consistentHash: "
+                "{httpCookie: {name: 'a;b', ttl: 10s}}}}}]}\n",
+                "spec.subsets[0].trafficPolicy.loadBalancer.consistentHash.httpCookie.name: must be a cookie name"},
+        BadCase{"useSourceIp not a boolean",
+                "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\n"
+                "spec: {host: h, trafficPolicy: {loadBalancer: {consistentHash: {useSourceIp: yes}}}}\n",
+                "spec.trafficPolicy.loadBalancer.consistentHash.useSourceIp: must be true or false (got 'yes')"},
         BadCase{"duplicate subset",
                 "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\n"
                 "spec: {host: h, subsets: [{name: v1, labels: {v: '1'}}, {name: v1, labels: {v: '2'}}]}\n",

@@ -32,8 +32,9 @@ class L7MeshTest : public ::testing::Test {
   // Call from SetUp after SLUICE_REQUIRE_PRIVILEGES(); check HasFatalFailure() after it.
   // `portName` replaces the canary port's (unnamed) spec, e.g. "http" or "grpc";
   // `routesApplied` holds once node0 routes by `routesYaml`.
+  // `trafficPolicy`: the DestinationRule's (YAML flow mapping), "" for none.
   void startL7Mesh(const std::string& appScript, const std::string& portName, const std::string& routesYaml,
-                   const std::function<bool()>& routesApplied) {
+                   const std::function<bool()>& routesApplied, const std::string& trafficPolicy = "") {
     auto mesh = startMesh({}, [this](const sim::Node& n) { return std::vector<std::string>{"--access-log", accessLogPath(n.name)}; });
     ASSERT_TRUE(mesh) << mesh.error().message();
     cluster_ = std::move(mesh->cluster);
@@ -54,6 +55,11 @@ class L7MeshTest : public ::testing::Test {
     ASSERT_NE(clusterYaml.find(unnamed), std::string::npos);
     clusterYaml.replace(clusterYaml.find(unnamed), unnamed.size(),
                         "ports: [{name: " + portName + ", port: 80, targetPort: 8080}]");
+    if (!trafficPolicy.empty()) {
+      std::string rule = "spec: {host: web, subsets:";
+      ASSERT_NE(clusterYaml.find(rule), std::string::npos);
+      clusterYaml.replace(clusterYaml.find(rule), rule.size(), "spec: {host: web, trafficPolicy: " + trafficPolicy + ", subsets:");
+    }
     ASSERT_TRUE(sim::writeConfigFile(controller_.configDir(), "cluster.yaml", clusterYaml));
     ASSERT_TRUE(sim::writeConfigFile(controller_.configDir(), "route.yaml", routesYaml));
     ASSERT_TRUE(sim::waitForPodCertificates(*cluster_, nodes_, {"client", "web-v1", "web-v2"}));

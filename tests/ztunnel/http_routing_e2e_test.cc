@@ -27,6 +27,9 @@ spec:
     match: [{{headers: {{x-canary: {{exact: always}}}}}}]
     route: [{{destination: {{host: web, subset: v2}}}}]
     headers: {{request: {{set: {{x-routed-by: canary}}}}, response: {{set: {{x-route: canary}}, remove: [server]}}}}
+  - name: sticky
+    match: [{{headers: {{x-user: {{regex: ".+"}}}}}}]
+    route: [{{destination: {{host: web}}}}]
   - name: moved
     match: [{{uri: {{exact: /old}}}}]
     redirect: {{uri: /new, redirectCode: 308}}
@@ -49,9 +52,10 @@ class HttpRoutingE2eTest : public L7MeshTest {
  protected:
   void SetUp() override {
     SLUICE_REQUIRE_PRIVILEGES();
-    startL7Mesh("tests/interop/http_echo_server.py", "http", routesYaml(90, 10), [&] {
-      return curl({"http://" + std::string(kVip) + "/maintenance"}).out == "down for maintenance";
-    });
+    startL7Mesh(
+        "tests/interop/http_echo_server.py", "http", routesYaml(90, 10),
+        [&] { return curl({"http://" + std::string(kVip) + "/maintenance"}).out == "down for maintenance"; },
+        "{loadBalancer: {consistentHash: {httpHeaderName: x-user}}}");
   }
 
   RunOutput curl(std::vector<std::string> args) {
@@ -123,6 +127,19 @@ TEST_F(HttpRoutingE2eTest, RedirectDirectResponseAndRewrite) {
   auto posted = curl({"-X", "POST", "--data-binary", std::string(100000, 'x'), "-H", "x-canary: always",
                       "http://" + std::string(kVip) + "/upload"});
   EXPECT_EQ(json::parse(posted.out, nullptr, false).value("body_length", -1), 100000) << posted.out << posted.err;
+}
+
+TEST_F(HttpRoutingE2eTest, ConsistentHashKeepsEachUserOnOneEndpoint) {
+  // DestinationRule consistentHash on x-user: every request of a user reaches the same pod,
+  // per request over one keep-alive connection; users spread over both pods.
+  std::map<std::string, int> usersPerPod;
+  for (int user = 0; user < 16; ++user) {
+    json result = keepAlive(10, {"--header", fmt::format("x-user:user-{}", user)});
+    ASSERT_EQ(result["statuses"].value("200", 0), 10) << result.dump();
+    ASSERT_EQ(result["pods"].size(), 1u) << "user-" << user << " was spread: " << result["pods"].dump();
+    ++usersPerPod[result["pods"].begin().key()];
+  }
+  EXPECT_EQ(usersPerPod.size(), 2u) << "16 users all hashed to one of two pods";
 }
 
 }  // namespace

@@ -13,6 +13,21 @@ using nlohmann::json;
 
 namespace {
 
+// "ROUND_ROBIN", "RANDOM", "LEAST_REQUEST", or "consistentHash(header x-user, ringHash)".
+std::string describe(const LbPolicy& p) {
+  switch (p.kind) {
+    case LbPolicy::Kind::kRoundRobin: return "ROUND_ROBIN";
+    case LbPolicy::Kind::kRandom: return "RANDOM";
+    case LbPolicy::Kind::kLeastRequest: return "LEAST_REQUEST";
+    case LbPolicy::Kind::kConsistentHash: break;
+  }
+  const char* key = p.key == LbPolicy::HashKey::kHeader       ? "header "
+                    : p.key == LbPolicy::HashKey::kCookie     ? "cookie "
+                    : p.key == LbPolicy::HashKey::kSourceIp   ? "sourceIp"
+                                                              : "query ";
+  return fmt::format("consistentHash({}{}, {})", key, p.keyName, p.algorithm == LbPolicy::Algorithm::kMaglev ? "maglev" : "ringHash");
+}
+
 json countersJson(const PodCounters& c) {
   json failed = json::object();
   for (size_t i = 0; i < static_cast<size_t>(FailReason::kCount); ++i) {
@@ -40,8 +55,10 @@ json configDump(const std::vector<std::shared_ptr<PodRuntime>>& pods, const Conf
   for (const auto& [vip, s] : config.servicesByVip) {
     json splits = json::array();
     for (const auto& split : s->splits) splits.push_back({{"subset", split.subset}, {"weight", split.weight}});
+    json subsetPolicies = json::object();
+    for (const auto& [subset, policy] : s->subsetLoadBalancers) subsetPolicies[subset] = describe(policy);
     services[vip] = {{"service", s->key}, {"endpoints", s->endpoints.size()}, {"splits", splits},
-                     {"loadBalancer", s->loadBalancer == ServiceEntry::LoadBalancer::kRandom ? "RANDOM" : "ROUND_ROBIN"}};
+                     {"loadBalancer", describe(s->loadBalancer)}, {"subsetLoadBalancers", subsetPolicies}};
   }
   out["services"] = services;
   json podList = json::array();

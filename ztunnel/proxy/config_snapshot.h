@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "l7/http_route.h"
+#include "proxy/load_balancer.h"
 #include "sluice/config/v1/config.pb.h"
 
 namespace sluice::ztunnel {
@@ -48,7 +49,20 @@ struct ServiceEntry {
     int weight = 0;
   };
   std::vector<Split> splits;
-  enum class LoadBalancer { kRoundRobin, kRandom } loadBalancer = LoadBalancer::kRoundRobin;
+  // The DestinationRule's loadBalancer, and the subsets that override it (by subset name).
+  LbPolicy loadBalancer;
+  std::map<std::string, LbPolicy> subsetLoadBalancers;
+  const LbPolicy& loadBalancerFor(const std::string& subset) const {
+    auto it = subsetLoadBalancers.find(subset);
+    return it == subsetLoadBalancers.end() ? loadBalancer : it->second;
+  }
+  // consistentHash: the table of each subset ("" = every endpoint) whose policy hashes; its
+  // candidates are `endpoints` indices, in order.
+  struct HashIndex {
+    std::shared_ptr<const HashTable> table;
+    std::vector<uint32_t> endpoints;
+  };
+  std::map<std::string, HashIndex> hashTables;
   // The http routes of its VirtualService, per request (HTTP ports); without one, a single
   // route to the service itself. Never null.
   std::shared_ptr<const l7::HttpRouteTable> httpRoutes = std::make_shared<const l7::HttpRouteTable>();

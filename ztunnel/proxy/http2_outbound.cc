@@ -177,17 +177,20 @@ void Http2Outbound::routeRequest(int32_t stream) {
   if (!request) return respondLocally(stream, x, {400, "DPE", "a request without :method, :path or authority", {}});
   x.grpc = l7::isGrpc(request->head);
   if (request->head.method == "CONNECT") return respondLocally(stream, x, {405, "", "CONNECT is not routed on a service port", {}});
-  HttpRouting routing = routeHttpRequest(*config, service_, {service_.port(), pod_->ns, sourceLabelsOf(*config, pod_->addresses)},
-                                         request->head, {context_.random(), context_.sequence++}, context_.random());
+  HttpRouting routing = routeHttpRequest(
+      *config, service_, {service_.port(), pod_->ns, sourceLabelsOf(*config, pod_->addresses), peerIp_}, request->head,
+      {context_.random(), context_.sequence++, std::nullopt, {}, &context_.outstanding}, context_.random());
   recordRouting(x.record, routing, context_.options.trustDomain);
   if (routing.local) return respondLocally(stream, x, *routing.local);
   decorateRequest(*routing.rule, request->head, context_.random);
   if (const std::string* id = request->head.find("x-request-id")) x.record.requestId = *id;
   x.config = config;
   x.responseEdits = &routing.rule->responseHeaders;
+  x.responseAdd = std::move(routing.responseAdd);
   x.upstream = acquireUpstream(routing.endpoint, routing.workload);
   if (x.upstream < 0) return respondLocally(stream, x, {503, "UO", "too many upstream connections for one client connection", {}});
   x.request = l7::fieldsFromRequest(*request);
+  markOutstanding(x.record, context_.outstanding);
 }
 
 int Http2Outbound::acquireUpstream(const SocketAddress& address, const std::shared_ptr<const WorkloadEntry>& workload) {
@@ -306,6 +309,7 @@ bool Http2Outbound::handleUpstreamEvents(int slot) {
     if (e.kind == Kind::kResponse && !x.responded) {
       l7::HttpHead head = l7::responseFromFields(u.session->fields(e.stream));
       if (x.responseEdits != nullptr) x.responseEdits->apply(head);
+      for (const auto& h : x.responseAdd) head.add(h.name, h.value);
       // A head that ends the stream (gRPC's trailers-only answer) goes out as one.
       bool endStream = u.session->peerEnded(e.stream) && u.session->inbox(e.stream).empty();
       http2::Fields fields = l7::fieldsFromResponse(head);

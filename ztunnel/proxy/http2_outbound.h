@@ -66,6 +66,7 @@ class Http2Outbound final : public L7Connection {
     bool responseDone = false;  // END_STREAM (with trailers) passed to the app
     std::shared_ptr<const ConfigSnapshot> config;  // keeps the route's response edits alive
     const l7::HeaderEdits* responseEdits = nullptr;
+    std::vector<l7::HttpHeader> responseAdd;  // fields routing adds to the response
     RequestRecord record;  // for metrics and the access log, ended when the app's stream closes
   };
 

@@ -34,6 +34,8 @@ const char* reasonPhrase(int status) {
 
 // Hop-by-hop fields (RFC 9110 §7.6.1) describe one connection, not the message: each hop sets
 // its own. Transfer-Encoding stays: the body is forwarded with the framing it arrived in.
+bool informationalStatus(int status) { return status >= 100 && status < 200; }
+
 void stripHopByHop(l7::HttpHead& head) {
   for (const char* name : {"connection", "keep-alive", "proxy-connection", "te", "upgrade"}) head.remove(name);
 }
@@ -262,6 +264,9 @@ bool HttpOutbound::pumpResponse() {
           if (!switching) {
             stripHopByHop(head);
             if (responseEdits_ != nullptr) responseEdits_->apply(head);
+            if (!informationalStatus(head.status)) {
+              for (const auto& h : responseAdd_) head.add(h.name, h.value);
+            }
             if (closeAfterResponse_) head.set("connection", "close");
           }
           toClient_.head = head.serializeResponse();
@@ -389,8 +394,9 @@ void HttpOutbound::routeRequest() {
   if (head.method == "CONNECT") return respondLocally(405, "", "CONNECT is not routed on a service port", true);
   bool upgrade = requestParser_.upgrade();
   std::string upgradeTo = upgrade && head.find("upgrade") != nullptr ? *head.find("upgrade") : "";
-  HttpRouting routing = routeHttpRequest(*config, service_, {service_.port(), pod_->ns, sourceLabelsOf(*config, pod_->addresses)},
-                                         head, {context_.random(), context_.sequence++}, context_.random());
+  HttpRouting routing = routeHttpRequest(
+      *config, service_, {service_.port(), pod_->ns, sourceLabelsOf(*config, pod_->addresses), peerIp_}, head,
+      {context_.random(), context_.sequence++, std::nullopt, {}, &context_.outstanding}, context_.random());
   recordRouting(record_, routing, context_.options.trustDomain);
   if (routing.local) {
     const LocalAnswer& a = *routing.local;
@@ -405,6 +411,8 @@ void HttpOutbound::routeRequest() {
   if (const std::string* id = head.find("x-request-id")) record_.requestId = *id;
   exchangeConfig_ = config;
   responseEdits_ = &routing.rule->responseHeaders;
+  responseAdd_ = std::move(routing.responseAdd);
+  markOutstanding(record_, context_.outstanding);
   const SocketAddress* address = &routing.endpoint;
 
   current_ = acquireUpstream(address->toString());
@@ -494,6 +502,7 @@ void HttpOutbound::completeExchange() {
   requestEnded_ = responseEnded_ = informational_ = false;
   exchangeConfig_.reset();
   responseEdits_ = nullptr;
+  responseAdd_.clear();
 }
 
 void HttpOutbound::finish(bool reset) {

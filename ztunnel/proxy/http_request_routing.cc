@@ -47,8 +47,18 @@ HttpRouting routeHttpRequest(const ConfigSnapshot& config, const SocketAddress& 
   auto destination = target != nullptr ? config.servicesByHost.find(target->host) : config.servicesByHost.end();
   if (destination == config.servicesByHost.end()) return answer(called, 503, "NC", "the route's destination is not a known service");
   uint16_t port = target->port != 0 ? target->port : service.port();
+  const ServiceEntry& destinationService = *destination->second;
+  const LbPolicy& policy = destinationService.loadBalancerFor(target->subset);
+  std::optional<std::string> newCookie;
+  choice.sourceIp = source.ip;
+  if (policy.kind == LbPolicy::Kind::kConsistentHash) {
+    const std::string* cookie = request.find("cookie");
+    HashInput input{policy.key == LbPolicy::HashKey::kHeader ? request.find(policy.keyName) : nullptr,
+                    cookie != nullptr ? std::string_view(*cookie) : std::string_view{}, request.query(), source.ip};
+    choice.hash = requestHash(policy, input, targetRandom ^ choice.random, &newCookie);
+  }
   const ServiceEntry::Endpoint* endpoint =
-      pickEndpoint(*destination->second, target->subset.empty() ? nullptr : &target->subsetLabels, choice);
+      pickEndpoint(destinationService, target->subset, target->subset.empty() ? nullptr : &target->subsetLabels, choice);
   if (endpoint == nullptr) return answer(destination->second, 503, "UH", "no healthy upstream");
   auto address = SocketAddress::fromIp(endpoint->address, targetPortOf(*destination->second, port));
   if (!address) return answer(destination->second, 503, "UH", "no healthy upstream");
@@ -57,6 +67,7 @@ HttpRouting routeHttpRequest(const ConfigSnapshot& config, const SocketAddress& 
   routed.rule = &rule;
   routed.endpoint = *address;
   routed.service = destination->second;
+  if (newCookie) routed.responseAdd.push_back({"set-cookie", setCookieValue(policy, *newCookie)});
   if (auto w = config.workloadsByIp.find(address->ip()); w != config.workloadsByIp.end()) routed.workload = w->second;
   return routed;
 }

@@ -36,16 +36,20 @@ struct HttpRouting {
   // The service the request is for: the route's destination, or the one the app called when
   // answered locally (null when even that is no longer known).
   std::shared_ptr<const ServiceEntry> service;
+  // Fields the response gets besides the route's edits (a consistentHash cookie to set).
+  std::vector<l7::HttpHeader> responseAdd;
 };
 
 struct HttpSource {
   uint16_t servicePort = 0;
   std::string_view ns;
   const std::map<std::string, std::string>* labels = nullptr;  // null: unknown
+  std::string_view ip;  // the app's address (consistentHash useSourceIp)
 };
 
 // Routes `request` sent to `service` (the VIP and port the app connected to); applies the
-// route's rewrite to `request` when it goes upstream. Pure: the choices come from `choice`.
+// route's rewrite to `request` when it goes upstream. Pure: the choices come from `choice`
+// (its hash is computed here from the request when the destination hashes).
 HttpRouting routeHttpRequest(const ConfigSnapshot& config, const SocketAddress& service, const HttpSource& source,
                              l7::HttpHead& request, Choice choice, uint64_t targetRandom);
 

@@ -8,7 +8,7 @@
 namespace sluice::ztunnel {
 
 L7Connection::L7Connection(WorkerContext& context, std::shared_ptr<PodRuntime> pod, SocketAddress peer, SocketAddress service)
-    : context_(context), pod_(std::move(pod)), peer_(peer), service_(service), lastActivity_(context.loop.now()) {
+    : context_(context), pod_(std::move(pod)), peer_(peer), service_(service), peerIp_(peer.ip()), lastActivity_(context.loop.now()) {
   ++context_.live;
   pod_->counters.active++;
   pod_->counters.opened[static_cast<size_t>(Direction::kOutbound)]++;

@@ -71,6 +71,7 @@ class L7Connection : public IoHandler, public EndpointOwner {
   WorkerContext& context_;
   std::shared_ptr<PodRuntime> pod_;
   SocketAddress peer_, service_;
+  std::string peerIp_;  // peer_.ip(), kept for the requests' hash keys
   std::unique_ptr<Endpoint> down_;
   std::array<UpstreamSlot, kMaxUpstreams> upstreams_;
   bool finishing_ = false, retired_ = false, pumping_ = false;

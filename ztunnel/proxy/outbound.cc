@@ -21,7 +21,9 @@ void OutboundAcceptor::onAccepted(UniqueFd fd) {
                                          : Result<SocketAddress>(fail("no original-destination table"));
   if (!dst) return refuse(pod, std::move(fd), FailReason::kNoOriginalDestination);
   auto config = context_.config.current();
-  OutboundDecision decision = decideOutbound(unmapped(*dst), *config, {context_.random(), context_.sequence++});
+  std::string sourceIp = peer.ip();  // consistentHash useSourceIp
+  OutboundDecision decision =
+      decideOutbound(unmapped(*dst), *config, {context_.random(), context_.sequence++, std::nullopt, sourceIp, nullptr});
   if (decision.action == OutboundDecision::Action::kRefuse) {
     spdlog::debug("{}: refused {}: {}", pod.key(), dst->toString(), decision.reason);
     return refuse(pod, std::move(fd), FailReason::kPolicyRefused);

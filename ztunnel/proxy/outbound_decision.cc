@@ -47,7 +47,7 @@ OutboundDecision toService(const ServiceEntry& service, uint16_t port, Choice ch
   }
   // 2. An endpoint of the subset.
   std::string subset = split != nullptr ? split->subset : "";
-  const ServiceEntry::Endpoint* chosen = pickEndpoint(service, split != nullptr ? &split->labels : nullptr, choice);
+  const ServiceEntry::Endpoint* chosen = pickEndpoint(service, subset, split != nullptr ? &split->labels : nullptr, choice);
   if (chosen == nullptr) {
     return {OutboundDecision::Action::kRefuse, {},
             fmt::format("service {} has no endpoint{}", service.key, subset.empty() ? "" : " in subset " + subset),
@@ -65,28 +65,57 @@ uint16_t targetPortOf(const ServiceEntry& service, uint16_t port) {
   return p != nullptr && p->targetPort != 0 ? p->targetPort : port;
 }
 
-const ServiceEntry::Endpoint* pickEndpoint(const ServiceEntry& service, const std::map<std::string, std::string>* subsetLabels,
-                                           Choice choice) {
+const ServiceEntry::Endpoint* pickEndpoint(const ServiceEntry& service, const std::string& subset,
+                                           const std::map<std::string, std::string>* subsetLabels, const Choice& choice) {
+  const LbPolicy& policy = service.loadBalancerFor(subset);
+  if (policy.kind == LbPolicy::Kind::kConsistentHash) {
+    std::optional<uint64_t> hash = choice.hash;
+    if (!hash && policy.key == LbPolicy::HashKey::kSourceIp && !choice.sourceIp.empty()) hash = hashKey(choice.sourceIp);
+    auto index = service.hashTables.find(subset);
+    if (hash && index != service.hashTables.end()) {
+      int picked = index->second.table->pick(*hash);
+      if (picked >= 0) return &service.endpoints[index->second.endpoints[static_cast<size_t>(picked)]];
+    }
+    // No key in the request: as RANDOM (Envoy does the same).
+  }
+  std::vector<const ServiceEntry::Endpoint*> candidates;
   uint64_t weightSum = 0;
-  size_t count = 0;
   for (const auto& e : service.endpoints) {
     if (subsetLabels != nullptr && !labelsMatch(*subsetLabels, e.labels)) continue;
     weightSum += std::max<uint32_t>(e.weight, 1);
-    ++count;
+    candidates.push_back(&e);
   }
-  if (count == 0) return nullptr;
-  // Endpoint weights count for both policies.
-  uint64_t point = service.loadBalancer == ServiceEntry::LoadBalancer::kRandom ? (choice.random >> 20) % weightSum
-                                                                               : choice.sequence % weightSum;
-  const ServiceEntry::Endpoint* last = nullptr;
-  for (const auto& e : service.endpoints) {
-    if (subsetLabels != nullptr && !labelsMatch(*subsetLabels, e.labels)) continue;
-    uint64_t w = std::max<uint32_t>(e.weight, 1);
-    if (point < w) return &e;
-    point -= w;
-    last = &e;
+  if (candidates.empty()) return nullptr;
+  // The endpoint at `point` of the weights laid end to end.
+  auto at = [&](uint64_t point) {
+    point %= weightSum;
+    for (const auto* e : candidates) {
+      uint64_t w = std::max<uint32_t>(e->weight, 1);
+      if (point < w) return e;
+      point -= w;
+    }
+    return candidates.back();
+  };
+  switch (policy.kind) {
+    case LbPolicy::Kind::kRoundRobin: return at(choice.sequence);
+    case LbPolicy::Kind::kLeastRequest: {
+      // Two weighted random picks (from the two halves of `random`); fewer outstanding
+      // requests per unit of weight wins, the first on a tie.
+      const auto* a = at(choice.random >> 32);
+      const auto* b = at(choice.random & 0xffffffffULL);
+      if (choice.outstanding == nullptr || a == b) return a;
+      auto load = [&](const ServiceEntry::Endpoint* e) {
+        auto it = choice.outstanding->find(e->address);
+        double active = it == choice.outstanding->end() ? 0 : it->second;
+        return (active + 1) / std::max<uint32_t>(e->weight, 1);
+      };
+      return load(b) < load(a) ? b : a;
+    }
+    case LbPolicy::Kind::kRandom:
+    case LbPolicy::Kind::kConsistentHash:
+      return at(choice.random >> 20);
   }
-  return last;
+  return candidates.front();
 }
 
 namespace {

@@ -5,6 +5,9 @@
 // destination must prove.
 #pragma once
 
+#include <optional>
+#include <string_view>
+
 #include <string>
 
 #include "proxy/config_snapshot.h"
@@ -30,13 +33,16 @@ struct OutboundDecision {
 struct Choice {
   uint64_t random = 0;    // uniformly random
   uint64_t sequence = 0;  // increments per decision (round robin)
+  std::optional<uint64_t> hash;                     // consistentHash: the request's key hash
+  std::string_view sourceIp;                        // consistentHash useSourceIp (L4 and L7)
+  const OutstandingRequests* outstanding = nullptr;  // LEAST_REQUEST: this worker's view
 };
 
 // The endpoint of `service` a new connection or request goes to: among those carrying every
-// label of `subsetLabels` (null: all), by the service's load balancer and the endpoints'
-// weights. Null when none qualifies.
-const ServiceEntry::Endpoint* pickEndpoint(const ServiceEntry& service, const std::map<std::string, std::string>* subsetLabels,
-                                           Choice choice);
+// label of `subsetLabels` (null: all), by the load balancer of `subset` (its override, else
+// the service's; proxy/load_balancer.h) and the endpoints' weights. Null when none qualifies.
+const ServiceEntry::Endpoint* pickEndpoint(const ServiceEntry& service, const std::string& subset,
+                                           const std::map<std::string, std::string>* subsetLabels, const Choice& choice);
 
 // The port a service port forwards to (its targetPort), or `port` itself when not listed.
 uint16_t targetPortOf(const ServiceEntry& service, uint16_t port);

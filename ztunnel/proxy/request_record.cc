@@ -87,7 +87,18 @@ std::string accessLogLine(const RequestRecord& r, const PodRuntime& pod, double 
   return line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+void markOutstanding(RequestRecord& r, OutstandingRequests& outstanding) {
+  if (r.outstanding != nullptr || r.upstreamHost.empty()) return;
+  ++outstanding[r.upstreamHost];
+  r.outstanding = &outstanding;
+}
+
 void endRequest(PodRuntime& pod, RequestRecord& r, std::chrono::steady_clock::time_point now) {
+  if (r.outstanding != nullptr) {
+    auto it = r.outstanding->find(r.upstreamHost);
+    if (it != r.outstanding->end() && --it->second == 0) r.outstanding->erase(it);  // the map holds busy endpoints only
+    r.outstanding = nullptr;
+  }
   if (!r.active) return;
   r.active = false;
   double durationMs = std::chrono::duration<double, std::milli>(now - r.start).count();

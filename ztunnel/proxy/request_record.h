@@ -28,6 +28,9 @@ struct RequestRecord {
   RequestLabels labels;
   uint64_t requestBytes = 0, responseBytes = 0;  // header and body bytes as forwarded
   std::string method, path, authority, requestId, route, upstreamHost, protocol;
+  // While it is in flight it counts as one outstanding request to its endpoint in the worker's
+  // view (LEAST_REQUEST); ending it gives that back.
+  OutstandingRequests* outstanding = nullptr;
 };
 
 // The source labels of `pod`: from the configuration's workload at one of its addresses, else
@@ -40,7 +43,9 @@ RequestRecord beginRequest(const WorkloadLabels& source, const l7::HttpHead& hea
 // What routing decided: the destination service, workload and endpoint, the route's name; a
 // local answer's status and response flag.
 void recordRouting(RequestRecord& record, const HttpRouting& routing, const std::string& trustDomain);
-// Reports it (metrics, access log) unless already ended.
+// The request was sent to `upstreamHost` (recordRouting): count it outstanding there.
+void markOutstanding(RequestRecord& record, OutstandingRequests& outstanding);
+// Reports it (metrics, access log) and ends its outstanding count, unless already ended.
 void endRequest(PodRuntime& pod, RequestRecord& record, std::chrono::steady_clock::time_point now);
 
 // The access log: one JSON object per line per request; null turns it off (the default). The

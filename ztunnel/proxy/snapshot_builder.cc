@@ -23,6 +23,71 @@ std::string fqdn(const std::string& host, const std::string& ns) {
   return host.find('.') != std::string::npos ? host : fmt::format("{}.{}.svc.cluster.local", host, ns);
 }
 
+LbPolicy lbPolicy(const v1::LoadBalancerSettings& lb) {
+  LbPolicy p;
+  if (lb.has_consistent_hash()) {
+    const auto& h = lb.consistent_hash();
+    p.kind = LbPolicy::Kind::kConsistentHash;
+    using H = v1::LoadBalancerSettings::ConsistentHash;
+    switch (h.hash_key_case()) {
+      case H::kHttpHeaderName: p.key = LbPolicy::HashKey::kHeader; p.keyName = h.http_header_name(); break;
+      case H::kHttpCookie:
+        p.key = LbPolicy::HashKey::kCookie;
+        p.keyName = h.http_cookie().name();
+        p.cookiePath = h.http_cookie().path();
+        p.cookieTtl = std::chrono::seconds(h.http_cookie().ttl().seconds());
+        break;
+      case H::kUseSourceIp: p.key = LbPolicy::HashKey::kSourceIp; break;
+      case H::kHttpQueryParameterName: p.key = LbPolicy::HashKey::kQueryParameter; p.keyName = h.http_query_parameter_name(); break;
+      case H::HASH_KEY_NOT_SET: break;
+    }
+    p.algorithm = h.algorithm() == H::MAGLEV ? LbPolicy::Algorithm::kMaglev : LbPolicy::Algorithm::kRingHash;
+    if (h.minimum_ring_size() != 0) p.minimumRingSize = h.minimum_ring_size();
+    if (h.table_size() != 0) p.maglevTableSize = h.table_size();
+    return p;
+  }
+  switch (lb.simple()) {
+    case v1::LoadBalancerSettings::RANDOM: p.kind = LbPolicy::Kind::kRandom; break;
+    case v1::LoadBalancerSettings::LEAST_REQUEST: p.kind = LbPolicy::Kind::kLeastRequest; break;
+    default: p.kind = LbPolicy::Kind::kRoundRobin; break;
+  }
+  return p;
+}
+
+// The consistent-hash table over the endpoints carrying `labels` (all when empty).
+ServiceEntry::HashIndex hashIndex(const ServiceEntry& entry, const LbPolicy& policy, const std::map<std::string, std::string>& labels) {
+  ServiceEntry::HashIndex index;
+  std::vector<HashTable::Candidate> candidates;
+  for (uint32_t i = 0; i < entry.endpoints.size(); ++i) {
+    const auto& e = entry.endpoints[i];
+    bool member = std::all_of(labels.begin(), labels.end(), [&](const auto& kv) {
+      auto it = e.labels.find(kv.first);
+      return it != e.labels.end() && it->second == kv.second;
+    });
+    if (!member) continue;
+    index.endpoints.push_back(i);
+    candidates.push_back({e.address, e.weight});
+  }
+  index.table = std::make_shared<const HashTable>(policy.algorithm == LbPolicy::Algorithm::kMaglev
+                                                      ? HashTable::maglev(candidates, policy.maglevTableSize)
+                                                      : HashTable::ringHash(candidates, policy.minimumRingSize));
+  return index;
+}
+
+// The DestinationRule's loadBalancer for the service and, where a subset sets its own, for
+// that subset (Istio: a subset's trafficPolicy overrides the rule's); hash tables built here,
+// once per snapshot.
+void applyLoadBalancers(const v1::DestinationRule& rule, ServiceEntry& entry) {
+  if (rule.traffic_policy().has_load_balancer()) entry.loadBalancer = lbPolicy(rule.traffic_policy().load_balancer());
+  if (entry.loadBalancer.kind == LbPolicy::Kind::kConsistentHash) entry.hashTables[""] = hashIndex(entry, entry.loadBalancer, {});
+  for (const auto& subset : rule.subsets()) {
+    const LbPolicy& policy = subset.traffic_policy().has_load_balancer()
+                                 ? entry.subsetLoadBalancers.emplace(subset.name(), lbPolicy(subset.traffic_policy().load_balancer())).first->second
+                                 : entry.loadBalancer;
+    if (policy.kind == LbPolicy::Kind::kConsistentHash) entry.hashTables[subset.name()] = hashIndex(entry, policy, toMap(subset.labels()));
+  }
+}
+
 ServiceEntry::Protocol portProtocol(const std::string& protocol) {
   if (protocol == "HTTP") return ServiceEntry::Protocol::kHttp;
   if (protocol == "HTTP2") return ServiceEntry::Protocol::kHttp2;
@@ -82,9 +147,7 @@ Result<ConfigSnapshot> buildSnapshot(const std::map<std::string, v1::Resource>& 
       entry->endpoints.push_back({e.address(), toMap(e.labels()), e.weight() == 0 ? 1u : e.weight()});
     }
     const v1::DestinationRule* rule = rules.contains(s.hostname()) ? rules[s.hostname()] : nullptr;
-    if (rule != nullptr && rule->traffic_policy().load_balancer().simple() == v1::LoadBalancerSettings::RANDOM) {
-      entry->loadBalancer = ServiceEntry::LoadBalancer::kRandom;
-    }
+    if (rule != nullptr) applyLoadBalancers(*rule, *entry);
     // Per request (HTTP ports): the first VirtualService's http routes, or one route to itself.
     entry->httpRoutes = std::make_shared<const l7::HttpRouteTable>(defaultRoutes(s.hostname()));
     for (const auto* vs : routes) {

@@ -63,6 +63,7 @@ struct WorkerContext {
   std::atomic<size_t>& live;                  // relays of this worker
   std::mt19937_64 random{std::random_device{}()};  // weighted splits, random LB, trace ids
   uint64_t sequence = 0;                            // round robin
+  OutstandingRequests outstanding;                  // LEAST_REQUEST: requests in flight per endpoint
 };
 
 }  // namespace sluice::ztunnel

@@ -8,7 +8,7 @@
 
 #include <map>
 
-#include "config/config_loader.h"
+#include "support/config_text.h"
 #include "proxy/outbound_decision.h"
 #include "proxy/snapshot_builder.h"
 
@@ -117,22 +117,9 @@ TEST(RequestHash, ACookieWithATtlIsMadeWhenAbsentAndItsHashIsTheOneUsed) {
   EXPECT_EQ(setCookieValue(cookie, *fresh), "session=0000000000abcdef; Path=/shop; Max-Age=3600; HttpOnly");
 }
 
-constexpr const char* kService = R"(
-apiVersion: sluice.io/v1alpha1
-kind: Workload
-metadata: {name: a, namespace: shop, labels: {app: web, version: v1}}
-spec: {node: node1, addresses: [10.244.1.2]}
----
-apiVersion: sluice.io/v1alpha1
-kind: Workload
-metadata: {name: b, namespace: shop, labels: {app: web, version: v1}}
-spec: {node: node1, addresses: [10.244.1.3]}
----
-apiVersion: sluice.io/v1alpha1
-kind: Workload
-metadata: {name: c, namespace: shop, labels: {app: web, version: v2}}
-spec: {node: node1, addresses: [10.244.1.4]}
----
+const std::string kService = testing::workloadYaml("a", "web", "v1", "10.244.1.2") +
+                             testing::workloadYaml("b", "web", "v1", "10.244.1.3") +
+                             testing::workloadYaml("c", "web", "v2", "10.244.1.4") + R"(
 apiVersion: v1
 kind: Service
 metadata: {name: web, namespace: shop}
@@ -150,13 +137,7 @@ spec:
 )";
 
 ConfigSnapshot snapshotOf(const std::string& yaml) {
-  controller::ConfigSet set;
-  auto loaded = controller::loadConfigText("t.yaml", yaml, set);
-  EXPECT_TRUE(loaded.has_value()) << loaded.error().message();
-  controller::finishConfig(set);
-  std::map<std::string, config::v1::Resource> resources;
-  for (const auto& [name, r] : set.resources) resources[name] = r.resource;
-  auto snapshot = buildSnapshot(resources);
+  auto snapshot = buildSnapshot(testing::resourcesFromYaml(yaml));
   EXPECT_TRUE(snapshot) << snapshot.error().message();
   return snapshot ? *snapshot : ConfigSnapshot{};
 }

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "config/config_loader.h"
+#include "support/config_text.h"
 #include "discovery/discovery_server.h"
 #include "proxy/outbound_decision.h"
 #include "proxy/snapshot_builder.h"
@@ -40,15 +41,7 @@ spec:
   tcp: [{route: [{destination: {host: web, subset: v1}, weight: 90}, {destination: {host: web, subset: v2}, weight: 10}]}]
 )";
 
-std::map<std::string, config::v1::Resource> resourcesOf(const std::string& yaml) {
-  controller::ConfigSet set;
-  auto loaded = controller::loadConfigText("t.yaml", yaml, set);
-  EXPECT_TRUE(loaded.has_value()) << loaded.error().message();
-  controller::finishConfig(set);
-  std::map<std::string, config::v1::Resource> out;
-  for (const auto& [name, r] : set.resources) out[name] = r.resource;
-  return out;
-}
+std::map<std::string, config::v1::Resource> resourcesOf(const std::string& yaml) { return testing::resourcesFromYaml(yaml); }
 
 TEST(BuildSnapshot, ServiceWithWeightedSubsets) {
   auto snapshot = buildSnapshot(resourcesOf(kCanary));

@@ -13,7 +13,6 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <sstream>
 #include <functional>
 #include <memory>
 #include <string>
@@ -101,17 +100,9 @@ class L7MeshTest : public ::testing::Test {
   }
   // The sum of node0's istio_requests_total samples carrying every label in `labels`.
   double requestsTotal(const std::map<std::string, std::string>& labels) {
-    auto text = nodes_[0]->httpGet("127.0.0.1:15020", "/metrics");
-    EXPECT_TRUE(text) << (text ? "" : text.error().message());
-    double sum = 0;
-    std::istringstream in(text ? *text : "");
-    for (std::string line; std::getline(in, line);) {
-      if (line.rfind("istio_requests_total{", 0) != 0) continue;
-      bool all = true;
-      for (const auto& [k, v] : labels) all = all && line.find(k + "=\"" + v + "\"") != std::string::npos;
-      if (all) sum += std::stod(line.substr(line.rfind(' ') + 1));
-    }
-    return sum;
+    auto sum = nodes_[0]->metricSum("istio_requests_total", labels);
+    EXPECT_TRUE(sum) << (sum ? "" : sum.error().message());
+    return sum.value_or(-1);
   }
 
   std::unique_ptr<sim::Cluster> cluster_;

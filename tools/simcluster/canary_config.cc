@@ -26,20 +26,20 @@ std::string canaryRouteYaml(int v1, int v2) {
                      v1, v2);
 }
 
-std::string httpCanaryYaml(int v1, int v2) {
+std::string l7CanaryYaml(const L7Service& service, int v1, int v2) {
   return fmt::format(
-      "apiVersion: v1\nkind: Service\nmetadata: {{name: web-http, namespace: shop}}\n"
-      "spec: {{clusterIP: {}, selector: {{app: web}}, ports: [{{name: http, port: 80, targetPort: 8081}}]}}\n---\n"
-      "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: web-http, namespace: shop}}\n"
-      "spec: {{host: web-http, subsets: [{{name: v1, labels: {{version: v1}}}}, {{name: v2, labels: {{version: v2}}}}]}}\n---\n"
-      "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: web-http, namespace: shop}}\n"
-      "spec:\n  hosts: [web-http]\n  http:\n"
+      "apiVersion: v1\nkind: Service\nmetadata: {{name: {0}, namespace: shop}}\n"
+      "spec: {{clusterIP: {1}, selector: {{app: web}}, ports: [{{name: {2}, port: 80, targetPort: {3}}}]}}\n---\n"
+      "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: {0}, namespace: shop}}\n"
+      "spec: {{host: {0}, subsets: [{{name: v1, labels: {{version: v1}}}}, {{name: v2, labels: {{version: v2}}}}]}}\n---\n"
+      "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: {0}, namespace: shop}}\n"
+      "spec:\n  hosts: [{0}]\n  http:\n"
       "  - match: [{{headers: {{x-canary: {{exact: always}}}}}}]\n"
-      "    route: [{{destination: {{host: web-http, subset: v2}}}}]\n"
+      "    route: [{{destination: {{host: {0}, subset: v2}}}}]\n"
       "  - route:\n"
-      "    - {{destination: {{host: web-http, subset: v1}}, weight: {}}}\n"
-      "    - {{destination: {{host: web-http, subset: v2}}, weight: {}}}\n",
-      kHttpVip, v1, v2);
+      "    - {{destination: {{host: {0}, subset: v1}}, weight: {4}}}\n"
+      "    - {{destination: {{host: {0}, subset: v2}}, weight: {5}}}\n",
+      service.name, service.vip, service.portName, service.targetPort, v1, v2);
 }
 
 Status writeConfigFile(const std::string& dir, const std::string& file, const std::string& yaml) {

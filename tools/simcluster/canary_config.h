@@ -15,11 +15,18 @@ inline constexpr const char* kCanaryVip = "10.96.0.10";
 std::string canaryClusterYaml(const Cluster& cluster);
 // The VirtualService: weights for v1 and v2.
 std::string canaryRouteYaml(int v1, int v2);
-inline constexpr const char* kHttpVip = "10.96.0.11";
-// L7: Service web-http (port "http" 80 -> 8081 on the web pods, so routed per request), its
-// subsets v1/v2, and a VirtualService sending `x-canary: always` to v2 and splitting the rest
-// v1/v2 per request.
-std::string httpCanaryYaml(int v1, int v2);
+// L7 services in front of the same web pods, routed per request because of their port's name.
+struct L7Service {
+  const char* name;
+  const char* vip;
+  const char* portName;
+  int targetPort;  // where the web pods' app for this protocol listens
+};
+inline constexpr L7Service kHttpService{"web-http", "10.96.0.11", "http", 8081};
+inline constexpr L7Service kGrpcService{"web-grpc", "10.96.0.12", "grpc", 8082};
+// The service (port 80 -> targetPort on the web pods), its subsets v1/v2, and a VirtualService
+// sending `x-canary: always` to v2 and splitting the rest v1/v2 per request.
+std::string l7CanaryYaml(const L7Service& service, int v1, int v2);
 // Writes `yaml` to `dir/file` atomically (the controller never sees half a file).
 Status writeConfigFile(const std::string& dir, const std::string& file, const std::string& yaml);
 

@@ -4,6 +4,9 @@
 #include <unistd.h>
 #include <sys/socket.h>
 
+#include <cstdlib>
+#include <sstream>
+
 #include "sluice/common/unix_socket.h"
 
 namespace sluice::sim {
@@ -138,6 +141,21 @@ Result<json> MeshNode::configDump() const {
   json j = json::parse(*body, nullptr, false);
   if (j.is_discarded()) return fail("config_dump is not JSON: " + *body);
   return j;
+}
+
+Result<double> MeshNode::metricSum(const std::string& family, const std::map<std::string, std::string>& labels) const {
+  auto text = httpGet("127.0.0.1:15020", "/metrics");
+  if (!text) return fail(std::move(text.error()));
+  double sum = 0;
+  std::istringstream in(*text);
+  std::string prefix = family + "{";
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(prefix, 0) != 0) continue;
+    bool all = true;
+    for (const auto& [k, v] : labels) all = all && line.find(k + "=\"" + v + "\"") != std::string::npos;
+    if (all) sum += std::strtod(line.c_str() + line.rfind(' ') + 1, nullptr);
+  }
+  return sum;
 }
 
 Status MeshNode::killTunnel() {

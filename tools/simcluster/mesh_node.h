@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -48,6 +49,8 @@ class MeshNode {
   // GET http://<address><path> from inside the node (ztunnel's admin is on the node's loopback).
   Result<std::string> httpGet(const std::string& address, const std::string& path) const;
   Result<nlohmann::json> configDump() const;
+  // The sum of the tunnel's Prometheus samples of `family` carrying every label in `labels`.
+  Result<double> metricSum(const std::string& family, const std::map<std::string, std::string>& labels) const;
 
   // Runs sluicectl against this node's agent; returns its exit code and output.
   Result<RunOutput> sluicectl(std::vector<std::string> args) const;

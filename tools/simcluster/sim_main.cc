@@ -152,12 +152,10 @@ void printIdentities(const MeshNode& node, const std::string& name) {
   }
 }
 
-// `count` requests from the client pod over one keep-alive connection (python's http.client)
-// to the L7 service; the JSON summary (tests/interop/http_keepalive_client.py), or null.
-nlohmann::json keepAliveRequests(const Cluster& cluster, int count, const std::vector<std::string>& extra = {}) {
-  std::vector<std::string> argv = {"/usr/bin/python3", std::string(SLUICE_SOURCE_DIR) + "/tests/interop/http_keepalive_client.py",
-                                   kHttpVip, "80", std::to_string(count)};
-  argv.insert(argv.end(), extra.begin(), extra.end());
+// Runs `script` (tests/interop) in the client pod and returns the JSON line it prints, or null.
+nlohmann::json clientRun(const Cluster& cluster, const std::string& script, std::vector<std::string> args) {
+  std::vector<std::string> argv = {"/usr/bin/python3", std::string(SLUICE_SOURCE_DIR) + "/tests/interop/" + script};
+  argv.insert(argv.end(), args.begin(), args.end());
   auto client = cluster.runInPod("client", {.argv = argv, .captureOutput = true});
   if (!client) return nullptr;
   auto line = readLine(client->stdoutPipe(), std::chrono::seconds(120));
@@ -165,28 +163,54 @@ nlohmann::json keepAliveRequests(const Cluster& cluster, int count, const std::v
   return nlohmann::json::parse(line.value_or("null"), nullptr, false);
 }
 
-// L7: HTTP apps on the web pods behind Service web-http, routed per request by node0's tunnel.
-bool showHttpRouting(const Cluster& cluster, const std::string& configDir, std::vector<ChildProcess>& apps) {
-  fmt::print("\nL7: Service web-http ({}:80, port named http) routed per request in node0's tunnel: "
-             "x-canary: always -> v2, the rest 90/10\n", kHttpVip);
+// `count` requests from the client pod over one keep-alive connection (python's http.client)
+// to the HTTP service; the JSON summary (tests/interop/http_keepalive_client.py), or null.
+nlohmann::json keepAliveRequests(const Cluster& cluster, int count, const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> args = {kHttpService.vip, "80", std::to_string(count)};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return clientRun(cluster, "http_keepalive_client.py", std::move(args));
+}
+
+// `count` gRPC calls on one channel (grpcio) to the gRPC service (tests/interop/grpc_client.py).
+nlohmann::json grpcCalls(const Cluster& cluster, int count, const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> args = {std::string(kGrpcService.vip) + ":80", std::to_string(count)};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return clientRun(cluster, "grpc_client.py", std::move(args));
+}
+
+// Starts `script NAME port` (tests/interop) in web-v1 and web-v2 and the L7 service in front
+// of them; true once the tunnel routes `x-canary: always` to v2 (`probe` says whether it does).
+bool startL7Service(const Cluster& cluster, const std::string& configDir, std::vector<ChildProcess>& apps,
+                    const L7Service& service, const std::string& script, const std::function<bool()>& probe) {
   for (const char* pod : {"web-v1", "web-v2"}) {
-    auto app = cluster.runInPod(pod, {.argv = {"/usr/bin/python3", "-u", std::string(SLUICE_SOURCE_DIR) + "/tests/interop/http_echo_server.py",
-                                               pod, "8081"},
+    auto app = cluster.runInPod(pod, {.argv = {"/usr/bin/python3", "-u", std::string(SLUICE_SOURCE_DIR) + "/tests/interop/" + script,
+                                               pod, std::to_string(service.targetPort)},
                                       .captureOutput = true});
-    if (!app || !readLine(app->stdoutPipe(), std::chrono::seconds(10))) {
-      fmt::print(stderr, "sluice-sim demo: the HTTP app in {} did not start\n", pod);
+    if (!app || !readLine(app->stdoutPipe(), std::chrono::seconds(20))) {
+      fmt::print(stderr, "sluice-sim demo: {} in {} did not start\n", script, pod);
       return false;
     }
     apps.push_back(std::move(*app));
   }
-  if (!writeConfigFile(configDir, "http.yaml", httpCanaryYaml(90, 10))) return false;
+  if (!writeConfigFile(configDir, std::string(service.name) + ".yaml", l7CanaryYaml(service, 90, 10))) return false;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  nlohmann::json probe;
   while (std::chrono::steady_clock::now() < deadline && !stopRequested()) {
-    probe = keepAliveRequests(cluster, 1, {"--header", "x-canary:always"});
-    if (probe.is_object() && probe["pods"].value("web-v2", 0) == 1) break;
+    if (probe()) return true;
     ::usleep(200000);
   }
+  fmt::print(stderr, "sluice-sim demo: {} never routed x-canary to v2\n", service.name);
+  return false;
+}
+
+// L7: HTTP apps on the web pods behind Service web-http, routed per request by node0's tunnel.
+bool showHttpRouting(const Cluster& cluster, const std::string& configDir, std::vector<ChildProcess>& apps) {
+  fmt::print("\nL7: Service web-http ({}:80, port named http) routed per request in node0's tunnel: "
+             "x-canary: always -> v2, the rest 90/10\n", kHttpService.vip);
+  bool started = startL7Service(cluster, configDir, apps, kHttpService, "http_echo_server.py", [&] {
+    auto probe = keepAliveRequests(cluster, 1, {"--header", "x-canary:always"});
+    return probe.is_object() && probe["pods"].value("web-v2", 0) == 1;
+  });
+  if (!started) return false;
   nlohmann::json split = keepAliveRequests(cluster, 1000);
   nlohmann::json canary = keepAliveRequests(cluster, 20, {"--header", "x-canary:always"});
   if (!split.is_object() || !canary.is_object()) {
@@ -200,6 +224,34 @@ bool showHttpRouting(const Cluster& cluster, const std::string& configDir, std::
   fmt::print("  what the app saw: host {}, traceparent {}\n", split["last"]["headers"].value("host", "?"),
              split["last"]["headers"].value("traceparent", "?"));
   return v1 + v2 == 1000 && v2 >= 50 && v2 <= 150 && canary["pods"].value("web-v2", 0) == 20 && split.value("connections", 0) == 1;
+}
+
+// L7 gRPC: grpcio servers on the web pods behind Service web-grpc; the calls of one channel
+// spread per call by node0's tunnel, which reports them as Istio request metrics.
+bool showGrpcRouting(const Cluster& cluster, const MeshNode& node0, const std::string& configDir,
+                     std::vector<ChildProcess>& apps) {
+  fmt::print("\nL7 gRPC: Service web-grpc ({}:80, port named grpc): the calls of ONE channel routed per call, "
+             "x-canary -> v2, the rest 90/10\n", kGrpcService.vip);
+  bool started = startL7Service(cluster, configDir, apps, kGrpcService, "grpc_echo_server.py", [&] {
+    auto probe = grpcCalls(cluster, 1, {"--metadata", "x-canary:always"});
+    return probe.is_object() && probe["pods"].value("web-v2", 0) == 1;
+  });
+  if (!started) return false;
+  nlohmann::json split = grpcCalls(cluster, 1000);
+  if (!split.is_object()) {
+    fmt::print(stderr, "sluice-sim demo: the gRPC client failed\n");
+    return false;
+  }
+  int v1 = split["pods"].value("web-v1", 0), v2 = split["pods"].value("web-v2", 0);
+  fmt::print("  1000 unary calls on one channel: web-v1 {} ({:.1f}%), web-v2 {} ({:.1f}%), OK {}\n", v1, v1 / 10.0, v2,
+             v2 / 10.0, split["codes"].value("OK", 0));
+  fmt::print("  node0's istio_requests_total (reporter=source, request_protocol=grpc, grpc_response_status=0):\n");
+  for (const char* pod : {"web-v1", "web-v2"}) {
+    auto n = node0.metricSum("istio_requests_total",
+                             {{"request_protocol", "grpc"}, {"grpc_response_status", "0"}, {"destination_workload", pod}});
+    fmt::print("    destination_workload={}  {}\n", pod, n ? fmt::format("{:.0f}", *n) : n.error().message());
+  }
+  return v1 + v2 == 1000 && v2 >= 50 && v2 <= 150;
 }
 
 int demo(int nodeCount, uint64_t bytes) {
@@ -283,6 +335,7 @@ int demo(int nodeCount, uint64_t bytes) {
     ++failures;
   }
   if (!showHttpRouting(cluster, configDir, apps)) ++failures;
+  if (!showGrpcRouting(cluster, *mesh[0], configDir, apps)) ++failures;
   fmt::print("\nsluicectl pods (node0):\n");
   if (auto pods = mesh[0]->sluicectl({"pods"})) fmt::print("{}", pods->out);
   fmt::print("\nsluicectl explain --pod shop/client --to {}:\n", withPort(server->ipv4, 8080));

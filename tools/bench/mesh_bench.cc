@@ -15,7 +15,9 @@
 // a full handshake per connection, as peerbench runs it). Metrics (median of --repeat runs):
 // single-stream and 4-stream throughput (iperf3), 1-byte ping-pong p50/p99 (sluice-tcpcheck),
 // new connections per second with a 1-byte echo each (TCP_CRR), and the CPU both ztunnels
-// used per second of the run. Absolute numbers on shared VMs move; the ratios are the result.
+// used per second of the run; then HTTP/1.1 rows (runHttpRows: wrk against a static answer,
+// direct vs the mesh's L7 vs haproxy in mode http with mTLS). Absolute numbers on shared VMs
+// move; the ratios are the result.
 #include <signal.h>
 #include <cstdlib>
 #include <unistd.h>
@@ -25,6 +27,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -73,6 +76,21 @@ class Bench {
   // Runs `argv` in `pod`, returns its stdout's JSON (the last JSON line) and the tunnels' CPU.
   std::optional<std::pair<json, double>> runJson(const std::string& pod, std::vector<std::string> argv,
                                                  std::chrono::seconds timeout) {
+    auto res = runText(pod, std::move(argv), timeout);
+    if (!res) return std::nullopt;
+    const std::string& text = res->first;
+    json j = json::parse(text, nullptr, false);
+    if (j.is_discarded()) {
+      size_t last = text.rfind("\n{");
+      j = json::parse(last == std::string::npos ? text : text.substr(last + 1), nullptr, false);
+    }
+    if (j.is_discarded()) return std::nullopt;
+    return std::make_pair(j, res->second);
+  }
+
+  // Runs `argv` in `pod`, returns its stdout and the cores both tunnels used meanwhile.
+  std::optional<std::pair<std::string, double>> runText(const std::string& pod, std::vector<std::string> argv,
+                                                        std::chrono::seconds timeout) {
     double cpuBefore = 0;
     for (auto& m : mesh_) cpuBefore += cpuSeconds(m->tunnelPid());
     auto wallStart = std::chrono::steady_clock::now();
@@ -90,13 +108,7 @@ class Bench {
       fmt::print(stderr, "  {} in {} failed: {}\n", argv[0], pod, text.substr(0, 300));
       return std::nullopt;
     }
-    json j = json::parse(text, nullptr, false);
-    if (j.is_discarded()) {
-      size_t last = text.rfind("\n{");
-      j = json::parse(last == std::string::npos ? text : text.substr(last + 1), nullptr, false);
-    }
-    if (j.is_discarded()) return std::nullopt;
-    return std::make_pair(j, (cpuAfter - cpuBefore) / wall);
+    return std::make_pair(text, (cpuAfter - cpuBefore) / wall);
   }
 
   Cluster& cluster_;
@@ -109,6 +121,9 @@ struct Path {
   const char* server;
   bool viaLocalProxy = false;  // connect to 127.0.0.1:2<port> in the client pod (the haproxy peer)
 };
+
+constexpr int kHttpAppPort = 8090;  // the HTTP rows' app (haproxy answering itself)
+constexpr const char* kBenchHttpVip = "10.96.0.20";
 
 // The haproxy peer: configurations as ../shared/peerbench/03_proxies.sh writes them, with
 // certificates from the mesh's CA (haproxy verifies the chain; SPIFFE names have no host name
@@ -129,13 +144,15 @@ Result<std::vector<ChildProcess>> startHaproxyPeer(const Cluster& cluster, const
       "  timeout client 300s\n  timeout server 300s\n";
   std::string a = common, b = common;
   std::string server = cluster.pod("s-direct")->ipv4;
-  for (int port : {5201, 8080}) {
-    a += fmt::format("frontend a{0}\n  bind 127.0.0.1:2{0}\n  default_backend a{0}\nbackend a{0}\n"
+  for (int port : {5201, 8080, kHttpAppPort}) {
+    // The HTTP app's port is proxied in mode http (the peer of the L7 rows), the others in tcp.
+    std::string mode = port == kHttpAppPort ? "  mode http\n" : "";
+    a += fmt::format("frontend a{0}\n{4}  bind 127.0.0.1:2{0}\n  default_backend a{0}\nbackend a{0}\n{4}"
                      "  server b {1}:1{0} ssl crt {2}/client.pem ca-file {3} verify required ssl-min-ver TLSv1.3 no-ssl-reuse\n",
-                     port, server, dir, ca);
-    b += fmt::format("frontend b{0}\n  bind {1}:1{0} ssl crt {2}/server.pem ca-file {3} verify required ssl-min-ver TLSv1.3\n"
-                     "  default_backend b{0}\nbackend b{0}\n  server s 127.0.0.1:{0}\n",
-                     port, server, dir, ca);
+                     port, server, dir, ca, mode);
+    b += fmt::format("frontend b{0}\n{4}  bind {1}:1{0} ssl crt {2}/server.pem ca-file {3} verify required ssl-min-ver TLSv1.3\n"
+                     "  default_backend b{0}\nbackend b{0}\n{4}  server s 127.0.0.1:{0}\n",
+                     port, server, dir, ca, mode);
   }
   std::ofstream(dir + "/a.cfg") << a;
   std::ofstream(dir + "/b.cfg") << b;
@@ -148,6 +165,86 @@ Result<std::vector<ChildProcess>> startHaproxyPeer(const Cluster& cluster, const
   return out;
 }
 
+// HTTP/1.1 rows: wrk (keep-alive, 16 connections) against a static answer served by haproxy
+// in the server pod, over three paths: direct (c-direct -> s-direct), the mesh's L7 (c-mesh ->
+// Service bench-http's VIP, port named http: routed per request in node0's tunnel, HBONE mTLS
+// to s-mtls) and the peer, two haproxies in mode http speaking TLS 1.3 mTLS (c-direct ->
+// 127.0.0.1:28090 -> s-direct:18090 -> app). Requests per second and p99 latency.
+std::string benchHttpYaml() {
+  return fmt::format("apiVersion: v1\nkind: Service\nmetadata: {{name: bench-http, namespace: default}}\n"
+                     "spec: {{clusterIP: {}, selector: {{app: bench-http}}, ports: [{{name: http, port: 80, targetPort: {}}}]}}\n",
+                     kBenchHttpVip, kHttpAppPort);
+}
+
+// The app: haproxy answering every request itself (a server that costs next to nothing, so
+// the paths are what is measured).
+Result<ChildProcess> startHttpApp(const Cluster& cluster, const std::string& pod) {
+  std::string dir = cluster.node(0).stateDir + "/http-app";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/app.cfg") << fmt::format(
+      "global\n  nbthread 1\n  maxconn 9000\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 300s\n"
+      "  timeout server 300s\nfrontend app\n  bind [::]:{}\n"
+      "  http-request return status 200 content-type text/plain string ok\n",
+      kHttpAppPort);
+  return cluster.runInPod(pod, {.argv = {"haproxy", "-db", "-f", dir + "/app.cfg"}});
+}
+
+// wrk's requests per second and p99 (us) from its --latency report.
+std::optional<std::pair<double, double>> parseWrk(const std::string& text) {
+  auto value = [&](const std::string& label) -> std::optional<std::string> {
+    size_t at = text.find(label);
+    if (at == std::string::npos) return std::nullopt;
+    std::istringstream in(text.substr(at + label.size()));
+    std::string v;
+    in >> v;
+    return v;
+  };
+  auto rps = value("Requests/sec:");
+  auto p99 = value(" 99%");
+  if (!rps || !p99) return std::nullopt;
+  double latency = std::strtod(p99->c_str(), nullptr);
+  if (p99->ends_with("us")) latency *= 1;
+  else if (p99->ends_with("ms")) latency *= 1000;
+  else if (p99->ends_with("s")) latency *= 1e6;
+  return std::make_pair(std::strtod(rps->c_str(), nullptr), latency);
+}
+
+void runHttpRows(Bench& bench, const Cluster& cluster, int seconds, int repeat) {
+  struct HttpPath {
+    const char* name;
+    const char* client;
+    std::string url;
+  };
+  const HttpPath paths[] = {
+      {"direct", "c-direct", fmt::format("http://{}:{}/", cluster.pod("s-direct")->ipv4, kHttpAppPort)},
+      {"mesh L7 mTLS", "c-mesh", fmt::format("http://{}/", kBenchHttpVip)},
+      {"haproxy http mTLS", "c-direct", fmt::format("http://127.0.0.1:2{}/", kHttpAppPort)},
+  };
+  double rps[3] = {}, p99[3] = {}, cpu[3] = {};
+  for (size_t p = 0; p < std::size(paths); ++p) {
+    fmt::print(stderr, "measuring HTTP {} ...\n", paths[p].name);
+    std::vector<double> r, l, c;
+    for (int i = 0; i < repeat; ++i) {
+      auto res = bench.runText(paths[p].client, {"wrk", "-t1", "-c16", fmt::format("-d{}s", seconds), "--latency", paths[p].url},
+                               std::chrono::seconds(seconds + 30));
+      auto parsed = res ? parseWrk(res->first) : std::nullopt;
+      if (!parsed) continue;
+      r.push_back(parsed->first);
+      l.push_back(parsed->second);
+      c.push_back(res->second);
+    }
+    rps[p] = median(r);
+    p99[p] = median(l);
+    cpu[p] = median(c);
+  }
+  fmt::print("\nHTTP/1.1 keep-alive, wrk -c16 (median of {}; tunnel CPU = cores used by both ztunnels)\n", repeat);
+  fmt::print("{:<20} {:>14} {:>14} {:>14} {:>12}\n", "path", "req/s", "p99 [us]", "vs haproxy", "tunnel CPU");
+  for (size_t p = 0; p < std::size(paths); ++p) {
+    fmt::print("{:<20} {:>14.0f} {:>14.0f} {:>14} {:>12.2f}\n", paths[p].name, rps[p], p99[p],
+               rps[2] > 0 ? fmt::format("{:.2f}x req/s", rps[p] / rps[2]) : "-", cpu[p]);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -158,6 +255,8 @@ int main(int argc, char** argv) {
   int seconds = 3, repeat = 3;
   app.add_option("--seconds", seconds, "length of each throughput and connection-rate run")->capture_default_str();
   app.add_option("--repeat", repeat, "runs per metric (the median is reported)")->capture_default_str();
+  bool httpOnly = false;
+  app.add_flag("--http-only", httpOnly, "only the HTTP/1.1 rows (L7 in the tunnel vs haproxy mode http)");
   CLI11_PARSE(app, argc, argv);
   if (::geteuid() != 0) {
     fmt::print(stderr, "sluice-bench: must run as root\n");
@@ -183,13 +282,14 @@ int main(int argc, char** argv) {
   PodSpec optOut{.labels = {{"istio.io/dataplane-mode", "none"}}};
   for (auto [node, name, spec] : {std::tuple{0, "c-direct", optOut}, std::tuple{0, "c-mesh", PodSpec{}},
                                   std::tuple{1, "s-direct", optOut}, std::tuple{1, "s-mesh", PodSpec{}},
-                                  std::tuple{1, "s-mtls", PodSpec{}}}) {
+                                  std::tuple{1, "s-mtls", PodSpec{.labels = {{"app", "bench-http"}}}}}) {
     if (auto pod = cluster.addPod(node, name, spec); !pod) {
       fmt::print(stderr, "sluice-bench: {}\n", pod.error().message());
       return 1;
     }
   }
   if (!writeConfigFile(controller->configDir(), "workloads.yaml", workloadsYaml(cluster, {"c-mesh", "s-mtls"})) ||
+      !writeConfigFile(controller->configDir(), "bench-http.yaml", benchHttpYaml()) ||
       !waitForPodCertificates(cluster, mesh, {"c-mesh", "s-mtls"})) {
     fmt::print(stderr, "sluice-bench: the pods' certificates did not arrive\n");
     return 1;
@@ -211,6 +311,14 @@ int main(int argc, char** argv) {
     }
     servers.push_back(std::move(*echo));
     servers.push_back(std::move(*iperf));
+  }
+  for (const char* pod : {"s-direct", "s-mtls"}) {
+    auto httpApp = startHttpApp(cluster, pod);
+    if (!httpApp) {
+      fmt::print(stderr, "sluice-bench: HTTP app: {}\n", httpApp.error().message());
+      return 1;
+    }
+    servers.push_back(std::move(*httpApp));
   }
   ::usleep(300000);  // iperf3 -s binds asynchronously
 
@@ -237,7 +345,7 @@ int main(int argc, char** argv) {
   // results[metric][path] = (median value, median tunnel CPU)
   std::vector<std::vector<std::pair<double, double>>> results(std::size(metrics),
                                                               std::vector<std::pair<double, double>>(kPaths));
-  for (size_t p = 0; p < kPaths; ++p) {
+  for (size_t p = 0; p < kPaths && !httpOnly; ++p) {
     std::string ip = paths[p].viaLocalProxy ? "127.0.0.1" : cluster.pod(paths[p].server)->ipv4;
     auto port = [&](int appPort) { return paths[p].viaLocalProxy ? 20000 + appPort : appPort; };
     fmt::print(stderr, "measuring {} ...\n", paths[p].name);
@@ -270,6 +378,14 @@ int main(int argc, char** argv) {
     for (size_t m = 0; m < std::size(metrics); ++m) results[m][p] = {median(values[m]), median(cpu[m])};
   }
 
+  if (httpOnly) {
+    runHttpRows(bench, cluster, seconds, repeat);
+    servers.clear();
+    peer->clear();
+    mesh.clear();
+    (void)controller->stop();
+    return cluster.destroy() ? 0 : 1;
+  }
   fmt::print("\nSluice data path vs direct, same run (median of {}; tunnel CPU = cores used by both ztunnels)\n",
              repeat);
   fmt::print("{:<28} {:>10} {:>18} {:>18} {:>18} {:>18} {:>10}   {}\n", "metric", "direct", "one tunnel",
@@ -286,6 +402,7 @@ int main(int argc, char** argv) {
                cell(3), cell(4), fmt::format("{:.2f}x", peerValue > 0 ? results[m][3].first / peerValue : 0.0),
                results[m][1].second, results[m][2].second, results[m][3].second);
   }
+  runHttpRows(bench, cluster, seconds, repeat);
   servers.clear();
   peer->clear();
   mesh.clear();

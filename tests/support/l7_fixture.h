@@ -89,6 +89,11 @@ class L7MeshTest : public ::testing::Test {
     return ::testing::TempDir() + "sluice-access-" + std::to_string(::getpid()) + "-" + node + ".log";
   }
   void TearDown() override {
+    // Nothing leaks: once the clients are gone, node0's tunnel holds no connection (every L7
+    // handler, upstream and HBONE stream released).
+    if (!nodes_.empty() && !HasFatalFailure()) {
+      EXPECT_TRUE(waitForActive(*nodes_[0], 0)) << "node0 still holds " << activeConnections(*nodes_[0]) << " connections";
+    }
     for (const char* node : {"node0", "node1"}) std::filesystem::remove(accessLogPath(node));
   }
   // The access log lines of `node` so far, parsed.

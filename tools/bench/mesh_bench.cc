@@ -378,14 +378,16 @@ int main(int argc, char** argv) {
     for (size_t m = 0; m < std::size(metrics); ++m) results[m][p] = {median(values[m]), median(cpu[m])};
   }
 
-  if (httpOnly) {
+  // Servers, peer and mesh stop before the cluster goes.
+  auto finish = [&] {
     runHttpRows(bench, cluster, seconds, repeat);
     servers.clear();
     peer->clear();
     mesh.clear();
     (void)controller->stop();
     return cluster.destroy() ? 0 : 1;
-  }
+  };
+  if (httpOnly) return finish();
   fmt::print("\nSluice data path vs direct, same run (median of {}; tunnel CPU = cores used by both ztunnels)\n",
              repeat);
   fmt::print("{:<28} {:>10} {:>18} {:>18} {:>18} {:>18} {:>10}   {}\n", "metric", "direct", "one tunnel",
@@ -402,10 +404,5 @@ int main(int argc, char** argv) {
                cell(3), cell(4), fmt::format("{:.2f}x", peerValue > 0 ? results[m][3].first / peerValue : 0.0),
                results[m][1].second, results[m][2].second, results[m][3].second);
   }
-  runHttpRows(bench, cluster, seconds, repeat);
-  servers.clear();
-  peer->clear();
-  mesh.clear();
-  (void)controller->stop();
-  return cluster.destroy() ? 0 : 1;
+  return finish();
 }

@@ -4,12 +4,13 @@ connection) and prints a JSON summary: {"pods": {pod: n}, "codes": {code: n},
 "last": {reply of the last Who call}, "trailers": {trailing metadata of the last call},
 "details": last error's details, "streamed": messages received by Stream}.
 
-usage: grpc_client.py HOST:PORT COUNT [--method Who|Fail|Stream|/full/Name] [--payload N]
+usage: grpc_client.py HOST:PORT COUNT [--method Who|Fail|Stream|Chat|/full/Name] [--payload N]
                       [--request TEXT] [--metadata key:value]...
 """
 import argparse
 import collections
 import json
+import queue
 
 import grpc
 
@@ -33,7 +34,24 @@ def main():
     out = {"last": {}, "trailers": {}, "details": "", "streamed": 0}
     for _ in range(a.count):
         try:
-            if a.method == "Stream":
+            if a.method == "Chat":
+                # Bidirectional: one message out, its echo back, before the next goes out.
+                outbox = queue.Queue()
+                call = channel.stream_stream(path)(iter(outbox.get, None), metadata=metadata, timeout=20)
+                for i in range(int(a.request or "10")):
+                    sent = b"m%d-" % i + b"z" * a.payload
+                    outbox.put(sent)
+                    reply = next(call)
+                    pod, _, echoed = reply.partition(b":")
+                    if echoed != sent:
+                        raise SystemExit(f"chat echo {i} differs")
+                    out["streamed"] += 1
+                    pods[pod.decode()] += 1
+                outbox.put(None)
+                for _ in call:
+                    pass
+                trailers = call.trailing_metadata()
+            elif a.method == "Stream":
                 call = channel.unary_stream(path)(request, metadata=metadata, timeout=20)
                 for message in call:
                     out["streamed"] += 1

@@ -5,6 +5,7 @@ Service sluice.test.Echo:
                        trailing metadata x-served-by: NAME
   Fail(code name)   -> aborts with that status code (e.g. b"NOT_FOUND")
   Stream(count)     -> `count` JSON messages, server streaming
+  Chat(stream)      -> each message back as NAME:message, as it arrives (bidirectional)
 Prints "ready" once it listens.
 
 usage: grpc_echo_server.py NAME PORT
@@ -28,6 +29,10 @@ def main():
         code = request.decode()
         context.abort(grpc.StatusCode[code], "asked to fail with " + code)
 
+    def chat(requests, context):
+        for message in requests:
+            yield name.encode() + b":" + message
+
     def stream(request, context):
         for i in range(int(request.decode())):
             yield json.dumps({"pod": name, "i": i}).encode()
@@ -36,6 +41,7 @@ def main():
         "Who": grpc.unary_unary_rpc_method_handler(who),
         "Fail": grpc.unary_unary_rpc_method_handler(fail),
         "Stream": grpc.unary_stream_rpc_method_handler(stream),
+        "Chat": grpc.stream_stream_rpc_method_handler(chat),
     })
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8),
                          options=[("grpc.max_receive_message_length", 8 << 20)])

@@ -1,11 +1,15 @@
 #!/usr/bin/python3
 """An HTTP/1.1 app for the L7 tests: answers every request with JSON naming itself (the pod),
-the method, path and headers it received, and the length of the body it read. Keep-alive
+the method, path and headers it received, and the length of the body it read; a websocket
+upgrade is answered 101 (with x-pod: NAME) and every frame echoed back. Keep-alive
 (HTTP/1.1) so one client connection can carry many requests. Prints "listening" when ready.
 
 usage: http_echo_server.py NAME PORT
 """
+import base64
+import hashlib
 import json
+import struct
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import socket
@@ -16,6 +20,8 @@ class Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True  # headers and body are two writes: no wait for an ACK between them
 
     def handle_any(self):
+        if self.headers.get("upgrade", "").lower() == "websocket":
+            return self.websocket_echo()
         length = int(self.headers.get("content-length") or 0)
         body = self.rfile.read(length) if length else b""
         reply = json.dumps({
@@ -32,6 +38,42 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(reply)
+
+    def websocket_echo(self):
+        """RFC 6455 handshake, then every data frame echoed back (unmasked) until a close."""
+        key = self.headers.get("sec-websocket-key", "")
+        accept = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest())
+        self.send_response(101)
+        self.send_header("upgrade", "websocket")
+        self.send_header("connection", "Upgrade")
+        self.send_header("sec-websocket-accept", accept.decode())
+        self.send_header("x-pod", self.server.name)
+        self.end_headers()
+        self.wfile.flush()
+        while True:
+            head = self.rfile.read(2)
+            if len(head) < 2:
+                return
+            opcode, length = head[0] & 0x0F, head[1] & 0x7F
+            if length == 126:
+                length = struct.unpack("!H", self.rfile.read(2))[0]
+            elif length == 127:
+                length = struct.unpack("!Q", self.rfile.read(8))[0]
+            mask = self.rfile.read(4) if head[1] & 0x80 else b"\0\0\0\0"
+            payload = bytearray(self.rfile.read(length))
+            for i in range(len(payload)):
+                payload[i] ^= mask[i % 4]
+            if length < 126:
+                out = bytes([0x80 | opcode, length])
+            elif length < 65536:
+                out = bytes([0x80 | opcode, 126]) + struct.pack("!H", length)
+            else:
+                out = bytes([0x80 | opcode, 127]) + struct.pack("!Q", length)
+            self.wfile.write(out + bytes(payload))
+            self.wfile.flush()
+            if opcode == 0x8:  # close: echoed, done
+                self.close_connection = True
+                return
 
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = handle_any
 

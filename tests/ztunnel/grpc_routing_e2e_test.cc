@@ -112,6 +112,11 @@ TEST_F(GrpcRoutingE2eTest, HeaderRouteTrailersStreamingAndLargeMessages) {
   // Server streaming, and a message several flow-control windows long (1 MiB per stream).
   json streamed = grpc(2, {"--method", "Stream", "--request", "500"});
   EXPECT_EQ(streamed.value("streamed", 0), 1000) << streamed.dump();
+  // Bidirectional streaming: each message's echo comes back before the next goes out (the
+  // tunnel forwards DATA as it arrives, it does not wait for the stream's end).
+  json chat = grpc(2, {"--method", "Chat", "--request", "100", "--payload", "10000"});
+  EXPECT_EQ(chat["codes"].value("OK", 0), 2) << chat.dump();
+  EXPECT_EQ(chat.value("streamed", 0), 200) << chat.dump();
   json large = grpc(3, {"--payload", std::to_string(3 << 20)});
   ASSERT_EQ(large["codes"].value("OK", 0), 3) << large.dump();
   EXPECT_EQ(large["last"].value("request_length", 0), 3 << 20);

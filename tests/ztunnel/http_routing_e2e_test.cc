@@ -129,6 +129,20 @@ TEST_F(HttpRoutingE2eTest, RedirectDirectResponseAndRewrite) {
   EXPECT_EQ(json::parse(posted.out, nullptr, false).value("body_length", -1), 100000) << posted.out << posted.err;
 }
 
+TEST_F(HttpRoutingE2eTest, WebsocketAndExpectContinuePassThrough) {
+  // A websocket upgrade becomes an opaque two-way relay after the 101: frames up to 1 MiB echo
+  // byte for byte (an independent stdlib client and server).
+  json ws = clientJson("tests/interop/websocket_client.py", {kVip, "80"});
+  EXPECT_TRUE(ws.value("ok", false)) << ws.dump();
+  EXPECT_EQ(ws.value("echoed", 0), 4);
+  EXPECT_EQ(ws.value("pod", "").rfind("web-v", 0), 0u) << ws.dump();
+  // Expect: 100-continue: the server's 100 reaches curl, which then sends the body.
+  auto posted = curl({"-v", "-H", "Expect: 100-continue", "-H", "x-canary: always", "--data-binary",
+                      std::string(100000, 'y'), "http://" + std::string(kVip) + "/expect"});
+  EXPECT_NE(posted.err.find("< HTTP/1.1 100 Continue"), std::string::npos) << posted.err.substr(0, 2000);
+  EXPECT_EQ(json::parse(posted.out, nullptr, false).value("body_length", -1), 100000) << posted.out;
+}
+
 TEST_F(HttpRoutingE2eTest, ConsistentHashKeepsEachUserOnOneEndpoint) {
   // DestinationRule consistentHash on x-user: every request of a user reaches the same pod,
   // per request over one keep-alive connection; users spread over both pods.

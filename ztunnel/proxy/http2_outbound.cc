@@ -37,6 +37,12 @@ void Http2Outbound::pump() {
   bool failed = false;
   for (bool progress = true; progress && !finishing_;) {
     progress = false;
+    if (pod_->draining && !goingAway_) {
+      // The pod is leaving: GOAWAY tells the app to open no more streams here; those open
+      // finish (until the drain deadline), then the connection closes.
+      downSession_->shutdown();
+      goingAway_ = progress = true;
+    }
     if (!clientEof_ && downOut_.size() < kMaxOutgoing) {
       progress |= readFrom(*down_, *downSession_, true, clientEof_, failed);
       if (failed) {

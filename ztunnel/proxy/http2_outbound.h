@@ -97,6 +97,7 @@ class Http2Outbound final : public L7Connection {
   std::array<UpstreamSession, kMaxUpstreams> sessions_;
   std::map<int32_t, Exchange> exchanges_;
   bool clientEof_ = false;
+  bool goingAway_ = false;  // GOAWAY sent to the app (its pod is draining)
 };
 
 }  // namespace sluice::ztunnel

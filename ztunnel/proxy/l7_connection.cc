@@ -55,7 +55,10 @@ void L7Connection::onTick(std::chrono::steady_clock::time_point now) {
   if (idle || drained) {
     finish(true);
     maybeRetire();
+    return;
   }
+  // A draining pod's connections get to react (HTTP/2 sends GOAWAY) even while idle.
+  if (pod_->draining) pump();
 }
 
 void L7Connection::onEndpointConnected(Endpoint& endpoint, bool ok, FailReason reason) {

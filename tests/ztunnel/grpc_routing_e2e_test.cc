@@ -135,6 +135,9 @@ TEST_F(GrpcRoutingE2eTest, AnswersTheTunnelGivesItselfAreGrpcStatusesOrPlainHttp
   EXPECT_EQ(direct.out, "down for maintenance 503 2") << direct.err;
   auto none = curl({"-o", "/dev/null", "-w", "%{http_code}", "http://" + std::string(kVip) + "/nothing"});
   EXPECT_EQ(none.out, "404") << none.err;
+  // Broken HTTP/2 from the app: a GOAWAY with PROTOCOL_ERROR (1) before the connection goes.
+  json broken = clientJson("tests/interop/h2_protocol_error.py", {kVip, "80"});
+  EXPECT_EQ(broken.value("goaway_error", -1), 1) << broken.dump();
 }
 
 }  // namespace

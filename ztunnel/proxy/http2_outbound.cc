@@ -46,8 +46,10 @@ void Http2Outbound::pump() {
     if (!clientEof_ && downOut_.size() < kMaxOutgoing) {
       progress |= readFrom(*down_, *downSession_, true, clientEof_, failed);
       if (failed) {
-        finish(true);
-        break;
+        // A protocol error: nothing more is read; the GOAWAY nghttp2 queued (RFC 9113 §5.4.1)
+        // goes out below, then the connection is reset.
+        clientEof_ = protocolError_ = true;
+        failed = false;
       }
     }
     progress |= handleClientEvents();
@@ -75,6 +77,10 @@ void Http2Outbound::pump() {
     }
     if (!finishing_) progress |= flushTo(*down_, *downSession_, downOut_, true, failed);
     if (failed) {
+      finish(true);
+      break;
+    }
+    if (protocolError_ && downOut_.size() == 0) {
       finish(true);
       break;
     }

@@ -97,7 +97,8 @@ class Http2Outbound final : public L7Connection {
   std::array<UpstreamSession, kMaxUpstreams> sessions_;
   std::map<int32_t, Exchange> exchanges_;
   bool clientEof_ = false;
-  bool goingAway_ = false;  // GOAWAY sent to the app (its pod is draining)
+  bool goingAway_ = false;      // GOAWAY sent to the app (its pod is draining)
+  bool protocolError_ = false;  // the app broke HTTP/2: its GOAWAY is flushed, then a reset
 };
 
 }  // namespace sluice::ztunnel

@@ -13,7 +13,7 @@ LIBS=(liburing-dev libssl-dev libnghttp2-dev libprotobuf-dev protobuf-compiler
 TEST=(libgtest-dev libgmock-dev googletest libbenchmark-dev libclang-rt-14-dev clang-16 libclang-rt-16-dev)
 # The simulated cluster and the independent peers the tests and the demo talk to.
 RUNTIME=(iproute2 procps psmisc containernetworking-plugins python3 python3-h2 python3-grpcio curl openssl
-         iperf3 wrk nghttp2-proxy haproxy tcpdump netcat-openbsd)
+         iperf3 wrk nghttp2-proxy nghttp2-client haproxy tcpdump netcat-openbsd)
 
 ALL=("${BUILD[@]}" "${BPF[@]}" "${LIBS[@]}" "${TEST[@]}" "${RUNTIME[@]}")
 

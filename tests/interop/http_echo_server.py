@@ -12,7 +12,11 @@ import json
 import struct
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import os
 import socket
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import http_bulk  # noqa: E402  (the shared byte pattern)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -22,6 +26,8 @@ class Handler(BaseHTTPRequestHandler):
     def handle_any(self):
         if self.headers.get("upgrade", "").lower() == "websocket":
             return self.websocket_echo()
+        if self.path.startswith("/bulk"):
+            return self.bulk()
         length = int(self.headers.get("content-length") or 0)
         body = self.rfile.read(length) if length else b""
         reply = json.dumps({
@@ -38,6 +44,31 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(reply)
+
+    def bulk(self):
+        """Large bodies, streamed and checked against http_bulk's pattern: a request body is read
+        in pieces and verified; GET /bulk?n=N answers N bytes of the pattern."""
+        length = int(self.headers.get("content-length") or 0)
+        seen, ok = 0, True
+        while seen < length:
+            piece = self.rfile.read(min(1 << 20, length - seen))
+            if not piece:
+                break
+            ok = ok and http_bulk.matches(piece, seen)
+            seen += len(piece)
+        n = int(self.path.split("n=", 1)[1]) if "n=" in self.path else 0
+        if n == 0:
+            reply = json.dumps({"pod": self.server.name, "body_length": seen, "pattern_ok": ok and seen == length}).encode()
+            self.send_response(200)
+            self.send_header("content-length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+            return
+        self.send_response(200)
+        self.send_header("content-length", str(n))
+        self.end_headers()
+        for offset in range(0, n, 1 << 20):
+            self.wfile.write(http_bulk.piece(offset, min(1 << 20, n - offset)))
 
     def websocket_echo(self):
         """RFC 6455 handshake, then every data frame echoed back (unmasked) until a close."""

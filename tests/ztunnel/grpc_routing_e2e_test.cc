@@ -8,6 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <fstream>
+
 #include "support/l7_fixture.h"
 #include "support/privileged.h"
 
@@ -120,6 +122,19 @@ TEST_F(GrpcRoutingE2eTest, HeaderRouteTrailersStreamingAndLargeMessages) {
   json large = grpc(3, {"--payload", std::to_string(3 << 20)});
   ASSERT_EQ(large["codes"].value("OK", 0), 3) << large.dump();
   EXPECT_EQ(large["last"].value("request_length", 0), 3 << 20);
+}
+
+TEST_F(GrpcRoutingE2eTest, H2loadMultiplexesUnaryCallsOverFewConnections) {
+  // nghttp2's h2load as the client: 2 connections, 10 streams each at a time, 2000 unary calls
+  // (a 5-byte gRPC frame holding "hi"); every one answered 200 by one of the two pods.
+  std::string message = cluster_->node(0).stateDir + "/grpc-hi.bin";
+  std::ofstream(message, std::ios::binary) << std::string("\0\0\0\0\2hi", 7);
+  RunOutput out = inClient({"h2load", "-n", "2000", "-c", "2", "-m", "10", "-H", "content-type: application/grpc", "-H",
+                            "te: trailers", "-d", message, "http://" + std::string(kVip) + "/sluice.test.Echo/Who"},
+                           std::chrono::seconds(120));
+  EXPECT_NE(out.out.find("2000 succeeded"), std::string::npos) << out.out << out.err;
+  EXPECT_NE(out.out.find("status codes: 2000 2xx"), std::string::npos) << out.out;
+  EXPECT_EQ(requestsTotal({{"request_protocol", "grpc"}, {"grpc_response_status", "0"}, {"response_code", "200"}}), 2000);
 }
 
 TEST_F(GrpcRoutingE2eTest, AnswersTheTunnelGivesItselfAreGrpcStatusesOrPlainHttp2) {

@@ -85,6 +85,18 @@ TEST_F(GrpcRoutingE2eTest, NinetyTenPerCallOverOneChannel) {
   v2Calls["destination_version"] = "v2";
   EXPECT_EQ(requestsTotal(ok), 2000);
   EXPECT_EQ(requestsTotal(v2Calls), v2);
+  // The connections those calls rode, as node1 saw them arrive: over mutual TLS, from the
+  // client's proven identity, into web-v2 (Istio's TCP metrics, reporter="destination").
+  auto arrived = nodes_[1]->metricSum("istio_tcp_connections_opened_total",
+                                      {{"reporter", "destination"}, {"destination_workload", "web-v2"},
+                                       {"source_workload", "client"}, {"connection_security_policy", "mutual_tls"},
+                                       {"source_principal", "spiffe://cluster.local/ns/shop/sa/default"}});
+  EXPECT_GE(arrived.value_or(-1), 1);
+  // node0's view of the app's one connection: to Service web, whichever pods served it.
+  auto opened = nodes_[0]->metricSum("istio_tcp_connections_opened_total",
+                                     {{"reporter", "source"}, {"source_workload", "client"},
+                                      {"destination_service", "web.shop.svc.cluster.local"}, {"destination_workload", "unknown"}});
+  EXPECT_GE(opened.value_or(-1), 1);
   std::vector<json> log;
   EXPECT_TRUE(waitFor([&] { return (log = accessLog("node0")).size() >= 2000; }, std::chrono::seconds(10))) << log.size();
   ASSERT_FALSE(log.empty());

@@ -9,6 +9,7 @@
 #include "admin/admin_views.h"
 #include "proxy/config_snapshot.h"
 #include "proxy/request_record.h"
+#include "proxy/tcp_metrics.h"
 
 namespace sluice::ztunnel {
 namespace {
@@ -117,6 +118,71 @@ TEST(RequestMetrics, AccessLogLineIsOneJsonObjectWithEnvoysFieldNames) {
   EXPECT_EQ(j["protocol"], "HTTP/1.1");
   EXPECT_EQ(j["source_workload"], "client");
   EXPECT_DOUBLE_EQ(j["duration"].get<double>(), 1.5);
+}
+
+TEST(TcpMetrics, BothSidesLabelsForEachDirection) {
+  ConfigSnapshot config;
+  auto web = std::make_shared<WorkloadEntry>(
+      WorkloadEntry{.uid = "u", .name = "web-v2", .ns = "shop", .serviceAccount = "web", .node = "n1",
+                    .labels = {{"app", "web"}, {"version", "v2"}}, .addresses = {"10.244.1.3"}});
+  auto client = std::make_shared<WorkloadEntry>(
+      WorkloadEntry{.uid = "c", .name = "client", .ns = "shop", .serviceAccount = "default", .node = "n0",
+                    .labels = {{"app", "client"}}, .addresses = {"10.244.0.2"}});
+  config.workloadsByIp = {{"10.244.1.3", web}, {"10.244.0.2", client}};
+  auto service = std::make_shared<ServiceEntry>();
+  service->key = "shop/web";
+  service->hostname = "web.shop.svc.cluster.local";
+  config.servicesByVip["10.96.0.10:80"] = service;
+  PodRuntime pod;
+  pod.name = "client";
+  pod.ns = "shop";
+  pod.addresses = {"10.244.0.2"};
+
+  TcpLabels out = outboundTcpLabels(config, pod, "10.96.0.10:80", "10.244.1.3", "cluster.local");
+  EXPECT_EQ(out.reporter, "source");
+  EXPECT_EQ(out.source.workload, "client");
+  EXPECT_EQ(out.source.app, "client");
+  EXPECT_EQ(out.destination.workload, "web-v2");
+  EXPECT_EQ(out.destination.principal, "spiffe://cluster.local/ns/shop/sa/web");
+  EXPECT_EQ(out.destinationServiceName, "web");
+  EXPECT_EQ(out.connectionSecurityPolicy, "unknown");
+  TcpLabels direct = outboundTcpLabels(config, pod, "10.244.1.3:8080", "10.244.1.3", "cluster.local");
+  EXPECT_EQ(direct.destinationService, "unknown");  // not through a service
+  EXPECT_EQ(direct.destination.workload, "web-v2");
+
+  PodRuntime server;
+  server.name = "web-v2";
+  server.ns = "shop";
+  server.addresses = {"10.244.1.3"};
+  TcpLabels in = inboundTcpLabels(config, server, "10.244.0.2", "spiffe://cluster.local/ns/shop/sa/default", true, "cluster.local");
+  EXPECT_EQ(in.reporter, "destination");
+  EXPECT_EQ(in.destination.workload, "web-v2");
+  EXPECT_EQ(in.source.workload, "client");
+  EXPECT_EQ(in.source.principal, "spiffe://cluster.local/ns/shop/sa/default");
+  EXPECT_EQ(in.connectionSecurityPolicy, "mutual_tls");
+  // Plaintext: whatever the address suggests, no identity was proven.
+  TcpLabels plain = inboundTcpLabels(config, server, "10.244.0.2", "", false, "cluster.local");
+  EXPECT_EQ(plain.source.principal, "unknown");
+  EXPECT_EQ(plain.connectionSecurityPolicy, "none");
+}
+
+TEST(TcpMetrics, SeriesAreSharedPerLabelSetAndBounded) {
+  TcpMetrics metrics;
+  TcpLabels a;
+  a.source.workload = "client";
+  a.destination.workload = "web";
+  auto first = metrics.series(a);
+  EXPECT_EQ(metrics.series(a), first);  // one series per label set
+  for (size_t i = 0; i < TcpMetrics::kMaxSeries + 50; ++i) {
+    TcpLabels l = a;
+    l.destination.workload = "w" + std::to_string(i);
+    metrics.series(l)->opened++;
+  }
+  auto all = metrics.snapshot();
+  EXPECT_EQ(all.size(), TcpMetrics::kMaxSeries);
+  uint64_t opened = 0;
+  for (const auto& [labels, series] : all) opened += series->opened.load();
+  EXPECT_EQ(opened, TcpMetrics::kMaxSeries + 50) << "connections past the bound are counted in the overflow series";
 }
 
 }  // namespace

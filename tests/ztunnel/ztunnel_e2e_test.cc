@@ -252,9 +252,22 @@ TEST_F(ZtunnelE2eTest, MetricsUseIstioNames) {
   auto metrics = nodes_[0]->httpGet("[::1]:15020", "/metrics");
   ASSERT_TRUE(metrics) << metrics.error().message();
   EXPECT_NE(metrics->find("istio_tcp_connections_opened_total{reporter=\"source\",source_workload=\"client\","
-                          "source_workload_namespace=\"default\",source_principal=\"unknown\"} 1"),
+                          "source_workload_namespace=\"default\",source_principal=\"unknown\","),
             std::string::npos)
       << *metrics;
+  // Both sides' labels on each side's series: node0 reports the client's connection to the
+  // server, node1 the same connection arriving (plaintext here).
+  auto sent = nodes_[0]->metricSum("istio_tcp_connections_opened_total",
+                                   {{"reporter", "source"}, {"source_workload", "client"}, {"destination_service", "unknown"}});
+  EXPECT_EQ(sent.value_or(-1), 1);
+  EXPECT_TRUE(waitFor([&] {
+    auto arrived = nodes_[1]->metricSum("istio_tcp_connections_closed_total",
+                                        {{"reporter", "destination"}, {"destination_workload", "server"},
+                                         {"connection_security_policy", "none"}, {"request_protocol", "tcp"}});
+    return arrived.value_or(-1) == 1;
+  }, std::chrono::seconds(10)));
+  auto bytes = nodes_[1]->metricSum("istio_tcp_received_bytes_total", {{"reporter", "destination"}, {"destination_workload", "server"}});
+  EXPECT_EQ(bytes.value_or(-1), 1000);
   auto ready = nodes_[0]->httpGet("127.0.0.1:15021", "/healthz/ready");
   ASSERT_TRUE(ready);
   EXPECT_EQ(*ready, "ready\n");

@@ -147,6 +147,44 @@ ClientMetric histogram(std::vector<ClientMetric::Label> labels, const Histogram&
   return m;
 }
 
+void appendTcpMetrics(const std::vector<std::shared_ptr<PodRuntime>>& pods, std::vector<prometheus::MetricFamily>& families) {
+  using prometheus::MetricFamily;
+  using prometheus::MetricType;
+  struct Family {
+    const char* name;
+    const char* help;
+    const std::atomic<uint64_t> TcpSeries::*field;
+  } kinds[] = {
+      {"istio_tcp_connections_opened_total", "TCP connections opened", &TcpSeries::opened},
+      {"istio_tcp_connections_closed_total", "TCP connections closed", &TcpSeries::closed},
+      {"istio_tcp_received_bytes_total", "Bytes received from the client (request direction)", &TcpSeries::received},
+      {"istio_tcp_sent_bytes_total", "Bytes sent to the client (response direction)", &TcpSeries::sent},
+  };
+  std::vector<std::pair<TcpLabels, std::shared_ptr<const TcpSeries>>> all;
+  for (const auto& p : pods) {
+    auto series = p->tcp.snapshot();
+    all.insert(all.end(), series.begin(), series.end());
+  }
+  for (const auto& k : kinds) {
+    MetricFamily f{k.name, k.help, MetricType::Counter, {}};
+    for (const auto& [labels, series] : all) {
+      ClientMetric m;
+      m.label = {{"reporter", labels.reporter}};
+      appendWorkload(m.label, "source", labels.source);
+      appendWorkload(m.label, "destination", labels.destination);
+      m.label.push_back({"destination_service", labels.destinationService});
+      m.label.push_back({"destination_service_name", labels.destinationServiceName});
+      m.label.push_back({"destination_service_namespace", labels.destinationServiceNamespace});
+      m.label.push_back({"request_protocol", "tcp"});
+      m.label.push_back({"response_flags", "-"});
+      m.label.push_back({"connection_security_policy", labels.connectionSecurityPolicy});
+      m.counter.value = static_cast<double>(((*series).*(k.field)).load());
+      f.metric.push_back(std::move(m));
+    }
+    families.push_back(std::move(f));
+  }
+}
+
 void appendRequestMetrics(const std::vector<std::shared_ptr<PodRuntime>>& pods, std::vector<prometheus::MetricFamily>& families) {
   using prometheus::MetricFamily;
   using prometheus::MetricType;
@@ -196,33 +234,7 @@ std::string prometheusText(const std::vector<std::shared_ptr<PodRuntime>>& pods,
     }
     return m;
   };
-  // reporter=source for a pod's outbound connections, destination for its inbound ones.
-  auto labels = [](const PodRuntime& p, Direction d) -> std::vector<ClientMetric::Label> {
-    std::string side = d == Direction::kOutbound ? "source" : "destination";
-    return {{"reporter", side},
-            {side + "_workload", p.name},
-            {side + "_workload_namespace", p.ns},
-            {side + "_principal", p.identity.empty() ? "unknown" : p.identity}};
-  };
-  struct Metric {
-    const char* name;
-    const char* help;
-    const std::array<std::atomic<uint64_t>, 2> PodCounters::*field;
-  } metrics[] = {
-      {"istio_tcp_connections_opened_total", "TCP connections opened", &PodCounters::opened},
-      {"istio_tcp_connections_closed_total", "TCP connections closed", &PodCounters::closed},
-      {"istio_tcp_received_bytes_total", "Bytes received from the client (request direction)", &PodCounters::bytesFromClient},
-      {"istio_tcp_sent_bytes_total", "Bytes sent to the client (response direction)", &PodCounters::bytesToClient},
-  };
-  for (const auto& m : metrics) {
-    MetricFamily& f = families.emplace_back(MetricFamily{m.name, m.help, MetricType::Counter, {}});
-    for (const auto& p : pods) {
-      for (Direction d : {Direction::kOutbound, Direction::kInbound}) {
-        f.metric.push_back(sample(labels(*p, d), MetricType::Counter,
-                                  static_cast<double>((p->counters.*(m.field))[static_cast<size_t>(d)].load())));
-      }
-    }
-  }
+  appendTcpMetrics(pods, families);
   MetricFamily& failed = families.emplace_back(MetricFamily{
       "sluice_tcp_connections_failed_total", "TCP connections the tunnel could not relay, by reason", MetricType::Counter, {}});
   MetricFamily& active = families.emplace_back(

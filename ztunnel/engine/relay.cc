@@ -13,10 +13,15 @@ Relay::Relay(EventLoop& loop, RelayInfo info, std::chrono::milliseconds idleTime
 Relay::~Relay() {
   if (!finished_) {
     // Destroyed with the loop (the worker stopped): count it closed all the same.
-    if (counted_) info_.pod->counters.closed[static_cast<size_t>(info_.direction)]++;
+    if (counted_) countClosed();
     info_.pod->counters.active--;
     if (live_ != nullptr) --*live_;
   }
+}
+
+void Relay::countClosed() {
+  info_.pod->counters.closed[static_cast<size_t>(info_.direction)]++;
+  if (info_.series) info_.series->closed++;
 }
 
 void Relay::attach(std::unique_ptr<Endpoint> down, std::unique_ptr<Endpoint> up) {
@@ -44,6 +49,7 @@ void Relay::onEndpointConnected(Endpoint&, bool ok, FailReason reason) {
   connected_ = true;
   counted_ = true;
   info_.pod->counters.opened[static_cast<size_t>(info_.direction)]++;
+  if (info_.series) info_.series->opened++;
   down_->upstreamReady();
   pump();
 }
@@ -118,6 +124,7 @@ bool Relay::pumpFlow(Flow& f, bool fromClient) {
     f.bytes += r.chunk.length;
     auto& counter = fromClient ? info_.pod->counters.bytesFromClient : info_.pod->counters.bytesToClient;
     counter[static_cast<size_t>(info_.direction)] += r.chunk.length;
+    if (info_.series) (fromClient ? info_.series->received : info_.series->sent) += r.chunk.length;
     lastActivity_ = loop_.now();
   }
   if (f.eof && f.count == 0 && !f.shutdownDone) {
@@ -171,7 +178,7 @@ void Relay::maybeFinish() {
   releaseQueued(toDown_);
   if (down_) down_->close();
   if (up_) up_->close();
-  if (counted_) info_.pod->counters.closed[static_cast<size_t>(info_.direction)]++;
+  if (counted_) countClosed();
   info_.pod->counters.active--;
   if (live_ != nullptr) --*live_;
   loop_.retire(*this);

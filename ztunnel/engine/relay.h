@@ -46,6 +46,7 @@ struct RelayInfo {
   SocketAddress peer, target;
   std::string protocol = "TCP";
   std::string peerIdentity;
+  std::shared_ptr<TcpSeries> series;  // Istio's TCP metrics by peer (may be null: not counted there)
 };
 
 class Relay final : public IoHandler, public EndpointOwner {
@@ -75,6 +76,7 @@ class Relay final : public IoHandler, public EndpointOwner {
   void onEndpointConnected(Endpoint& endpoint, bool ok, FailReason reason) override;
 
  private:
+  void countClosed();  // pod counters and the peer series
   struct Flow {
     Endpoint* from = nullptr;
     Endpoint* to = nullptr;

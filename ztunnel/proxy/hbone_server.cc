@@ -63,7 +63,8 @@ void HboneServer::onRequest(int32_t stream) {
   if (pod_->draining) return answer(stream, 503, FailReason::kConnectRefused, "the pod is leaving");
   auto up = context_.sockets.upstream(*pod_, verdict.target.family());
   if (!up) return answer(stream, 503, FailReason::kSocketError, up.error().message());
-  Relay& relay = newRelay(context_, {pod_, Direction::kInbound, peer_, verdict.target, "HBONE", peerIdentity_});
+  auto series = pod_->tcp.series(inboundTcpLabels(*config, *pod_, peer_.ip(), peerIdentity_, true, context_.options.trustDomain));
+  Relay& relay = newRelay(context_, {pod_, Direction::kInbound, peer_, verdict.target, "HBONE", peerIdentity_, std::move(series)});
   auto down = std::make_unique<StreamEndpoint>(*this, stream, StreamEndpoint::Side::kServer, relay, pod_->counters);
   auto upEndpoint = std::make_unique<SocketEndpoint>(context_.loop, relay, relay, Relay::kUpOps, std::move(*up), &pod_->buffers);
   SocketEndpoint& connecting = *upEndpoint;

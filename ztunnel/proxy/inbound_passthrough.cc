@@ -25,7 +25,9 @@ void InboundPassthroughAcceptor::onAccepted(UniqueFd fd) {
                                                                                        : FailReason::kPolicyRefused;
     return refuse(pod, std::move(fd), reason);
   }
-  startSocketRelay(context_, {pod_, Direction::kInbound, peer, verdict.target}, std::move(fd), std::move(lease));
+  auto series = pod.tcp.series(inboundTcpLabels(*config, pod, unmapped(peer).ip(), "", false, context_.options.trustDomain));
+  startSocketRelay(context_, {pod_, Direction::kInbound, peer, verdict.target, "TCP", "", std::move(series)}, std::move(fd),
+                   std::move(lease));
 }
 
 }  // namespace sluice::ztunnel

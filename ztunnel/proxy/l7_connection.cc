@@ -12,6 +12,10 @@ L7Connection::L7Connection(WorkerContext& context, std::shared_ptr<PodRuntime> p
   ++context_.live;
   pod_->counters.active++;
   pod_->counters.opened[static_cast<size_t>(Direction::kOutbound)]++;
+  // The app's connection to the service (its requests go to many endpoints: no destination workload).
+  series_ = pod_->tcp.series(
+      outboundTcpLabels(*context_.config.current(), *pod_, service_.toString(), "", context_.options.trustDomain));
+  series_->opened++;
 }
 
 L7Connection::~L7Connection() {
@@ -20,6 +24,7 @@ L7Connection::~L7Connection() {
 
 void L7Connection::countClosed() {
   pod_->counters.closed[static_cast<size_t>(Direction::kOutbound)]++;
+  series_->closed++;
   pod_->counters.active--;
   --context_.live;
 }

@@ -65,8 +65,14 @@ class L7Connection : public IoHandler, public EndpointOwner {
   void reapClosedUpstreams();
   void maybeRetire();
   void touch() { lastActivity_ = context_.loop.now(); }
-  void countFromClient(size_t n) { pod_->counters.bytesFromClient[static_cast<size_t>(Direction::kOutbound)] += n; }
-  void countToClient(size_t n) { pod_->counters.bytesToClient[static_cast<size_t>(Direction::kOutbound)] += n; }
+  void countFromClient(size_t n) {
+    pod_->counters.bytesFromClient[static_cast<size_t>(Direction::kOutbound)] += n;
+    series_->received += n;
+  }
+  void countToClient(size_t n) {
+    pod_->counters.bytesToClient[static_cast<size_t>(Direction::kOutbound)] += n;
+    series_->sent += n;
+  }
 
   WorkerContext& context_;
   std::shared_ptr<PodRuntime> pod_;
@@ -78,6 +84,7 @@ class L7Connection : public IoHandler, public EndpointOwner {
 
  private:
   void countClosed();
+  std::shared_ptr<TcpSeries> series_;  // Istio's TCP metrics for this connection (never null)
   std::chrono::steady_clock::time_point lastActivity_;
 };
 

@@ -38,17 +38,19 @@ void OutboundAcceptor::onAccepted(UniqueFd fd) {
     context_.loop.add<Http2Outbound>(context_, pod_, peer, decision.target).start(std::move(fd));
     return;
   }
+  auto series = pod.tcp.series(outboundTcpLabels(*config, pod, unmapped(*dst).toString(), decision.target.ip(),
+                                                 context_.options.trustDomain));
   // A mesh workload is reached over HBONE whenever this node has identities.
   if (decision.workload && context_.certificates != nullptr) {
-    return startHbone(std::move(fd), peer, decision.target, decision.workload);
+    return startHbone(std::move(fd), peer, decision.target, decision.workload, std::move(series));
   }
-  startSocketRelay(context_, {pod_, Direction::kOutbound, peer, decision.target}, std::move(fd));
+  startSocketRelay(context_, {pod_, Direction::kOutbound, peer, decision.target, "TCP", "", std::move(series)}, std::move(fd));
 }
 
 void OutboundAcceptor::startHbone(UniqueFd fd, const SocketAddress& peer, const SocketAddress& target,
-                                  std::shared_ptr<const WorkloadEntry> workload) {
+                                  std::shared_ptr<const WorkloadEntry> workload, std::shared_ptr<TcpSeries> series) {
   PodRuntime& pod = *pod_;
-  Relay& relay = newRelay(context_, {pod_, Direction::kOutbound, peer, target, "HBONE"});
+  Relay& relay = newRelay(context_, {pod_, Direction::kOutbound, peer, target, "HBONE", "", std::move(series)});
   auto up = openUpstream(context_, pod_, {peer, target, std::move(workload)}, relay, relay, Relay::kUpOps);
   if (!up) {
     spdlog::warn("{}: {}", pod.key(), up.error().message);

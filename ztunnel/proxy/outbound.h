@@ -18,7 +18,7 @@ class OutboundAcceptor final : public PodAcceptor {
 
  private:
   void startHbone(UniqueFd fd, const SocketAddress& peer, const SocketAddress& target,
-                  std::shared_ptr<const WorkloadEntry> workload);
+                  std::shared_ptr<const WorkloadEntry> workload, std::shared_ptr<TcpSeries> series);
 };
 
 }  // namespace sluice::ztunnel

@@ -14,6 +14,7 @@
 #include "engine/buffer_pool.h"
 #include "proxy/fail_reason.h"
 #include "proxy/request_metrics.h"
+#include "proxy/tcp_metrics.h"
 #include "sluice/common/unique_fd.h"
 
 namespace sluice::ztunnel {
@@ -39,6 +40,7 @@ struct PodRuntime {
   int worker = 0;  // every listener and connection of the pod lives on this worker
   PodCounters counters;
   RequestMetrics requests;  // L7: the pod's outbound requests (reporter=source)
+  TcpMetrics tcp;           // connections by peer (both directions)
   std::atomic<bool> draining{false};
   // Worker-thread only: the pod's share of its worker's receive buffers, and when its draining
   // connections are reset (set when the pod is removed).

@@ -5,10 +5,20 @@
 # sluice_test(<name> SOURCES ... LIBS ... LABELS ... [RUN_SERIAL])
 include(GoogleTest)
 
+# `sluice_unit_tests` builds every executable labelled unit (and what they depend on): the
+# sanitizer pass of tools/test.sh builds only that. (Tests are discovered when they run, so a
+# fresh build folder cannot list them before they are built.)
+if(NOT TARGET sluice_unit_tests)
+  add_custom_target(sluice_unit_tests)
+endif()
+
 function(sluice_test name)
   cmake_parse_arguments(ARG "RUN_SERIAL" "TIMEOUT" "SOURCES;LIBS;LABELS" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
   target_link_libraries(${name} PRIVATE ${ARG_LIBS} GTest::gtest GTest::gmock GTest::gtest_main)
+  if("unit" IN_LIST ARG_LABELS)
+    add_dependencies(sluice_unit_tests ${name})
+  endif()
   if(NOT ARG_TIMEOUT)
     if("unit" IN_LIST ARG_LABELS)
       set(ARG_TIMEOUT 60)

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "engine/socket_endpoint.h"
 #include "l7/http2_fields.h"
 #include "proxy/upstream.h"
@@ -199,8 +201,10 @@ void Http2Outbound::routeRequest(int32_t stream) {
   x.config = config;
   x.responseEdits = &routing.rule->responseHeaders;
   x.responseAdd = std::move(routing.responseAdd);
-  x.upstream = acquireUpstream(routing.endpoint, routing.workload);
-  if (x.upstream < 0) return respondLocally(stream, x, {503, "UO", "too many upstream connections for one client connection", {}});
+  int slot = acquireUpstream(routing.endpoint, routing.workload);
+  if (slot == kNoSlot) return respondLocally(stream, x, {503, "UO", "too many upstream connections for one client connection", {}});
+  if (slot < 0) return respondLocally(stream, x, {503, "UF", "upstream connect error", {}});
+  x.upstream = slot;
   x.request = l7::fieldsFromRequest(*request);
   markOutstanding(x.record, context_.outstanding);
 }
@@ -213,18 +217,19 @@ int Http2Outbound::acquireUpstream(const SocketAddress& address, const std::shar
   }
   int slot = freeSlot();
   if (slot < 0) {
-    // Every slot holds a connection: one without streams makes room for the next request
-    // (it is reaped when quiescent); this one fails rather than wait.
+    // Every slot holds a connection: one no request uses (none waiting for it either) makes
+    // room for the next request (it is reaped when quiescent); this one fails rather than wait.
     for (int i = 0; i < kMaxUpstreams; ++i) {
-      if (!upstreams_[i].closing && sessions_[i].streams.empty()) {
+      bool used = std::any_of(exchanges_.begin(), exchanges_.end(), [i](const auto& e) { return e.second.upstream == i; });
+      if (!upstreams_[i].closing && !used) {
         closeUpstream(i, false);
         break;
       }
     }
-    return -1;
+    return kNoSlot;
   }
   auto session = http2::Http2Session::create(http2::Http2Session::Role::kClient, context_.options.hboneLimits);
-  if (!session || !openUpstreamIn(slot, address, workload)) return -1;
+  if (!session || !openUpstreamIn(slot, address, workload)) return kConnectFailed;
   sessions_[slot].session = std::move(*session);
   return slot;
 }

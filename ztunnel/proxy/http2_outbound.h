@@ -89,6 +89,9 @@ class Http2Outbound final : public L7Connection {
   // The exchange needs its upstream stream no more (both directions done, or it failed).
   void releaseUpstreamStream(Exchange& exchange);
   void failUpstream(int slot);
+  // The slot of a connection to `address` that takes another stream (opening one if needed),
+  // or kNoSlot (all slots in use) or kConnectFailed.
+  static constexpr int kNoSlot = -1, kConnectFailed = -2;
   int acquireUpstream(const SocketAddress& address, const std::shared_ptr<const WorkloadEntry>& workload);
   bool usable(int slot) const { return upstreams_[slot].endpoint && !upstreams_[slot].closing && upstreams_[slot].connected; }
 

@@ -169,7 +169,7 @@ Result<std::vector<ChildProcess>> startHaproxyPeer(const Cluster& cluster, const
 // in the server pod, over three paths: direct (c-direct -> s-direct), the mesh's L7 (c-mesh ->
 // Service bench-http's VIP, port named http: routed per request in node0's tunnel, HBONE mTLS
 // to s-mtls) and the peer, two haproxies in mode http speaking TLS 1.3 mTLS (c-direct ->
-// 127.0.0.1:28090 -> s-direct:18090 -> app). Requests per second and p99 latency.
+// 127.0.0.1:28090 -> s-direct:18090 -> app). Requests per second, p50 and p99 latency.
 std::string benchHttpYaml() {
   return fmt::format("apiVersion: v1\nkind: Service\nmetadata: {{name: bench-http, namespace: default}}\n"
                      "spec: {{clusterIP: {}, selector: {{app: bench-http}}, ports: [{{name: http, port: 80, targetPort: {}}}]}}\n",
@@ -189,8 +189,12 @@ Result<ChildProcess> startHttpApp(const Cluster& cluster, const std::string& pod
   return cluster.runInPod(pod, {.argv = {"haproxy", "-db", "-f", dir + "/app.cfg"}});
 }
 
-// wrk's requests per second and p99 (us) from its --latency report.
-std::optional<std::pair<double, double>> parseWrk(const std::string& text) {
+struct WrkResult {
+  double perSecond = 0, p50Us = 0, p99Us = 0;
+};
+
+// wrk's requests per second, p50 and p99 (us) from its --latency report.
+std::optional<WrkResult> parseWrk(const std::string& text) {
   auto value = [&](const std::string& label) -> std::optional<std::string> {
     size_t at = text.find(label);
     if (at == std::string::npos) return std::nullopt;
@@ -199,14 +203,18 @@ std::optional<std::pair<double, double>> parseWrk(const std::string& text) {
     in >> v;
     return v;
   };
+  auto micros = [](const std::string& v) {
+    double latency = std::strtod(v.c_str(), nullptr);
+    if (v.ends_with("us")) return latency;
+    if (v.ends_with("ms")) return latency * 1000;
+    if (v.ends_with("s")) return latency * 1e6;
+    return latency;
+  };
   auto rps = value("Requests/sec:");
+  auto p50 = value(" 50%");
   auto p99 = value(" 99%");
-  if (!rps || !p99) return std::nullopt;
-  double latency = std::strtod(p99->c_str(), nullptr);
-  if (p99->ends_with("us")) latency *= 1;
-  else if (p99->ends_with("ms")) latency *= 1000;
-  else if (p99->ends_with("s")) latency *= 1e6;
-  return std::make_pair(std::strtod(rps->c_str(), nullptr), latency);
+  if (!rps || !p50 || !p99) return std::nullopt;
+  return WrkResult{std::strtod(rps->c_str(), nullptr), micros(*p50), micros(*p99)};
 }
 
 void runHttpRows(Bench& bench, const Cluster& cluster, int seconds, int repeat) {
@@ -220,28 +228,31 @@ void runHttpRows(Bench& bench, const Cluster& cluster, int seconds, int repeat) 
       {"mesh L7 mTLS", "c-mesh", fmt::format("http://{}/", kBenchHttpVip)},
       {"haproxy http mTLS", "c-direct", fmt::format("http://127.0.0.1:2{}/", kHttpAppPort)},
   };
-  double rps[3] = {}, p99[3] = {}, cpu[3] = {};
+  double rps[3] = {}, p50[3] = {}, p99[3] = {}, cpu[3] = {};
   for (size_t p = 0; p < std::size(paths); ++p) {
     fmt::print(stderr, "measuring HTTP {} ...\n", paths[p].name);
-    std::vector<double> r, l, c;
+    std::vector<double> r, m, l, c;
     for (int i = 0; i < repeat; ++i) {
       auto res = bench.runText(paths[p].client, {"wrk", "-t1", "-c16", fmt::format("-d{}s", seconds), "--latency", paths[p].url},
                                std::chrono::seconds(seconds + 30));
       auto parsed = res ? parseWrk(res->first) : std::nullopt;
       if (!parsed) continue;
-      r.push_back(parsed->first);
-      l.push_back(parsed->second);
+      r.push_back(parsed->perSecond);
+      m.push_back(parsed->p50Us);
+      l.push_back(parsed->p99Us);
       c.push_back(res->second);
     }
     rps[p] = median(r);
+    p50[p] = median(m);
     p99[p] = median(l);
     cpu[p] = median(c);
   }
   fmt::print("\nHTTP/1.1 keep-alive, wrk -c16 (median of {}; tunnel CPU = cores used by both ztunnels)\n", repeat);
-  fmt::print("{:<20} {:>14} {:>14} {:>14} {:>12}\n", "path", "req/s", "p99 [us]", "vs haproxy", "tunnel CPU");
+  fmt::print("{:<20} {:>12} {:>12} {:>12} {:>26} {:>12}\n", "path", "req/s", "p50 [us]", "p99 [us]",
+             "vs haproxy (req/s, p99)", "tunnel CPU");
   for (size_t p = 0; p < std::size(paths); ++p) {
-    fmt::print("{:<20} {:>14.0f} {:>14.0f} {:>14} {:>12.2f}\n", paths[p].name, rps[p], p99[p],
-               rps[2] > 0 ? fmt::format("{:.2f}x req/s", rps[p] / rps[2]) : "-", cpu[p]);
+    std::string ratio = rps[2] > 0 && p99[2] > 0 ? fmt::format("{:.2f}x, {:.2f}x", rps[p] / rps[2], p99[p] / p99[2]) : "-";
+    fmt::print("{:<20} {:>12.0f} {:>12.0f} {:>12.0f} {:>26} {:>12.2f}\n", paths[p].name, rps[p], p50[p], p99[p], ratio, cpu[p]);
   }
 }
 

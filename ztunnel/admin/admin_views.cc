@@ -117,14 +117,19 @@ void appendWorkload(std::vector<ClientMetric::Label>& out, const std::string& si
   out.push_back({side + "_cluster", "Kubernetes"});
 }
 
+void appendService(std::vector<ClientMetric::Label>& out, const std::string& fqdn, const std::string& name,
+                   const std::string& ns) {
+  out.push_back({"destination_service", fqdn});
+  out.push_back({"destination_service_name", name});
+  out.push_back({"destination_service_namespace", ns});
+}
+
 // Istio's label set for its request metrics, reporter="source".
 std::vector<ClientMetric::Label> requestLabels(const RequestLabels& l) {
   std::vector<ClientMetric::Label> out{{"reporter", "source"}};
   appendWorkload(out, "source", l.source);
   appendWorkload(out, "destination", l.destination);
-  out.push_back({"destination_service", l.destinationService});
-  out.push_back({"destination_service_name", l.destinationServiceName});
-  out.push_back({"destination_service_namespace", l.destinationServiceNamespace});
+  appendService(out, l.destinationService, l.destinationServiceName, l.destinationServiceNamespace);
   out.push_back({"request_protocol", l.requestProtocol});
   out.push_back({"response_code", std::to_string(l.responseCode)});
   out.push_back({"grpc_response_status", l.grpcResponseStatus});
@@ -172,9 +177,7 @@ void appendTcpMetrics(const std::vector<std::shared_ptr<PodRuntime>>& pods, std:
       m.label = {{"reporter", labels.reporter}};
       appendWorkload(m.label, "source", labels.source);
       appendWorkload(m.label, "destination", labels.destination);
-      m.label.push_back({"destination_service", labels.destinationService});
-      m.label.push_back({"destination_service_name", labels.destinationServiceName});
-      m.label.push_back({"destination_service_namespace", labels.destinationServiceNamespace});
+      appendService(m.label, labels.destinationService, labels.destinationServiceName, labels.destinationServiceNamespace);
       m.label.push_back({"request_protocol", "tcp"});
       m.label.push_back({"response_flags", "-"});
       m.label.push_back({"connection_security_policy", labels.connectionSecurityPolicy});

@@ -184,17 +184,13 @@ void Http2Outbound::routeRequest(int32_t stream) {
   auto config = context_.config.current();
   const http2::Fields& fields = downSession_->fields(stream);
   auto request = l7::requestFromFields(fields);
-  x.record = beginRequest(sourceWorkloadLabels(*config, *pod_, context_.options.trustDomain),
-                          request ? request->head : l7::HttpHead{}, request && l7::isGrpc(request->head), "HTTP/2",
-                          context_.loop.now());
+  const WorkloadEntry* self = podWorkload(*config, pod_->addresses);
+  x.record = beginRecord(self, request ? request->head : l7::HttpHead{}, request && l7::isGrpc(request->head), "HTTP/2");
   for (const auto& f : fields) x.record.requestBytes += f.name.size() + f.value.size();
   if (!request) return respondLocally(stream, x, {400, "DPE", "a request without :method, :path or authority", {}});
   x.grpc = l7::isGrpc(request->head);
   if (request->head.method == "CONNECT") return respondLocally(stream, x, {405, "", "CONNECT is not routed on a service port", {}});
-  HttpRouting routing = routeHttpRequest(
-      *config, service_, {service_.port(), pod_->ns, sourceLabelsOf(*config, pod_->addresses), peerIp_}, request->head,
-      {context_.random(), context_.sequence++, std::nullopt, {}, &context_.outstanding}, context_.random());
-  recordRouting(x.record, routing, context_.options.trustDomain);
+  HttpRouting routing = route(*config, self, request->head, x.record);
   if (routing.local) return respondLocally(stream, x, *routing.local);
   decorateRequest(*routing.rule, request->head, context_.random);
   if (const std::string* id = request->head.find("x-request-id")) x.record.requestId = *id;

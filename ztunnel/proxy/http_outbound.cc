@@ -389,15 +389,12 @@ void HttpOutbound::routeRequest() {
   auto config = context_.config.current();
   l7::HttpHead& head = requestParser_.head();
   request_ = Request::kDiscarding;  // until an upstream is chosen
-  record_ = beginRequest(sourceWorkloadLabels(*config, *pod_, context_.options.trustDomain), head, false, "HTTP/1.1",
-                         context_.loop.now());
+  const WorkloadEntry* self = podWorkload(*config, pod_->addresses);
+  record_ = beginRecord(self, head, false, "HTTP/1.1");
   if (head.method == "CONNECT") return respondLocally(405, "", "CONNECT is not routed on a service port", true);
   bool upgrade = requestParser_.upgrade();
   std::string upgradeTo = upgrade && head.find("upgrade") != nullptr ? *head.find("upgrade") : "";
-  HttpRouting routing = routeHttpRequest(
-      *config, service_, {service_.port(), pod_->ns, sourceLabelsOf(*config, pod_->addresses), peerIp_}, head,
-      {context_.random(), context_.sequence++, std::nullopt, {}, &context_.outstanding}, context_.random());
-  recordRouting(record_, routing, context_.options.trustDomain);
+  HttpRouting routing = route(*config, self, head, record_);
   if (routing.local) {
     const LocalAnswer& a = *routing.local;
     return respondLocally(a.status, a.flag, a.body, false, a.extra);
@@ -443,9 +440,7 @@ void HttpOutbound::respondLocally(int status, std::string_view flag, std::string
                                   const std::vector<l7::HttpHeader>& extra) {
   if (!record_.active) {
     // Refused before routing (a malformed head): still one request in the metrics.
-    auto config = context_.config.current();
-    record_ = beginRequest(sourceWorkloadLabels(*config, *pod_, context_.options.trustDomain), requestParser_.head(), false,
-                           "HTTP/1.1", context_.loop.now());
+    record_ = beginRecord(podWorkload(*context_.config.current(), pod_->addresses), requestParser_.head(), false, "HTTP/1.1");
   }
   record_.labels.responseCode = status;
   if (!flag.empty()) record_.labels.responseFlags = std::string(flag);

@@ -18,10 +18,9 @@ HttpRouting answer(std::shared_ptr<const ServiceEntry> service, int status, std:
 
 }  // namespace
 
-const std::map<std::string, std::string>* sourceLabelsOf(const ConfigSnapshot& config,
-                                                         const std::vector<std::string>& addresses) {
+const WorkloadEntry* podWorkload(const ConfigSnapshot& config, const std::vector<std::string>& addresses) {
   for (const auto& address : addresses) {
-    if (auto w = config.workloadsByIp.find(address); w != config.workloadsByIp.end()) return &w->second->labels;
+    if (auto w = config.workloadsByIp.find(address); w != config.workloadsByIp.end()) return w->second.get();
   }
   return nullptr;
 }

@@ -57,8 +57,7 @@ HttpRouting routeHttpRequest(const ConfigSnapshot& config, const SocketAddress& 
 // traceparent and an x-request-id when the app sent none (`random` makes the ids).
 void decorateRequest(const l7::HttpRouteRule& rule, l7::HttpHead& request, std::mt19937_64& random);
 
-// The labels the configuration knows for the pod with these addresses (null: none).
-const std::map<std::string, std::string>* sourceLabelsOf(const ConfigSnapshot& config,
-                                                         const std::vector<std::string>& addresses);
+// The configuration's workload for the pod with these addresses (null: none known).
+const WorkloadEntry* podWorkload(const ConfigSnapshot& config, const std::vector<std::string>& addresses);
 
 }  // namespace sluice::ztunnel

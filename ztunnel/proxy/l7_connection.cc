@@ -93,6 +93,20 @@ std::expected<void, UpstreamFailure> L7Connection::openUpstreamIn(int slot, cons
   return {};
 }
 
+RequestRecord L7Connection::beginRecord(const WorkloadEntry* self, const l7::HttpHead& head, bool grpc, std::string protocol) {
+  return beginRequest(sourceWorkloadLabels(self, *pod_, context_.options.trustDomain), head, grpc, std::move(protocol),
+                      context_.loop.now());
+}
+
+HttpRouting L7Connection::route(const ConfigSnapshot& config, const WorkloadEntry* self, l7::HttpHead& head,
+                                RequestRecord& record) {
+  HttpRouting routing = routeHttpRequest(config, service_, {service_.port(), pod_->ns, self ? &self->labels : nullptr, peerIp_},
+                                         head, {context_.random(), context_.sequence++, std::nullopt, {}, &context_.outstanding},
+                                         context_.random());
+  recordRouting(record, routing, context_.options.trustDomain);
+  return routing;
+}
+
 int L7Connection::freeSlot() const {
   for (int i = 0; i < kMaxUpstreams; ++i) {
     if (!upstreams_[i].endpoint) return i;

@@ -16,6 +16,8 @@
 #include "engine/endpoint.h"
 #include "engine/event_loop.h"
 #include "proxy/config_snapshot.h"
+#include "proxy/http_request_routing.h"
+#include "proxy/request_record.h"
 #include "proxy/upstream.h"
 #include "proxy/worker_context.h"
 #include "sluice/common/socket_address.h"
@@ -65,6 +67,10 @@ class L7Connection : public IoHandler, public EndpointOwner {
   void reapClosedUpstreams();
   void maybeRetire();
   void touch() { lastActivity_ = context_.loop.now(); }
+  // What both protocols do with a request head: its record (source labels from `self`, the
+  // pod's workload in `config`, or null) and its routing decision, noted in the record.
+  RequestRecord beginRecord(const WorkloadEntry* self, const l7::HttpHead& head, bool grpc, std::string protocol);
+  HttpRouting route(const ConfigSnapshot& config, const WorkloadEntry* self, l7::HttpHead& head, RequestRecord& record);
   void countFromClient(size_t n) {
     pod_->counters.bytesFromClient[static_cast<size_t>(Direction::kOutbound)] += n;
     series_->received += n;

@@ -16,8 +16,6 @@ bool isTunnelPort(uint16_t port) {
   }
 }
 
-namespace {
-
 bool labelsMatch(const std::map<std::string, std::string>& selector, const std::map<std::string, std::string>& labels) {
   for (const auto& [k, v] : selector) {
     auto it = labels.find(k);
@@ -25,6 +23,8 @@ bool labelsMatch(const std::map<std::string, std::string>& selector, const std::
   }
   return true;
 }
+
+namespace {
 
 OutboundDecision toService(const ServiceEntry& service, uint16_t port, Choice choice) {
   // 1. The weighted split (per connection at L4): a point in [0, total) picks a destination.

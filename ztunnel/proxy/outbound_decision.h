@@ -44,6 +44,9 @@ struct Choice {
 const ServiceEntry::Endpoint* pickEndpoint(const ServiceEntry& service, const std::string& subset,
                                            const std::map<std::string, std::string>* subsetLabels, const Choice& choice);
 
+// Every label of `selector` is in `labels` with the same value (a subset's selection).
+bool labelsMatch(const std::map<std::string, std::string>& selector, const std::map<std::string, std::string>& labels);
+
 // The port a service port forwards to (its targetPort), or `port` itself when not listed.
 uint16_t targetPortOf(const ServiceEntry& service, uint16_t port);
 

@@ -27,6 +27,12 @@ void observe(Histogram& h, std::span<const double> bounds, double value) {
 
 }  // namespace
 
+ServiceNames serviceNames(const ServiceEntry& s) {
+  auto slash = s.key.find('/');  // the key is "namespace/name"
+  if (slash == std::string::npos) return {s.hostname, s.key, "unknown"};
+  return {s.hostname, s.key.substr(slash + 1), s.key.substr(0, slash)};
+}
+
 WorkloadLabels workloadLabels(const WorkloadEntry& w, const std::string& trustDomain) {
   WorkloadLabels out;
   out.workload = w.name;

@@ -18,6 +18,7 @@
 
 namespace sluice::ztunnel {
 
+struct ServiceEntry;
 struct WorkloadEntry;
 
 // The labels Istio derives from a workload (destination_* or source_*); "unknown" when the
@@ -31,6 +32,12 @@ struct WorkloadLabels {
 // app.kubernetes.io/name, app, else the workload's name; canonical-revision,
 // app.kubernetes.io/version, version, else "latest".
 WorkloadLabels workloadLabels(const WorkloadEntry& workload, const std::string& trustDomain);
+
+// destination_service, _name and _namespace of a service ("unknown" when none).
+struct ServiceNames {
+  std::string fqdn = "unknown", name = "unknown", ns = "unknown";
+};
+ServiceNames serviceNames(const ServiceEntry& service);
 
 struct RequestLabels {
   WorkloadLabels source, destination;

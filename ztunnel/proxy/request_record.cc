@@ -17,10 +17,8 @@ std::atomic<std::shared_ptr<spdlog::logger>>& accessLogger() {
 
 }  // namespace
 
-WorkloadLabels sourceWorkloadLabels(const ConfigSnapshot& config, const PodRuntime& pod, const std::string& trustDomain) {
-  for (const auto& address : pod.addresses) {
-    if (auto w = config.workloadsByIp.find(address); w != config.workloadsByIp.end()) return workloadLabels(*w->second, trustDomain);
-  }
+WorkloadLabels sourceWorkloadLabels(const WorkloadEntry* workload, const PodRuntime& pod, const std::string& trustDomain) {
+  if (workload != nullptr) return workloadLabels(*workload, trustDomain);
   WorkloadLabels out;
   out.workload = pod.name;
   out.ns = pod.ns;
@@ -46,12 +44,11 @@ RequestRecord beginRequest(const WorkloadLabels& source, const l7::HttpHead& hea
 
 void recordRouting(RequestRecord& r, const HttpRouting& routing, const std::string& trustDomain) {
   if (routing.service) {
-    const ServiceEntry& s = *routing.service;
-    r.labels.destinationService = s.hostname;
-    auto slash = s.key.find('/');
-    r.labels.destinationServiceNamespace = s.key.substr(0, slash);
-    r.labels.destinationServiceName = slash == std::string::npos ? s.key : s.key.substr(slash + 1);
-    r.labels.destination.canonicalService = r.labels.destinationServiceName;
+    ServiceNames names = serviceNames(*routing.service);
+    r.labels.destinationService = names.fqdn;
+    r.labels.destinationServiceName = names.name;
+    r.labels.destinationServiceNamespace = names.ns;
+    r.labels.destination.canonicalService = names.name;
   }
   if (routing.workload) r.labels.destination = workloadLabels(*routing.workload, trustDomain);
   if (routing.rule != nullptr) r.route = routing.rule->name;

@@ -33,9 +33,9 @@ struct RequestRecord {
   OutstandingRequests* outstanding = nullptr;
 };
 
-// The source labels of `pod`: from the configuration's workload at one of its addresses, else
-// the pod's own name, namespace and identity.
-WorkloadLabels sourceWorkloadLabels(const ConfigSnapshot& config, const PodRuntime& pod, const std::string& trustDomain);
+// The labels of `pod` as a source: from `workload`, its entry in the configuration
+// (podWorkload), else the pod's own name, namespace and identity.
+WorkloadLabels sourceWorkloadLabels(const WorkloadEntry* workload, const PodRuntime& pod, const std::string& trustDomain);
 
 // A request whose head just arrived (`protocol`: "HTTP/1.1" or "HTTP/2").
 RequestRecord beginRequest(const WorkloadLabels& source, const l7::HttpHead& head, bool grpc, std::string protocol,

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "proxy/outbound_decision.h"
 #include "sluice/common/socket_address.h"
 
 namespace sluice::ztunnel {
@@ -60,11 +61,7 @@ ServiceEntry::HashIndex hashIndex(const ServiceEntry& entry, const LbPolicy& pol
   std::vector<HashTable::Candidate> candidates;
   for (uint32_t i = 0; i < entry.endpoints.size(); ++i) {
     const auto& e = entry.endpoints[i];
-    bool member = std::all_of(labels.begin(), labels.end(), [&](const auto& kv) {
-      auto it = e.labels.find(kv.first);
-      return it != e.labels.end() && it->second == kv.second;
-    });
-    if (!member) continue;
+    if (!labelsMatch(labels, e.labels)) continue;
     index.endpoints.push_back(i);
     candidates.push_back({e.address, e.weight});
   }

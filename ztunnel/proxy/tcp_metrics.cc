@@ -13,8 +13,8 @@ std::shared_ptr<TcpSeries> TcpMetrics::series(const TcpLabels& labels) {
     // The overflow series: the reporter kept, every peer label unknown.
     TcpLabels overflow;
     overflow.reporter = labels.reporter;
-    (labels.reporter == "source" ? overflow.source : overflow.destination) =
-        labels.reporter == "source" ? labels.source : labels.destination;
+    if (labels.reporter == "source") overflow.source = labels.source;  // the pod's own side stays
+    else overflow.destination = labels.destination;
     auto& s = series_[overflow];
     if (!s) s = std::make_shared<TcpSeries>();
     return s;
@@ -27,26 +27,20 @@ std::vector<std::pair<TcpLabels, std::shared_ptr<const TcpSeries>>> TcpMetrics::
   return {series_.begin(), series_.end()};
 }
 
-namespace {
-
-void setService(TcpLabels& l, const ServiceEntry& s) {
-  l.destinationService = s.hostname;
-  auto slash = s.key.find('/');
-  l.destinationServiceNamespace = s.key.substr(0, slash);
-  l.destinationServiceName = slash == std::string::npos ? s.key : s.key.substr(slash + 1);
-}
-
-}  // namespace
-
 TcpLabels outboundTcpLabels(const ConfigSnapshot& config, const PodRuntime& pod, const std::string& original,
                             const std::string& endpointIp, const std::string& trustDomain) {
   TcpLabels l;
   l.reporter = "source";
-  l.source = sourceWorkloadLabels(config, pod, trustDomain);
+  l.source = sourceWorkloadLabels(podWorkload(config, pod.addresses), pod, trustDomain);
   if (auto w = config.workloadsByIp.find(endpointIp); w != config.workloadsByIp.end()) {
     l.destination = workloadLabels(*w->second, trustDomain);
   }
-  if (auto s = config.servicesByVip.find(original); s != config.servicesByVip.end()) setService(l, *s->second);
+  if (auto s = config.servicesByVip.find(original); s != config.servicesByVip.end()) {
+    ServiceNames names = serviceNames(*s->second);
+    l.destinationService = names.fqdn;
+    l.destinationServiceName = names.name;
+    l.destinationServiceNamespace = names.ns;
+  }
   return l;
 }
 
@@ -54,7 +48,7 @@ TcpLabels inboundTcpLabels(const ConfigSnapshot& config, const PodRuntime& pod, 
                            const std::string& peerIdentity, bool mutualTls, const std::string& trustDomain) {
   TcpLabels l;
   l.reporter = "destination";
-  l.destination = sourceWorkloadLabels(config, pod, trustDomain);  // the pod's own labels
+  l.destination = sourceWorkloadLabels(podWorkload(config, pod.addresses), pod, trustDomain);  // the pod's own labels
   if (auto w = config.workloadsByIp.find(peerIp); w != config.workloadsByIp.end()) {
     l.source = workloadLabels(*w->second, trustDomain);
   }

@@ -2,7 +2,10 @@
 """An HTTP/1.1 app for the L7 tests: answers every request with JSON naming itself (the pod),
 the method, path and headers it received, and the length of the body it read; a websocket
 upgrade is answered 101 (with x-pod: NAME) and every frame echoed back. Keep-alive
-(HTTP/1.1) so one client connection can carry many requests. Prints "listening" when ready.
+(HTTP/1.1) so one client connection can carry many requests. A connection that opens with the
+HTTP/2 preface (h2c with prior knowledge, as curl --http2-prior-knowledge and h2load send) is
+served by python3-h2 with the same JSON answer ("protocol": "HTTP/2"). Prints "listening"
+when ready.
 
 usage: http_echo_server.py NAME PORT
 """
@@ -19,9 +22,64 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import http_bulk  # noqa: E402  (the shared byte pattern)
 
 
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+def opens_with_h2_preface(sock):
+    """Peeks (consumes nothing) until the first bytes tell HTTP/2's preface from anything else."""
+    while True:
+        first = sock.recv(len(H2_PREFACE), socket.MSG_PEEK)
+        if not first or not H2_PREFACE.startswith(first):
+            return False
+        if len(first) == len(H2_PREFACE):
+            return True
+
+
+def serve_h2(sock, name):
+    """One h2c connection: every stream answered with the echo JSON once its request ended."""
+    import h2.config
+    import h2.connection
+    import h2.events
+    conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=False, header_encoding="utf-8"))
+    conn.initiate_connection()
+    sock.sendall(conn.data_to_send())
+    heads, bodies = {}, {}
+    while True:
+        data = sock.recv(65536)
+        if not data:
+            return
+        for event in conn.receive_data(data):
+            if isinstance(event, h2.events.RequestReceived):
+                heads[event.stream_id] = dict(event.headers)
+                bodies[event.stream_id] = 0
+            elif isinstance(event, h2.events.DataReceived):
+                bodies[event.stream_id] = bodies.get(event.stream_id, 0) + len(event.data)
+                conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            elif isinstance(event, h2.events.StreamEnded) and event.stream_id in heads:
+                head = heads.pop(event.stream_id)
+                reply = json.dumps({
+                    "pod": name,
+                    "protocol": "HTTP/2",
+                    "method": head.get(":method"),
+                    "path": head.get(":path"),
+                    "headers": {k: v for k, v in head.items() if not k.startswith(":")},
+                    "authority": head.get(":authority"),
+                    "body_length": bodies.pop(event.stream_id),
+                }).encode()
+                conn.send_headers(event.stream_id, [(":status", "200"), ("content-type", "application/json"),
+                                                    ("content-length", str(len(reply))), ("server", "echo")])
+                conn.send_data(event.stream_id, reply, end_stream=True)
+        sock.sendall(conn.data_to_send())
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body are two writes: no wait for an ACK between them
+
+    def handle(self):
+        if opens_with_h2_preface(self.connection):
+            return serve_h2(self.connection, self.server.name)
+        return super().handle()
 
     def handle_any(self):
         if self.headers.get("upgrade", "").lower() == "websocket":

@@ -103,6 +103,30 @@ TEST_F(HttpRoutingE2eTest, HeaderRouteEditsAndTraceContext) {
   EXPECT_EQ(response.out.find("server: echo"), std::string::npos) << "response header not removed: " << response.out;
 }
 
+TEST_F(HttpRoutingE2eTest, PriorKnowledgeHttp2OnTheHttpPortIsRoutedPerStream) {
+  // Istio's http ports carry h2c too: the tunnel tells it from HTTP/1.1 by the preface and
+  // routes every stream; the server is reached over HTTP/2 as well (the app's protocol).
+  std::string url = "http://" + std::string(kVip) + "/h2";
+  auto canary = curl({"--http2-prior-knowledge", "-H", "x-canary: always", "-D", "-", url});
+  EXPECT_NE(canary.out.find("HTTP/2 200"), std::string::npos) << canary.out << canary.err;
+  EXPECT_NE(canary.out.find("x-route: canary"), std::string::npos) << canary.out;
+  json app = json::parse(canary.out.substr(std::min(canary.out.find('{'), canary.out.size())), nullptr, false);
+  EXPECT_EQ(app.value("pod", ""), "web-v2") << canary.out;
+  EXPECT_EQ(app.value("protocol", ""), "HTTP/2");
+  EXPECT_EQ(app["headers"].value("x-routed-by", ""), "canary");
+  auto direct = curl({"--http2-prior-knowledge", "-w", " %{http_code} %{http_version}", "http://" + std::string(kVip) + "/maintenance"});
+  EXPECT_EQ(direct.out, "down for maintenance 503 2") << direct.err;
+  // h2load: 2000 requests on 2 connections, 10 streams each at a time, split 90/10 per stream.
+  RunOutput load = inClient({"h2load", "-n", "2000", "-c", "2", "-m", "10", url}, std::chrono::seconds(120));
+  EXPECT_NE(load.out.find("status codes: 2000 2xx"), std::string::npos) << load.out << load.err;
+  int64_t v2 = requestsTotal({{"request_protocol", "http"}, {"response_code", "200"}, {"destination_workload", "web-v2"}});
+  int64_t all = requestsTotal({{"request_protocol", "http"}, {"response_code", "200"}});
+  EXPECT_EQ(all, 2001);
+  // v2 ~ 1 + Binomial(2000, 0.1): sd 13.4; the bounds are 6 sd.
+  EXPECT_GE(v2, 1 + 120);
+  EXPECT_LE(v2, 1 + 280);
+}
+
 TEST_F(HttpRoutingE2eTest, RedirectDirectResponseAndRewrite) {
   auto redirect = curl({"-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", "http://" + std::string(kVip) + "/old?k=v"});
   EXPECT_EQ(redirect.out, fmt::format("308 http://{}/new?k=v", kVip));

@@ -5,7 +5,7 @@
 #include "engine/socket_endpoint.h"
 #include "proxy/hbone_request.h"
 #include "proxy/http2_outbound.h"
-#include "proxy/http_outbound.h"
+#include "proxy/http_version_sniffer.h"
 #include "proxy/outbound_decision.h"
 #include "proxy/socket_relay.h"
 #include "proxy/upstream.h"
@@ -29,8 +29,8 @@ void OutboundAcceptor::onAccepted(UniqueFd fd) {
     return refuse(pod, std::move(fd), FailReason::kPolicyRefused);
   }
   if (decision.action == OutboundDecision::Action::kHttp) {
-    // An HTTP port: every request is routed on its own (proxy/http_outbound.h).
-    context_.loop.add<HttpOutbound>(context_, pod_, peer, decision.target).start(std::move(fd));
+    // An HTTP port: HTTP/1.1 or h2c, by the first bytes; then every request is routed on its own.
+    context_.loop.add<HttpVersionSniffer>(context_, pod_, peer, decision.target, std::move(fd)).start();
     return;
   }
   if (decision.action == OutboundDecision::Action::kHttp2) {

@@ -36,39 +36,78 @@ def opens_with_h2_preface(sock):
 
 
 def serve_h2(sock, name):
-    """One h2c connection: every stream answered with the echo JSON once its request ended."""
+    """One h2c connection: every stream answered with the echo JSON once its request ended.
+    /bulk as over HTTP/1.1: a request body is checked against http_bulk's pattern as it
+    arrives; /bulk?n=N answers N bytes of the pattern, sent as the peer's windows allow."""
     import h2.config
     import h2.connection
     import h2.events
+    import h2.settings
     conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=False, header_encoding="utf-8"))
     conn.initiate_connection()
+    conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 1 << 20})
+    conn.increment_flow_control_window(1 << 24)
     sock.sendall(conn.data_to_send())
-    heads, bodies = {}, {}
+    heads, bodies, pattern_ok = {}, {}, {}
+    sending = {}  # stream -> [offset, total]: /bulk?n=N answers in progress
+
+    def pump_sends():
+        for stream, state in list(sending.items()):
+            while state[0] < state[1]:
+                window = min(conn.local_flow_control_window(stream), conn.max_outbound_frame_size)
+                if window <= 0:
+                    break
+                k = min(window, state[1] - state[0])
+                conn.send_data(stream, http_bulk.piece(state[0], k), end_stream=state[0] + k == state[1])
+                state[0] += k
+            if state[0] == state[1]:
+                del sending[stream]
+
+    def answer(stream, head):
+        path = head.get(":path", "")
+        if path.startswith("/bulk") and "n=" in path:
+            n = int(path.split("n=", 1)[1])
+            conn.send_headers(stream, [(":status", "200"), ("content-length", str(n))], end_stream=n == 0)
+            sending[stream] = [0, n]
+            return
+        if path.startswith("/bulk"):
+            reply = {"pod": name, "body_length": bodies[stream], "pattern_ok": pattern_ok[stream]}
+        else:
+            reply = {
+                "pod": name,
+                "protocol": "HTTP/2",
+                "method": head.get(":method"),
+                "path": path,
+                "headers": {k: v for k, v in head.items() if not k.startswith(":")},
+                "authority": head.get(":authority"),
+                "body_length": bodies[stream],
+            }
+        data = json.dumps(reply).encode()
+        conn.send_headers(stream, [(":status", "200"), ("content-type", "application/json"),
+                                   ("content-length", str(len(data))), ("server", "echo")])
+        conn.send_data(stream, data, end_stream=True)
+
     while True:
-        data = sock.recv(65536)
+        data = sock.recv(1 << 20)
         if not data:
             return
         for event in conn.receive_data(data):
             if isinstance(event, h2.events.RequestReceived):
                 heads[event.stream_id] = dict(event.headers)
-                bodies[event.stream_id] = 0
+                bodies[event.stream_id], pattern_ok[event.stream_id] = 0, True
             elif isinstance(event, h2.events.DataReceived):
-                bodies[event.stream_id] = bodies.get(event.stream_id, 0) + len(event.data)
-                conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                stream = event.stream_id
+                if heads.get(stream, {}).get(":path", "").startswith("/bulk"):
+                    pattern_ok[stream] = pattern_ok[stream] and http_bulk.matches(event.data, bodies[stream])
+                bodies[stream] += len(event.data)
+                conn.acknowledge_received_data(event.flow_controlled_length, stream)
             elif isinstance(event, h2.events.StreamEnded) and event.stream_id in heads:
-                head = heads.pop(event.stream_id)
-                reply = json.dumps({
-                    "pod": name,
-                    "protocol": "HTTP/2",
-                    "method": head.get(":method"),
-                    "path": head.get(":path"),
-                    "headers": {k: v for k, v in head.items() if not k.startswith(":")},
-                    "authority": head.get(":authority"),
-                    "body_length": bodies.pop(event.stream_id),
-                }).encode()
-                conn.send_headers(event.stream_id, [(":status", "200"), ("content-type", "application/json"),
-                                                    ("content-length", str(len(reply))), ("server", "echo")])
-                conn.send_data(event.stream_id, reply, end_stream=True)
+                answer(event.stream_id, heads.pop(event.stream_id))
+                bodies.pop(event.stream_id)
+                pattern_ok.pop(event.stream_id)
+            elif isinstance(event, h2.events.StreamReset):
+                sending.pop(event.stream_id, None)
+        pump_sends()
         sock.sendall(conn.data_to_send())
 
 

@@ -136,6 +136,7 @@ int main(int argc, char** argv) {
   base.maxQueuedCiphertext = maxQueuedCiphertextKiB * 1024;
   base.podBufferShareBytes = podBufferShareKiB * 1024;
   SourceLimits limits{SourceLimiter(maxPerSourcePlaintext), SourceLimiter(maxPerSourceHbone)};
+  OutlierTracker outliers;  // DestinationRule outlierDetection, per node (every worker's outcomes)
   NetnsSocketFactory sockets(mark);
 
   // Every relayed connection costs two descriptors; take as many as the system allows.
@@ -166,7 +167,7 @@ int main(int argc, char** argv) {
   for (unsigned i = 0; i < workers; ++i) {
     WorkerOptions options = base;
     options.index = static_cast<int>(i);
-    pool.push_back(std::make_unique<Worker>(options, config, &*origDst, certificates.get(), sockets, limits));
+    pool.push_back(std::make_unique<Worker>(options, config, &*origDst, certificates.get(), sockets, limits, &outliers));
     if (auto started = pool.back()->start(); !started) {
       spdlog::error("worker {}: {}", i, started.error().message());
       return 1;

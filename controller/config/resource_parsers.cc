@@ -198,24 +198,41 @@ void parseTrafficPolicy(const YAML::Node& node, const std::string& path, v1::Tra
   }
   if (const YAML::Node od = node["outlierDetection"]) {
     std::string p = R::child(path, "outlierDetection");
-    if (!r.mapping(od, p, {"consecutive5xxErrors", "consecutiveGatewayErrors", "interval", "baseEjectionTime",
-                           "maxEjectionPercent"})) {
+    if (!r.mapping(od, p, {"consecutive5xxErrors", "consecutiveGatewayErrors", "consecutiveLocalOriginFailures",
+                           "splitExternalLocalOriginErrors", "interval", "baseEjectionTime", "maxEjectionPercent",
+                           "minHealthPercent"})) {
       return;
     }
     auto* o = out->mutable_outlier_detection();
     uint32_t u = 0;
-    r.unsignedInteger(od["consecutive5xxErrors"], R::child(p, "consecutive5xxErrors"), &u, 1 << 20);
-    o->set_consecutive_5xx_errors(std::exchange(u, 0));
+    if (od["consecutive5xxErrors"]) {
+      r.unsignedInteger(od["consecutive5xxErrors"], R::child(p, "consecutive5xxErrors"), &u, 1 << 20);
+      o->set_consecutive_5xx_errors(std::exchange(u, 0));
+    }
     r.unsignedInteger(od["consecutiveGatewayErrors"], R::child(p, "consecutiveGatewayErrors"), &u, 1 << 20);
-    o->set_consecutive_gateway_errors(u);
+    o->set_consecutive_gateway_errors(std::exchange(u, 0));
+    if (od["consecutiveLocalOriginFailures"]) {
+      r.unsignedInteger(od["consecutiveLocalOriginFailures"], R::child(p, "consecutiveLocalOriginFailures"), &u, 1 << 20);
+      o->set_consecutive_local_origin_failures(u);
+    }
+    bool split = false;
+    r.boolean(od["splitExternalLocalOriginErrors"], R::child(p, "splitExternalLocalOriginErrors"), &split);
+    o->set_split_external_local_origin_errors(split);
     r.duration(od["interval"], R::child(p, "interval"), o->mutable_interval());
     r.duration(od["baseEjectionTime"], R::child(p, "baseEjectionTime"), o->mutable_base_ejection_time());
     int32_t percent = 0;
-    r.integer(od["maxEjectionPercent"], R::child(p, "maxEjectionPercent"), &percent, 0, 100);
-    o->set_max_ejection_percent(percent);
+    if (od["maxEjectionPercent"]) {
+      r.integer(od["maxEjectionPercent"], R::child(p, "maxEjectionPercent"), &percent, 0, 100);
+      o->set_max_ejection_percent(std::exchange(percent, 0));
+    }
+    r.integer(od["minHealthPercent"], R::child(p, "minHealthPercent"), &percent, 0, 100);
+    o->set_min_health_percent(percent);
+    for (const char* field : {"interval", "baseEjectionTime"}) {
+      const auto& d = std::string(field) == "interval" ? o->interval() : o->base_ejection_time();
+      if (od[field] && d.seconds() == 0 && d.nanos() < 1000000) r.fail(R::child(p, field), "must be at least 1ms");
+    }
   }
 }
-
 
 // Istio requires lowercase header names in matches (HTTP/2 sends them so, and HTTP/1.1 names
 // compare case-insensitively): an uppercase one is a mistake that would never match.

@@ -216,6 +216,22 @@ INSTANTIATE_TEST_SUITE_P(
                 "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\n"
                 "spec: {host: h, trafficPolicy: {loadBalancer: {consistentHash: {useSourceIp: yes}}}}\n",
                 "spec.trafficPolicy.loadBalancer.consistentHash.useSourceIp: must be true or false (got 'yes')"},
+        BadCase{"outlier field Istio does not have",
+                "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\n"
+                "spec: {host: h, trafficPolicy: {outlierDetection: {consecutiveErrors: 5}}}\n",
+                "spec.trafficPolicy.outlierDetection.consecutiveErrors: not supported by Sluice"},
+        BadCase{"ejection percent above 100",
+                "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\n"
+                "spec: {host: h, trafficPolicy: {outlierDetection: {maxEjectionPercent: 150}}}\n",
+                "spec.trafficPolicy.outlierDetection.maxEjectionPercent: must be a whole number from 0 to 100 (got '150')"},
+        BadCase{"interval of zero",
+                "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\n"
+                "spec: {host: h, trafficPolicy: {outlierDetection: {interval: 0s}}}\n",
+                "spec.trafficPolicy.outlierDetection.interval: must be at least 1ms"},
+        BadCase{"split not a boolean",
+                "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\n"
+                "spec: {host: h, trafficPolicy: {outlierDetection: {splitExternalLocalOriginErrors: 1}}}\n",
+                "spec.trafficPolicy.outlierDetection.splitExternalLocalOriginErrors: must be true or false (got '1')"},
         BadCase{"duplicate subset",
                 "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\n"
                 "spec: {host: h, subsets: [{name: v1, labels: {v: '1'}}, {name: v1, labels: {v: '2'}}]}\n",

@@ -41,6 +41,7 @@ void Relay::onCompletion(uint8_t op, int res, uint32_t flags) {
 
 void Relay::onEndpointConnected(Endpoint&, bool ok, FailReason reason) {
   if (aborting_ || finished_) return;
+  if (info_.connectOutcome) std::exchange(info_.connectOutcome, nullptr)(ok);
   if (!ok) {
     if (reason != FailReason::kCount) info_.pod->counters.failed[static_cast<size_t>(reason)]++;  // kCount: counted already
     down_->upstreamFailed();  // HBONE: the client hears 503; a socket learns by the reset

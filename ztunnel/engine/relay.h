@@ -19,6 +19,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -47,6 +48,8 @@ struct RelayInfo {
   std::string protocol = "TCP";
   std::string peerIdentity;
   std::shared_ptr<TcpSeries> series;  // Istio's TCP metrics by peer (may be null: not counted there)
+  // Told once whether the upstream connected (outlier detection of TCP services); may be empty.
+  std::function<void(bool connected)> connectOutcome;
 };
 
 class Relay final : public IoHandler, public EndpointOwner {

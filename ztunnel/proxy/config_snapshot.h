@@ -12,6 +12,7 @@
 
 #include "l7/http_route.h"
 #include "proxy/load_balancer.h"
+#include "proxy/outlier_detection.h"
 #include "sluice/config/v1/config.pb.h"
 
 namespace sluice::ztunnel {
@@ -55,6 +56,13 @@ struct ServiceEntry {
   const LbPolicy& loadBalancerFor(const std::string& subset) const {
     auto it = subsetLoadBalancers.find(subset);
     return it == subsetLoadBalancers.end() ? loadBalancer : it->second;
+  }
+  // The DestinationRule's outlierDetection, and the subsets that override it (by subset name).
+  OutlierPolicy outlier;
+  std::map<std::string, OutlierPolicy> subsetOutliers;
+  const OutlierPolicy& outlierFor(const std::string& subset) const {
+    auto it = subsetOutliers.find(subset);
+    return it == subsetOutliers.end() ? outlier : it->second;
   }
   // consistentHash: the table of each subset ("" = every endpoint) whose policy hashes; its
   // candidates are `endpoints` indices, in order.

@@ -199,7 +199,11 @@ void Http2Outbound::routeRequest(int32_t stream) {
   x.responseAdd = std::move(routing.responseAdd);
   int slot = acquireUpstream(routing.endpoint, routing.workload);
   if (slot == kNoSlot) return respondLocally(stream, x, {503, "UO", "too many upstream connections for one client connection", {}});
-  if (slot < 0) return respondLocally(stream, x, {503, "UF", "upstream connect error", {}});
+  x.outlier = outlierTarget(routing);
+  if (slot < 0) {
+    noteOutcome(x.outlier, Outcome::kLocalOriginFailure);
+    return respondLocally(stream, x, {503, "UF", "upstream connect error", {}});
+  }
   x.upstream = slot;
   x.request = l7::fieldsFromRequest(*request);
   markOutstanding(x.record, context_.outstanding);
@@ -327,6 +331,7 @@ bool Http2Outbound::handleUpstreamEvents(int slot) {
       bool endStream = u.session->peerEnded(e.stream) && u.session->inbox(e.stream).empty();
       http2::Fields fields = l7::fieldsFromResponse(head);
       x.record.labels.responseCode = head.status;
+      noteOutcome(x.outlier, outcomeOfStatus(head.status));
       for (const auto& f : fields) x.record.responseBytes += f.name.size() + f.value.size();
       noteGrpcStatus(x, fields);
       downSession_->submitResponse(stream, fields, endStream);
@@ -351,6 +356,7 @@ void Http2Outbound::upstreamStreamFailed(int32_t stream, Exchange& x, uint32_t e
   if (!x.responded) {
     // Nothing of the response went out: the app gets an answer it can tell apart.
     bool refused = errorCode == kRefusedStream;
+    noteOutcome(x.outlier, Outcome::kLocalOriginFailure);
     return respondLocally(stream, x, {503, refused ? "URX" : "UC", "upstream connect error or disconnect/reset before headers", {}});
   }
   x.record.labels.responseFlags = "UC";

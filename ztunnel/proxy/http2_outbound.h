@@ -68,6 +68,7 @@ class Http2Outbound final : public L7Connection {
     const l7::HeaderEdits* responseEdits = nullptr;
     std::vector<l7::HttpHeader> responseAdd;  // fields routing adds to the response
     RequestRecord record;  // for metrics and the access log, ended when the app's stream closes
+    OutlierTarget outlier;  // the endpoint, until its outcome is noted
   };
 
   void pump() override;

@@ -52,6 +52,7 @@ void HttpOutbound::upstreamConnectFailed(int slot) {
   closeUpstream(slot, false);
   if (waiting) {
     current_ = nullptr;
+    noteOutcome(outlierTarget_, Outcome::kLocalOriginFailure);
     respondLocally(503, "UF", "upstream connect error or disconnect/reset before headers", false);
   }
 }
@@ -270,6 +271,7 @@ bool HttpOutbound::pumpResponse() {
             if (closeAfterResponse_) head.set("connection", "close");
           }
           toClient_.head = head.serializeResponse();
+          if (!informationalStatus(head.status)) noteOutcome(outlierTarget_, outcomeOfStatus(head.status));
           if (switching) {
             record_.labels.responseCode = 101;
             request_ = Request::kTunnel;
@@ -414,8 +416,10 @@ void HttpOutbound::routeRequest() {
 
   current_ = acquireUpstream(address->toString());
   if (current_ == nullptr) return respondLocally(503, "UO", "too many upstream connections for one client connection", false);
+  outlierTarget_ = outlierTarget(routing);
   if (!current_->endpoint && !openUpstreamIn(indexOf(*current_), *address, routing.workload)) {
     current_ = nullptr;
+    noteOutcome(outlierTarget_, Outcome::kLocalOriginFailure);
     return respondLocally(503, "UF", "upstream connect error", false);
   }
   request_ = Request::kConnecting;
@@ -473,10 +477,12 @@ void HttpOutbound::upstreamBroke() {
     record_.labels.responseFlags = "UC";
     return finish(true);  // part of a response went out: only a reset tells the client
   }
+  noteOutcome(outlierTarget_, Outcome::kLocalOriginFailure);
   respondLocally(503, "UC", "upstream connect error or disconnect/reset before headers", false);
 }
 
 void HttpOutbound::completeExchange() {
+  outlierTarget_ = {};  // noted already, or the exchange ended before the endpoint had a say
   endRequest(*pod_, record_, context_.loop.now());
   bool reusable = current_ != nullptr && !current_->closing && response_ != Response::kLocal &&
                   responseParser_.keepAlive() && fromServer_.rest().empty();

@@ -86,6 +86,7 @@ class HttpOutbound final : public L7Connection {
   std::shared_ptr<const ConfigSnapshot> exchangeConfig_;
   const l7::HeaderEdits* responseEdits_ = nullptr;
   RequestRecord record_;  // the current exchange, for metrics and the access log
+  OutlierTarget outlierTarget_;  // the current exchange's endpoint, until its outcome is noted
   std::vector<l7::HttpHeader> responseAdd_;  // the exchange's fields added to the response (routing)
 };
 

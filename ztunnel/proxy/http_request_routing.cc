@@ -65,6 +65,8 @@ HttpRouting routeHttpRequest(const ConfigSnapshot& config, const SocketAddress& 
   HttpRouting routed;
   routed.rule = &rule;
   routed.endpoint = *address;
+  routed.endpointAddress = endpoint->address;
+  routed.subset = target->subset;
   routed.service = destination->second;
   if (newCookie) routed.responseAdd.push_back({"set-cookie", setCookieValue(policy, *newCookie)});
   if (auto w = config.workloadsByIp.find(address->ip()); w != config.workloadsByIp.end()) routed.workload = w->second;

@@ -101,10 +101,19 @@ RequestRecord L7Connection::beginRecord(const WorkloadEntry* self, const l7::Htt
 HttpRouting L7Connection::route(const ConfigSnapshot& config, const WorkloadEntry* self, l7::HttpHead& head,
                                 RequestRecord& record) {
   HttpRouting routing = routeHttpRequest(config, service_, {service_.port(), pod_->ns, self ? &self->labels : nullptr, peerIp_},
-                                         head, {context_.random(), context_.sequence++, std::nullopt, {}, &context_.outstanding},
+                                         head, {context_.random(), context_.sequence++, std::nullopt, {}, &context_.outstanding, context_.outliers},
                                          context_.random());
   recordRouting(record, routing, context_.options.trustDomain);
   return routing;
+}
+
+void L7Connection::noteOutcome(OutlierTarget& target, Outcome outcome) {
+  if (target.service == nullptr) return;
+  const ServiceEntry& service = *target.service;
+  if (context_.outliers != nullptr && !target.address.empty()) {
+    context_.outliers->record(service.key, service.endpoints.size(), service.outlierFor(target.subset), target.address, outcome);
+  }
+  target = {};
 }
 
 int L7Connection::freeSlot() const {

@@ -71,6 +71,16 @@ class L7Connection : public IoHandler, public EndpointOwner {
   // pod's workload in `config`, or null) and its routing decision, noted in the record.
   RequestRecord beginRecord(const WorkloadEntry* self, const l7::HttpHead& head, bool grpc, std::string protocol);
   HttpRouting route(const ConfigSnapshot& config, const WorkloadEntry* self, l7::HttpHead& head, RequestRecord& record);
+  // Where a routed request went, for outlier detection: its outcome is noted once (then the
+  // target is cleared), from the response's status or the failure that stopped it.
+  struct OutlierTarget {
+    std::shared_ptr<const ServiceEntry> service;  // null: nothing to note
+    std::string subset, address;
+  };
+  static OutlierTarget outlierTarget(const HttpRouting& routing) {
+    return {routing.service, routing.subset, routing.endpointAddress};
+  }
+  void noteOutcome(OutlierTarget& target, Outcome outcome);
   void countFromClient(size_t n) {
     pod_->counters.bytesFromClient[static_cast<size_t>(Direction::kOutbound)] += n;
     series_->received += n;

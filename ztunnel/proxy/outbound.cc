@@ -23,7 +23,7 @@ void OutboundAcceptor::onAccepted(UniqueFd fd) {
   auto config = context_.config.current();
   std::string sourceIp = peer.ip();  // consistentHash useSourceIp
   OutboundDecision decision =
-      decideOutbound(unmapped(*dst), *config, {context_.random(), context_.sequence++, std::nullopt, sourceIp, nullptr});
+      decideOutbound(unmapped(*dst), *config, {context_.random(), context_.sequence++, std::nullopt, sourceIp, nullptr, context_.outliers});
   if (decision.action == OutboundDecision::Action::kRefuse) {
     spdlog::debug("{}: refused {}: {}", pod.key(), dst->toString(), decision.reason);
     return refuse(pod, std::move(fd), FailReason::kPolicyRefused);
@@ -40,20 +40,37 @@ void OutboundAcceptor::onAccepted(UniqueFd fd) {
   }
   auto series = pod.tcp.series(outboundTcpLabels(*config, pod, unmapped(*dst).toString(), decision.target.ip(),
                                                  context_.options.trustDomain));
+  RelayInfo info{pod_, Direction::kOutbound, peer, decision.target, "TCP", "", std::move(series)};
+  info.connectOutcome = connectOutcomeRecorder(decision);
   // A mesh workload is reached over HBONE whenever this node has identities.
   if (decision.workload && context_.certificates != nullptr) {
-    return startHbone(std::move(fd), peer, decision.target, decision.workload, std::move(series));
+    info.protocol = "HBONE";
+    return startHbone(std::move(fd), std::move(info), decision.workload);
   }
-  startSocketRelay(context_, {pod_, Direction::kOutbound, peer, decision.target, "TCP", "", std::move(series)}, std::move(fd));
+  startSocketRelay(context_, std::move(info), std::move(fd));
 }
 
-void OutboundAcceptor::startHbone(UniqueFd fd, const SocketAddress& peer, const SocketAddress& target,
-                                  std::shared_ptr<const WorkloadEntry> workload, std::shared_ptr<TcpSeries> series) {
+std::function<void(bool)> OutboundAcceptor::connectOutcomeRecorder(const OutboundDecision& decision) const {
+  // TCP services' outlier detection: a connection that could not be made (refused, timed
+  // out, the destination's tunnel answered 503) is a local-origin failure of its endpoint.
+  if (context_.outliers == nullptr || decision.serviceEntry == nullptr || decision.endpoint.empty()) return nullptr;
+  const OutlierPolicy& policy = decision.serviceEntry->outlierFor(decision.subset);
+  if (!policy.enabled) return nullptr;
+  return [outliers = context_.outliers, service = decision.serviceEntry, policy, endpoint = decision.endpoint](bool connected) {
+    outliers->record(service->key, service->endpoints.size(), policy, endpoint,
+                     connected ? Outcome::kSuccess : Outcome::kLocalOriginFailure);
+  };
+}
+
+void OutboundAcceptor::startHbone(UniqueFd fd, RelayInfo info, std::shared_ptr<const WorkloadEntry> workload) {
   PodRuntime& pod = *pod_;
-  Relay& relay = newRelay(context_, {pod_, Direction::kOutbound, peer, target, "HBONE", "", std::move(series)});
+  SocketAddress peer = info.peer, target = info.target;
+  auto connectOutcome = info.connectOutcome;
+  Relay& relay = newRelay(context_, std::move(info));
   auto up = openUpstream(context_, pod_, {peer, target, std::move(workload)}, relay, relay, Relay::kUpOps);
   if (!up) {
     spdlog::warn("{}: {}", pod.key(), up.error().message);
+    if (connectOutcome) connectOutcome(false);
     relay.abort(false);  // it holds no endpoint yet: it only retires
     return refuse(pod, std::move(fd), up.error().reason);
   }

@@ -4,8 +4,11 @@
 // only carries it out.
 #pragma once
 
+#include <functional>
 #include <memory>
 
+#include "engine/relay.h"
+#include "proxy/outbound_decision.h"
 #include "proxy/pod_acceptor.h"
 #include "proxy/worker_context.h"
 
@@ -17,8 +20,10 @@ class OutboundAcceptor final : public PodAcceptor {
   void onAccepted(UniqueFd fd) override;
 
  private:
-  void startHbone(UniqueFd fd, const SocketAddress& peer, const SocketAddress& target,
-                  std::shared_ptr<const WorkloadEntry> workload, std::shared_ptr<TcpSeries> series);
+  void startHbone(UniqueFd fd, RelayInfo info, std::shared_ptr<const WorkloadEntry> workload);
+  // What the relay tells outlier detection once it knows whether its upstream connected
+  // (empty: the service does not detect outliers).
+  std::function<void(bool)> connectOutcomeRecorder(const OutboundDecision& decision) const;
 };
 
 }  // namespace sluice::ztunnel

@@ -55,7 +55,9 @@ OutboundDecision toService(const ServiceEntry& service, uint16_t port, Choice ch
   }
   auto target = SocketAddress::fromIp(chosen->address, targetPortOf(service, port));
   if (!target) return {OutboundDecision::Action::kRefuse, {}, target.error().message(), service.key, subset};
-  return {OutboundDecision::Action::kService, *target, {}, service.key, subset};
+  OutboundDecision decision{OutboundDecision::Action::kService, *target, {}, service.key, subset};
+  decision.endpoint = chosen->address;
+  return decision;
 }
 
 }  // namespace
@@ -68,24 +70,32 @@ uint16_t targetPortOf(const ServiceEntry& service, uint16_t port) {
 const ServiceEntry::Endpoint* pickEndpoint(const ServiceEntry& service, const std::string& subset,
                                            const std::map<std::string, std::string>* subsetLabels, const Choice& choice) {
   const LbPolicy& policy = service.loadBalancerFor(subset);
+  const OutlierPolicy& outlier = service.outlierFor(subset);
+  const EjectionView* ejections = outlier.enabled ? choice.ejections : nullptr;
+  auto isEjected = [&](const ServiceEntry::Endpoint& e) { return ejections != nullptr && ejections->ejected(service.key, e.address); };
   if (policy.kind == LbPolicy::Kind::kConsistentHash) {
     std::optional<uint64_t> hash = choice.hash;
     if (!hash && policy.key == LbPolicy::HashKey::kSourceIp && !choice.sourceIp.empty()) hash = hashKey(choice.sourceIp);
     auto index = service.hashTables.find(subset);
     if (hash && index != service.hashTables.end()) {
       int picked = index->second.table->pick(*hash);
-      if (picked >= 0) return &service.endpoints[index->second.endpoints[static_cast<size_t>(picked)]];
+      if (picked >= 0) {
+        const auto& endpoint = service.endpoints[index->second.endpoints[static_cast<size_t>(picked)]];
+        if (!isEjected(endpoint)) return &endpoint;
+      }
     }
-    // No key in the request: as RANDOM (Envoy does the same).
+    // No key in the request (or its endpoint is ejected): as RANDOM (Envoy does the same).
   }
-  std::vector<const ServiceEntry::Endpoint*> candidates;
-  uint64_t weightSum = 0;
+  std::vector<const ServiceEntry::Endpoint*> candidates, healthy;
   for (const auto& e : service.endpoints) {
     if (subsetLabels != nullptr && !labelsMatch(*subsetLabels, e.labels)) continue;
-    weightSum += std::max<uint32_t>(e.weight, 1);
     candidates.push_back(&e);
+    if (!isEjected(e)) healthy.push_back(&e);
   }
   if (candidates.empty()) return nullptr;
+  if (!healthy.empty() && !ignoreEjections(outlier, healthy.size(), candidates.size())) candidates.swap(healthy);
+  uint64_t weightSum = 0;
+  for (const auto* e : candidates) weightSum += std::max<uint32_t>(e->weight, 1);
   // The endpoint at `point` of the weights laid end to end.
   auto at = [&](uint64_t point) {
     point %= weightSum;
@@ -137,10 +147,12 @@ OutboundDecision decideTarget(const SocketAddress& dst, const ConfigSnapshot& co
       auto action = port->protocol == ServiceEntry::Protocol::kHttp ? OutboundDecision::Action::kHttp
                                                                     : OutboundDecision::Action::kHttp2;
       OutboundDecision http{action, dst, {}, it->second->key};
-      http.http = it->second;
+      http.serviceEntry = it->second;
       return http;
     }
-    return toService(*it->second, dst.port(), choice);
+    OutboundDecision decision = toService(*it->second, dst.port(), choice);
+    if (decision.action == OutboundDecision::Action::kService) decision.serviceEntry = it->second;
+    return decision;
   }
   if (config.outboundPolicy == ConfigSnapshot::OutboundPolicy::kRegistryOnly) {
     return {OutboundDecision::Action::kRefuse, {},

@@ -24,8 +24,9 @@ struct OutboundDecision {
   std::string reason;    // kRefuse: why (for logs and /config_dump)
   std::string service;   // kService: "namespace/name"
   std::string subset;    // kService: the subset the split chose ("" = none)
+  std::string endpoint;  // kService: the endpoint's address as the service lists it
+  std::shared_ptr<const ServiceEntry> serviceEntry;  // kService, kHttp, kHttp2: the service
   std::shared_ptr<const WorkloadEntry> workload;  // the target is this mesh workload (else null)
-  std::shared_ptr<const ServiceEntry> http;       // kHttp, kHttp2: the service
 };
 
 // Inputs that make the choice among weighted destinations and endpoints: supplied by the
@@ -36,11 +37,15 @@ struct Choice {
   std::optional<uint64_t> hash;                     // consistentHash: the request's key hash
   std::string_view sourceIp;                        // consistentHash useSourceIp (L4 and L7)
   const OutstandingRequests* outstanding = nullptr;  // LEAST_REQUEST: this worker's view
+  const EjectionView* ejections = nullptr;           // outlier detection: the node's ejections
 };
 
 // The endpoint of `service` a new connection or request goes to: among those carrying every
 // label of `subsetLabels` (null: all), by the load balancer of `subset` (its override, else
-// the service's; proxy/load_balancer.h) and the endpoints' weights. Null when none qualifies.
+// the service's; proxy/load_balancer.h) and the endpoints' weights. Endpoints outlier
+// detection ejected are passed over while others remain (and the healthy share is at least
+// minHealthPercent: below it, every endpoint takes traffic, Envoy's panic mode); a hash that
+// lands on an ejected one picks among the others as RANDOM. Null when none qualifies.
 const ServiceEntry::Endpoint* pickEndpoint(const ServiceEntry& service, const std::string& subset,
                                            const std::map<std::string, std::string>* subsetLabels, const Choice& choice);
 

@@ -85,6 +85,36 @@ void applyLoadBalancers(const v1::DestinationRule& rule, ServiceEntry& entry) {
   }
 }
 
+std::chrono::milliseconds millis(const google::protobuf::Duration& d, std::chrono::milliseconds fallback) {
+  if (d.seconds() == 0 && d.nanos() == 0) return fallback;
+  return std::chrono::milliseconds(d.seconds() * 1000 + d.nanos() / 1000000);
+}
+
+// Istio's outlierDetection with its defaults filled in (proxy/outlier_detection.h).
+OutlierPolicy outlierPolicy(const v1::OutlierDetection& od) {
+  OutlierPolicy p;
+  p.enabled = true;
+  if (od.has_consecutive_5xx_errors()) p.consecutive5xx = od.consecutive_5xx_errors();
+  p.consecutiveGateway = od.consecutive_gateway_errors();
+  if (od.has_consecutive_local_origin_failures()) p.consecutiveLocalOrigin = od.consecutive_local_origin_failures();
+  p.splitLocalOrigin = od.split_external_local_origin_errors();
+  p.interval = millis(od.interval(), p.interval);
+  p.baseEjection = millis(od.base_ejection_time(), p.baseEjection);
+  if (od.has_max_ejection_percent()) p.maxEjectionPercent = static_cast<uint32_t>(od.max_ejection_percent());
+  p.minHealthPercent = static_cast<uint32_t>(od.min_health_percent());
+  return p;
+}
+
+// The DestinationRule's outlierDetection for the service and the subsets that set their own.
+void applyOutlierDetection(const v1::DestinationRule& rule, ServiceEntry& entry) {
+  if (rule.traffic_policy().has_outlier_detection()) entry.outlier = outlierPolicy(rule.traffic_policy().outlier_detection());
+  for (const auto& subset : rule.subsets()) {
+    if (subset.traffic_policy().has_outlier_detection()) {
+      entry.subsetOutliers[subset.name()] = outlierPolicy(subset.traffic_policy().outlier_detection());
+    }
+  }
+}
+
 ServiceEntry::Protocol portProtocol(const std::string& protocol) {
   if (protocol == "HTTP") return ServiceEntry::Protocol::kHttp;
   if (protocol == "HTTP2") return ServiceEntry::Protocol::kHttp2;
@@ -144,7 +174,10 @@ Result<ConfigSnapshot> buildSnapshot(const std::map<std::string, v1::Resource>& 
       entry->endpoints.push_back({e.address(), toMap(e.labels()), e.weight() == 0 ? 1u : e.weight()});
     }
     const v1::DestinationRule* rule = rules.contains(s.hostname()) ? rules[s.hostname()] : nullptr;
-    if (rule != nullptr) applyLoadBalancers(*rule, *entry);
+    if (rule != nullptr) {
+      applyLoadBalancers(*rule, *entry);
+      applyOutlierDetection(*rule, *entry);
+    }
     // Per request (HTTP ports): the first VirtualService's http routes, or one route to itself.
     entry->httpRoutes = std::make_shared<const l7::HttpRouteTable>(defaultRoutes(s.hostname()));
     for (const auto* vs : routes) {

@@ -38,7 +38,8 @@ class Worker {
   // `origDst` may be null (tests): outbound accepts are refused. The factory and the limits
   // must outlive the worker.
   Worker(WorkerOptions options, const SnapshotStore& config, const agent::OrigDstTable* origDst,
-         const CertificateManager* certificates, const PodSocketFactory& sockets, SourceLimits& limits);
+         const CertificateManager* certificates, const PodSocketFactory& sockets, SourceLimits& limits,
+         OutlierTracker* outliers = nullptr);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -78,6 +79,7 @@ class Worker {
   const CertificateManager* certificates_;
   const PodSocketFactory& sockets_;
   SourceLimits& limits_;
+  OutlierTracker* outliers_;
   std::unique_ptr<EventLoop> loop_;
   std::unique_ptr<HbonePool<HboneClient>> pool_;
   std::unique_ptr<WorkerContext> context_;

@@ -205,12 +205,13 @@ int main(int argc, char** argv) {
                                                 return HttpResponse{200, "application/json",
                                                                     configDump(manager.pods(), *config.current(),
                                                                                allConnections(), pool.front()->features(),
-                                                                               identityView())
+                                                                               identityView(), &outliers)
                                                                             .dump(2)};
                                               }}});
   auto metrics = [&] {
     return HttpResponse{200, "text/plain; version=0.0.4",
-                        prometheusText(manager.pods(), certificates ? certificates->describe() : std::vector<CertificateStatus>{})};
+                        prometheusText(manager.pods(), certificates ? certificates->describe() : std::vector<CertificateStatus>{},
+                                       &outliers)};
   };
   if (listened) listened = http.listen(metricsAddress, {{"/metrics", metrics}, {"/stats/prometheus", metrics}});
   if (listened) {

@@ -7,7 +7,10 @@ HTTP/2 preface (h2c with prior knowledge, as curl --http2-prior-knowledge and h2
 served by python3-h2 with the same JSON answer ("protocol": "HTTP/2"). Prints "listening"
 when ready.
 
-usage: http_echo_server.py NAME PORT
+With --status N every answer (the same JSON) carries status N instead of 200: an upstream
+that fails on purpose (outlier detection tests).
+
+usage: http_echo_server.py NAME PORT [--status N]
 """
 import base64
 import hashlib
@@ -35,7 +38,7 @@ def opens_with_h2_preface(sock):
             return True
 
 
-def serve_h2(sock, name):
+def serve_h2(sock, name, status=200):
     """One h2c connection: every stream answered with the echo JSON once its request ended.
     /bulk as over HTTP/1.1: a request body is checked against http_bulk's pattern as it
     arrives; /bulk?n=N answers N bytes of the pattern, sent as the peer's windows allow."""
@@ -83,7 +86,7 @@ def serve_h2(sock, name):
                 "body_length": bodies[stream],
             }
         data = json.dumps(reply).encode()
-        conn.send_headers(stream, [(":status", "200"), ("content-type", "application/json"),
+        conn.send_headers(stream, [(":status", str(status)), ("content-type", "application/json"),
                                    ("content-length", str(len(data))), ("server", "echo")])
         conn.send_data(stream, data, end_stream=True)
 
@@ -117,7 +120,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def handle(self):
         if opens_with_h2_preface(self.connection):
-            return serve_h2(self.connection, self.server.name)
+            return serve_h2(self.connection, self.server.name, self.server.status)
         return super().handle()
 
     def handle_any(self):
@@ -134,7 +137,7 @@ class Handler(BaseHTTPRequestHandler):
             "headers": {k.lower(): v for k, v in self.headers.items()},
             "body_length": len(body),
         }).encode()
-        self.send_response(200)
+        self.send_response(self.server.status)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(reply)))
         self.send_header("server", "echo")
@@ -217,6 +220,7 @@ class Server(ThreadingHTTPServer):
 def main():
     server = Server(("::", int(sys.argv[2])), Handler)
     server.name = sys.argv[1]
+    server.status = int(sys.argv[sys.argv.index("--status") + 1]) if "--status" in sys.argv else 200
     print("listening", flush=True)
     server.serve_forever()
 

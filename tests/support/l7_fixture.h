@@ -43,8 +43,9 @@ class L7MeshTest : public ::testing::Test {
     for (const char* version : {"v1", "v2"}) {
       std::string name = std::string("web-") + version;
       ASSERT_TRUE(cluster_->addPod(1, name, {.ns = "shop", .labels = {{"app", "web"}, {"version", version}}}));
-      auto app = cluster_->runInPod(name, {.argv = {"/usr/bin/python3", "-u", sourceFile(appScript), name, "8080"},
-                                           .captureOutput = true});
+      std::vector<std::string> argv = {"/usr/bin/python3", "-u", sourceFile(appScript), name, "8080"};
+      argv.insert(argv.end(), appExtraArgs_[name].begin(), appExtraArgs_[name].end());
+      auto app = cluster_->runInPod(name, {.argv = std::move(argv), .captureOutput = true});
       ASSERT_TRUE(app) << app.error().message();
       ASSERT_TRUE(readLine(app->stdoutPipe(), std::chrono::seconds(20))) << appScript << " in " << name;
       apps_.push_back(std::move(*app));
@@ -113,7 +114,8 @@ class L7MeshTest : public ::testing::Test {
   std::unique_ptr<sim::Cluster> cluster_;
   sim::MeshController controller_;
   std::vector<std::unique_ptr<sim::MeshNode>> nodes_;
-  std::vector<ChildProcess> apps_;
+  std::vector<ChildProcess> apps_;  // web-v1's and web-v2's
+  std::map<std::string, std::vector<std::string>> appExtraArgs_;  // by pod: set before startL7Mesh
 };
 
 }  // namespace sluice

@@ -160,7 +160,7 @@ spec:
 // A fixed set of ejected endpoints, as pickEndpoint asks about them.
 struct Ejected final : EjectionView {
   std::set<std::string> addresses;
-  bool ejected(const std::string&, const std::string& address) const override { return addresses.contains(address); }
+  bool ejected(const std::string&, const std::string& host) const override { return addresses.contains(host); }
 };
 
 TEST(OutlierDetection, SnapshotPoliciesAndPickingAroundEjectedEndpoints) {
@@ -173,19 +173,23 @@ TEST(OutlierDetection, SnapshotPoliciesAndPickingAroundEjectedEndpoints) {
   EXPECT_EQ(web.outlierFor("v1"), (OutlierPolicy{.enabled = true, .consecutive5xx = 0, .minHealthPercent = 60}));
   EXPECT_EQ(&web.outlierFor("v2"), &web.outlier);
 
+  // Hosts are workloads (a dual-stack pod is one host); an address no workload has is its own.
+  ASSERT_EQ(web.endpoints.size(), 3u);
+  EXPECT_EQ(web.endpoints[0].host, "shop/a");
+  EXPECT_EQ(web.hostCount, 3u);
   Ejected ejected;
-  ejected.addresses = {"10.244.1.2"};
+  ejected.addresses = {"shop/a"};
   for (uint64_t r = 0; r < 64; ++r) {
     const auto* e = pickEndpoint(web, "", nullptr, {.random = r << 20, .sequence = r, .ejections = &ejected});
     ASSERT_NE(e, nullptr);
     EXPECT_NE(e->address, "10.244.1.2");
   }
   // Every endpoint ejected: traffic goes on to all of them rather than nowhere.
-  ejected.addresses = {"10.244.1.2", "10.244.1.3", "10.244.1.4"};
+  ejected.addresses = {"shop/a", "shop/b", "shop/c"};
   EXPECT_NE(pickEndpoint(web, "", nullptr, {.ejections = &ejected}), nullptr);
   // Subset v1 (minHealthPercent 60): with one of its two out, 50% are healthy: panic, both serve.
   std::map<std::string, std::string> v1{{"version", "v1"}};
-  ejected.addresses = {"10.244.1.2"};
+  ejected.addresses = {"shop/a"};
   std::set<std::string> seen;
   for (uint64_t r = 0; r < 8; ++r) seen.insert(pickEndpoint(web, "v1", &v1, {.sequence = r, .ejections = &ejected})->address);
   EXPECT_EQ(seen.size(), 2u);

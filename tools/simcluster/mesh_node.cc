@@ -148,9 +148,10 @@ Result<double> MeshNode::metricSum(const std::string& family, const std::map<std
   if (!text) return fail(std::move(text.error()));
   double sum = 0;
   std::istringstream in(*text);
-  std::string prefix = family + "{";
+  // A sample is "family{labels} value", or "family value" without labels.
   for (std::string line; std::getline(in, line);) {
-    if (line.rfind(prefix, 0) != 0) continue;
+    if (line.rfind(family, 0) != 0 || line.size() <= family.size()) continue;
+    if (line[family.size()] != '{' && line[family.size()] != ' ') continue;
     bool all = true;
     for (const auto& [k, v] : labels) all = all && line.find(k + "=\"" + v + "\"") != std::string::npos;
     if (all) sum += std::strtod(line.c_str() + line.rfind(' ') + 1, nullptr);

@@ -28,6 +28,18 @@ std::string describe(const LbPolicy& p) {
   return fmt::format("consistentHash({}{}, {})", key, p.keyName, p.algorithm == LbPolicy::Algorithm::kMaglev ? "maglev" : "ringHash");
 }
 
+// Istio's field names, the defaults filled in.
+json describe(const OutlierPolicy& p) {
+  return {{"consecutive5xxErrors", p.consecutive5xx},
+          {"consecutiveGatewayErrors", p.consecutiveGateway},
+          {"consecutiveLocalOriginFailures", p.consecutiveLocalOrigin},
+          {"splitExternalLocalOriginErrors", p.splitLocalOrigin},
+          {"intervalMs", p.interval.count()},
+          {"baseEjectionTimeMs", p.baseEjection.count()},
+          {"maxEjectionPercent", p.maxEjectionPercent},
+          {"minHealthPercent", p.minHealthPercent}};
+}
+
 json countersJson(const PodCounters& c) {
   json failed = json::object();
   for (size_t i = 0; i < static_cast<size_t>(FailReason::kCount); ++i) {
@@ -45,7 +57,8 @@ json countersJson(const PodCounters& c) {
 }  // namespace
 
 json configDump(const std::vector<std::shared_ptr<PodRuntime>>& pods, const ConfigSnapshot& config,
-                const std::vector<ConnectionInfo>& connections, const std::string& features, const IdentityView& identity) {
+                const std::vector<ConnectionInfo>& connections, const std::string& features, const IdentityView& identity,
+                const OutlierTracker* outliers) {
   json out{{"configVersion", config.version},
            {"outboundTrafficPolicy", config.outboundPolicy == ConfigSnapshot::OutboundPolicy::kAllowAny ? "ALLOW_ANY" : "REGISTRY_ONLY"},
            {"engine", features},
@@ -59,8 +72,23 @@ json configDump(const std::vector<std::shared_ptr<PodRuntime>>& pods, const Conf
     for (const auto& [subset, policy] : s->subsetLoadBalancers) subsetPolicies[subset] = describe(policy);
     services[vip] = {{"service", s->key}, {"endpoints", s->endpoints.size()}, {"splits", splits},
                      {"loadBalancer", describe(s->loadBalancer)}, {"subsetLoadBalancers", subsetPolicies}};
+    if (s->outlier.enabled) services[vip]["outlierDetection"] = describe(s->outlier);
+    json subsetOutliers = json::object();
+    for (const auto& [subset, policy] : s->subsetOutliers) subsetOutliers[subset] = describe(policy);
+    if (!subsetOutliers.empty()) services[vip]["subsetOutlierDetection"] = subsetOutliers;
   }
   out["services"] = services;
+  if (outliers != nullptr) {
+    // Endpoints outlier detection remembers: ejected ones and those on a failure streak.
+    json endpoints = json::array();
+    for (const auto& e : outliers->describe()) {
+      endpoints.push_back({{"service", e.service}, {"host", e.host}, {"ejected", e.ejected},
+                           {"ejectedForMs", e.ejectedForMs}, {"ejections", e.ejections},
+                           {"consecutive5xx", e.consecutive5xx}, {"consecutiveGatewayErrors", e.consecutiveGateway},
+                           {"consecutiveLocalOriginFailures", e.consecutiveLocalOrigin}});
+    }
+    out["outliers"] = {{"ejectionsTotal", outliers->ejectionsTotal()}, {"endpoints", endpoints}};
+  }
   json podList = json::array();
   for (const auto& p : pods) {
     podList.push_back({{"uid", p->uid},
@@ -222,7 +250,7 @@ void appendRequestMetrics(const std::vector<std::shared_ptr<PodRuntime>>& pods, 
 // The exposition is prometheus-cpp's (TextSerializer); we only build the families from the
 // pods' counters at scrape time (the counters live in the data path, not in a registry).
 std::string prometheusText(const std::vector<std::shared_ptr<PodRuntime>>& pods,
-                           const std::vector<CertificateStatus>& certificates) {
+                           const std::vector<CertificateStatus>& certificates, const OutlierTracker* outliers) {
   using prometheus::ClientMetric;
   using prometheus::MetricFamily;
   using prometheus::MetricType;
@@ -263,6 +291,18 @@ std::string prometheusText(const std::vector<std::shared_ptr<PodRuntime>>& pods,
         expiry.metric.push_back(sample({{"identity", c.identity}}, MetricType::Gauge, static_cast<double>(seconds)));
       }
       failures.metric.push_back(sample({{"identity", c.identity}}, MetricType::Counter, static_cast<double>(c.failures)));
+    }
+  }
+  if (outliers != nullptr) {
+    families.push_back(MetricFamily{"sluice_outlier_ejections_total", "Endpoints outlier detection ejected (each time)",
+                                    MetricType::Counter,
+                                    {sample({}, MetricType::Counter, static_cast<double>(outliers->ejectionsTotal()))}});
+    MetricFamily& ejected = families.emplace_back(MetricFamily{
+        "sluice_outlier_ejected_endpoints", "Endpoints ejected now, by service", MetricType::Gauge, {}});
+    std::map<std::string, int> byService;
+    for (const auto& e : outliers->describe()) byService[e.service] += e.ejected ? 1 : 0;
+    for (const auto& [service, n] : byService) {
+      ejected.metric.push_back(sample({{"destination_service", service}}, MetricType::Gauge, n));
     }
   }
   return prometheus::TextSerializer().Serialize(families);

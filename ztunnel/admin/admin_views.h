@@ -23,9 +23,10 @@ struct IdentityView {
 
 nlohmann::json configDump(const std::vector<std::shared_ptr<PodRuntime>>& pods, const ConfigSnapshot& config,
                           const std::vector<ConnectionInfo>& connections, const std::string& features,
-                          const IdentityView& identity = {});
+                          const IdentityView& identity = {}, const OutlierTracker* outliers = nullptr);
 
 std::string prometheusText(const std::vector<std::shared_ptr<PodRuntime>>& pods,
-                           const std::vector<CertificateStatus>& certificates = {});
+                           const std::vector<CertificateStatus>& certificates = {},
+                           const OutlierTracker* outliers = nullptr);
 
 }  // namespace sluice::ztunnel

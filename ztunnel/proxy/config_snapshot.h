@@ -40,8 +40,13 @@ struct ServiceEntry {
     std::string address;
     std::map<std::string, std::string> labels;
     uint32_t weight = 1;
+    // The host behind the address, as outlier detection counts them: a workload's uid (a
+    // dual-stack pod is one host with two addresses, and fails or recovers as one), else the
+    // address itself.
+    std::string host;
   };
   std::vector<Endpoint> endpoints;
+  size_t hostCount = 0;  // distinct Endpoint::host values (outlier detection's pool size)
   // Weighted destinations of the service's route (VirtualService tcp route, or its catch-all
   // http route, at L4 per connection). Empty: every endpoint, no split.
   struct Split {

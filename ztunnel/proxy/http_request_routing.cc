@@ -65,7 +65,7 @@ HttpRouting routeHttpRequest(const ConfigSnapshot& config, const SocketAddress& 
   HttpRouting routed;
   routed.rule = &rule;
   routed.endpoint = *address;
-  routed.endpointAddress = endpoint->address;
+  routed.endpointHost = endpoint->host;
   routed.subset = target->subset;
   routed.service = destination->second;
   if (newCookie) routed.responseAdd.push_back({"set-cookie", setCookieValue(policy, *newCookie)});

@@ -32,7 +32,7 @@ struct HttpRouting {
   std::optional<LocalAnswer> local;  // set: answer with it and send nothing upstream
   const l7::HttpRouteRule* rule = nullptr;  // the matched route, also for its local answers (lives in the snapshot)
   SocketAddress endpoint;                   // the chosen endpoint (its target port)
-  std::string endpointAddress, subset;      // the endpoint as the service lists it, and its subset (outlier detection)
+  std::string endpointHost, subset;         // the endpoint's host and subset (outlier detection)
   std::shared_ptr<const WorkloadEntry> workload;  // the endpoint is this mesh workload (else null)
   // The service the request is for: the route's destination, or the one the app called when
   // answered locally (null when even that is no longer known).

@@ -110,8 +110,8 @@ HttpRouting L7Connection::route(const ConfigSnapshot& config, const WorkloadEntr
 void L7Connection::noteOutcome(OutlierTarget& target, Outcome outcome) {
   if (target.service == nullptr) return;
   const ServiceEntry& service = *target.service;
-  if (context_.outliers != nullptr && !target.address.empty()) {
-    context_.outliers->record(service.key, service.endpoints.size(), service.outlierFor(target.subset), target.address, outcome);
+  if (context_.outliers != nullptr && !target.host.empty()) {
+    context_.outliers->record(service.key, service.hostCount, service.outlierFor(target.subset), target.host, outcome);
   }
   target = {};
 }

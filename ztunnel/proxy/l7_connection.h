@@ -75,10 +75,10 @@ class L7Connection : public IoHandler, public EndpointOwner {
   // target is cleared), from the response's status or the failure that stopped it.
   struct OutlierTarget {
     std::shared_ptr<const ServiceEntry> service;  // null: nothing to note
-    std::string subset, address;
+    std::string subset, host;
   };
   static OutlierTarget outlierTarget(const HttpRouting& routing) {
-    return {routing.service, routing.subset, routing.endpointAddress};
+    return {routing.service, routing.subset, routing.endpointHost};
   }
   void noteOutcome(OutlierTarget& target, Outcome outcome);
   void countFromClient(size_t n) {

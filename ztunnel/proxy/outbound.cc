@@ -53,11 +53,11 @@ void OutboundAcceptor::onAccepted(UniqueFd fd) {
 std::function<void(bool)> OutboundAcceptor::connectOutcomeRecorder(const OutboundDecision& decision) const {
   // TCP services' outlier detection: a connection that could not be made (refused, timed
   // out, the destination's tunnel answered 503) is a local-origin failure of its endpoint.
-  if (context_.outliers == nullptr || decision.serviceEntry == nullptr || decision.endpoint.empty()) return nullptr;
+  if (context_.outliers == nullptr || decision.serviceEntry == nullptr || decision.endpointHost.empty()) return nullptr;
   const OutlierPolicy& policy = decision.serviceEntry->outlierFor(decision.subset);
   if (!policy.enabled) return nullptr;
-  return [outliers = context_.outliers, service = decision.serviceEntry, policy, endpoint = decision.endpoint](bool connected) {
-    outliers->record(service->key, service->endpoints.size(), policy, endpoint,
+  return [outliers = context_.outliers, service = decision.serviceEntry, policy, host = decision.endpointHost](bool connected) {
+    outliers->record(service->key, service->hostCount, policy, host,
                      connected ? Outcome::kSuccess : Outcome::kLocalOriginFailure);
   };
 }

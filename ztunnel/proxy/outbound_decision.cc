@@ -56,7 +56,7 @@ OutboundDecision toService(const ServiceEntry& service, uint16_t port, Choice ch
   auto target = SocketAddress::fromIp(chosen->address, targetPortOf(service, port));
   if (!target) return {OutboundDecision::Action::kRefuse, {}, target.error().message(), service.key, subset};
   OutboundDecision decision{OutboundDecision::Action::kService, *target, {}, service.key, subset};
-  decision.endpoint = chosen->address;
+  decision.endpointHost = chosen->host;
   return decision;
 }
 
@@ -72,7 +72,7 @@ const ServiceEntry::Endpoint* pickEndpoint(const ServiceEntry& service, const st
   const LbPolicy& policy = service.loadBalancerFor(subset);
   const OutlierPolicy& outlier = service.outlierFor(subset);
   const EjectionView* ejections = outlier.enabled ? choice.ejections : nullptr;
-  auto isEjected = [&](const ServiceEntry::Endpoint& e) { return ejections != nullptr && ejections->ejected(service.key, e.address); };
+  auto isEjected = [&](const ServiceEntry::Endpoint& e) { return ejections != nullptr && ejections->ejected(service.key, e.host); };
   if (policy.kind == LbPolicy::Kind::kConsistentHash) {
     std::optional<uint64_t> hash = choice.hash;
     if (!hash && policy.key == LbPolicy::HashKey::kSourceIp && !choice.sourceIp.empty()) hash = hashKey(choice.sourceIp);

@@ -24,7 +24,7 @@ struct OutboundDecision {
   std::string reason;    // kRefuse: why (for logs and /config_dump)
   std::string service;   // kService: "namespace/name"
   std::string subset;    // kService: the subset the split chose ("" = none)
-  std::string endpoint;  // kService: the endpoint's address as the service lists it
+  std::string endpointHost;  // kService: the endpoint's host (ServiceEntry::Endpoint::host, outlier detection)
   std::shared_ptr<const ServiceEntry> serviceEntry;  // kService, kHttp, kHttp2: the service
   std::shared_ptr<const WorkloadEntry> workload;  // the target is this mesh workload (else null)
 };

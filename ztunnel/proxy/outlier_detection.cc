@@ -71,20 +71,20 @@ void OutlierTracker::expire(EndpointOutlierState& state, SteadyTime now) const {
   }
 }
 
-bool OutlierTracker::record(const std::string& serviceKey, size_t endpointCount, const OutlierPolicy& policy,
-                            const std::string& address, Outcome outcome) {
+bool OutlierTracker::record(const std::string& serviceKey, size_t hostCount, const OutlierPolicy& policy,
+                            const std::string& host, Outcome outcome) {
   if (!policy.enabled) return false;
   if (outcome == Outcome::kSuccess && tracked_.load(std::memory_order_relaxed) == 0) return false;
   SteadyTime now = clock_();
   std::lock_guard lock(mutex_);
   auto& endpoints = services_[serviceKey];
-  auto it = endpoints.find(address);
+  auto it = endpoints.find(host);
   if (it == endpoints.end()) {
     if (outcome == Outcome::kSuccess) {
       if (endpoints.empty()) services_.erase(serviceKey);
       return false;
     }
-    it = endpoints.emplace(address, EndpointOutlierState{}).first;
+    it = endpoints.emplace(host, EndpointOutlierState{}).first;
     tracked_.fetch_add(1, std::memory_order_relaxed);
   }
   EndpointOutlierState& state = it->second;
@@ -96,7 +96,7 @@ bool OutlierTracker::record(const std::string& serviceKey, size_t endpointCount,
       expire(other, now);
       ejected += other.inForce ? 1 : 0;
     }
-    ejectNow = mayEject(policy, ejected, std::max(endpointCount, endpoints.size()));
+    ejectNow = mayEject(policy, ejected, std::max(hostCount, endpoints.size()));
   }
   if (ejectNow) {
     uint32_t prior = decayedEjections(policy, state.ejections, state.lastChange, now);
@@ -118,13 +118,13 @@ bool OutlierTracker::record(const std::string& serviceKey, size_t endpointCount,
   return ejectNow;
 }
 
-bool OutlierTracker::ejected(const std::string& serviceKey, const std::string& address) const {
+bool OutlierTracker::ejected(const std::string& serviceKey, const std::string& host) const {
   if (inForce_.load(std::memory_order_relaxed) == 0) return false;
   SteadyTime now = clock_();
   std::lock_guard lock(mutex_);
   auto service = services_.find(serviceKey);
   if (service == services_.end()) return false;
-  auto it = service->second.find(address);
+  auto it = service->second.find(host);
   if (it == service->second.end()) return false;
   expire(it->second, now);
   return it->second.inForce;
@@ -145,9 +145,9 @@ std::vector<OutlierTracker::EndpointView> OutlierTracker::describe() const {
   std::lock_guard lock(mutex_);
   std::vector<EndpointView> out;
   for (const auto& [service, endpoints] : services_) {
-    for (const auto& [address, state] : endpoints) {
+    for (const auto& [host, state] : endpoints) {
       auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(state.ejectedUntil - now).count();
-      out.push_back({service, address, state.ejected(now), state.ejections, std::max<int64_t>(remaining, 0),
+      out.push_back({service, host, state.ejected(now), state.ejections, std::max<int64_t>(remaining, 0),
                      state.consecutive5xx, state.consecutiveGateway, state.consecutiveLocalOrigin});
     }
   }

@@ -76,11 +76,11 @@ uint32_t decayedEjections(const OutlierPolicy& policy, uint32_t ejections, Stead
 // ignored and every endpoint takes traffic.
 bool ignoreEjections(const OutlierPolicy& policy, size_t healthy, size_t total);
 
-// What pickEndpoint asks: is this endpoint of this service ejected now?
+// What pickEndpoint asks: is this host (ServiceEntry::Endpoint::host) of this service ejected now?
 class EjectionView {
  public:
   virtual ~EjectionView() = default;
-  virtual bool ejected(const std::string& serviceKey, const std::string& address) const = 0;
+  virtual bool ejected(const std::string& serviceKey, const std::string& host) const = 0;
 };
 
 // The node's outlier state: every worker records outcomes and asks about ejections here.
@@ -91,14 +91,14 @@ class OutlierTracker final : public EjectionView {
   explicit OutlierTracker(std::function<SteadyTime()> clock = [] { return std::chrono::steady_clock::now(); })
       : clock_(std::move(clock)) {}
 
-  // An outcome of `address`, one of `endpointCount` endpoints of service `serviceKey`.
+  // An outcome of `host` (ServiceEntry::Endpoint::host), one of `hostCount` of service `serviceKey`.
   // Returns true when it ejected the endpoint.
-  bool record(const std::string& serviceKey, size_t endpointCount, const OutlierPolicy& policy,
-              const std::string& address, Outcome outcome);
-  bool ejected(const std::string& serviceKey, const std::string& address) const override;
+  bool record(const std::string& serviceKey, size_t hostCount, const OutlierPolicy& policy,
+              const std::string& host, Outcome outcome);
+  bool ejected(const std::string& serviceKey, const std::string& host) const override;
 
   struct EndpointView {
-    std::string service, address;
+    std::string service, host;
     bool ejected = false;
     uint32_t ejections = 0;
     int64_t ejectedForMs = 0;  // remaining
@@ -114,7 +114,7 @@ class OutlierTracker final : public EjectionView {
 
   std::function<SteadyTime()> clock_;
   mutable std::mutex mutex_;
-  // service key -> endpoint address -> state; only endpoints with something to remember
+  // service key -> host -> state; only endpoints with something to remember
   // (a failure streak, an ejection, a multiplier) are kept, so the map stays as small as the
   // trouble and endpoints that left the configuration are forgotten once they recover.
   mutable std::map<std::string, std::map<std::string, EndpointOutlierState>> services_;

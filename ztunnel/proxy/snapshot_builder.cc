@@ -1,5 +1,7 @@
 #include "proxy/snapshot_builder.h"
 
+#include <set>
+
 #include <fmt/format.h>
 
 #include "proxy/outbound_decision.h"
@@ -170,9 +172,14 @@ Result<ConfigSnapshot> buildSnapshot(const std::map<std::string, v1::Resource>& 
     for (const auto& p : s.ports()) {
       entry->ports.push_back({static_cast<uint16_t>(p.port()), static_cast<uint16_t>(p.target_port()), portProtocol(p.protocol())});
     }
+    std::set<std::string> hosts;
     for (const auto& e : s.endpoints()) {
-      entry->endpoints.push_back({e.address(), toMap(e.labels()), e.weight() == 0 ? 1u : e.weight()});
+      auto workload = snapshot.workloadsByIp.find(e.address());
+      std::string host = workload != snapshot.workloadsByIp.end() ? workload->second->ns + "/" + workload->second->name : e.address();
+      hosts.insert(host);
+      entry->endpoints.push_back({e.address(), toMap(e.labels()), e.weight() == 0 ? 1u : e.weight(), std::move(host)});
     }
+    entry->hostCount = hosts.size();
     const v1::DestinationRule* rule = rules.contains(s.hostname()) ? rules[s.hostname()] : nullptr;
     if (rule != nullptr) {
       applyLoadBalancers(*rule, *entry);

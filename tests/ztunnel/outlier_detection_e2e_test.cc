@@ -1,0 +1,109 @@
+// Outlier detection in the client's tunnel, end to end (node0 decides, web-v1 and web-v2 on
+// node1 behind HBONE): an HTTP endpoint that answers 503 to everything is ejected after five
+// of them, so 10,000 requests on one keep-alive connection see five failures; a TCP service
+// with a dead endpoint (its app gone: the destination tunnel refuses the CONNECT) stops getting
+// new connections after five failed ones, and gets them again once its ejection time is over.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "support/l7_fixture.h"
+#include "support/privileged.h"
+
+namespace sluice {
+namespace {
+
+using nlohmann::json;
+constexpr const char* kVip = sim::kCanaryVip;
+
+// Every request to the service itself (both endpoints), round robin.
+const char* kRoutes = R"(apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: web, namespace: shop}
+spec:
+  hosts: [web]
+  http:
+  - name: all
+    route: [{destination: {host: web}}]
+)";
+
+class OutlierDetectionE2eTest : public L7MeshTest {
+ protected:
+  void SetUp() override { SLUICE_REQUIRE_PRIVILEGES(); }
+
+  // node0's view of the pod's host ("shop/<pod>") in /config_dump (null when not remembered).
+  json outlierEntry(const std::string& pod) {
+    auto dump = nodes_[0]->configDump();
+    if (!dump || !dump->contains("outliers")) return nullptr;
+    for (const auto& e : (*dump)["outliers"]["endpoints"]) {
+      if (e.value("host", "") == "shop/" + pod) return e;
+    }
+    return nullptr;
+  }
+  bool outlierPolicyApplied() {
+    auto dump = nodes_[0]->configDump();
+    return dump && dump->contains("services") && (*dump)["services"].contains(std::string(kVip) + ":80") &&
+           (*dump)["services"][std::string(kVip) + ":80"].contains("outlierDetection");
+  }
+};
+
+TEST_F(OutlierDetectionE2eTest, AnHttpEndpointAnswering503IsEjectedAfterFiveFailures) {
+  appExtraArgs_["web-v2"] = {"--status", "503"};
+  ASSERT_NO_FATAL_FAILURE(startL7Mesh("tests/interop/http_echo_server.py", "http", kRoutes,
+                                      [&] { return outlierPolicyApplied(); },
+                                      "{outlierDetection: {consecutive5xxErrors: 5, baseEjectionTime: 60s}}"));
+  json result = clientJson("tests/interop/http_keepalive_client.py", {kVip, "80", "10000"});
+  int ok = result["statuses"].value("200", 0), failed = result["statuses"].value("503", 0);
+  EXPECT_EQ(ok + failed, 10000) << result.dump();
+  // Five in a row from web-v2 eject it (Envoy's count, shared by node0's workers); nothing
+  // more reaches it for its 60 s: >= 99.9% succeed.
+  EXPECT_EQ(failed, 5) << result.dump();
+  EXPECT_GE(ok, 9990);
+  json entry = outlierEntry("web-v2");
+  ASSERT_TRUE(entry.is_object()) << "node0 does not report web-v2 in /config_dump";
+  EXPECT_TRUE(entry.value("ejected", false)) << entry.dump();
+  EXPECT_EQ(entry.value("ejections", 0), 1);
+  EXPECT_GT(entry.value("ejectedForMs", 0), 30000);
+  EXPECT_EQ(requestsTotal({{"destination_workload", "web-v2"}, {"response_code", "503"}}), 5);
+  auto ejections = nodes_[0]->metricSum("sluice_outlier_ejected_endpoints", {{"destination_service", "shop/web"}});
+  ASSERT_TRUE(ejections) << ejections.error().message();
+  EXPECT_EQ(*ejections, 1);
+  // HTTP/2 streams on the same port avoid it too (one tracker for every protocol).
+  RunOutput load = inClient({"h2load", "-n", "200", "-c", "1", "-m", "10", "http://" + std::string(kVip) + "/"});
+  EXPECT_NE(load.out.find("status codes: 200 2xx"), std::string::npos) << load.out << load.err;
+}
+
+TEST_F(OutlierDetectionE2eTest, ATcpServiceStopsConnectingToADeadEndpointAndRetriesItLater) {
+  ASSERT_NO_FATAL_FAILURE(startL7Mesh("tests/interop/http_echo_server.py", "tcp", kRoutes,
+                                      [&] { return outlierPolicyApplied(); },
+                                      "{outlierDetection: {consecutive5xxErrors: 5, baseEjectionTime: 4s, "
+                                      "maxEjectionPercent: 50}}"));
+  // web-v2's app goes away: node1's tunnel answers its CONNECTs 503 (connection refused).
+  ASSERT_TRUE(apps_[1].stop(std::chrono::seconds(2)));
+  // One new connection per request (curl), relayed at L4: a failure is a connection that
+  // carried no answer.
+  auto connectOnce = [&] {
+    RunOutput out = inClient({"curl", "-sS", "--max-time", "5", "-o", "/dev/null", "-w", "%{http_code}",
+                              "http://" + std::string(kVip) + "/"});
+    return out.out == "200";
+  };
+  int failures = 0, attempts = 0;
+  for (; failures < 5 && attempts < 60; ++attempts) failures += connectOnce() ? 0 : 1;
+  ASSERT_EQ(failures, 5) << "after " << attempts << " connections";
+  json entry = outlierEntry("web-v2");
+  ASSERT_TRUE(entry.is_object());
+  EXPECT_TRUE(entry.value("ejected", false)) << entry.dump();
+  // Ejected: every new connection reaches web-v1.
+  for (int i = 0; i < 15; ++i) EXPECT_TRUE(connectOnce()) << "connection " << i << " after the ejection";
+  // Its 4 s over, web-v2 takes connections again (and fails them: 5 more eject it for 8 s).
+  ASSERT_TRUE(waitFor([&] { return !outlierEntry("web-v2").value("ejected", true); }, std::chrono::seconds(10)));
+  int again = 0;
+  for (int i = 0; i < 30 && again == 0; ++i) again += connectOnce() ? 0 : 1;
+  EXPECT_EQ(again, 1) << "web-v2 never got a connection after its ejection time";
+  auto total = nodes_[0]->metricSum("sluice_outlier_ejections_total", {});
+  ASSERT_TRUE(total) << total.error().message();
+  EXPECT_GE(*total, 1);
+}
+
+}  // namespace
+}  // namespace sluice

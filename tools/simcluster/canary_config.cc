@@ -42,6 +42,15 @@ std::string l7CanaryYaml(const L7Service& service, int v1, int v2) {
       service.name, service.vip, service.portName, service.targetPort, v1, v2);
 }
 
+std::string outlierDetectionYaml(const L7Service& service) {
+  return fmt::format(
+      "apiVersion: v1\nkind: Service\nmetadata: {{name: {0}, namespace: shop}}\n"
+      "spec: {{clusterIP: {1}, selector: {{app: web}}, ports: [{{name: {2}, port: 80, targetPort: {3}}}]}}\n---\n"
+      "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: {0}, namespace: shop}}\n"
+      "spec: {{host: {0}, trafficPolicy: {{outlierDetection: {{consecutive5xxErrors: 5, baseEjectionTime: 30s}}}}}}\n",
+      service.name, service.vip, service.portName, service.targetPort);
+}
+
 Status writeConfigFile(const std::string& dir, const std::string& file, const std::string& yaml) {
   std::string temp = dir + "/." + file + ".tmp";
   {

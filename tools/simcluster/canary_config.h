@@ -27,6 +27,10 @@ inline constexpr L7Service kGrpcService{"web-grpc", "10.96.0.12", "grpc", 8082};
 // The service (port 80 -> targetPort on the web pods), its subsets v1/v2, and a VirtualService
 // sending `x-canary: always` to v2 and splitting the rest v1/v2 per request.
 std::string l7CanaryYaml(const L7Service& service, int v1, int v2);
+// Outlier detection: Service `service` in front of the web pods, its requests spread over both
+// (round robin), a DestinationRule ejecting an endpoint after 5 consecutive 5xx for 30 s.
+inline constexpr L7Service kFlakyService{"web-flaky", "10.96.0.13", "http", 8083};
+std::string outlierDetectionYaml(const L7Service& service);
 // Writes `yaml` to `dir/file` atomically (the controller never sees half a file).
 Status writeConfigFile(const std::string& dir, const std::string& file, const std::string& yaml);
 

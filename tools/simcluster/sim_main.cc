@@ -254,6 +254,49 @@ bool showGrpcRouting(const Cluster& cluster, const MeshNode& node0, const std::s
   return v1 + v2 == 1000 && v2 >= 50 && v2 <= 150;
 }
 
+// Outlier detection: web-v2's app on Service web-flaky answers 503 to everything; node0's
+// tunnel ejects it after five and the rest of the requests succeed on web-v1.
+bool showOutlierDetection(const Cluster& cluster, const MeshNode& node0, const std::string& configDir,
+                          std::vector<ChildProcess>& apps) {
+  fmt::print("\nOutlier detection: Service web-flaky ({}:80), web-v2's app answers 503 to everything; "
+             "DestinationRule outlierDetection: consecutive5xxErrors 5, baseEjectionTime 30s\n", kFlakyService.vip);
+  for (const char* pod : {"web-v1", "web-v2"}) {
+    std::vector<std::string> argv = {"/usr/bin/python3", "-u", std::string(SLUICE_SOURCE_DIR) + "/tests/interop/http_echo_server.py",
+                                     pod, std::to_string(kFlakyService.targetPort)};
+    if (std::string(pod) == "web-v2") argv.insert(argv.end(), {"--status", "503"});
+    auto app = cluster.runInPod(pod, {.argv = argv, .captureOutput = true});
+    if (!app || !readLine(app->stdoutPipe(), std::chrono::seconds(20))) {
+      fmt::print(stderr, "sluice-sim demo: the flaky app in {} did not start\n", pod);
+      return false;
+    }
+    apps.push_back(std::move(*app));
+  }
+  if (!writeConfigFile(configDir, std::string(kFlakyService.name) + ".yaml", outlierDetectionYaml(kFlakyService))) return false;
+  auto applied = [&] {
+    auto dump = node0.configDump();
+    std::string key = std::string(kFlakyService.vip) + ":80";
+    return dump && (*dump)["services"].contains(key) && (*dump)["services"][key].contains("outlierDetection");
+  };
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!applied() && std::chrono::steady_clock::now() < deadline && !stopRequested()) ::usleep(200000);
+  nlohmann::json result = clientRun(cluster, "http_keepalive_client.py", {kFlakyService.vip, "80", "1000"});
+  if (!result.is_object()) {
+    fmt::print(stderr, "sluice-sim demo: the HTTP client failed\n");
+    return false;
+  }
+  int ok = result["statuses"].value("200", 0), failed = result["statuses"].value("503", 0);
+  fmt::print("  1000 requests on one keep-alive connection: {} answered 200, {} answered 503\n", ok, failed);
+  auto dump = node0.configDump();
+  if (dump && dump->contains("outliers")) {
+    for (const auto& e : (*dump)["outliers"]["endpoints"]) {
+      fmt::print("  node0 /config_dump: {} host {} ejected={} for {} ms more (ejected {} time(s))\n",
+                 e.value("service", "?"), e.value("host", "?"), e.value("ejected", false), e.value("ejectedForMs", 0),
+                 e.value("ejections", 0));
+    }
+  }
+  return ok + failed == 1000 && failed == 5;
+}
+
 int demo(int nodeCount, uint64_t bytes) {
   auto built = createMeshCluster(nodeCount);
   if (!built) {
@@ -336,6 +379,7 @@ int demo(int nodeCount, uint64_t bytes) {
   }
   if (!showHttpRouting(cluster, configDir, apps)) ++failures;
   if (!showGrpcRouting(cluster, *mesh[0], configDir, apps)) ++failures;
+  if (!showOutlierDetection(cluster, *mesh[0], configDir, apps)) ++failures;
   fmt::print("\nsluicectl pods (node0):\n");
   if (auto pods = mesh[0]->sluicectl({"pods"})) fmt::print("{}", pods->out);
   fmt::print("\nsluicectl explain --pod shop/client --to {}:\n", withPort(server->ipv4, 8080));

@@ -234,6 +234,18 @@ void parseTrafficPolicy(const YAML::Node& node, const std::string& path, v1::Tra
   }
 }
 
+// gRPC's status names (grpc/doc/statuscodes.md) as Istio's fault.abort.grpcStatus spells them.
+std::optional<int32_t> grpcStatusCode(const std::string& name) {
+  static const char* const kNames[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+                                       "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+                                       "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
+                                       "UNAUTHENTICATED"};
+  for (int32_t code = 0; code < static_cast<int32_t>(std::size(kNames)); ++code) {
+    if (name == kNames[code]) return code;
+  }
+  return std::nullopt;
+}
+
 // Istio requires lowercase header names in matches (HTTP/2 sends them so, and HTTP/1.1 names
 // compare case-insensitively): an uppercase one is a mistake that would never match.
 void parseStringMatchMap(const YAML::Node& node, const std::string& path,
@@ -380,12 +392,22 @@ void parseHttpRoute(const YAML::Node& h, const std::string& p, v1::HttpRoute* ro
         r.percentage(delay["percentage"], R::child(fp, "delay.percentage"), &pct);
         d->set_percentage(pct);
       }
-      if (const YAML::Node abort = fault["abort"]; abort && r.mapping(abort, R::child(fp, "abort"), {"httpStatus", "percentage"})) {
+      if (const YAML::Node abort = fault["abort"];
+          abort && r.mapping(abort, R::child(fp, "abort"), {"httpStatus", "grpcStatus", "percentage"})) {
         auto* a = route->mutable_fault()->mutable_abort();
         int32_t status = 0;
-        if (!abort["httpStatus"]) r.fail(R::child(fp, "abort.httpStatus"), "is required");
+        if (abort["httpStatus"].IsDefined() == abort["grpcStatus"].IsDefined()) {
+          r.fail(R::child(fp, "abort"), "needs exactly one of httpStatus, grpcStatus");
+        }
         r.integer(abort["httpStatus"], R::child(fp, "abort.httpStatus"), &status, 200, 599);
         a->set_http_status(status);
+        if (abort["grpcStatus"]) {
+          std::string name;
+          r.string(abort["grpcStatus"], R::child(fp, "abort.grpcStatus"), &name, true);
+          auto code = grpcStatusCode(name);
+          if (code) a->set_grpc_status(*code);
+          else if (!r.failed()) r.fail(R::child(fp, "abort.grpcStatus"), fmt::format("'{}' is not a gRPC status name (e.g. UNAVAILABLE)", name));
+        }
         double pct = 100;
         r.percentage(abort["percentage"], R::child(fp, "abort.percentage"), &pct);
         a->set_percentage(pct);

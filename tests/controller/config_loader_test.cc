@@ -232,6 +232,14 @@ INSTANTIATE_TEST_SUITE_P(
                 "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\n"
                 "spec: {host: h, trafficPolicy: {outlierDetection: {splitExternalLocalOriginErrors: 1}}}\n",
                 "spec.trafficPolicy.outlierDetection.splitExternalLocalOriginErrors: must be true or false (got '1')"},
+        BadCase{"abort with both statuses",
+                "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\n"
+                "spec: {hosts: [r], http: [{route: [{destination: {host: a}}], fault: {abort: {httpStatus: 503, grpcStatus: UNAVAILABLE}}}]}\n",
+                "spec.http[0].fault.abort: needs exactly one of httpStatus, grpcStatus"},
+        BadCase{"abort with an unknown gRPC status",
+                "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\n"
+                "spec: {hosts: [r], http: [{route: [{destination: {host: a}}], fault: {abort: {grpcStatus: GONE}}}]}\n",
+                "spec.http[0].fault.abort.grpcStatus: 'GONE' is not a gRPC status name (e.g. UNAVAILABLE)"},
         BadCase{"duplicate subset",
                 "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\n"
                 "spec: {host: h, subsets: [{name: v1, labels: {v: '1'}}, {name: v1, labels: {v: '2'}}]}\n",

@@ -7,7 +7,7 @@ HTTP/2 preface (h2c with prior knowledge, as curl --http2-prior-knowledge and h2
 served by python3-h2 with the same JSON answer ("protocol": "HTTP/2"). Prints "listening"
 when ready.
 
-With --status N every answer (the same JSON) carries status N instead of 200: an upstream
+/slow?ms=N answers after N ms. With --status N every answer (the same JSON) carries status N instead of 200: an upstream
 that fails on purpose (outlier detection tests).
 
 usage: http_echo_server.py NAME PORT [--status N]
@@ -17,12 +17,18 @@ import hashlib
 import json
 import struct
 import sys
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import os
 import socket
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import http_bulk  # noqa: E402  (the shared byte pattern)
+
+
+def slow_ms(path):
+    """/slow?ms=N: the answer waits N ms (route timeout tests)."""
+    return int(path.split("ms=", 1)[1].split("&")[0]) if "ms=" in path else 1000
 
 
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -68,6 +74,8 @@ def serve_h2(sock, name, status=200):
 
     def answer(stream, head):
         path = head.get(":path", "")
+        if path.startswith("/slow"):
+            time.sleep(slow_ms(path) / 1000.0)
         if path.startswith("/bulk") and "n=" in path:
             n = int(path.split("n=", 1)[1])
             conn.send_headers(stream, [(":status", "200"), ("content-length", str(n))], end_stream=n == 0)
@@ -124,6 +132,8 @@ class Handler(BaseHTTPRequestHandler):
         return super().handle()
 
     def handle_any(self):
+        if self.path.startswith("/slow"):
+            time.sleep(slow_ms(self.path) / 1000.0)
         if self.headers.get("upgrade", "").lower() == "websocket":
             return self.websocket_echo()
         if self.path.startswith("/bulk"):

@@ -37,6 +37,13 @@ spec:
   - name: port-8080
     match: [{port: 8080}]
     route: [{destination: {host: web, subset: v2}}]
+  - name: faulty
+    match: [{uri: {prefix: /faulty}}]
+    route: [{destination: {host: web}}]
+    timeout: 1500ms
+    fault:
+      delay: {fixedDelay: 250ms, percentage: {value: 25}}
+      abort: {grpcStatus: UNAVAILABLE, percentage: {value: 10}}
   - name: split
     match: [{uri: {prefix: /}}]
     route:
@@ -140,6 +147,51 @@ TEST(HttpRoute, RewritesRedirectsAndHeaderEdits) {
   ASSERT_TRUE(m.rule->redirect);
   EXPECT_EQ(m.rule->redirect->code, 308);
   EXPECT_EQ(redirectLocation(*m.rule->redirect, old), "http://web/new?k=v");
+}
+
+TEST(HttpRoute, FaultsAndTimeoutsCompileAndApplyToTheirShareOfRequests) {
+  HttpRouteTable table = compileTable();
+  HttpHead faulty = request("GET", "/faulty/x");
+  RouteMatch m = matchRoute(table, faulty, {80, "", nullptr});
+  ASSERT_NE(m.rule, nullptr);
+  ASSERT_TRUE(m.rule->fault);
+  const HttpRouteRule::Fault& f = *m.rule->fault;
+  EXPECT_EQ(f.delay, std::chrono::milliseconds(250));
+  EXPECT_EQ(f.delayPercent, 25);
+  EXPECT_EQ(f.abortStatus, 0);
+  EXPECT_EQ(f.abortGrpcStatus, 14);
+  EXPECT_EQ(f.abortPercent, 10);
+  EXPECT_EQ(m.rule->timeout, std::chrono::milliseconds(1500));
+  EXPECT_FALSE(matchRoute(table, request("GET", "/other"), {80, "", nullptr}).rule->fault);
+
+  // The random value's high half decides the delay, its low half the abort.
+  auto at = [](double share) { return static_cast<uint64_t>(share * 4294967296.0); };
+  struct Case {
+    const char* what;
+    uint64_t random;
+    bool delayed, aborted;
+  };
+  const Case cases[] = {
+      {"both draws at 0", 0, true, true},
+      {"delay draw just under 25%", at(0.2499) << 32, true, true},
+      {"delay draw at 25%", at(0.25) << 32, false, true},
+      {"abort draw just under 10%", at(0.0999), true, true},
+      {"abort draw just over 10%", at(0.1001), true, false},
+      {"both high", (at(0.9) << 32) | at(0.9), false, false},
+  };
+  for (const auto& c : cases) {
+    FaultChoice choice = chooseFault(f, c.random);
+    EXPECT_EQ(choice.delay.count() > 0, c.delayed) << c.what;
+    EXPECT_EQ(choice.abort, c.aborted) << c.what;
+  }
+  HttpRouteRule::Fault never{.delay = std::chrono::milliseconds(5), .delayPercent = 0, .abortStatus = 503, .abortPercent = 0};
+  HttpRouteRule::Fault always{.delay = std::chrono::milliseconds(5), .delayPercent = 100, .abortStatus = 503, .abortPercent = 100};
+  for (uint64_t r : {uint64_t{0}, ~uint64_t{0}, uint64_t{0x8000000080000000}}) {
+    EXPECT_FALSE(chooseFault(never, r).abort);
+    EXPECT_EQ(chooseFault(never, r).delay.count(), 0);
+    EXPECT_TRUE(chooseFault(always, r).abort);
+    EXPECT_EQ(chooseFault(always, r).delay.count(), 5);
+  }
 }
 
 }  // namespace

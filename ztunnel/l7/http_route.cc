@@ -159,6 +159,15 @@ std::string redirectLocation(const HttpRouteRule::Redirect& redirect, const Http
   return fmt::format("http://{}{}{}{}", authority, path, query.empty() ? "" : "?", query);
 }
 
+FaultChoice chooseFault(const HttpRouteRule::Fault& fault, uint64_t random) {
+  // A share of 2^32 from each half of `random`: below percent% of it, the fault applies.
+  auto applies = [](double percent, uint32_t draw) { return static_cast<double>(draw) < percent / 100.0 * 4294967296.0; };
+  FaultChoice choice;
+  if (fault.delay.count() > 0 && applies(fault.delayPercent, static_cast<uint32_t>(random >> 32))) choice.delay = fault.delay;
+  choice.abort = fault.aborts() && applies(fault.abortPercent, static_cast<uint32_t>(random));
+  return choice;
+}
+
 Result<HttpRouteTable> compileRoutes(const v1::VirtualService& vs, const HostResolver& fqdn,
                                      const SubsetResolver& resolveSubset) {
   HttpRouteTable table;
@@ -217,6 +226,21 @@ Result<HttpRouteTable> compileRoutes(const v1::VirtualService& vs, const HostRes
     }
     rule.requestHeaders = compileEdits(in.headers().request());
     rule.responseHeaders = compileEdits(in.headers().response());
+    if (in.has_fault()) {
+      auto millis = [](const google::protobuf::Duration& d) { return std::chrono::milliseconds(d.seconds() * 1000 + d.nanos() / 1000000); };
+      HttpRouteRule::Fault fault;
+      if (in.fault().has_delay()) {
+        fault.delay = millis(in.fault().delay().fixed_delay());
+        fault.delayPercent = in.fault().delay().percentage();
+      }
+      if (in.fault().has_abort()) {
+        fault.abortStatus = in.fault().abort().http_status();
+        if (in.fault().abort().has_grpc_status()) fault.abortGrpcStatus = in.fault().abort().grpc_status();
+        fault.abortPercent = in.fault().abort().percentage();
+      }
+      rule.fault = fault;
+    }
+    if (in.has_timeout()) rule.timeout = std::chrono::milliseconds(in.timeout().seconds() * 1000 + in.timeout().nanos() / 1000000);
     table.rules.push_back(std::move(rule));
   }
   return table;

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <optional>
@@ -77,7 +78,29 @@ struct HttpRouteRule {
   };
   std::optional<DirectResponse> directResponse;
   HeaderEdits requestHeaders, responseHeaders;
+  // VirtualService `fault`: a delay before the request goes on, and/or an answer the tunnel
+  // gives instead of the upstream's, each for a share of the requests (percent, 0-100).
+  struct Fault {
+    std::chrono::milliseconds delay{0};
+    double delayPercent = 0;
+    int abortStatus = 0;                // HTTP status (0: no abort, or a gRPC one)
+    std::optional<int> abortGrpcStatus;  // grpcStatus: gRPC requests get it as grpc-status
+    double abortPercent = 0;
+    bool aborts() const { return abortStatus != 0 || abortGrpcStatus.has_value(); }
+  };
+  std::optional<Fault> fault;
+  // VirtualService `timeout`: from the request's end to the response's (0: none, Istio's
+  // default for HTTP routes).
+  std::chrono::milliseconds timeout{0};
 };
+
+// What a route's fault does to one request: `random` uniform (its halves decide the delay and
+// the abort independently, as Envoy's two percentages do).
+struct FaultChoice {
+  std::chrono::milliseconds delay{0};  // 0: none
+  bool abort = false;
+};
+FaultChoice chooseFault(const HttpRouteRule::Fault& fault, uint64_t random);
 
 struct HttpRouteTable {
   std::vector<HttpRouteRule> rules;

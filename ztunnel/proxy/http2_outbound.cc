@@ -191,10 +191,23 @@ void Http2Outbound::routeRequest(int32_t stream) {
   x.grpc = l7::isGrpc(request->head);
   if (request->head.method == "CONNECT") return respondLocally(stream, x, {405, "", "CONNECT is not routed on a service port", {}});
   HttpRouting routing = route(*config, self, request->head, x.record);
+  x.config = config;  // the rule (and its response edits) live in it
+  if (routing.delay.count() > 0) {
+    // The route's fault delay: the stream waits (its body stays in the session, within the
+    // window it was given) until onTimer carries the decision out.
+    x.delayUntil = context_.loop.now() + routing.delay;
+    x.delayed = Delayed{std::move(routing), std::move(*request)};
+    wakeAt(x.delayUntil);
+    return;
+  }
+  dispatch(stream, x, std::move(routing), std::move(*request));
+}
+
+void Http2Outbound::dispatch(int32_t stream, Exchange& x, HttpRouting routing, l7::Http2Request request) {
   if (routing.local) return respondLocally(stream, x, *routing.local);
-  decorateRequest(*routing.rule, request->head, context_.random);
-  if (const std::string* id = request->head.find("x-request-id")) x.record.requestId = *id;
-  x.config = config;
+  decorateRequest(*routing.rule, request.head, context_.random);
+  if (const std::string* id = request.head.find("x-request-id")) x.record.requestId = *id;
+  x.timeout = routing.timeout;
   x.responseEdits = &routing.rule->responseHeaders;
   x.responseAdd = std::move(routing.responseAdd);
   int slot = acquireUpstream(routing.endpoint, routing.workload);
@@ -205,8 +218,55 @@ void Http2Outbound::routeRequest(int32_t stream) {
     return respondLocally(stream, x, {503, "UF", "upstream connect error", {}});
   }
   x.upstream = slot;
-  x.request = l7::fieldsFromRequest(*request);
+  x.request = l7::fieldsFromRequest(request);
   markOutstanding(x.record, context_.outstanding);
+}
+
+void Http2Outbound::onTimer(std::chrono::steady_clock::time_point now) {
+  std::optional<std::chrono::steady_clock::time_point> next;
+  auto later = [&next](std::chrono::steady_clock::time_point t) { next = next ? std::min(*next, t) : t; };
+  for (auto& [stream, x] : exchanges_) {
+    if (x.delayed) {
+      if (now < x.delayUntil) {
+        later(x.delayUntil);
+        continue;
+      }
+      Delayed d = std::move(*x.delayed);
+      x.delayed.reset();
+      dispatch(stream, x, std::move(d.routing), std::move(d.request));
+    }
+    if (x.timeoutAt) {
+      if (now < *x.timeoutAt) {
+        later(*x.timeoutAt);
+        continue;
+      }
+      x.timeoutAt.reset();
+      if (!x.responseDone) timeOut(stream, x);
+    }
+  }
+  if (next) wakeAt(*next);
+}
+
+void Http2Outbound::startTimeout(Exchange& x) {
+  // The route's timeout counts from the request's end (Envoy's), until the response's.
+  if (x.timeout.count() <= 0 || x.timeoutAt || x.responseDone) return;
+  x.timeoutAt = context_.loop.now() + x.timeout;
+  wakeAt(*x.timeoutAt);
+}
+
+void Http2Outbound::timeOut(int32_t stream, Exchange& x) {
+  if (x.upstream >= 0 && x.upStream != 0 && sessions_[x.upstream].session) {
+    sessions_[x.upstream].session->reset(x.upStream, kCancel);
+  }
+  releaseUpstreamStream(x);
+  if (!x.responded) {
+    noteOutcome(x.outlier, Outcome::kLocalOriginFailure);
+    return respondLocally(stream, x, {504, "UT", "upstream request timeout", {}});
+  }
+  x.upstream = -1;
+  x.record.labels.responseFlags = "UT";
+  downSession_->reset(stream, kCancel);
+  x.responseDone = true;
 }
 
 int Http2Outbound::acquireUpstream(const SocketAddress& address, const std::shared_ptr<const WorkloadEntry>& workload) {
@@ -251,6 +311,7 @@ bool Http2Outbound::sendPendingRequests() {
     }
     x.upStream = *id;
     x.requestDone = endStream;
+    if (endStream) startTimeout(x);
     x.request.clear();
     u.streams[*id] = stream;
     progress = true;
@@ -283,6 +344,7 @@ bool Http2Outbound::moveBodies() {
       if (fromApp.empty() && downSession_->peerEnded(stream)) {
         up.finish(x.upStream, l7::forwardableTrailers(downSession_->trailers(stream)));
         x.requestDone = progress = true;
+        startTimeout(x);
       }
     }
     if (x.responded && !x.responseDone) {
@@ -374,7 +436,8 @@ void Http2Outbound::noteGrpcStatus(Exchange& x, const http2::Fields& fields) {
 void Http2Outbound::respondLocally(int32_t stream, Exchange& x, const LocalAnswer& answer) {
   x.record.labels.responseCode = answer.status;
   if (!answer.flag.empty()) x.record.labels.responseFlags = answer.flag;
-  if (x.grpc) x.record.labels.grpcResponseStatus = std::to_string(l7::grpcStatusForHttp(answer.status));
+  int grpcStatus = answer.grpcStatus.value_or(l7::grpcStatusForHttp(answer.status));
+  if (x.grpc) x.record.labels.grpcResponseStatus = std::to_string(grpcStatus);
   x.upstream = -1;
   x.upStream = 0;
   x.request.clear();
@@ -383,7 +446,7 @@ void Http2Outbound::respondLocally(int32_t stream, Exchange& x, const LocalAnswe
     // gRPC clients read the outcome from grpc-status, in a trailers-only answer.
     http2::Fields fields{{":status", "200"},
                          {"content-type", "application/grpc"},
-                         {"grpc-status", std::to_string(l7::grpcStatusForHttp(answer.status))},
+                         {"grpc-status", std::to_string(grpcStatus)},
                          {"grpc-message", answer.body}};
     downSession_->submitResponse(stream, fields, true);
     return;

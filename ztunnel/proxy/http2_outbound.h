@@ -19,11 +19,14 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "http2/http2_session.h"
+#include "l7/http2_fields.h"
 #include "proxy/http_request_routing.h"
 #include "proxy/l7_connection.h"
 #include "proxy/request_record.h"
@@ -55,6 +58,11 @@ class Http2Outbound final : public L7Connection {
     Outgoing out;
     std::map<int32_t, int32_t> streams;  // upstream stream -> the app's stream
   };
+  // A request waiting out its route's fault delay: what it was routed to, and its head.
+  struct Delayed {
+    HttpRouting routing;
+    l7::Http2Request request;
+  };
   // One request of the app, by its stream.
   struct Exchange {
     int upstream = -1;       // slot; -1: answered locally (or not routed yet)
@@ -68,6 +76,10 @@ class Http2Outbound final : public L7Connection {
     const l7::HeaderEdits* responseEdits = nullptr;
     std::vector<l7::HttpHeader> responseAdd;  // fields routing adds to the response
     RequestRecord record;  // for metrics and the access log, ended when the app's stream closes
+    std::optional<Delayed> delayed;  // set: waiting until delayUntil
+    std::chrono::steady_clock::time_point delayUntil;
+    std::chrono::milliseconds timeout{0};  // the route's (0: none)
+    std::optional<std::chrono::steady_clock::time_point> timeoutAt;  // set once the request ended
     OutlierTarget outlier;  // the endpoint, until its outcome is noted
   };
 
@@ -83,6 +95,12 @@ class Http2Outbound final : public L7Connection {
   bool moveBodies();
   bool sendPendingRequests();
   void routeRequest(int32_t stream);
+  // Carries out the routing decision for the app's stream: a local answer or an upstream.
+  void dispatch(int32_t stream, Exchange& exchange, HttpRouting routing, l7::Http2Request request);
+  void onTimer(std::chrono::steady_clock::time_point now) override;
+  void startTimeout(Exchange& exchange);
+  // The route's timeout passed before the response ended: 504 UT, or a reset once it began.
+  void timeOut(int32_t stream, Exchange& exchange);
   void respondLocally(int32_t stream, Exchange& exchange, const LocalAnswer& answer);
   // A gRPC request's grpc-status, from the response head (trailers-only) or its trailers.
   void noteGrpcStatus(Exchange& exchange, const http2::Fields& fields);

@@ -177,6 +177,11 @@ bool HttpOutbound::pumpRequest() {
         }
         if (requestEnded_) {
           request_ = Request::kSent;
+          if (!discard && routeTimeout_.count() > 0) {
+            // The route's timeout counts from the request's end (Envoy's), until the response's.
+            timeoutAt_ = context_.loop.now() + routeTimeout_;
+            wakeAt(*timeoutAt_);
+          }
           progress = true;
           continue;
         }
@@ -205,6 +210,7 @@ bool HttpOutbound::pumpRequest() {
       }
       case Request::kSent:
       case Request::kTunnel:
+      case Request::kDelayed:
         return progress;
     }
   }
@@ -394,13 +400,26 @@ void HttpOutbound::routeRequest() {
   const WorkloadEntry* self = podWorkload(*config, pod_->addresses);
   record_ = beginRecord(self, head, false, "HTTP/1.1");
   if (head.method == "CONNECT") return respondLocally(405, "", "CONNECT is not routed on a service port", true);
-  bool upgrade = requestParser_.upgrade();
-  std::string upgradeTo = upgrade && head.find("upgrade") != nullptr ? *head.find("upgrade") : "";
   HttpRouting routing = route(*config, self, head, record_);
+  exchangeConfig_ = config;  // the rule (and its response edits) live in it
+  if (routing.delay.count() > 0) {
+    // The route's fault delay: nothing more is read or sent until it is over (onTimer).
+    delayUntil_ = context_.loop.now() + routing.delay;
+    delayed_ = std::move(routing);
+    request_ = Request::kDelayed;
+    wakeAt(delayUntil_);
+    return;
+  }
+  dispatch(std::move(routing));
+}
+
+void HttpOutbound::dispatch(HttpRouting routing) {
+  l7::HttpHead& head = requestParser_.head();
   if (routing.local) {
     const LocalAnswer& a = *routing.local;
     return respondLocally(a.status, a.flag, a.body, false, a.extra);
   }
+  std::string upgradeTo = requestParser_.upgrade() && head.find("upgrade") != nullptr ? *head.find("upgrade") : "";
   stripHopByHop(head);
   if (!upgradeTo.empty()) {
     head.set("connection", "upgrade");
@@ -408,7 +427,7 @@ void HttpOutbound::routeRequest() {
   }
   decorateRequest(*routing.rule, head, context_.random);
   if (const std::string* id = head.find("x-request-id")) record_.requestId = *id;
-  exchangeConfig_ = config;
+  routeTimeout_ = routing.timeout;
   responseEdits_ = &routing.rule->responseHeaders;
   responseAdd_ = std::move(routing.responseAdd);
   markOutstanding(record_, context_.outstanding);
@@ -466,6 +485,25 @@ void HttpOutbound::respondLocally(int status, std::string_view flag, std::string
 }
 
 void HttpOutbound::upstreamBroke() {
+  abandonUpstream(503, "UC", "upstream connect error or disconnect/reset before headers");
+}
+
+void HttpOutbound::onTimer(std::chrono::steady_clock::time_point now) {
+  if (request_ == Request::kDelayed) {
+    if (now < delayUntil_) return wakeAt(delayUntil_);
+    request_ = Request::kDiscarding;  // until an upstream is chosen
+    HttpRouting routing = std::move(*delayed_);
+    delayed_.reset();
+    dispatch(std::move(routing));
+  }
+  if (timeoutAt_) {
+    if (now < *timeoutAt_) return wakeAt(*timeoutAt_);
+    timeoutAt_.reset();
+    if (current_ != nullptr && !responseEnded_) abandonUpstream(504, "UT", "upstream request timeout");
+  }
+}
+
+void HttpOutbound::abandonUpstream(int status, std::string_view flag, std::string_view message) {
   bool answered = response_ == Response::kBody || !toClient_.empty();
   if (current_ != nullptr) {
     if (fromServer_.chunk) current_->endpoint->release(*fromServer_.chunk);
@@ -474,15 +512,17 @@ void HttpOutbound::upstreamBroke() {
     current_ = nullptr;
   }
   if (answered) {
-    record_.labels.responseFlags = "UC";
+    record_.labels.responseFlags = std::string(flag);
     return finish(true);  // part of a response went out: only a reset tells the client
   }
   noteOutcome(outlierTarget_, Outcome::kLocalOriginFailure);
-  respondLocally(503, "UC", "upstream connect error or disconnect/reset before headers", false);
+  respondLocally(status, flag, message, false);
 }
 
 void HttpOutbound::completeExchange() {
   outlierTarget_ = {};  // noted already, or the exchange ended before the endpoint had a say
+  timeoutAt_.reset();
+  routeTimeout_ = {};
   endRequest(*pod_, record_, context_.loop.now());
   bool reusable = current_ != nullptr && !current_->closing && response_ != Response::kLocal &&
                   responseParser_.keepAlive() && fromServer_.rest().empty();

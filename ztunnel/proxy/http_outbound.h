@@ -33,7 +33,7 @@ class HttpOutbound final : public L7Connection {
   void start(UniqueFd fd);
 
  private:
-  enum class Request { kHead, kConnecting, kSending, kSent, kDiscarding, kTunnel };
+  enum class Request { kHead, kDelayed, kConnecting, kSending, kSent, kDiscarding, kTunnel };
   enum class Response { kNone, kHead, kBody, kLocal, kTunnel };
   // Bytes read from an endpoint, parsed from `offset` on.
   struct Input {
@@ -63,6 +63,12 @@ class HttpOutbound final : public L7Connection {
   bool readInto(Input& in, Endpoint& from, bool& eof, bool& failed, bool fromClient);
   void releaseIfConsumed(Input& in, Endpoint& from, const Output& pending);
   void routeRequest();
+  // Carries out the routing decision: the local answer, or the upstream it chose.
+  void dispatch(HttpRouting routing);
+  void onTimer(std::chrono::steady_clock::time_point now) override;
+  // The current upstream is given up (reset): the client gets `status` with `flag` if nothing
+  // of the response went out yet, else a reset.
+  void abandonUpstream(int status, std::string_view flag, std::string_view message);
   void respondLocally(int status, std::string_view flag, std::string_view body, bool close,
                       const std::vector<l7::HttpHeader>& extra = {});
   void completeExchange();
@@ -88,6 +94,10 @@ class HttpOutbound final : public L7Connection {
   RequestRecord record_;  // the current exchange, for metrics and the access log
   OutlierTarget outlierTarget_;  // the current exchange's endpoint, until its outcome is noted
   std::vector<l7::HttpHeader> responseAdd_;  // the exchange's fields added to the response (routing)
+  std::optional<HttpRouting> delayed_;       // kDelayed: the decision carried out when the delay is over
+  std::chrono::steady_clock::time_point delayUntil_;
+  std::chrono::milliseconds routeTimeout_{0};  // the current exchange's route timeout (0: none)
+  std::optional<std::chrono::steady_clock::time_point> timeoutAt_;
 };
 
 }  // namespace sluice::ztunnel

@@ -16,6 +16,15 @@ HttpRouting answer(std::shared_ptr<const ServiceEntry> service, int status, std:
   return r;
 }
 
+// splitmix64's finalizer: an independent-looking draw from another random value.
+uint64_t mix(uint64_t x) {
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ULL;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
 }  // namespace
 
 const WorkloadEntry* podWorkload(const ConfigSnapshot& config, const std::vector<std::string>& addresses) {
@@ -40,8 +49,24 @@ HttpRouting routeHttpRequest(const ConfigSnapshot& config, const SocketAddress& 
     r.rule = &rule;
     return r;
   };
-  if (rule.directResponse) return answer(called, rule.directResponse->status, "", rule.directResponse->body);
-  if (rule.redirect) return answer(called, rule.redirect->code, "", "", {{"location", l7::redirectLocation(*rule.redirect, request)}});
+  // Fault injection (before the route's action, as Envoy's fault filter runs before the
+  // router): a delay, then perhaps the fault's own answer.
+  l7::FaultChoice fault = rule.fault ? l7::chooseFault(*rule.fault, mix(targetRandom ^ choice.random)) : l7::FaultChoice{};
+  if (fault.abort) {
+    HttpRouting aborted = answer(called, rule.fault->abortStatus != 0 ? rule.fault->abortStatus : 200,
+                                 fault.delay.count() > 0 ? "DI,FI" : "FI", "fault filter abort");
+    aborted.local->grpcStatus = rule.fault->abortGrpcStatus;
+    aborted.delay = fault.delay;
+    return aborted;
+  }
+  auto delayed = [&fault](HttpRouting r) {
+    r.delay = fault.delay;
+    return r;
+  };
+  if (rule.directResponse) return delayed(answer(called, rule.directResponse->status, "", rule.directResponse->body));
+  if (rule.redirect) {
+    return delayed(answer(called, rule.redirect->code, "", "", {{"location", l7::redirectLocation(*rule.redirect, request)}}));
+  }
   const l7::RouteTarget* target = l7::pickTarget(rule, targetRandom);
   auto destination = target != nullptr ? config.servicesByHost.find(target->host) : config.servicesByHost.end();
   if (destination == config.servicesByHost.end()) return answer(called, 503, "NC", "the route's destination is not a known service");
@@ -64,6 +89,8 @@ HttpRouting routeHttpRequest(const ConfigSnapshot& config, const SocketAddress& 
   l7::applyRewrite(rule, match.matcher, request);
   HttpRouting routed;
   routed.rule = &rule;
+  routed.delay = fault.delay;
+  routed.timeout = rule.timeout;
   routed.endpoint = *address;
   routed.endpointHost = endpoint->host;
   routed.subset = target->subset;

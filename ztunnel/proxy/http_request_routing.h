@@ -4,6 +4,7 @@
 // direct response). One place, so both protocols route the same request the same way.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <optional>
@@ -26,6 +27,7 @@ struct LocalAnswer {
   std::string flag;
   std::string body;
   std::vector<l7::HttpHeader> extra;
+  std::optional<int> grpcStatus;  // gRPC requests: this grpc-status, not the one `status` maps to
 };
 
 struct HttpRouting {
@@ -39,6 +41,10 @@ struct HttpRouting {
   std::shared_ptr<const ServiceEntry> service;
   // Fields the response gets besides the route's edits (a consistentHash cookie to set).
   std::vector<l7::HttpHeader> responseAdd;
+  // The route's fault delay for this request (0: none): the request (or the fault's local
+  // answer) goes on only after it (response flag DI).
+  std::chrono::milliseconds delay{0};
+  std::chrono::milliseconds timeout{0};  // the route's timeout (0: none)
 };
 
 struct HttpSource {

@@ -35,12 +35,43 @@ void L7Connection::adoptClient(UniqueFd fd) {
 }
 
 void L7Connection::onCompletion(uint8_t op, int res, uint32_t flags) {
+  if (op == kTimerOp) {
+    timerArmed_ = false;
+    if (!finishing_) {
+      onTimer(std::chrono::steady_clock::now());
+      pump();
+    }
+    maybeRetire();
+    return;
+  }
   int index = op / kOpStride;
   Endpoint* endpoint = index == 0 ? down_.get() : upstreams_[index - 1].endpoint.get();
   SLUICE_ASSERT(endpoint != nullptr, "completion for an endpoint that is gone");
   endpoint->onCompletion(op, res, flags);
   reapClosedUpstreams();
   maybeRetire();
+}
+
+void L7Connection::wakeAt(std::chrono::steady_clock::time_point when) {
+  if (finishing_ || (timerArmed_ && when >= timerAt_)) return;
+  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(when.time_since_epoch()).count();
+  io_uring_sqe* sqe = context_.loop.sqe();
+  if (sqe == nullptr) {
+    // No submission entry now: the next tick looks again (deadlines are late, not lost).
+    pendingWake_ = true;
+    return;
+  }
+  timerSpec_ = {ns / 1000000000, ns % 1000000000};
+  // steady_clock is CLOCK_MONOTONIC, the clock absolute io_uring timeouts count on.
+  if (timerArmed_) {
+    io_uring_prep_timeout_update(sqe, &timerSpec_, context_.loop.token(*this, kTimerOp), IORING_TIMEOUT_ABS);
+    io_uring_sqe_set_data64(sqe, EventLoop::ignoredToken());
+  } else {
+    io_uring_prep_timeout(sqe, &timerSpec_, 0, IORING_TIMEOUT_ABS);
+    io_uring_sqe_set_data64(sqe, context_.loop.token(*this, kTimerOp));
+    timerArmed_ = true;
+  }
+  timerAt_ = when;
 }
 
 void L7Connection::onBuffersAvailable() {
@@ -60,6 +91,12 @@ void L7Connection::onTick(std::chrono::steady_clock::time_point now) {
   if (idle || drained) {
     finish(true);
     maybeRetire();
+    return;
+  }
+  if (pendingWake_) {
+    pendingWake_ = false;
+    onTimer(std::chrono::steady_clock::now());
+    pump();
     return;
   }
   // A draining pod's connections get to react (HTTP/2 sends GOAWAY) even while idle.
@@ -138,6 +175,14 @@ void L7Connection::closeUpstream(int slot, bool reset) {
 }
 
 void L7Connection::abortAll(bool reset) {
+  if (timerArmed_) {
+    // The timeout completes (cancelled) and the handler can retire then; without an entry
+    // for the removal it completes at its time (a fault delay or route timeout: bounded).
+    if (io_uring_sqe* sqe = context_.loop.sqe()) {
+      io_uring_prep_timeout_remove(sqe, context_.loop.token(*this, kTimerOp), 0);
+      io_uring_sqe_set_data64(sqe, EventLoop::ignoredToken());
+    }
+  }
   if (down_) down_->abort(reset);
   for (int i = 0; i < kMaxUpstreams; ++i) closeUpstream(i, reset);
 }
@@ -154,7 +199,7 @@ void L7Connection::reapClosedUpstreams() {
 }
 
 void L7Connection::maybeRetire() {
-  if (!finishing_ || retired_ || pumping_) return;
+  if (!finishing_ || retired_ || pumping_ || timerArmed_) return;
   reapClosedUpstreams();
   for (const auto& u : upstreams_) {
     if (u.endpoint) return;

@@ -47,6 +47,9 @@ class L7Connection : public IoHandler, public EndpointOwner {
   };
 
   virtual void pump() = 0;
+  // The deadline asked for with wakeAt() came (or an earlier one): handle what is due at `now`
+  // and ask for the next one; pump() follows.
+  virtual void onTimer(std::chrono::steady_clock::time_point /*now*/) {}
   // Aborts what is in flight (reset: the peers see resets) and closes every endpoint.
   virtual void finish(bool reset) = 0;
   // The upstream in `slot` could not be reached (counted already); pump() follows.
@@ -67,6 +70,10 @@ class L7Connection : public IoHandler, public EndpointOwner {
   void reapClosedUpstreams();
   void maybeRetire();
   void touch() { lastActivity_ = context_.loop.now(); }
+  // One io_uring timeout per connection, for its earliest deadline (fault delays, route
+  // timeouts): asking for a later time than the armed one changes nothing (onTimer asks
+  // again), an earlier one moves it.
+  void wakeAt(std::chrono::steady_clock::time_point when);
   // What both protocols do with a request head: its record (source labels from `self`, the
   // pod's workload in `config`, or null) and its routing decision, noted in the record.
   RequestRecord beginRecord(const WorkloadEntry* self, const l7::HttpHead& head, bool grpc, std::string protocol);
@@ -99,7 +106,12 @@ class L7Connection : public IoHandler, public EndpointOwner {
   bool finishing_ = false, retired_ = false, pumping_ = false;
 
  private:
+  static constexpr uint8_t kTimerOp = kOpStride * (kMaxUpstreams + 1);  // after every endpoint's ops
   void countClosed();
+  bool timerArmed_ = false;
+  bool pendingWake_ = false;  // wakeAt found no submission entry: onTick calls onTimer
+  std::chrono::steady_clock::time_point timerAt_;
+  __kernel_timespec timerSpec_{};  // read by the kernel until the timeout completes: a member
   std::shared_ptr<TcpSeries> series_;  // Istio's TCP metrics for this connection (never null)
   std::chrono::steady_clock::time_point lastActivity_;
 };

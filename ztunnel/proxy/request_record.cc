@@ -57,6 +57,7 @@ void recordRouting(RequestRecord& r, const HttpRouting& routing, const std::stri
     if (!routing.local->flag.empty()) r.labels.responseFlags = routing.local->flag;
   } else {
     r.upstreamHost = routing.endpoint.toString();
+    if (routing.delay.count() > 0) r.labels.responseFlags = "DI";
   }
 }
 

@@ -1,11 +1,15 @@
-// Outlier detection in the client's tunnel, end to end (node0 decides, web-v1 and web-v2 on
-// node1 behind HBONE): an HTTP endpoint that answers 503 to everything is ejected after five
-// of them, so 10,000 requests on one keep-alive connection see five failures; a TCP service
-// with a dead endpoint (its app gone: the destination tunnel refuses the CONNECT) stops getting
-// new connections after five failed ones, and gets them again once its ejection time is over.
+// Resilience in the client's tunnel, end to end (node0 decides, web-v1 and web-v2 on node1
+// behind HBONE). Outlier detection: an HTTP endpoint that answers 503 to everything is ejected
+// after five of them, so 10,000 requests on one keep-alive connection see five failures; a TCP
+// service with a dead endpoint (its app gone: the destination tunnel refuses the CONNECT)
+// stops getting new connections after five failed ones, and gets them again once its ejection
+// time is over. Fault injection (abort share, delay, gRPC abort) and route timeouts, over
+// HTTP/1.1 and h2c, measured with independent clients (python's http.client, curl).
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+
+#include <algorithm>
 
 #include "support/l7_fixture.h"
 #include "support/privileged.h"
@@ -27,7 +31,7 @@ spec:
     route: [{destination: {host: web}}]
 )";
 
-class OutlierDetectionE2eTest : public L7MeshTest {
+class ResilienceE2eTest : public L7MeshTest {
  protected:
   void SetUp() override { SLUICE_REQUIRE_PRIVILEGES(); }
 
@@ -47,7 +51,7 @@ class OutlierDetectionE2eTest : public L7MeshTest {
   }
 };
 
-TEST_F(OutlierDetectionE2eTest, AnHttpEndpointAnswering503IsEjectedAfterFiveFailures) {
+TEST_F(ResilienceE2eTest, AnHttpEndpointAnswering503IsEjectedAfterFiveFailures) {
   appExtraArgs_["web-v2"] = {"--status", "503"};
   ASSERT_NO_FATAL_FAILURE(startL7Mesh("tests/interop/http_echo_server.py", "http", kRoutes,
                                       [&] { return outlierPolicyApplied(); },
@@ -73,7 +77,7 @@ TEST_F(OutlierDetectionE2eTest, AnHttpEndpointAnswering503IsEjectedAfterFiveFail
   EXPECT_NE(load.out.find("status codes: 200 2xx"), std::string::npos) << load.out << load.err;
 }
 
-TEST_F(OutlierDetectionE2eTest, ATcpServiceStopsConnectingToADeadEndpointAndRetriesItLater) {
+TEST_F(ResilienceE2eTest, ATcpServiceStopsConnectingToADeadEndpointAndRetriesItLater) {
   ASSERT_NO_FATAL_FAILURE(startL7Mesh("tests/interop/http_echo_server.py", "tcp", kRoutes,
                                       [&] { return outlierPolicyApplied(); },
                                       "{outlierDetection: {consecutive5xxErrors: 5, baseEjectionTime: 4s, "
@@ -103,6 +107,83 @@ TEST_F(OutlierDetectionE2eTest, ATcpServiceStopsConnectingToADeadEndpointAndRetr
   auto total = nodes_[0]->metricSum("sluice_outlier_ejections_total", {});
   ASSERT_TRUE(total) << total.error().message();
   EXPECT_GE(*total, 1);
+}
+
+const char* kFaultRoutes = R"(apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: web, namespace: shop}
+spec:
+  hosts: [web]
+  http:
+  - name: delayed
+    match: [{uri: {prefix: /delayed}}]
+    route: [{destination: {host: web, subset: v1}}]
+    fault: {delay: {fixedDelay: 400ms, percentage: {value: 100}}}
+  - name: aborted
+    match: [{uri: {prefix: /aborted}}]
+    route: [{destination: {host: web, subset: v1}}]
+    fault: {abort: {httpStatus: 503, percentage: {value: 30}}}
+  - name: grpc-abort
+    match: [{uri: {prefix: /grpc-abort}}]
+    route: [{destination: {host: web, subset: v1}}]
+    fault: {abort: {grpcStatus: UNAVAILABLE}}
+  - name: slow
+    match: [{uri: {prefix: /slow}}]
+    route: [{destination: {host: web, subset: v1}}]
+    timeout: 300ms
+  - name: all
+    route: [{destination: {host: web}}]
+)";
+
+TEST_F(ResilienceE2eTest, FaultsAbortTheirShareDelayAndRouteTimeoutsAnswer504) {
+  ASSERT_NO_FATAL_FAILURE(startL7Mesh("tests/interop/http_echo_server.py", "http", kFaultRoutes, [&] {
+    RunOutput out = inClient({"curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "http://" + std::string(kVip) + "/slow?ms=1000"});
+    return out.out == "504";
+  }));
+  std::string base = "http://" + std::string(kVip);
+  // Abort at 30%: 10,000 requests on one connection, within 2 points.
+  json aborted = clientJson("tests/interop/http_keepalive_client.py", {kVip, "80", "10000", "--path", "/aborted"});
+  int failed = aborted["statuses"].value("503", 0);
+  EXPECT_EQ(failed + aborted["statuses"].value("200", 0), 10000) << aborted.dump();
+  EXPECT_GE(failed, 2800) << aborted.dump();
+  EXPECT_LE(failed, 3200) << aborted.dump();
+  EXPECT_EQ(requestsTotal({{"response_code", "503"}, {"response_flags", "FI"}}), failed);
+  // A 400 ms delay, HTTP/1.1 and h2c: each request takes it (within 10%, plus the path's own time).
+  for (bool h2 : {false, true}) {
+    std::vector<double> times;
+    for (int i = 0; i < 5; ++i) {
+      std::vector<std::string> argv = {"curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{time_total}"};
+      if (h2) argv.push_back("--http2-prior-knowledge");
+      argv.push_back(base + "/delayed");
+      RunOutput out = inClient(argv);
+      ASSERT_EQ(out.out.substr(0, 3), "200") << out.out << out.err;
+      times.push_back(std::stod(out.out.substr(4)));
+    }
+    std::sort(times.begin(), times.end());
+    EXPECT_GE(times.front(), 0.400) << (h2 ? "h2c" : "HTTP/1.1");
+    EXPECT_LE(times[2], 0.440 + 0.030) << (h2 ? "h2c" : "HTTP/1.1") << ": median " << times[2];
+  }
+  EXPECT_EQ(requestsTotal({{"response_code", "200"}, {"response_flags", "DI"}}), 10);
+  // A gRPC abort: a trailers-only answer carrying the route's grpc-status.
+  RunOutput grpc = inClient({"curl", "-sS", "--http2-prior-knowledge", "-D", "-", "-o", "/dev/null", "-X", "POST", "-H",
+                             "content-type: application/grpc", "-H", "te: trailers", base + "/grpc-abort"});
+  EXPECT_NE(grpc.out.find("HTTP/2 200"), std::string::npos) << grpc.out << grpc.err;
+  EXPECT_NE(grpc.out.find("grpc-status: 14"), std::string::npos) << grpc.out;
+  // The route's 300 ms timeout: a server that takes 2 s gets the client a 504 (UT) at 300 ms;
+  // one that takes 50 ms answers.
+  for (bool h2 : {false, true}) {
+    std::vector<std::string> argv = {"curl", "-sS", "-w", " %{http_code} %{time_total}"};
+    if (h2) argv.push_back("--http2-prior-knowledge");
+    argv.push_back(base + "/slow?ms=2000");
+    RunOutput out = inClient(argv);
+    EXPECT_EQ(out.out.rfind("upstream request timeout 504 ", 0), 0u) << out.out << out.err;
+    double seconds = std::stod(out.out.substr(out.out.rfind(' ') + 1));
+    EXPECT_GE(seconds, 0.300);
+    EXPECT_LT(seconds, 0.800);
+    argv.back() = base + "/slow?ms=50";
+    EXPECT_EQ(inClient(argv).out.substr(0, 1), "{");
+  }
+  EXPECT_GE(requestsTotal({{"response_code", "504"}, {"response_flags", "UT"}}), 2);
 }
 
 }  // namespace

@@ -137,6 +137,7 @@ int main(int argc, char** argv) {
   base.podBufferShareBytes = podBufferShareKiB * 1024;
   SourceLimits limits{SourceLimiter(maxPerSourcePlaintext), SourceLimiter(maxPerSourceHbone)};
   OutlierTracker outliers;  // DestinationRule outlierDetection, per node (every worker's outcomes)
+  l7::RetryBudgets retryBudgets;  // VirtualService retries: the budget per service, per node
   NetnsSocketFactory sockets(mark);
 
   // Every relayed connection costs two descriptors; take as many as the system allows.
@@ -167,7 +168,7 @@ int main(int argc, char** argv) {
   for (unsigned i = 0; i < workers; ++i) {
     WorkerOptions options = base;
     options.index = static_cast<int>(i);
-    pool.push_back(std::make_unique<Worker>(options, config, &*origDst, certificates.get(), sockets, limits, &outliers));
+    pool.push_back(std::make_unique<Worker>(options, config, &*origDst, certificates.get(), sockets, limits, &outliers, &retryBudgets));
     if (auto started = pool.back()->start(); !started) {
       spdlog::error("worker {}: {}", i, started.error().message());
       return 1;
@@ -211,7 +212,7 @@ int main(int argc, char** argv) {
   auto metrics = [&] {
     return HttpResponse{200, "text/plain; version=0.0.4",
                         prometheusText(manager.pods(), certificates ? certificates->describe() : std::vector<CertificateStatus>{},
-                                       &outliers)};
+                                       &outliers, &retryBudgets)};
   };
   if (listened) listened = http.listen(metricsAddress, {{"/metrics", metrics}, {"/stats/prometheus", metrics}});
   if (listened) {

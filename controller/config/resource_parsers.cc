@@ -10,6 +10,8 @@
 #include <cstring>
 #include <set>
 
+#include "sluice/common/retry_on.h"
+
 namespace sluice::controller {
 namespace v1 = config::v1;
 using R = StrictReader;
@@ -379,6 +381,7 @@ void parseHttpRoute(const YAML::Node& h, const std::string& p, v1::HttpRoute* ro
       route->mutable_retries()->set_attempts(attempts);
       r.duration(retries["perTryTimeout"], R::child(rp, "perTryTimeout"), route->mutable_retries()->mutable_per_try_timeout());
       r.string(retries["retryOn"], R::child(rp, "retryOn"), route->mutable_retries()->mutable_retry_on());
+      if (auto on = parseRetryOn(route->retries().retry_on()); !on && !r.failed()) r.fail(R::child(rp, "retryOn"), on.error().message());
     }
   }
   if (const YAML::Node fault = h["fault"]) {

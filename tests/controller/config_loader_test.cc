@@ -240,6 +240,10 @@ INSTANTIATE_TEST_SUITE_P(
                 "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\n"
                 "spec: {hosts: [r], http: [{route: [{destination: {host: a}}], fault: {abort: {grpcStatus: GONE}}}]}\n",
                 "spec.http[0].fault.abort.grpcStatus: 'GONE' is not a gRPC status name (e.g. UNAVAILABLE)"},
+        BadCase{"unknown retry condition",
+                "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\n"
+                "spec: {hosts: [r], http: [{route: [{destination: {host: a}}], retries: {attempts: 3, retryOn: '5xx,always'}}]}\n",
+                "spec.http[0].retries.retryOn: 'always' is not a retry condition"},
         BadCase{"duplicate subset",
                 "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\n"
                 "spec: {host: h, subsets: [{name: v1, labels: {v: '1'}}, {name: v1, labels: {v: '2'}}]}\n",

@@ -7,14 +7,16 @@ HTTP/2 preface (h2c with prior knowledge, as curl --http2-prior-knowledge and h2
 served by python3-h2 with the same JSON answer ("protocol": "HTTP/2"). Prints "listening"
 when ready.
 
-/slow?ms=N answers after N ms. With --status N every answer (the same JSON) carries status N instead of 200: an upstream
+/slow?ms=N answers after N ms. With --fail-percent P that share of HTTP/1.1 answers is a 503.
+With --status N every answer (the same JSON) carries status N instead of 200: an upstream
 that fails on purpose (outlier detection tests).
 
-usage: http_echo_server.py NAME PORT [--status N]
+usage: http_echo_server.py NAME PORT [--status N] [--fail-percent P]
 """
 import base64
 import hashlib
 import json
+import random
 import struct
 import sys
 import time
@@ -147,7 +149,10 @@ class Handler(BaseHTTPRequestHandler):
             "headers": {k.lower(): v for k, v in self.headers.items()},
             "body_length": len(body),
         }).encode()
-        self.send_response(self.server.status)
+        status = self.server.status
+        if self.server.fail_percent and random.random() * 100 < self.server.fail_percent:
+            status = 503
+        self.send_response(status)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(reply)))
         self.send_header("server", "echo")
@@ -231,6 +236,7 @@ def main():
     server = Server(("::", int(sys.argv[2])), Handler)
     server.name = sys.argv[1]
     server.status = int(sys.argv[sys.argv.index("--status") + 1]) if "--status" in sys.argv else 200
+    server.fail_percent = float(sys.argv[sys.argv.index("--fail-percent") + 1]) if "--fail-percent" in sys.argv else 0
     print("listening", flush=True)
     server.serve_forever()
 

@@ -250,7 +250,8 @@ void appendRequestMetrics(const std::vector<std::shared_ptr<PodRuntime>>& pods, 
 // The exposition is prometheus-cpp's (TextSerializer); we only build the families from the
 // pods' counters at scrape time (the counters live in the data path, not in a registry).
 std::string prometheusText(const std::vector<std::shared_ptr<PodRuntime>>& pods,
-                           const std::vector<CertificateStatus>& certificates, const OutlierTracker* outliers) {
+                           const std::vector<CertificateStatus>& certificates, const OutlierTracker* outliers,
+                           const l7::RetryBudgets* retries) {
   using prometheus::ClientMetric;
   using prometheus::MetricFamily;
   using prometheus::MetricType;
@@ -266,10 +267,11 @@ std::string prometheusText(const std::vector<std::shared_ptr<PodRuntime>>& pods,
     return m;
   };
   appendTcpMetrics(pods, families);
-  MetricFamily& failed = families.emplace_back(MetricFamily{
-      "sluice_tcp_connections_failed_total", "TCP connections the tunnel could not relay, by reason", MetricType::Counter, {}});
-  MetricFamily& active = families.emplace_back(
-      MetricFamily{"sluice_tcp_connections_active", "Connections being relayed now", MetricType::Gauge, {}});
+  // Each family is filled before it joins `families` (a reference into the vector would not
+  // survive the next family's insertion).
+  MetricFamily failed{"sluice_tcp_connections_failed_total", "TCP connections the tunnel could not relay, by reason",
+                      MetricType::Counter, {}};
+  MetricFamily active{"sluice_tcp_connections_active", "Connections being relayed now", MetricType::Gauge, {}};
   for (const auto& p : pods) {
     for (size_t i = 0; i < static_cast<size_t>(FailReason::kCount); ++i) {
       failed.metric.push_back(sample({{"workload", p->name}, {"workload_namespace", p->ns},
@@ -279,12 +281,13 @@ std::string prometheusText(const std::vector<std::shared_ptr<PodRuntime>>& pods,
     active.metric.push_back(sample({{"workload", p->name}, {"workload_namespace", p->ns}}, MetricType::Gauge,
                                    static_cast<double>(p->counters.active.load())));
   }
+  families.push_back(std::move(failed));
+  families.push_back(std::move(active));
   appendRequestMetrics(pods, families);
   if (!certificates.empty()) {
-    MetricFamily& expiry = families.emplace_back(MetricFamily{
-        "sluice_certificate_expiry_seconds", "When the workload certificate expires (Unix time)", MetricType::Gauge, {}});
-    MetricFamily& failures = families.emplace_back(MetricFamily{
-        "sluice_certificate_fetch_failures_total", "Failed certificate requests", MetricType::Counter, {}});
+    MetricFamily expiry{"sluice_certificate_expiry_seconds", "When the workload certificate expires (Unix time)",
+                        MetricType::Gauge, {}};
+    MetricFamily failures{"sluice_certificate_fetch_failures_total", "Failed certificate requests", MetricType::Counter, {}};
     for (const auto& c : certificates) {
       if (!c.serial.empty()) {
         auto seconds = std::chrono::duration_cast<std::chrono::seconds>(c.notAfter.time_since_epoch()).count();
@@ -292,18 +295,31 @@ std::string prometheusText(const std::vector<std::shared_ptr<PodRuntime>>& pods,
       }
       failures.metric.push_back(sample({{"identity", c.identity}}, MetricType::Counter, static_cast<double>(c.failures)));
     }
+    families.push_back(std::move(expiry));
+    families.push_back(std::move(failures));
   }
   if (outliers != nullptr) {
     families.push_back(MetricFamily{"sluice_outlier_ejections_total", "Endpoints outlier detection ejected (each time)",
                                     MetricType::Counter,
                                     {sample({}, MetricType::Counter, static_cast<double>(outliers->ejectionsTotal()))}});
-    MetricFamily& ejected = families.emplace_back(MetricFamily{
-        "sluice_outlier_ejected_endpoints", "Endpoints ejected now, by service", MetricType::Gauge, {}});
+    MetricFamily ejected{"sluice_outlier_ejected_endpoints", "Endpoints ejected now, by service", MetricType::Gauge, {}};
     std::map<std::string, int> byService;
     for (const auto& e : outliers->describe()) byService[e.service] += e.ejected ? 1 : 0;
     for (const auto& [service, n] : byService) {
       ejected.metric.push_back(sample({{"destination_service", service}}, MetricType::Gauge, n));
     }
+    families.push_back(std::move(ejected));
+  }
+  if (retries != nullptr) {
+    MetricFamily sent{"sluice_retries_total", "Requests tried again, by destination service", MetricType::Counter, {}};
+    MetricFamily denied{"sluice_retry_budget_denied_total", "Retries the retry budget refused, by destination service",
+                        MetricType::Counter, {}};
+    for (const auto& [service, c] : retries->counts()) {
+      sent.metric.push_back(sample({{"destination_service", service}}, MetricType::Counter, static_cast<double>(c.retries)));
+      denied.metric.push_back(sample({{"destination_service", service}}, MetricType::Counter, static_cast<double>(c.denied)));
+    }
+    families.push_back(std::move(sent));
+    families.push_back(std::move(denied));
   }
   return prometheus::TextSerializer().Serialize(families);
 }

@@ -27,6 +27,6 @@ nlohmann::json configDump(const std::vector<std::shared_ptr<PodRuntime>>& pods, 
 
 std::string prometheusText(const std::vector<std::shared_ptr<PodRuntime>>& pods,
                            const std::vector<CertificateStatus>& certificates = {},
-                           const OutlierTracker* outliers = nullptr);
+                           const OutlierTracker* outliers = nullptr, const l7::RetryBudgets* retries = nullptr);
 
 }  // namespace sluice::ztunnel

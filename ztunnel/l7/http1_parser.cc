@@ -202,6 +202,12 @@ Http1Parser::Step Http1Parser::finish() {
   return fail(state_ == State::kHead ? 400 : 502, "the connection closed in the middle of a message");
 }
 
+void Http1Parser::restart(bool noBody) {
+  llhttp_reset(&parser_);
+  state_ = State::kIdle;
+  next(noBody);
+}
+
 void Http1Parser::next(bool noBody) {
   SLUICE_ASSERT(state_ == State::kEnded || state_ == State::kIdle, "Http1Parser::next in the middle of a message");
   if (state_ == State::kEnded) llhttp_resume(&parser_);

@@ -53,6 +53,9 @@ class Http1Parser {
   Step finish();
   // Before feeding the next message. Responses: `noBody` for the answer to a HEAD request.
   void next(bool noBody = false);
+  // Starts over for a message on another connection, whatever state this one was left in
+  // (a response abandoned for a retry, its body unread).
+  void restart(bool noBody = false);
 
   const HttpHead& head() const { return head_; }
   HttpHead& head() { return head_; }

@@ -240,6 +240,15 @@ Result<HttpRouteTable> compileRoutes(const v1::VirtualService& vs, const HostRes
       }
       rule.fault = fault;
     }
+    if (in.has_retries()) {
+      auto on = parseRetryOn(in.retries().retry_on());
+      if (!on) return fail(where(".retries.retryOn: " + on.error().message()));
+      rule.retries.attempts = in.retries().attempts();
+      // Istio: retryOn left empty keeps its default conditions.
+      if (!in.retries().retry_on().empty()) rule.retries.on = std::move(*on);
+      const auto& t = in.retries().per_try_timeout();
+      rule.retries.perTryTimeout = std::chrono::milliseconds(t.seconds() * 1000 + t.nanos() / 1000000);
+    }
     if (in.has_timeout()) rule.timeout = std::chrono::milliseconds(in.timeout().seconds() * 1000 + in.timeout().nanos() / 1000000);
     table.rules.push_back(std::move(rule));
   }

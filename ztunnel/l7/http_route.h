@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "l7/http_head.h"
+#include "l7/retry_policy.h"
 #include "sluice/common/error.h"
 #include "sluice/config/v1/config.pb.h"
 
@@ -92,6 +93,7 @@ struct HttpRouteRule {
   // VirtualService `timeout`: from the request's end to the response's (0: none, Istio's
   // default for HTTP routes).
   std::chrono::milliseconds timeout{0};
+  RetryPolicy retries = istioDefaultRetries();  // VirtualService `retries`, else Istio's default
 };
 
 // What a route's fault does to one request: `random` uniform (its halves decide the delay and

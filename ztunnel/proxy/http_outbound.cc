@@ -53,6 +53,7 @@ void HttpOutbound::upstreamConnectFailed(int slot) {
   if (waiting) {
     current_ = nullptr;
     noteOutcome(outlierTarget_, Outcome::kLocalOriginFailure);
+    if (retryAfter({l7::AttemptResult::Kind::kConnectFailure})) return;
     respondLocally(503, "UF", "upstream connect error or disconnect/reset before headers", false);
   }
 }
@@ -177,7 +178,7 @@ bool HttpOutbound::pumpRequest() {
         }
         if (requestEnded_) {
           request_ = Request::kSent;
-          if (!discard && routeTimeout_.count() > 0) {
+          if (!discard && routeTimeout_.count() > 0 && !timeoutAt_) {
             // The route's timeout counts from the request's end (Envoy's), until the response's.
             timeoutAt_ = context_.loop.now() + routeTimeout_;
             wakeAt(*timeoutAt_);
@@ -191,7 +192,10 @@ bool HttpOutbound::pumpRequest() {
           finish(true);  // a malformed body half forwarded: both sides must learn it failed
           return true;
         }
-        if (!discard) toServer_.body = step.body;
+        if (!discard) {
+          toServer_.body = step.body;
+          requestBodyBytes_ += step.body.size();
+        }
         if (step.event == l7::Http1Parser::Step::Event::kEnd) requestEnded_ = true;
         if (!toServer_.empty() || requestEnded_ || step.consumed > 0) {
           progress = true;
@@ -277,7 +281,14 @@ bool HttpOutbound::pumpResponse() {
             if (closeAfterResponse_) head.set("connection", "close");
           }
           toClient_.head = head.serializeResponse();
-          if (!informationalStatus(head.status)) noteOutcome(outlierTarget_, outcomeOfStatus(head.status));
+          if (!informationalStatus(head.status)) {
+            noteOutcome(outlierTarget_, outcomeOfStatus(head.status));
+            // A status the route retries on: this response goes nowhere, the request goes again.
+            if (!switching && request_ == Request::kSent &&
+                retryAfter({l7::AttemptResult::Kind::kResponse, head.status})) {
+              return true;
+            }
+          }
           if (switching) {
             record_.labels.responseCode = 101;
             request_ = Request::kTunnel;
@@ -431,19 +442,53 @@ void HttpOutbound::dispatch(HttpRouting routing) {
   responseEdits_ = &routing.rule->responseHeaders;
   responseAdd_ = std::move(routing.responseAdd);
   markOutstanding(record_, context_.outstanding);
-  const SocketAddress* address = &routing.endpoint;
+  sendTo(std::move(routing));
+}
 
-  current_ = acquireUpstream(address->toString());
+void HttpOutbound::sendTo(HttpRouting routing) {
+  const SocketAddress& address = routing.endpoint;
+  current_ = acquireUpstream(address.toString());
   if (current_ == nullptr) return respondLocally(503, "UO", "too many upstream connections for one client connection", false);
   outlierTarget_ = outlierTarget(routing);
-  if (!current_->endpoint && !openUpstreamIn(indexOf(*current_), *address, routing.workload)) {
+  if (retries_ > 0) recordRouting(record_, routing, context_.options.trustDomain);  // the try that answers names the destination
+  exchangeRouting_ = std::move(routing);
+  if (!current_->endpoint && !openUpstreamIn(indexOf(*current_), address, exchangeRouting_->workload)) {
     current_ = nullptr;
     noteOutcome(outlierTarget_, Outcome::kLocalOriginFailure);
+    request_ = Request::kConnecting;  // nothing of the request was read past its head
+    if (retryAfter({l7::AttemptResult::Kind::kConnectFailure})) return;
     return respondLocally(503, "UF", "upstream connect error", false);
   }
   request_ = Request::kConnecting;
   response_ = Response::kHead;
-  responseParser_.next(head.method == "HEAD");
+  // A retry may leave the parser in the failed try's response: it starts over.
+  responseParser_.restart(requestParser_.head().method == "HEAD");
+}
+
+bool HttpOutbound::retryAfter(const l7::AttemptResult& result) {
+  if (!exchangeRouting_ || requestParser_.upgrade()) return false;
+  // The request can go again if none of its body was read yet, or it had none.
+  bool replayable = request_ == Request::kConnecting || (requestEnded_ && requestBodyBytes_ == 0);
+  HttpRouting next = *exchangeRouting_;
+  std::chrono::milliseconds backoff{0};
+  if (!planRetry(*exchangeConfig_, next, result, retries_, requestParser_.head().method, replayable, backoff)) return false;
+  ++retries_;
+  if (current_ != nullptr) {
+    // What the failed try sent back is dropped with its connection.
+    if (fromServer_.chunk) current_->endpoint->release(*fromServer_.chunk);
+    fromServer_ = Input{};
+    closeUpstream(indexOf(*current_), true);
+    current_ = nullptr;
+  }
+  toServer_ = Output{};
+  toClient_ = Output{};
+  response_ = Response::kNone;
+  delayed_ = std::move(next);
+  delayedRetry_ = true;
+  delayUntil_ = context_.loop.now() + backoff;
+  request_ = Request::kDelayed;
+  wakeAt(delayUntil_);
+  return true;
 }
 
 L7Connection::UpstreamSlot* HttpOutbound::acquireUpstream(const std::string& key) {
@@ -485,6 +530,11 @@ void HttpOutbound::respondLocally(int status, std::string_view flag, std::string
 }
 
 void HttpOutbound::upstreamBroke() {
+  bool answered = response_ == Response::kBody || !toClient_.empty();
+  if (!answered && request_ == Request::kSent) {
+    noteOutcome(outlierTarget_, Outcome::kLocalOriginFailure);
+    if (retryAfter({l7::AttemptResult::Kind::kReset})) return;
+  }
   abandonUpstream(503, "UC", "upstream connect error or disconnect/reset before headers");
 }
 
@@ -494,7 +544,11 @@ void HttpOutbound::onTimer(std::chrono::steady_clock::time_point now) {
     request_ = Request::kDiscarding;  // until an upstream is chosen
     HttpRouting routing = std::move(*delayed_);
     delayed_.reset();
-    dispatch(std::move(routing));
+    if (std::exchange(delayedRetry_, false)) {
+      sendTo(std::move(routing));  // a retry: the head was decorated for the first try already
+    } else {
+      dispatch(std::move(routing));
+    }
   }
   if (timeoutAt_) {
     if (now < *timeoutAt_) return wakeAt(*timeoutAt_);
@@ -523,6 +577,9 @@ void HttpOutbound::completeExchange() {
   outlierTarget_ = {};  // noted already, or the exchange ended before the endpoint had a say
   timeoutAt_.reset();
   routeTimeout_ = {};
+  exchangeRouting_.reset();
+  retries_ = 0;
+  requestBodyBytes_ = 0;
   endRequest(*pod_, record_, context_.loop.now());
   bool reusable = current_ != nullptr && !current_->closing && response_ != Response::kLocal &&
                   responseParser_.keepAlive() && fromServer_.rest().empty();

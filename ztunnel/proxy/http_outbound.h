@@ -65,6 +65,11 @@ class HttpOutbound final : public L7Connection {
   void routeRequest();
   // Carries out the routing decision: the local answer, or the upstream it chose.
   void dispatch(HttpRouting routing);
+  // Sends the (decorated) request to `routing`'s endpoint: the first try or a retry.
+  void sendTo(HttpRouting routing);
+  // After a failed try: true when the request goes again (after a backoff, to another
+  // endpoint when there is one); the failed upstream is dropped.
+  bool retryAfter(const l7::AttemptResult& result);
   void onTimer(std::chrono::steady_clock::time_point now) override;
   // The current upstream is given up (reset): the client gets `status` with `flag` if nothing
   // of the response went out yet, else a reset.
@@ -95,6 +100,10 @@ class HttpOutbound final : public L7Connection {
   OutlierTarget outlierTarget_;  // the current exchange's endpoint, until its outcome is noted
   std::vector<l7::HttpHeader> responseAdd_;  // the exchange's fields added to the response (routing)
   std::optional<HttpRouting> delayed_;       // kDelayed: the decision carried out when the delay is over
+  bool delayedRetry_ = false;                // kDelayed is a retry's backoff (sendTo, not dispatch)
+  std::optional<HttpRouting> exchangeRouting_;  // where the current try went (retries pick again from it)
+  int retries_ = 0;                          // of the current exchange
+  uint64_t requestBodyBytes_ = 0;            // of the current request, forwarded so far
   std::chrono::steady_clock::time_point delayUntil_;
   std::chrono::milliseconds routeTimeout_{0};  // the current exchange's route timeout (0: none)
   std::optional<std::chrono::steady_clock::time_point> timeoutAt_;

@@ -93,11 +93,29 @@ HttpRouting routeHttpRequest(const ConfigSnapshot& config, const SocketAddress& 
   routed.timeout = rule.timeout;
   routed.endpoint = *address;
   routed.endpointHost = endpoint->host;
+  routed.target = target;
   routed.subset = target->subset;
   routed.service = destination->second;
   if (newCookie) routed.responseAdd.push_back({"set-cookie", setCookieValue(policy, *newCookie)});
   if (auto w = config.workloadsByIp.find(address->ip()); w != config.workloadsByIp.end()) routed.workload = w->second;
   return routed;
+}
+
+bool rerouteForRetry(const ConfigSnapshot& config, HttpRouting& routing, Choice choice) {
+  if (routing.service == nullptr || routing.target == nullptr) return false;
+  const ServiceEntry& service = *routing.service;
+  const l7::RouteTarget& target = *routing.target;
+  choice.avoidHost = routing.endpointHost;
+  const ServiceEntry::Endpoint* endpoint =
+      pickEndpoint(service, target.subset, target.subset.empty() ? nullptr : &target.subsetLabels, choice);
+  if (endpoint == nullptr) return false;
+  auto address = SocketAddress::fromIp(endpoint->address, routing.endpoint.port());
+  if (!address) return false;
+  routing.endpoint = *address;
+  routing.endpointHost = endpoint->host;
+  auto w = config.workloadsByIp.find(address->ip());
+  routing.workload = w != config.workloadsByIp.end() ? w->second : nullptr;
+  return true;
 }
 
 void decorateRequest(const l7::HttpRouteRule& rule, l7::HttpHead& request, std::mt19937_64& random) {

@@ -35,6 +35,7 @@ struct HttpRouting {
   const l7::HttpRouteRule* rule = nullptr;  // the matched route, also for its local answers (lives in the snapshot)
   SocketAddress endpoint;                   // the chosen endpoint (its target port)
   std::string endpointHost, subset;         // the endpoint's host and subset (outlier detection)
+  const l7::RouteTarget* target = nullptr;  // the weighted destination chosen (lives in the snapshot)
   std::shared_ptr<const WorkloadEntry> workload;  // the endpoint is this mesh workload (else null)
   // The service the request is for: the route's destination, or the one the app called when
   // answered locally (null when even that is no longer known).
@@ -59,6 +60,11 @@ struct HttpSource {
 // (its hash is computed here from the request when the destination hashes).
 HttpRouting routeHttpRequest(const ConfigSnapshot& config, const SocketAddress& service, const HttpSource& source,
                              l7::HttpHead& request, Choice choice, uint64_t targetRandom);
+
+// A retry of `routing`'s request: another endpoint of the same destination and subset, other
+// than the one just tried when the subset has another (Envoy's previous_hosts predicate).
+// False when the destination has no endpoint left.
+bool rerouteForRetry(const ConfigSnapshot& config, HttpRouting& routing, Choice choice);
 
 // What every routed request carries upstream: the route's request header edits, then a W3C
 // traceparent and an x-request-id when the app sent none (`random` makes the ids).

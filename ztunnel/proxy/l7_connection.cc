@@ -141,6 +141,10 @@ HttpRouting L7Connection::route(const ConfigSnapshot& config, const WorkloadEntr
                                          head, {context_.random(), context_.sequence++, std::nullopt, {}, &context_.outstanding, context_.outliers},
                                          context_.random());
   recordRouting(record, routing, context_.options.trustDomain);
+  // Every routed request adds to its destination's retry budget.
+  if (context_.retryBudgets != nullptr && routing.service && !routing.local) {
+    context_.retryBudgets->request(routing.service->key, context_.loop.now());
+  }
   return routing;
 }
 
@@ -151,6 +155,17 @@ void L7Connection::noteOutcome(OutlierTarget& target, Outcome outcome) {
     context_.outliers->record(service.key, service.hostCount, service.outlierFor(target.subset), target.host, outcome);
   }
   target = {};
+}
+
+bool L7Connection::planRetry(const ConfigSnapshot& config, HttpRouting& routing, const l7::AttemptResult& result,
+                             int retriesSoFar, std::string_view method, bool replayable, std::chrono::milliseconds& backoff) {
+  if (routing.rule == nullptr || routing.service == nullptr || context_.retryBudgets == nullptr) return false;
+  if (!l7::shouldRetry(routing.rule->retries, result, retriesSoFar, method, replayable)) return false;
+  if (!context_.retryBudgets->tryRetry(routing.service->key, context_.loop.now())) return false;  // counted as denied
+  Choice choice{context_.random(), context_.sequence++, std::nullopt, peerIp_, &context_.outstanding, context_.outliers};
+  if (!rerouteForRetry(config, routing, choice)) return false;
+  backoff = l7::retryBackoff(retriesSoFar, context_.random());
+  return true;
 }
 
 int L7Connection::freeSlot() const {

@@ -88,6 +88,11 @@ class L7Connection : public IoHandler, public EndpointOwner {
     return {routing.service, routing.subset, routing.endpointHost};
   }
   void noteOutcome(OutlierTarget& target, Outcome outcome);
+  // Whether the request routed by `routing` (its method, `retriesSoFar`, its body `replayable`)
+  // is tried again after `result`: the route's retry policy and the destination's budget say
+  // yes and another endpoint was chosen into `routing`. Then the caller waits `backoff`.
+  bool planRetry(const ConfigSnapshot& config, HttpRouting& routing, const l7::AttemptResult& result, int retriesSoFar,
+                 std::string_view method, bool replayable, std::chrono::milliseconds& backoff);
   void countFromClient(size_t n) {
     pod_->counters.bytesFromClient[static_cast<size_t>(Direction::kOutbound)] += n;
     series_->received += n;

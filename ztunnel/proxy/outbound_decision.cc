@@ -72,7 +72,10 @@ const ServiceEntry::Endpoint* pickEndpoint(const ServiceEntry& service, const st
   const LbPolicy& policy = service.loadBalancerFor(subset);
   const OutlierPolicy& outlier = service.outlierFor(subset);
   const EjectionView* ejections = outlier.enabled ? choice.ejections : nullptr;
-  auto isEjected = [&](const ServiceEntry::Endpoint& e) { return ejections != nullptr && ejections->ejected(service.key, e.host); };
+  auto isEjected = [&](const ServiceEntry::Endpoint& e) {
+    return (!choice.avoidHost.empty() && e.host == choice.avoidHost) ||
+           (ejections != nullptr && ejections->ejected(service.key, e.host));
+  };
   if (policy.kind == LbPolicy::Kind::kConsistentHash) {
     std::optional<uint64_t> hash = choice.hash;
     if (!hash && policy.key == LbPolicy::HashKey::kSourceIp && !choice.sourceIp.empty()) hash = hashKey(choice.sourceIp);

@@ -38,6 +38,7 @@ struct Choice {
   std::string_view sourceIp;                        // consistentHash useSourceIp (L4 and L7)
   const OutstandingRequests* outstanding = nullptr;  // LEAST_REQUEST: this worker's view
   const EjectionView* ejections = nullptr;           // outlier detection: the node's ejections
+  std::string_view avoidHost;  // a retry: pass over this host while another qualifies (Envoy's previous_hosts)
 };
 
 // The endpoint of `service` a new connection or request goes to: among those carrying every

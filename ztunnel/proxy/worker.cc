@@ -11,14 +11,15 @@ namespace sluice::ztunnel {
 
 Worker::Worker(WorkerOptions options, const SnapshotStore& config, const agent::OrigDstTable* origDst,
                const CertificateManager* certificates, const PodSocketFactory& sockets, SourceLimits& limits,
-               OutlierTracker* outliers)
+               OutlierTracker* outliers, l7::RetryBudgets* retryBudgets)
     : options_(std::move(options)),
       config_(config),
       origDst_(origDst),
       certificates_(certificates),
       sockets_(sockets),
       limits_(limits),
-      outliers_(outliers) {}
+      outliers_(outliers),
+      retryBudgets_(retryBudgets) {}
 
 Worker::~Worker() { stop(); }
 
@@ -35,7 +36,7 @@ Status Worker::start() {
     loop_ = std::move(*loop);
     pool_ = std::make_unique<HbonePool<HboneClient>>(options_.poolIdleTimeout);
     context_ = std::unique_ptr<WorkerContext>(
-        new WorkerContext{*loop_, options_, config_, origDst_, certificates_, sockets_, limits_, *pool_, live_, outliers_});
+        new WorkerContext{*loop_, options_, config_, origDst_, certificates_, sockets_, limits_, *pool_, live_, outliers_, retryBudgets_});
     features_ = loop_->features().describe();
     ready.set_value({});
     loop_->run(stopping_);

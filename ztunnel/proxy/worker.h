@@ -39,7 +39,7 @@ class Worker {
   // must outlive the worker.
   Worker(WorkerOptions options, const SnapshotStore& config, const agent::OrigDstTable* origDst,
          const CertificateManager* certificates, const PodSocketFactory& sockets, SourceLimits& limits,
-         OutlierTracker* outliers = nullptr);
+         OutlierTracker* outliers = nullptr, l7::RetryBudgets* retryBudgets = nullptr);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -80,6 +80,7 @@ class Worker {
   const PodSocketFactory& sockets_;
   SourceLimits& limits_;
   OutlierTracker* outliers_;
+  l7::RetryBudgets* retryBudgets_;
   std::unique_ptr<EventLoop> loop_;
   std::unique_ptr<HbonePool<HboneClient>> pool_;
   std::unique_ptr<WorkerContext> context_;

@@ -14,6 +14,7 @@
 #include "identity/certificate_manager.h"
 #include "proxy/config_snapshot.h"
 #include "proxy/hbone_pool.h"
+#include "l7/retry_policy.h"
 #include "proxy/outlier_detection.h"
 #include "proxy/pod_socket_factory.h"
 #include "proxy/source_limiter.h"
@@ -63,6 +64,7 @@ struct WorkerContext {
   HbonePool<HboneClient>& pool;
   std::atomic<size_t>& live;                  // relays of this worker
   OutlierTracker* outliers;                   // the node's outlier detection (null: none, in tests)
+  l7::RetryBudgets* retryBudgets;             // the node's retry budgets (null: no retries, in tests)
   std::mt19937_64 random{std::random_device{}()};  // weighted splits, random LB, trace ids
   uint64_t sequence = 0;                            // round robin
   OutstandingRequests outstanding;                  // LEAST_REQUEST: requests in flight per endpoint

@@ -56,14 +56,20 @@ TEST_F(ResilienceE2eTest, AnHttpEndpointAnswering503IsEjectedAfterFiveFailures) 
   ASSERT_NO_FATAL_FAILURE(startL7Mesh("tests/interop/http_echo_server.py", "http", kRoutes,
                                       [&] { return outlierPolicyApplied(); },
                                       "{outlierDetection: {consecutive5xxErrors: 5, baseEjectionTime: 60s}}"));
+  // h2c first (h2load: 200 requests, 10 streams at a time): five 503s in a row from web-v2
+  // eject it (Envoy's count, shared by node0's workers and by both protocols), and each of
+  // them is retried on web-v1 (Istio's default retries: 503), so every request succeeds.
+  RunOutput load = inClient({"h2load", "-n", "200", "-c", "1", "-m", "10", "http://" + std::string(kVip) + "/"});
+  EXPECT_NE(load.out.find("status codes: 200 2xx"), std::string::npos) << load.out << load.err;
+  // Then 10,000 HTTP/1.1 requests on one connection: web-v2 stays out for its 60 s.
   json result = clientJson("tests/interop/http_keepalive_client.py", {kVip, "80", "10000"});
-  // Five 503s in a row from web-v2 eject it (Envoy's count, shared by node0's workers), and
-  // nothing more reaches it for its 60 s. Each of the five was retried on web-v1 (Istio's
-  // default retries: 503), so every request succeeds.
   EXPECT_EQ(result["statuses"].value("200", 0), 10000) << result.dump();
   auto retried = nodes_[0]->metricSum("sluice_retries_total", {{"destination_service", "shop/web"}});
   ASSERT_TRUE(retried) << retried.error().message();
-  EXPECT_EQ(*retried, 5);
+  // Five 503s eject it; streams already sent to it when the fifth came back (h2load keeps 10
+  // in flight) add their own 503s, each retried too.
+  EXPECT_GE(*retried, 5);
+  EXPECT_LE(*retried, 15);
   json entry = outlierEntry("web-v2");
   ASSERT_TRUE(entry.is_object()) << "node0 does not report web-v2 in /config_dump";
   EXPECT_TRUE(entry.value("ejected", false)) << entry.dump();
@@ -73,9 +79,6 @@ TEST_F(ResilienceE2eTest, AnHttpEndpointAnswering503IsEjectedAfterFiveFailures) 
   auto ejections = nodes_[0]->metricSum("sluice_outlier_ejected_endpoints", {{"destination_service", "shop/web"}});
   ASSERT_TRUE(ejections) << ejections.error().message();
   EXPECT_EQ(*ejections, 1);
-  // HTTP/2 streams on the same port avoid it too (one tracker for every protocol).
-  RunOutput load = inClient({"h2load", "-n", "200", "-c", "1", "-m", "10", "http://" + std::string(kVip) + "/"});
-  EXPECT_NE(load.out.find("status codes: 200 2xx"), std::string::npos) << load.out << load.err;
 }
 
 TEST_F(ResilienceE2eTest, ATcpServiceStopsConnectingToADeadEndpointAndRetriesItLater) {

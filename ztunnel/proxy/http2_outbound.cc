@@ -210,16 +210,47 @@ void Http2Outbound::dispatch(int32_t stream, Exchange& x, HttpRouting routing, l
   x.timeout = routing.timeout;
   x.responseEdits = &routing.rule->responseHeaders;
   x.responseAdd = std::move(routing.responseAdd);
+  x.replay = l7::fieldsFromRequest(request);
+  x.method = request.head.method;
+  markOutstanding(x.record, context_.outstanding);
+  sendTo(stream, x, std::move(routing));
+}
+
+void Http2Outbound::sendTo(int32_t stream, Exchange& x, HttpRouting routing) {
   int slot = acquireUpstream(routing.endpoint, routing.workload);
   if (slot == kNoSlot) return respondLocally(stream, x, {503, "UO", "too many upstream connections for one client connection", {}});
   x.outlier = outlierTarget(routing);
+  if (x.retries > 0) recordRouting(x.record, routing, context_.options.trustDomain);  // the try that answers names the destination
+  x.tried = std::move(routing);
   if (slot < 0) {
     noteOutcome(x.outlier, Outcome::kLocalOriginFailure);
+    if (retry(stream, x, {l7::AttemptResult::Kind::kConnectFailure})) return;
     return respondLocally(stream, x, {503, "UF", "upstream connect error", {}});
   }
   x.upstream = slot;
-  x.request = l7::fieldsFromRequest(request);
-  markOutstanding(x.record, context_.outstanding);
+  x.request = x.replay;
+}
+
+bool Http2Outbound::retry(int32_t stream, Exchange& x, const l7::AttemptResult& result) {
+  if (!x.tried || x.responded) return false;
+  // The request can go again while its fields are kept: it had no body, or none was sent.
+  bool replayable = !x.replay.empty();
+  HttpRouting next = *x.tried;
+  std::chrono::milliseconds backoff{0};
+  if (!planRetry(*x.config, next, result, x.retries, x.method, replayable, backoff)) return false;
+  ++x.retries;
+  if (x.upstream >= 0 && x.upStream != 0 && sessions_[x.upstream].session) {
+    sessions_[x.upstream].session->reset(x.upStream, kCancel);
+  }
+  releaseUpstreamStream(x);
+  x.upstream = -1;
+  x.request.clear();
+  x.requestDone = false;
+  x.retryRouting = std::move(next);
+  x.retryAt = context_.loop.now() + backoff;
+  wakeAt(*x.retryAt);
+  (void)stream;
+  return true;
 }
 
 void Http2Outbound::onTimer(std::chrono::steady_clock::time_point now) {
@@ -234,6 +265,16 @@ void Http2Outbound::onTimer(std::chrono::steady_clock::time_point now) {
       Delayed d = std::move(*x.delayed);
       x.delayed.reset();
       dispatch(stream, x, std::move(d.routing), std::move(d.request));
+    }
+    if (x.retryAt) {
+      if (now < *x.retryAt) {
+        later(*x.retryAt);
+        continue;
+      }
+      x.retryAt.reset();
+      HttpRouting routing = std::move(*x.retryRouting);
+      x.retryRouting.reset();
+      sendTo(stream, x, std::move(routing));
     }
     if (x.timeoutAt) {
       if (now < *x.timeoutAt) {
@@ -311,6 +352,7 @@ bool Http2Outbound::sendPendingRequests() {
     }
     x.upStream = *id;
     x.requestDone = endStream;
+    if (!endStream) x.replay.clear();  // its body streams from here: it cannot go again
     if (endStream) startTimeout(x);
     x.request.clear();
     u.streams[*id] = stream;
@@ -392,8 +434,16 @@ bool Http2Outbound::handleUpstreamEvents(int slot) {
       // A head that ends the stream (gRPC's trailers-only answer) goes out as one.
       bool endStream = u.session->peerEnded(e.stream) && u.session->inbox(e.stream).empty();
       http2::Fields fields = l7::fieldsFromResponse(head);
-      x.record.labels.responseCode = head.status;
       noteOutcome(x.outlier, outcomeOfStatus(head.status));
+      std::optional<int> grpcStatus;
+      if (endStream) {
+        for (const auto& f : u.session->fields(e.stream)) {
+          if (f.name == "grpc-status") grpcStatus = std::atoi(f.value.c_str());
+        }
+      }
+      // A status (or trailers-only grpc-status) the route retries on: this answer goes nowhere.
+      if (retry(stream, x, {l7::AttemptResult::Kind::kResponse, head.status, grpcStatus})) continue;
+      x.record.labels.responseCode = head.status;
       for (const auto& f : fields) x.record.responseBytes += f.name.size() + f.value.size();
       noteGrpcStatus(x, fields);
       downSession_->submitResponse(stream, fields, endStream);
@@ -413,14 +463,18 @@ bool Http2Outbound::handleUpstreamEvents(int slot) {
   return true;
 }
 
-void Http2Outbound::upstreamStreamFailed(int32_t stream, Exchange& x, uint32_t errorCode) {
-  x.upstream = -1;
+void Http2Outbound::upstreamStreamFailed(int32_t stream, Exchange& x, uint32_t errorCode, bool connectFailed) {
   if (!x.responded) {
-    // Nothing of the response went out: the app gets an answer it can tell apart.
+    // Nothing of the response went out: the request may go again, else the app gets an
+    // answer it can tell apart.
     bool refused = errorCode == kRefusedStream;
     noteOutcome(x.outlier, Outcome::kLocalOriginFailure);
+    using AK = l7::AttemptResult::Kind;
+    if (retry(stream, x, {connectFailed ? AK::kConnectFailure : refused ? AK::kRefusedStream : AK::kReset})) return;
+    x.upstream = -1;
     return respondLocally(stream, x, {503, refused ? "URX" : "UC", "upstream connect error or disconnect/reset before headers", {}});
   }
+  x.upstream = -1;
   x.record.labels.responseFlags = "UC";
   if (!x.responseDone) downSession_->reset(stream, errorCode != 0 ? errorCode : 0x2 /* INTERNAL_ERROR */);
   x.responseDone = true;
@@ -475,7 +529,7 @@ void Http2Outbound::failUpstream(int slot) {
       x.responseDone = true;
     }
     x.upStream = 0;
-    if (!x.responseDone) upstreamStreamFailed(stream, x, 0);
+    if (!x.responseDone) upstreamStreamFailed(stream, x, 0, !upstreams_[slot].connected);
     x.upstream = -1;
   }
   u.streams.clear();

@@ -80,6 +80,12 @@ class Http2Outbound final : public L7Connection {
     std::chrono::steady_clock::time_point delayUntil;
     std::chrono::milliseconds timeout{0};  // the route's (0: none)
     std::optional<std::chrono::steady_clock::time_point> timeoutAt;  // set once the request ended
+    http2::Fields replay;              // the routed request, kept while it can go again (no body sent)
+    std::string method;
+    std::optional<HttpRouting> tried;  // where the current try went (retries pick again from it)
+    int retries = 0;
+    std::optional<HttpRouting> retryRouting;  // a retry waiting out its backoff, until retryAt
+    std::optional<std::chrono::steady_clock::time_point> retryAt;
     OutlierTarget outlier;  // the endpoint, until its outcome is noted
   };
 
@@ -97,6 +103,11 @@ class Http2Outbound final : public L7Connection {
   void routeRequest(int32_t stream);
   // Carries out the routing decision for the app's stream: a local answer or an upstream.
   void dispatch(int32_t stream, Exchange& exchange, HttpRouting routing, l7::Http2Request request);
+  // Sends the (decorated) request to `routing`'s endpoint: the first try or a retry.
+  void sendTo(int32_t stream, Exchange& exchange, HttpRouting routing);
+  // After a failed try whose response has not begun: true when the request goes again (after
+  // a backoff, to another endpoint when there is one); the failed stream is reset.
+  bool retry(int32_t stream, Exchange& exchange, const l7::AttemptResult& result);
   void onTimer(std::chrono::steady_clock::time_point now) override;
   void startTimeout(Exchange& exchange);
   // The route's timeout passed before the response ended: 504 UT, or a reset once it began.
@@ -104,7 +115,8 @@ class Http2Outbound final : public L7Connection {
   void respondLocally(int32_t stream, Exchange& exchange, const LocalAnswer& answer);
   // A gRPC request's grpc-status, from the response head (trailers-only) or its trailers.
   void noteGrpcStatus(Exchange& exchange, const http2::Fields& fields);
-  void upstreamStreamFailed(int32_t stream, Exchange& exchange, uint32_t errorCode);
+  // `connectFailed`: the upstream connection was never made (the request never left).
+  void upstreamStreamFailed(int32_t stream, Exchange& exchange, uint32_t errorCode, bool connectFailed = false);
   // The exchange needs its upstream stream no more (both directions done, or it failed).
   void releaseUpstreamStream(Exchange& exchange);
   void failUpstream(int slot);

@@ -120,6 +120,24 @@ TEST(RequestMetrics, AccessLogLineIsOneJsonObjectWithEnvoysFieldNames) {
   EXPECT_DOUBLE_EQ(j["duration"].get<double>(), 1.5);
 }
 
+TEST(RequestMetrics, OutstandingRequestsFollowTheTryThatAnswers) {
+  // LEAST_REQUEST's view: a request counts against its endpoint while in flight; a retry moves
+  // it to the new endpoint; its end takes it off. Nothing is left behind.
+  OutstandingRequests outstanding;
+  PodRuntime pod;
+  RequestRecord r;
+  r.upstreamHost = "10.0.0.1:8080";
+  markOutstanding(r, outstanding);
+  markOutstanding(r, outstanding);  // once per request
+  EXPECT_EQ(outstanding, (OutstandingRequests{{"10.0.0.1:8080", 1}}));
+  releaseOutstanding(r);
+  r.upstreamHost = "10.0.0.2:8080";
+  markOutstanding(r, outstanding);
+  EXPECT_EQ(outstanding, (OutstandingRequests{{"10.0.0.2:8080", 1}}));
+  endRequest(pod, r, std::chrono::steady_clock::now());
+  EXPECT_TRUE(outstanding.empty());
+}
+
 TEST(TcpMetrics, BothSidesLabelsForEachDirection) {
   ConfigSnapshot config;
   auto web = std::make_shared<WorkloadEntry>(

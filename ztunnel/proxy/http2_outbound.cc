@@ -220,7 +220,12 @@ void Http2Outbound::sendTo(int32_t stream, Exchange& x, HttpRouting routing) {
   int slot = acquireUpstream(routing.endpoint, routing.workload);
   if (slot == kNoSlot) return respondLocally(stream, x, {503, "UO", "too many upstream connections for one client connection", {}});
   x.outlier = outlierTarget(routing);
-  if (x.retries > 0) recordRouting(x.record, routing, context_.options.trustDomain);  // the try that answers names the destination
+  if (x.retries > 0) {
+    // The try that answers names the destination, and counts against its endpoint instead.
+    releaseOutstanding(x.record);
+    recordRouting(x.record, routing, context_.options.trustDomain);
+    markOutstanding(x.record, context_.outstanding);
+  }
   x.tried = std::move(routing);
   if (slot < 0) {
     noteOutcome(x.outlier, Outcome::kLocalOriginFailure);

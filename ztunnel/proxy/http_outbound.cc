@@ -450,7 +450,12 @@ void HttpOutbound::sendTo(HttpRouting routing) {
   current_ = acquireUpstream(address.toString());
   if (current_ == nullptr) return respondLocally(503, "UO", "too many upstream connections for one client connection", false);
   outlierTarget_ = outlierTarget(routing);
-  if (retries_ > 0) recordRouting(record_, routing, context_.options.trustDomain);  // the try that answers names the destination
+  if (retries_ > 0) {
+    // The try that answers names the destination, and counts against its endpoint instead.
+    releaseOutstanding(record_);
+    recordRouting(record_, routing, context_.options.trustDomain);
+    markOutstanding(record_, context_.outstanding);
+  }
   exchangeRouting_ = std::move(routing);
   if (!current_->endpoint && !openUpstreamIn(indexOf(*current_), address, exchangeRouting_->workload)) {
     current_ = nullptr;

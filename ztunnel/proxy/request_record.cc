@@ -91,12 +91,15 @@ void markOutstanding(RequestRecord& r, OutstandingRequests& outstanding) {
   r.outstanding = &outstanding;
 }
 
+void releaseOutstanding(RequestRecord& r) {
+  if (r.outstanding == nullptr) return;
+  auto it = r.outstanding->find(r.upstreamHost);
+  if (it != r.outstanding->end() && --it->second == 0) r.outstanding->erase(it);  // the map holds busy endpoints only
+  r.outstanding = nullptr;
+}
+
 void endRequest(PodRuntime& pod, RequestRecord& r, std::chrono::steady_clock::time_point now) {
-  if (r.outstanding != nullptr) {
-    auto it = r.outstanding->find(r.upstreamHost);
-    if (it != r.outstanding->end() && --it->second == 0) r.outstanding->erase(it);  // the map holds busy endpoints only
-    r.outstanding = nullptr;
-  }
+  releaseOutstanding(r);
   if (!r.active) return;
   r.active = false;
   double durationMs = std::chrono::duration<double, std::milli>(now - r.start).count();

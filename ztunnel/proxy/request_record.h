@@ -45,6 +45,8 @@ RequestRecord beginRequest(const WorkloadLabels& source, const l7::HttpHead& hea
 void recordRouting(RequestRecord& record, const HttpRouting& routing, const std::string& trustDomain);
 // The request was sent to `upstreamHost` (recordRouting): count it outstanding there.
 void markOutstanding(RequestRecord& record, OutstandingRequests& outstanding);
+// The request no longer counts against its endpoint (before a retry names another one).
+void releaseOutstanding(RequestRecord& r);
 // Reports it (metrics, access log) and ends its outstanding count, unless already ended.
 void endRequest(PodRuntime& pod, RequestRecord& record, std::chrono::steady_clock::time_point now);
 

@@ -229,9 +229,8 @@ void parseTrafficPolicy(const YAML::Node& node, const std::string& path, v1::Tra
     }
     r.integer(od["minHealthPercent"], R::child(p, "minHealthPercent"), &percent, 0, 100);
     o->set_min_health_percent(percent);
-    for (const char* field : {"interval", "baseEjectionTime"}) {
-      const auto& d = std::string(field) == "interval" ? o->interval() : o->base_ejection_time();
-      if (od[field] && d.seconds() == 0 && d.nanos() < 1000000) r.fail(R::child(p, field), "must be at least 1ms");
+    for (auto [field, d] : {std::pair{"interval", &o->interval()}, std::pair{"baseEjectionTime", &o->base_ejection_time()}}) {
+      if (od[field] && d->seconds() == 0 && d->nanos() < 1000000) r.fail(R::child(p, field), "must be at least 1ms");
     }
   }
 }

@@ -32,4 +32,13 @@ inline std::string workloadYaml(const std::string& name, const std::string& app,
                      name, app, version, address);
 }
 
+// Workloads a and b (web v1, 10.244.1.2-3) and c (web v2, 10.244.1.4) behind Service shop/web
+// (VIP 10.96.0.10:80 -> 8080); a test appends its DestinationRule.
+inline std::string webServiceYaml() {
+  return workloadYaml("a", "web", "v1", "10.244.1.2") + workloadYaml("b", "web", "v1", "10.244.1.3") +
+         workloadYaml("c", "web", "v2", "10.244.1.4") +
+         "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\n"
+         "spec: {clusterIP: 10.96.0.10, selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}\n---\n";
+}
+
 }  // namespace sluice::testing

@@ -138,15 +138,7 @@ TEST(OutlierTracker, SuccessesForgetHealthyEndpointsAndDisabledPoliciesRecordNot
   EXPECT_TRUE(tracker.describe().empty());
 }
 
-const std::string kService = testing::workloadYaml("a", "web", "v1", "10.244.1.2") +
-                             testing::workloadYaml("b", "web", "v1", "10.244.1.3") +
-                             testing::workloadYaml("c", "web", "v2", "10.244.1.4") + R"(
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: shop}
-spec: {clusterIP: 10.96.0.10, selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}
----
-apiVersion: networking.istio.io/v1
+const std::string kService = testing::webServiceYaml() + R"(apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: {name: web, namespace: shop}
 spec:

@@ -1,6 +1,7 @@
 #include "l7/http_route.h"
 
 #include <fmt/format.h>
+#include <google/protobuf/util/time_util.h>
 #include <re2/re2.h>
 
 namespace sluice::ztunnel::l7 {
@@ -159,6 +160,12 @@ std::string redirectLocation(const HttpRouteRule::Redirect& redirect, const Http
   return fmt::format("http://{}{}{}{}", authority, path, query.empty() ? "" : "?", query);
 }
 
+namespace {
+std::chrono::milliseconds millis(const google::protobuf::Duration& d) {
+  return std::chrono::milliseconds(google::protobuf::util::TimeUtil::DurationToMilliseconds(d));
+}
+}  // namespace
+
 FaultChoice chooseFault(const HttpRouteRule::Fault& fault, uint64_t random) {
   // A share of 2^32 from each half of `random`: below percent% of it, the fault applies.
   auto applies = [](double percent, uint32_t draw) { return static_cast<double>(draw) < percent / 100.0 * 4294967296.0; };
@@ -227,7 +234,6 @@ Result<HttpRouteTable> compileRoutes(const v1::VirtualService& vs, const HostRes
     rule.requestHeaders = compileEdits(in.headers().request());
     rule.responseHeaders = compileEdits(in.headers().response());
     if (in.has_fault()) {
-      auto millis = [](const google::protobuf::Duration& d) { return std::chrono::milliseconds(d.seconds() * 1000 + d.nanos() / 1000000); };
       HttpRouteRule::Fault fault;
       if (in.fault().has_delay()) {
         fault.delay = millis(in.fault().delay().fixed_delay());
@@ -246,10 +252,9 @@ Result<HttpRouteTable> compileRoutes(const v1::VirtualService& vs, const HostRes
       rule.retries.attempts = in.retries().attempts();
       // Istio: retryOn left empty keeps its default conditions.
       if (!in.retries().retry_on().empty()) rule.retries.on = std::move(*on);
-      const auto& t = in.retries().per_try_timeout();
-      rule.retries.perTryTimeout = std::chrono::milliseconds(t.seconds() * 1000 + t.nanos() / 1000000);
+      rule.retries.perTryTimeout = millis(in.retries().per_try_timeout());
     }
-    if (in.has_timeout()) rule.timeout = std::chrono::milliseconds(in.timeout().seconds() * 1000 + in.timeout().nanos() / 1000000);
+    if (in.has_timeout()) rule.timeout = millis(in.timeout());
     table.rules.push_back(std::move(rule));
   }
   return table;

@@ -163,10 +163,7 @@ bool Http2Outbound::handleClientEvents() {
           Exchange& x = it->second;
           if (!x.responseDone && x.record.labels.responseFlags == "-") x.record.labels.responseFlags = "DC";
           endRequest(*pod_, x.record, context_.loop.now());
-          if (x.upstream >= 0 && x.upStream != 0 && !x.responseDone && sessions_[x.upstream].session) {
-            sessions_[x.upstream].session->reset(x.upStream, kCancel);
-          }
-          releaseUpstreamStream(x);
+          cancelUpstreamStream(x);
           exchanges_.erase(it);
         }
         downSession_->release(e.stream);
@@ -210,7 +207,7 @@ void Http2Outbound::dispatch(int32_t stream, Exchange& x, HttpRouting routing, l
   x.timeout = routing.timeout;
   x.responseEdits = &routing.rule->responseHeaders;
   x.responseAdd = std::move(routing.responseAdd);
-  x.replay = l7::fieldsFromRequest(request);
+  x.request = l7::fieldsFromRequest(request);
   x.method = request.head.method;
   markOutstanding(x.record, context_.outstanding);
   sendTo(stream, x, std::move(routing));
@@ -229,32 +226,28 @@ void Http2Outbound::sendTo(int32_t stream, Exchange& x, HttpRouting routing) {
   x.tried = std::move(routing);
   if (slot < 0) {
     noteOutcome(x.outlier, Outcome::kLocalOriginFailure);
-    if (retry(stream, x, {l7::AttemptResult::Kind::kConnectFailure})) return;
+    if (retry(x, {l7::AttemptResult::Kind::kConnectFailure})) return;
     return respondLocally(stream, x, {503, "UF", "upstream connect error", {}});
   }
   x.upstream = slot;
-  x.request = x.replay;
+  x.pending = true;
 }
 
-bool Http2Outbound::retry(int32_t stream, Exchange& x, const l7::AttemptResult& result) {
+bool Http2Outbound::retry(Exchange& x, const l7::AttemptResult& result) {
   if (!x.tried || x.responded) return false;
   // The request can go again while its fields are kept: it had no body, or none was sent.
-  bool replayable = !x.replay.empty();
+  bool replayable = !x.request.empty();
   HttpRouting next = *x.tried;
   std::chrono::milliseconds backoff{0};
   if (!planRetry(*x.config, next, result, x.retries, x.method, replayable, backoff)) return false;
   ++x.retries;
-  if (x.upstream >= 0 && x.upStream != 0 && sessions_[x.upstream].session) {
-    sessions_[x.upstream].session->reset(x.upStream, kCancel);
-  }
-  releaseUpstreamStream(x);
+  cancelUpstreamStream(x);
   x.upstream = -1;
-  x.request.clear();
+  x.pending = false;
   x.requestDone = false;
   x.retryRouting = std::move(next);
   x.retryAt = context_.loop.now() + backoff;
   wakeAt(*x.retryAt);
-  (void)stream;
   return true;
 }
 
@@ -301,10 +294,7 @@ void Http2Outbound::startTimeout(Exchange& x) {
 }
 
 void Http2Outbound::timeOut(int32_t stream, Exchange& x) {
-  if (x.upstream >= 0 && x.upStream != 0 && sessions_[x.upstream].session) {
-    sessions_[x.upstream].session->reset(x.upStream, kCancel);
-  }
-  releaseUpstreamStream(x);
+  cancelUpstreamStream(x);
   if (!x.responded) {
     noteOutcome(x.outlier, Outcome::kLocalOriginFailure);
     return respondLocally(stream, x, {504, "UT", "upstream request timeout", {}});
@@ -343,7 +333,7 @@ int Http2Outbound::acquireUpstream(const SocketAddress& address, const std::shar
 bool Http2Outbound::sendPendingRequests() {
   bool progress = false;
   for (auto& [stream, x] : exchanges_) {
-    if (x.upstream < 0 || x.upStream != 0 || x.request.empty()) continue;
+    if (x.upstream < 0 || !x.pending) continue;
     if (!upstreams_[x.upstream].connected) continue;
     UpstreamSession& u = sessions_[x.upstream];
     // No body follows when the app's request already ended with its head.
@@ -356,10 +346,13 @@ bool Http2Outbound::sendPendingRequests() {
       continue;
     }
     x.upStream = *id;
+    x.pending = false;
     x.requestDone = endStream;
-    if (!endStream) x.replay.clear();  // its body streams from here: it cannot go again
-    if (endStream) startTimeout(x);
-    x.request.clear();
+    if (endStream) {
+      startTimeout(x);
+    } else {
+      x.request.clear();  // its body streams from here: it cannot go again
+    }
     u.streams[*id] = stream;
     progress = true;
   }
@@ -414,6 +407,13 @@ bool Http2Outbound::moveBodies() {
   return progress;
 }
 
+void Http2Outbound::cancelUpstreamStream(Exchange& x) {
+  if (x.upstream >= 0 && x.upStream != 0 && !x.responseDone && sessions_[x.upstream].session) {
+    sessions_[x.upstream].session->reset(x.upStream, kCancel);
+  }
+  releaseUpstreamStream(x);
+}
+
 void Http2Outbound::releaseUpstreamStream(Exchange& x) {
   if (x.upstream < 0 || x.upStream == 0) return;
   UpstreamSession& u = sessions_[x.upstream];
@@ -447,7 +447,7 @@ bool Http2Outbound::handleUpstreamEvents(int slot) {
         }
       }
       // A status (or trailers-only grpc-status) the route retries on: this answer goes nowhere.
-      if (retry(stream, x, {l7::AttemptResult::Kind::kResponse, head.status, grpcStatus})) continue;
+      if (retry(x, {l7::AttemptResult::Kind::kResponse, head.status, grpcStatus})) continue;
       x.record.labels.responseCode = head.status;
       for (const auto& f : fields) x.record.responseBytes += f.name.size() + f.value.size();
       noteGrpcStatus(x, fields);
@@ -475,7 +475,7 @@ void Http2Outbound::upstreamStreamFailed(int32_t stream, Exchange& x, uint32_t e
     bool refused = errorCode == kRefusedStream;
     noteOutcome(x.outlier, Outcome::kLocalOriginFailure);
     using AK = l7::AttemptResult::Kind;
-    if (retry(stream, x, {connectFailed ? AK::kConnectFailure : refused ? AK::kRefusedStream : AK::kReset})) return;
+    if (retry(x, {connectFailed ? AK::kConnectFailure : refused ? AK::kRefusedStream : AK::kReset})) return;
     x.upstream = -1;
     return respondLocally(stream, x, {503, refused ? "URX" : "UC", "upstream connect error or disconnect/reset before headers", {}});
   }
@@ -499,6 +499,7 @@ void Http2Outbound::respondLocally(int32_t stream, Exchange& x, const LocalAnswe
   if (x.grpc) x.record.labels.grpcResponseStatus = std::to_string(grpcStatus);
   x.upstream = -1;
   x.upStream = 0;
+  x.pending = false;
   x.request.clear();
   x.responded = x.responseDone = true;
   if (x.grpc) {

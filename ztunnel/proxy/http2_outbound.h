@@ -67,7 +67,10 @@ class Http2Outbound final : public L7Connection {
   struct Exchange {
     int upstream = -1;       // slot; -1: answered locally (or not routed yet)
     int32_t upStream = 0;    // 0: not yet sent upstream
-    http2::Fields request;   // the routed head, until sent
+    // The routed head: kept after it was sent while the request can go again (it ended with
+    // the head); `pending` while it waits to be submitted to `upstream`.
+    http2::Fields request;
+    bool pending = false;
     bool grpc = false;
     bool requestDone = false;   // END_STREAM (with trailers) passed upstream
     bool responded = false;     // a response head went to the app
@@ -80,7 +83,6 @@ class Http2Outbound final : public L7Connection {
     std::chrono::steady_clock::time_point delayUntil;
     std::chrono::milliseconds timeout{0};  // the route's (0: none)
     std::optional<std::chrono::steady_clock::time_point> timeoutAt;  // set once the request ended
-    http2::Fields replay;              // the routed request, kept while it can go again (no body sent)
     std::string method;
     std::optional<HttpRouting> tried;  // where the current try went (retries pick again from it)
     int retries = 0;
@@ -107,7 +109,7 @@ class Http2Outbound final : public L7Connection {
   void sendTo(int32_t stream, Exchange& exchange, HttpRouting routing);
   // After a failed try whose response has not begun: true when the request goes again (after
   // a backoff, to another endpoint when there is one); the failed stream is reset.
-  bool retry(int32_t stream, Exchange& exchange, const l7::AttemptResult& result);
+  bool retry(Exchange& exchange, const l7::AttemptResult& result);
   void onTimer(std::chrono::steady_clock::time_point now) override;
   void startTimeout(Exchange& exchange);
   // The route's timeout passed before the response ended: 504 UT, or a reset once it began.
@@ -119,6 +121,9 @@ class Http2Outbound final : public L7Connection {
   void upstreamStreamFailed(int32_t stream, Exchange& exchange, uint32_t errorCode, bool connectFailed = false);
   // The exchange needs its upstream stream no more (both directions done, or it failed).
   void releaseUpstreamStream(Exchange& exchange);
+  // The same when the app's side is over or the try is given up: a stream whose response has
+  // not ended is reset (CANCEL) first.
+  void cancelUpstreamStream(Exchange& exchange);
   void failUpstream(int slot);
   // The slot of a connection to `address` that takes another stream (opening one if needed),
   // or kNoSlot (all slots in use) or kConnectFailed.

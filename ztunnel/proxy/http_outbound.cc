@@ -272,6 +272,14 @@ bool HttpOutbound::pumpResponse() {
         if (step.event == Event::kHead) {
           l7::HttpHead& head = responseParser_.head();
           bool switching = head.status == 101 && requestParser_.upgrade();
+          if (!informationalStatus(head.status)) {
+            noteOutcome(outlierTarget_, outcomeOfStatus(head.status));
+            // A status the route retries on: this response goes nowhere, the request goes again.
+            if (!switching && request_ == Request::kSent &&
+                retryAfter({l7::AttemptResult::Kind::kResponse, head.status})) {
+              return true;
+            }
+          }
           if (!switching) {
             stripHopByHop(head);
             if (responseEdits_ != nullptr) responseEdits_->apply(head);
@@ -281,14 +289,6 @@ bool HttpOutbound::pumpResponse() {
             if (closeAfterResponse_) head.set("connection", "close");
           }
           toClient_.head = head.serializeResponse();
-          if (!informationalStatus(head.status)) {
-            noteOutcome(outlierTarget_, outcomeOfStatus(head.status));
-            // A status the route retries on: this response goes nowhere, the request goes again.
-            if (!switching && request_ == Request::kSent &&
-                retryAfter({l7::AttemptResult::Kind::kResponse, head.status})) {
-              return true;
-            }
-          }
           if (switching) {
             record_.labels.responseCode = 101;
             request_ = Request::kTunnel;
@@ -478,13 +478,7 @@ bool HttpOutbound::retryAfter(const l7::AttemptResult& result) {
   std::chrono::milliseconds backoff{0};
   if (!planRetry(*exchangeConfig_, next, result, retries_, requestParser_.head().method, replayable, backoff)) return false;
   ++retries_;
-  if (current_ != nullptr) {
-    // What the failed try sent back is dropped with its connection.
-    if (fromServer_.chunk) current_->endpoint->release(*fromServer_.chunk);
-    fromServer_ = Input{};
-    closeUpstream(indexOf(*current_), true);
-    current_ = nullptr;
-  }
+  dropCurrentUpstream();  // what the failed try sent back goes with its connection
   toServer_ = Output{};
   toClient_ = Output{};
   response_ = Response::kNone;
@@ -562,14 +556,17 @@ void HttpOutbound::onTimer(std::chrono::steady_clock::time_point now) {
   }
 }
 
+void HttpOutbound::dropCurrentUpstream() {
+  if (current_ == nullptr) return;
+  if (fromServer_.chunk) current_->endpoint->release(*fromServer_.chunk);
+  fromServer_ = Input{};
+  closeUpstream(indexOf(*current_), true);
+  current_ = nullptr;
+}
+
 void HttpOutbound::abandonUpstream(int status, std::string_view flag, std::string_view message) {
   bool answered = response_ == Response::kBody || !toClient_.empty();
-  if (current_ != nullptr) {
-    if (fromServer_.chunk) current_->endpoint->release(*fromServer_.chunk);
-    fromServer_ = Input{};
-    closeUpstream(indexOf(*current_), true);
-    current_ = nullptr;
-  }
+  dropCurrentUpstream();
   if (answered) {
     record_.labels.responseFlags = std::string(flag);
     return finish(true);  // part of a response went out: only a reset tells the client

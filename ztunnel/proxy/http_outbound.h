@@ -74,6 +74,9 @@ class HttpOutbound final : public L7Connection {
   // The current upstream is given up (reset): the client gets `status` with `flag` if nothing
   // of the response went out yet, else a reset.
   void abandonUpstream(int status, std::string_view flag, std::string_view message);
+  // Resets the current exchange's upstream connection; what it sent back and was not read is
+  // let go with it.
+  void dropCurrentUpstream();
   void respondLocally(int status, std::string_view flag, std::string_view body, bool close,
                       const std::vector<l7::HttpHeader>& extra = {});
   void completeExchange();

@@ -89,14 +89,20 @@ const ServiceEntry::Endpoint* pickEndpoint(const ServiceEntry& service, const st
     }
     // No key in the request (or its endpoint is ejected): as RANDOM (Envoy does the same).
   }
-  std::vector<const ServiceEntry::Endpoint*> candidates, healthy;
+  std::vector<const ServiceEntry::Endpoint*> candidates;
   for (const auto& e : service.endpoints) {
-    if (subsetLabels != nullptr && !labelsMatch(*subsetLabels, e.labels)) continue;
-    candidates.push_back(&e);
-    if (!isEjected(e)) healthy.push_back(&e);
+    if (subsetLabels == nullptr || labelsMatch(*subsetLabels, e.labels)) candidates.push_back(&e);
   }
   if (candidates.empty()) return nullptr;
-  if (!healthy.empty() && !ignoreEjections(outlier, healthy.size(), candidates.size())) candidates.swap(healthy);
+  if (ejections != nullptr || !choice.avoidHost.empty()) {
+    // Only when something can be passed over: the others, unless none is left or too few
+    // (minHealthPercent) are.
+    std::vector<const ServiceEntry::Endpoint*> healthy;
+    for (const auto* e : candidates) {
+      if (!isEjected(*e)) healthy.push_back(e);
+    }
+    if (!healthy.empty() && !ignoreEjections(outlier, healthy.size(), candidates.size())) candidates.swap(healthy);
+  }
   uint64_t weightSum = 0;
   for (const auto* e : candidates) weightSum += std::max<uint32_t>(e->weight, 1);
   // The endpoint at `point` of the weights laid end to end.

@@ -3,6 +3,7 @@
 #include <set>
 
 #include <fmt/format.h>
+#include <google/protobuf/util/time_util.h>
 
 #include "proxy/outbound_decision.h"
 #include "sluice/common/socket_address.h"
@@ -87,9 +88,11 @@ void applyLoadBalancers(const v1::DestinationRule& rule, ServiceEntry& entry) {
   }
 }
 
+// A duration the controller loaded, or `fallback` when it was left out (zero: the controller
+// refuses zero where a field allows it to be set).
 std::chrono::milliseconds millis(const google::protobuf::Duration& d, std::chrono::milliseconds fallback) {
   if (d.seconds() == 0 && d.nanos() == 0) return fallback;
-  return std::chrono::milliseconds(d.seconds() * 1000 + d.nanos() / 1000000);
+  return std::chrono::milliseconds(google::protobuf::util::TimeUtil::DurationToMilliseconds(d));
 }
 
 // Istio's outlierDetection with its defaults filled in (proxy/outlier_detection.h).

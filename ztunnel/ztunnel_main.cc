@@ -136,8 +136,7 @@ int main(int argc, char** argv) {
   base.maxQueuedCiphertext = maxQueuedCiphertextKiB * 1024;
   base.podBufferShareBytes = podBufferShareKiB * 1024;
   SourceLimits limits{SourceLimiter(maxPerSourcePlaintext), SourceLimiter(maxPerSourceHbone)};
-  OutlierTracker outliers;  // DestinationRule outlierDetection, per node (every worker's outcomes)
-  l7::RetryBudgets retryBudgets;  // VirtualService retries: the budget per service, per node
+  NodeTrafficState traffic;  // outlier detection, retry budgets, circuit breakers: per node
   NetnsSocketFactory sockets(mark);
 
   // Every relayed connection costs two descriptors; take as many as the system allows.
@@ -168,7 +167,7 @@ int main(int argc, char** argv) {
   for (unsigned i = 0; i < workers; ++i) {
     WorkerOptions options = base;
     options.index = static_cast<int>(i);
-    pool.push_back(std::make_unique<Worker>(options, config, &*origDst, certificates.get(), sockets, limits, &outliers, &retryBudgets));
+    pool.push_back(std::make_unique<Worker>(options, config, &*origDst, certificates.get(), sockets, limits, &traffic));
     if (auto started = pool.back()->start(); !started) {
       spdlog::error("worker {}: {}", i, started.error().message());
       return 1;
@@ -206,13 +205,13 @@ int main(int argc, char** argv) {
                                                 return HttpResponse{200, "application/json",
                                                                     configDump(manager.pods(), *config.current(),
                                                                                allConnections(), pool.front()->features(),
-                                                                               identityView(), &outliers)
+                                                                               identityView(), &traffic)
                                                                             .dump(2)};
                                               }}});
   auto metrics = [&] {
     return HttpResponse{200, "text/plain; version=0.0.4",
                         prometheusText(manager.pods(), certificates ? certificates->describe() : std::vector<CertificateStatus>{},
-                                       &outliers, &retryBudgets)};
+                                       &traffic)};
   };
   if (listened) listened = http.listen(metricsAddress, {{"/metrics", metrics}, {"/stats/prometheus", metrics}});
   if (listened) {
@@ -230,7 +229,7 @@ int main(int argc, char** argv) {
 
   std::atomic<bool> stopping{false};
   std::thread control([&] { manager.run(stopping); });
-  ConfigClient configClient(channel, nodeName, config);
+  ConfigClient configClient(channel, nodeName, config, &traffic.breakers);
   std::thread xds, certificateThread;
   if (!controller.empty()) xds = std::thread([&] { configClient.run(stopping); });
   if (certificates) certificateThread = std::thread([&] { certificates->run(stopping); });

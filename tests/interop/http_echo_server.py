@@ -7,11 +7,15 @@ HTTP/2 preface (h2c with prior knowledge, as curl --http2-prior-knowledge and h2
 served by python3-h2 with the same JSON answer ("protocol": "HTTP/2"). Prints "listening"
 when ready.
 
-/slow?ms=N answers after N ms. With --fail-percent P that share of HTTP/1.1 answers is a 503.
+/slow?ms=N answers after N ms. HTTP/1.1 answers also carry the connection's peer address
+("peer") and the most requests the server ever answered at once ("max_in_flight"). With
+--fail-percent P that share of HTTP/1.1 answers is a 503.
 With --status N every answer (the same JSON) carries status N instead of 200: an upstream
 that fails on purpose (outlier detection tests).
 
-usage: http_echo_server.py NAME PORT [--status N] [--fail-percent P]
+With --delay-ms N every answer waits N ms more (a slow endpoint: perTryTimeout tests).
+
+usage: http_echo_server.py NAME PORT [--status N] [--fail-percent P] [--delay-ms N]
 """
 import base64
 import hashlib
@@ -19,6 +23,7 @@ import json
 import random
 import struct
 import sys
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import os
@@ -28,9 +33,16 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import http_bulk  # noqa: E402  (the shared byte pattern)
 
 
+DELAY_S = 0.0  # --delay-ms: every answer waits this long (a slow endpoint)
+
+
 def slow_ms(path):
     """/slow?ms=N: the answer waits N ms (route timeout tests)."""
     return int(path.split("ms=", 1)[1].split("&")[0]) if "ms=" in path else 1000
+
+
+def wait_before_answering(path):
+    time.sleep(DELAY_S + (slow_ms(path) / 1000.0 if path.startswith("/slow") else 0))
 
 
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -76,8 +88,7 @@ def serve_h2(sock, name, status=200):
 
     def answer(stream, head):
         path = head.get(":path", "")
-        if path.startswith("/slow"):
-            time.sleep(slow_ms(path) / 1000.0)
+        wait_before_answering(path)
         if path.startswith("/bulk") and "n=" in path:
             n = int(path.split("n=", 1)[1])
             conn.send_headers(stream, [(":status", "200"), ("content-length", str(n))], end_stream=n == 0)
@@ -134,8 +145,17 @@ class Handler(BaseHTTPRequestHandler):
         return super().handle()
 
     def handle_any(self):
-        if self.path.startswith("/slow"):
-            time.sleep(slow_ms(self.path) / 1000.0)
+        with self.server.lock:
+            self.server.in_flight += 1
+            self.server.max_in_flight = max(self.server.max_in_flight, self.server.in_flight)
+        try:
+            self.answer()
+        finally:
+            with self.server.lock:
+                self.server.in_flight -= 1
+
+    def answer(self):
+        wait_before_answering(self.path)
         if self.headers.get("upgrade", "").lower() == "websocket":
             return self.websocket_echo()
         if self.path.startswith("/bulk"):
@@ -148,6 +168,8 @@ class Handler(BaseHTTPRequestHandler):
             "path": self.path,
             "headers": {k.lower(): v for k, v in self.headers.items()},
             "body_length": len(body),
+            "peer": "%s:%s" % self.client_address[:2],
+            "max_in_flight": self.server.max_in_flight,
         }).encode()
         status = self.server.status
         if self.server.fail_percent and random.random() * 100 < self.server.fail_percent:
@@ -234,7 +256,11 @@ class Server(ThreadingHTTPServer):
 
 def main():
     server = Server(("::", int(sys.argv[2])), Handler)
+    global DELAY_S
+    DELAY_S = int(sys.argv[sys.argv.index("--delay-ms") + 1]) / 1000.0 if "--delay-ms" in sys.argv else 0.0
     server.name = sys.argv[1]
+    server.lock = threading.Lock()
+    server.in_flight = server.max_in_flight = 0  # HTTP/1.1 requests being answered at once (and the most ever)
     server.status = int(sys.argv[sys.argv.index("--status") + 1]) if "--status" in sys.argv else 200
     server.fail_percent = float(sys.argv[sys.argv.index("--fail-percent") + 1]) if "--fail-percent" in sys.argv else 0
     print("listening", flush=True)

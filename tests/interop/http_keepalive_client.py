@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Sends COUNT requests over one HTTP/1.1 keep-alive connection (python's http.client, an
 independent client) and prints one JSON line: how many went to each pod (from the echo
-server's answer), the statuses, and how many TCP connections it took (1 when keep-alive held).
+server's answer), the statuses, how many TCP connections it took (1 when keep-alive held), and
+how many distinct peers the servers saw (the upstream connections the requests came over).
 
 usage: http_keepalive_client.py HOST PORT COUNT [--header NAME:VALUE]... [--path PATH]
 """
@@ -32,6 +33,7 @@ def main():
     pods = collections.Counter()
     statuses = collections.Counter()
     last = {}
+    peers = set()
     for _ in range(args.count):
         conn.request("GET", args.path, headers=headers)
         response = conn.getresponse()
@@ -40,8 +42,10 @@ def main():
         if response.status == 200:
             last = json.loads(body)
             pods[last["pod"]] += 1
+            peers.add(last.get("peer"))
     print(json.dumps({"requests": args.count, "pods": pods, "statuses": statuses,
-                      "connections": CountingConnection.opened, "last": last}), flush=True)
+                      "connections": CountingConnection.opened, "upstream_peers": len(peers), "last": last}),
+          flush=True)
 
 
 if __name__ == "__main__":

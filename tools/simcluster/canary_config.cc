@@ -51,6 +51,15 @@ std::string outlierDetectionYaml(const L7Service& service) {
       service.name, service.vip, service.portName, service.targetPort);
 }
 
+std::string connectionPoolYaml(const L7Service& service, int maxRequests) {
+  return fmt::format(
+      "apiVersion: v1\nkind: Service\nmetadata: {{name: {0}, namespace: shop}}\n"
+      "spec: {{clusterIP: {1}, selector: {{app: web}}, ports: [{{name: {2}, port: 80, targetPort: {3}}}]}}\n---\n"
+      "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: {0}, namespace: shop}}\n"
+      "spec: {{host: {0}, trafficPolicy: {{connectionPool: {{http: {{http2MaxRequests: {4}}}}}}}}}\n",
+      service.name, service.vip, service.portName, service.targetPort, maxRequests);
+}
+
 Status writeConfigFile(const std::string& dir, const std::string& file, const std::string& yaml) {
   std::string temp = dir + "/." + file + ".tmp";
   {

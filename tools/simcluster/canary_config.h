@@ -31,6 +31,10 @@ std::string l7CanaryYaml(const L7Service& service, int v1, int v2);
 // (round robin), a DestinationRule ejecting an endpoint after 5 consecutive 5xx for 30 s.
 inline constexpr L7Service kFlakyService{"web-flaky", "10.96.0.13", "http", 8083};
 std::string outlierDetectionYaml(const L7Service& service);
+// Circuit breaking: Service `service` in front of the web pods' HTTP apps (kHttpService's
+// port), a DestinationRule allowing `maxRequests` requests in flight (http2MaxRequests).
+inline constexpr L7Service kLimitedService{"web-limited", "10.96.0.14", "http", kHttpService.targetPort};
+std::string connectionPoolYaml(const L7Service& service, int maxRequests);
 // Writes `yaml` to `dir/file` atomically (the controller never sees half a file).
 Status writeConfigFile(const std::string& dir, const std::string& file, const std::string& yaml);
 

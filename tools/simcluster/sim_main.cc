@@ -300,6 +300,36 @@ bool showOutlierDetection(const Cluster& cluster, const MeshNode& node0, const s
   return ok == 1000 && retried && *retried == 5;
 }
 
+// Circuit breaking: Service web-limited allows 2 requests in flight (connectionPool); 6 clients
+// at once (h2load, HTTP/1.1) get what exceeds it answered 503 UO by node0's tunnel at once.
+bool showCircuitBreaking(const Cluster& cluster, const MeshNode& node0, const std::string& configDir) {
+  fmt::print("\nCircuit breaking: Service web-limited ({}:80), DestinationRule connectionPool http2MaxRequests 2; "
+             "6 HTTP/1.1 clients at once, each request takes 100 ms\n", kLimitedService.vip);
+  if (!writeConfigFile(configDir, std::string(kLimitedService.name) + ".yaml", connectionPoolYaml(kLimitedService, 2))) return false;
+  std::string key = std::string(kLimitedService.vip) + ":80";
+  auto applied = [&] {
+    auto dump = node0.configDump();
+    return dump && (*dump)["services"].contains(key) && (*dump)["services"][key].contains("connectionPool");
+  };
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!applied() && std::chrono::steady_clock::now() < deadline && !stopRequested()) ::usleep(200000);
+  auto load = cluster.runInPod("client", {.argv = {"h2load", "--h1", "-n", "120", "-c", "6",
+                                                   "http://" + key + "/slow?ms=100"},
+                                          .captureOutput = true});
+  std::string summary;
+  for (int i = 0; load && i < 200; ++i) {
+    auto line = readLine(load->stdoutPipe(), std::chrono::seconds(60));
+    if (!line) break;
+    if (line->starts_with("status codes:")) summary = *line;
+  }
+  if (load) (void)load->wait(std::chrono::seconds(10));
+  auto overflows = node0.metricSum("sluice_circuit_breaker_overflow_total", {{"destination", "shop/web-limited/"}});
+  fmt::print("  h2load, 120 requests: {}\n", summary.empty() ? "no summary" : summary);
+  fmt::print("  node0 sluice_circuit_breaker_overflow_total{{destination=\"shop/web-limited/\"}} {}\n",
+             overflows ? fmt::format("{:.0f}", *overflows) : overflows.error().message());
+  return !summary.empty() && overflows && *overflows > 0;
+}
+
 int demo(int nodeCount, uint64_t bytes) {
   auto built = createMeshCluster(nodeCount);
   if (!built) {
@@ -383,6 +413,7 @@ int demo(int nodeCount, uint64_t bytes) {
   if (!showHttpRouting(cluster, configDir, apps)) ++failures;
   if (!showGrpcRouting(cluster, *mesh[0], configDir, apps)) ++failures;
   if (!showOutlierDetection(cluster, *mesh[0], configDir, apps)) ++failures;
+  if (!showCircuitBreaking(cluster, *mesh[0], configDir)) ++failures;
   fmt::print("\nsluicectl pods (node0):\n");
   if (auto pods = mesh[0]->sluicectl({"pods"})) fmt::print("{}", pods->out);
   fmt::print("\nsluicectl explain --pod shop/client --to {}:\n", withPort(server->ipv4, 8080));

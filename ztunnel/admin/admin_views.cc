@@ -40,6 +40,15 @@ json describe(const OutlierPolicy& p) {
           {"minHealthPercent", p.minHealthPercent}};
 }
 
+// Istio's field names; unlimited (2^32-1) and maxRequestsPerConnection 0 as Istio prints them.
+json describe(const ConnectionPoolPolicy& p) {
+  return {{"maxConnections", p.maxConnections},
+          {"http1MaxPendingRequests", p.maxPendingRequests},
+          {"http2MaxRequests", p.maxRequests},
+          {"maxRetries", p.maxRetries},
+          {"maxRequestsPerConnection", p.maxRequestsPerConnection}};
+}
+
 json countersJson(const PodCounters& c) {
   json failed = json::object();
   for (size_t i = 0; i < static_cast<size_t>(FailReason::kCount); ++i) {
@@ -58,7 +67,7 @@ json countersJson(const PodCounters& c) {
 
 json configDump(const std::vector<std::shared_ptr<PodRuntime>>& pods, const ConfigSnapshot& config,
                 const std::vector<ConnectionInfo>& connections, const std::string& features, const IdentityView& identity,
-                const OutlierTracker* outliers) {
+                const NodeTrafficState* traffic) {
   json out{{"configVersion", config.version},
            {"outboundTrafficPolicy", config.outboundPolicy == ConfigSnapshot::OutboundPolicy::kAllowAny ? "ALLOW_ANY" : "REGISTRY_ONLY"},
            {"engine", features},
@@ -76,10 +85,17 @@ json configDump(const std::vector<std::shared_ptr<PodRuntime>>& pods, const Conf
     json subsetOutliers = json::object();
     for (const auto& [subset, policy] : s->subsetOutliers) subsetOutliers[subset] = describe(policy);
     if (!subsetOutliers.empty()) services[vip]["subsetOutlierDetection"] = subsetOutliers;
+    if (s->pool.policy != ConnectionPoolPolicy{}) services[vip]["connectionPool"] = describe(s->pool.policy);
+    json subsetPools = json::object();
+    for (const auto& [subset, pool] : s->subsetPools) {
+      if (pool.policy != ConnectionPoolPolicy{}) subsetPools[subset] = describe(pool.policy);
+    }
+    if (!subsetPools.empty()) services[vip]["subsetConnectionPools"] = subsetPools;
   }
   out["services"] = services;
-  if (outliers != nullptr) {
+  if (traffic != nullptr) {
     // Endpoints outlier detection remembers: ejected ones and those on a failure streak.
+    const OutlierTracker* outliers = &traffic->outliers;
     json endpoints = json::array();
     for (const auto& e : outliers->describe()) {
       endpoints.push_back({{"service", e.service}, {"host", e.host}, {"ejected", e.ejected},
@@ -88,6 +104,17 @@ json configDump(const std::vector<std::shared_ptr<PodRuntime>>& pods, const Conf
                            {"consecutiveLocalOriginFailures", e.consecutiveLocalOrigin}});
     }
     out["outliers"] = {{"ejectionsTotal", outliers->ejectionsTotal()}, {"endpoints", endpoints}};
+    // Circuit breakers: what each destination has open now and how often it overflowed.
+    json breakers = json::object();
+    for (const auto& b : traffic->breakers.describe()) {
+      json open = json::object(), overflows = json::object();
+      for (size_t i = 0; i < kPoolResourceNames.size(); ++i) {
+        open[kPoolResourceNames[i]] = b.open[i];
+        overflows[kPoolResourceNames[i]] = b.overflows[i];
+      }
+      breakers[b.destination] = {{"open", open}, {"overflows", overflows}};
+    }
+    out["circuitBreakers"] = breakers;
   }
   json podList = json::array();
   for (const auto& p : pods) {
@@ -250,8 +277,7 @@ void appendRequestMetrics(const std::vector<std::shared_ptr<PodRuntime>>& pods, 
 // The exposition is prometheus-cpp's (TextSerializer); we only build the families from the
 // pods' counters at scrape time (the counters live in the data path, not in a registry).
 std::string prometheusText(const std::vector<std::shared_ptr<PodRuntime>>& pods,
-                           const std::vector<CertificateStatus>& certificates, const OutlierTracker* outliers,
-                           const l7::RetryBudgets* retries) {
+                           const std::vector<CertificateStatus>& certificates, const NodeTrafficState* traffic) {
   using prometheus::ClientMetric;
   using prometheus::MetricFamily;
   using prometheus::MetricType;
@@ -298,7 +324,8 @@ std::string prometheusText(const std::vector<std::shared_ptr<PodRuntime>>& pods,
     families.push_back(std::move(expiry));
     families.push_back(std::move(failures));
   }
-  if (outliers != nullptr) {
+  if (traffic != nullptr) {
+    const OutlierTracker* outliers = &traffic->outliers;
     families.push_back(MetricFamily{"sluice_outlier_ejections_total", "Endpoints outlier detection ejected (each time)",
                                     MetricType::Counter,
                                     {sample({}, MetricType::Counter, static_cast<double>(outliers->ejectionsTotal()))}});
@@ -309,8 +336,7 @@ std::string prometheusText(const std::vector<std::shared_ptr<PodRuntime>>& pods,
       ejected.metric.push_back(sample({{"destination_service", service}}, MetricType::Gauge, n));
     }
     families.push_back(std::move(ejected));
-  }
-  if (retries != nullptr) {
+    const l7::RetryBudgets* retries = &traffic->retryBudgets;
     MetricFamily sent{"sluice_retries_total", "Requests tried again, by destination service", MetricType::Counter, {}};
     MetricFamily denied{"sluice_retry_budget_denied_total", "Retries the retry budget refused, by destination service",
                         MetricType::Counter, {}};
@@ -320,6 +346,22 @@ std::string prometheusText(const std::vector<std::shared_ptr<PodRuntime>>& pods,
     }
     families.push_back(std::move(sent));
     families.push_back(std::move(denied));
+    // Envoy's upstream_cx_overflow, upstream_rq_pending_overflow, upstream_rq_overflow,
+    // upstream_rq_retry_overflow, as one family by resource.
+    MetricFamily overflow{"sluice_circuit_breaker_overflow_total",
+                          "Connections, requests or retries a connectionPool limit refused, by destination and resource",
+                          MetricType::Counter, {}};
+    MetricFamily open{"sluice_circuit_breaker_open", "What each limited destination has open now, by resource",
+                      MetricType::Gauge, {}};
+    for (const auto& b : traffic->breakers.describe()) {
+      for (size_t i = 0; i < kPoolResourceNames.size(); ++i) {
+        std::vector<ClientMetric::Label> labels{{"destination", b.destination}, {"resource", std::string(kPoolResourceNames[i])}};
+        overflow.metric.push_back(sample(labels, MetricType::Counter, static_cast<double>(b.overflows[i])));
+        open.metric.push_back(sample(std::move(labels), MetricType::Gauge, static_cast<double>(b.open[i])));
+      }
+    }
+    families.push_back(std::move(overflow));
+    families.push_back(std::move(open));
   }
   return prometheus::TextSerializer().Serialize(families);
 }

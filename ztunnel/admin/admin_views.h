@@ -23,10 +23,10 @@ struct IdentityView {
 
 nlohmann::json configDump(const std::vector<std::shared_ptr<PodRuntime>>& pods, const ConfigSnapshot& config,
                           const std::vector<ConnectionInfo>& connections, const std::string& features,
-                          const IdentityView& identity = {}, const OutlierTracker* outliers = nullptr);
+                          const IdentityView& identity = {}, const NodeTrafficState* traffic = nullptr);
 
 std::string prometheusText(const std::vector<std::shared_ptr<PodRuntime>>& pods,
                            const std::vector<CertificateStatus>& certificates = {},
-                           const OutlierTracker* outliers = nullptr, const l7::RetryBudgets* retries = nullptr);
+                           const NodeTrafficState* traffic = nullptr);
 
 }  // namespace sluice::ztunnel

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "l7/http_route.h"
+#include "proxy/circuit_breaker.h"
 #include "proxy/load_balancer.h"
 #include "proxy/outlier_detection.h"
 #include "sluice/config/v1/config.pb.h"
@@ -68,6 +69,14 @@ struct ServiceEntry {
   const OutlierPolicy& outlierFor(const std::string& subset) const {
     auto it = subsetOutliers.find(subset);
     return it == subsetOutliers.end() ? outlier : it->second;
+  }
+  // The DestinationRule's connectionPool (circuit breaking), and each subset's (its own or the
+  // service's, with its own breaker: a subset is a destination of its own).
+  DestinationPool pool;
+  std::map<std::string, DestinationPool> subsetPools;
+  const DestinationPool& poolFor(const std::string& subset) const {
+    auto it = subsetPools.find(subset);
+    return it == subsetPools.end() ? pool : it->second;
   }
   // consistentHash: the table of each subset ("" = every endpoint) whose policy hashes; its
   // candidates are `endpoints` indices, in order.

@@ -25,7 +25,8 @@ namespace sluice::ztunnel {
   X(kMalformed, "malformed", "inbound HBONE request refused with 400")                           \
   X(kDenied, "denied", "AuthorizationPolicy denied it")                                          \
   X(kPlaintextRefused, "plaintext_refused", "plaintext inbound under STRICT PeerAuthentication")  \
-  X(kSourceLimit, "source_limit", "the source address holds as many connections as it may")
+  X(kSourceLimit, "source_limit", "the source address holds as many connections as it may")      \
+  X(kOverflow, "overflow", "the destination's connectionPool.tcp.maxConnections are open (circuit breaking)")
 
 enum class FailReason {
 #define SLUICE_FAIL_REASON_ENUM(name, label, meaning) name,

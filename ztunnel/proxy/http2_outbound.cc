@@ -202,6 +202,9 @@ void Http2Outbound::routeRequest(int32_t stream) {
 
 void Http2Outbound::dispatch(int32_t stream, Exchange& x, HttpRouting routing, l7::Http2Request request) {
   if (routing.local) return respondLocally(stream, x, *routing.local);
+  if (!admit(routing, PoolResource::kRequests, x.record.inFlight)) {
+    return respondLocally(stream, x, {503, "UO", "upstream overflow: the destination has its maximum of requests in flight", {}});
+  }
   decorateRequest(*routing.rule, request.head, context_.random);
   if (const std::string* id = request.head.find("x-request-id")) x.record.requestId = *id;
   x.timeout = routing.timeout;
@@ -214,8 +217,14 @@ void Http2Outbound::dispatch(int32_t stream, Exchange& x, HttpRouting routing, l
 }
 
 void Http2Outbound::sendTo(int32_t stream, Exchange& x, HttpRouting routing) {
-  int slot = acquireUpstream(routing.endpoint, routing.workload);
+  int slot = acquireUpstream(routing, x.record);
   if (slot == kNoSlot) return respondLocally(stream, x, {503, "UO", "too many upstream connections for one client connection", {}});
+  if (slot == kPendingOverflow) {
+    return respondLocally(stream, x, {503, "UO", "upstream overflow: too many requests wait for a connection to the destination", {}});
+  }
+  if (slot == kConnectionOverflow) {
+    return respondLocally(stream, x, {503, "UO", "upstream overflow: the destination has its maximum of connections open", {}});
+  }
   x.outlier = outlierTarget(routing);
   if (x.retries > 0) {
     // The try that answers names the destination, and counts against its endpoint instead.
@@ -231,6 +240,7 @@ void Http2Outbound::sendTo(int32_t stream, Exchange& x, HttpRouting routing) {
   }
   x.upstream = slot;
   x.pending = true;
+  ++upstreams_[slot].requests;
 }
 
 bool Http2Outbound::retry(Exchange& x, const l7::AttemptResult& result) {
@@ -239,8 +249,9 @@ bool Http2Outbound::retry(Exchange& x, const l7::AttemptResult& result) {
   bool replayable = !x.request.empty();
   HttpRouting next = *x.tried;
   std::chrono::milliseconds backoff{0};
-  if (!planRetry(*x.config, next, result, x.retries, x.method, replayable, backoff)) return false;
+  if (!planRetry(*x.config, next, result, x.retries, x.method, replayable, x.record, backoff)) return false;
   ++x.retries;
+  x.tryTimeoutAt.reset();
   cancelUpstreamStream(x);
   x.upstream = -1;
   x.pending = false;
@@ -264,33 +275,49 @@ void Http2Outbound::onTimer(std::chrono::steady_clock::time_point now) {
       x.delayed.reset();
       dispatch(stream, x, std::move(d.routing), std::move(d.request));
     }
-    if (x.retryAt) {
-      if (now < *x.retryAt) {
-        later(*x.retryAt);
-        continue;
-      }
+    if (x.timeoutAt && now >= *x.timeoutAt) {
+      // The route's time is over, whatever try (or backoff) the request is in.
+      x.timeoutAt.reset();
+      x.tryTimeoutAt.reset();
+      x.retryAt.reset();
+      x.retryRouting.reset();
+      if (!x.responseDone) timeOut(stream, x);
+    }
+    if (x.retryAt && now >= *x.retryAt) {
       x.retryAt.reset();
       HttpRouting routing = std::move(*x.retryRouting);
       x.retryRouting.reset();
       sendTo(stream, x, std::move(routing));
     }
-    if (x.timeoutAt) {
-      if (now < *x.timeoutAt) {
-        later(*x.timeoutAt);
-        continue;
+    if (x.tryTimeoutAt && now >= *x.tryTimeoutAt) {
+      x.tryTimeoutAt.reset();
+      // A try that took longer than perTryTimeout counts as a 504 for retryOn (Envoy's).
+      if (!x.responseDone) {
+        if (!x.responded) noteOutcome(x.outlier, Outcome::kLocalOriginFailure);
+        if (x.responded || !retry(x, {l7::AttemptResult::Kind::kResponse, 504})) timeOut(stream, x);
       }
-      x.timeoutAt.reset();
-      if (!x.responseDone) timeOut(stream, x);
+    }
+    for (const auto& at : {x.timeoutAt, x.retryAt, x.tryTimeoutAt}) {
+      if (at) later(*at);
     }
   }
   if (next) wakeAt(*next);
 }
 
 void Http2Outbound::startTimeout(Exchange& x) {
-  // The route's timeout counts from the request's end (Envoy's), until the response's.
-  if (x.timeout.count() <= 0 || x.timeoutAt || x.responseDone) return;
-  x.timeoutAt = context_.loop.now() + x.timeout;
-  wakeAt(*x.timeoutAt);
+  // Both count from the request's end (Envoy's) until the response's: the route's once, over
+  // every try; perTryTimeout anew for each try.
+  if (x.responseDone) return;
+  auto now = context_.loop.now();
+  if (x.timeout.count() > 0 && !x.timeoutAt) {
+    x.timeoutAt = now + x.timeout;
+    wakeAt(*x.timeoutAt);
+  }
+  auto perTry = x.tried && x.tried->rule ? x.tried->rule->retries.perTryTimeout : std::chrono::milliseconds{0};
+  if (perTry.count() > 0) {
+    x.tryTimeoutAt = now + perTry;
+    wakeAt(*x.tryTimeoutAt);
+  }
 }
 
 void Http2Outbound::timeOut(int32_t stream, Exchange& x) {
@@ -305,11 +332,15 @@ void Http2Outbound::timeOut(int32_t stream, Exchange& x) {
   x.responseDone = true;
 }
 
-int Http2Outbound::acquireUpstream(const SocketAddress& address, const std::shared_ptr<const WorkloadEntry>& workload) {
-  std::string key = address.toString();
+int Http2Outbound::acquireUpstream(const HttpRouting& routing, RequestRecord& record) {
+  std::string key = routing.endpoint.toString();
   for (int i = 0; i < kMaxUpstreams; ++i) {
     const UpstreamSlot& u = upstreams_[i];
-    if (u.endpoint && !u.closing && u.key == key && sessions_[i].session->acceptsStreams()) return i;
+    if (u.endpoint && !u.closing && !u.exhausted() && u.key == key && sessions_[i].session->acceptsStreams()) {
+      // Still being made, it keeps the request pending (http1MaxPendingRequests).
+      if (!u.connected && !admit(routing, PoolResource::kPendingRequests, record.pending)) return kPendingOverflow;
+      return i;
+    }
   }
   int slot = freeSlot();
   if (slot < 0) {
@@ -324,8 +355,12 @@ int Http2Outbound::acquireUpstream(const SocketAddress& address, const std::shar
     }
     return kNoSlot;
   }
+  if (!admit(routing, PoolResource::kPendingRequests, record.pending)) return kPendingOverflow;
   auto session = http2::Http2Session::create(http2::Http2Session::Role::kClient, context_.options.hboneLimits);
-  if (!session || !openUpstreamIn(slot, address, workload)) return kConnectFailed;
+  if (!session) return kConnectFailed;
+  auto opened = openUpstreamIn(slot, routing.endpoint, routing.workload,
+                               routing.service ? routing.service->poolFor(routing.subset) : DestinationPool{});
+  if (!opened) return opened.error().reason == FailReason::kOverflow ? kConnectionOverflow : kConnectFailed;
   sessions_[slot].session = std::move(*session);
   return slot;
 }
@@ -347,6 +382,7 @@ bool Http2Outbound::sendPendingRequests() {
     }
     x.upStream = *id;
     x.pending = false;
+    x.record.pending.reset();  // its connection is made
     x.requestDone = endStream;
     if (endStream) {
       startTimeout(x);
@@ -420,6 +456,13 @@ void Http2Outbound::releaseUpstreamStream(Exchange& x) {
   if (u.session) u.session->release(x.upStream);  // what it still queued goes out first
   u.streams.erase(x.upStream);
   x.upStream = 0;
+  // maxRequestsPerConnection: a connection that carried its share closes once its last
+  // stream is done and no request still waits to be sent on it.
+  int slot = x.upstream;
+  if (upstreams_[slot].exhausted() && u.streams.empty() &&
+      std::none_of(exchanges_.begin(), exchanges_.end(), [slot](const auto& e) { return e.second.pending && e.second.upstream == slot; })) {
+    closeUpstream(slot, false);
+  }
 }
 
 bool Http2Outbound::handleUpstreamEvents(int slot) {

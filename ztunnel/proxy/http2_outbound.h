@@ -18,6 +18,7 @@
 // an endpoint is destroyed only when quiescent.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <map>
@@ -83,6 +84,7 @@ class Http2Outbound final : public L7Connection {
     std::chrono::steady_clock::time_point delayUntil;
     std::chrono::milliseconds timeout{0};  // the route's (0: none)
     std::optional<std::chrono::steady_clock::time_point> timeoutAt;  // set once the request ended
+    std::optional<std::chrono::steady_clock::time_point> tryTimeoutAt;  // retries.perTryTimeout of the current try
     std::string method;
     std::optional<HttpRouting> tried;  // where the current try went (retries pick again from it)
     int retries = 0;
@@ -95,6 +97,9 @@ class Http2Outbound final : public L7Connection {
   void finish(bool reset) override;
   void upstreamConnectFailed(int slot) override { failUpstream(slot); }
   void clearUpstream(int slot) override { sessions_[slot] = UpstreamSession{}; }
+  bool upstreamIdle(int slot) const override {
+    return std::none_of(exchanges_.begin(), exchanges_.end(), [slot](const auto& e) { return e.second.upstream == slot; });
+  }
 
   bool readFrom(Endpoint& from, http2::Http2Session& session, bool fromClient, bool& eof, bool& failed);
   bool flushTo(Endpoint& to, http2::Http2Session& session, Outgoing& out, bool toClient, bool& failed);
@@ -111,6 +116,7 @@ class Http2Outbound final : public L7Connection {
   // a backoff, to another endpoint when there is one); the failed stream is reset.
   bool retry(Exchange& exchange, const l7::AttemptResult& result);
   void onTimer(std::chrono::steady_clock::time_point now) override;
+  // The request was sent whole: the route's timeout starts (once), and the try's.
   void startTimeout(Exchange& exchange);
   // The route's timeout passed before the response ended: 504 UT, or a reset once it began.
   void timeOut(int32_t stream, Exchange& exchange);
@@ -125,10 +131,12 @@ class Http2Outbound final : public L7Connection {
   // not ended is reset (CANCEL) first.
   void cancelUpstreamStream(Exchange& exchange);
   void failUpstream(int slot);
-  // The slot of a connection to `address` that takes another stream (opening one if needed),
-  // or kNoSlot (all slots in use) or kConnectFailed.
-  static constexpr int kNoSlot = -1, kConnectFailed = -2;
-  int acquireUpstream(const SocketAddress& address, const std::shared_ptr<const WorkloadEntry>& workload);
+  // The slot of a connection to `routing`'s endpoint that takes another stream (opening one if
+  // needed; the request's pending count goes into `record` while it is being made), or
+  // kNoSlot (all slots in use), kConnectFailed, or an overflow of the destination's
+  // http1MaxPendingRequests or maxConnections.
+  static constexpr int kNoSlot = -1, kConnectFailed = -2, kPendingOverflow = -3, kConnectionOverflow = -4;
+  int acquireUpstream(const HttpRouting& routing, RequestRecord& record);
   bool usable(int slot) const { return upstreams_[slot].endpoint && !upstreams_[slot].closing && upstreams_[slot].connected; }
 
   std::unique_ptr<http2::Http2Session> downSession_;

@@ -52,6 +52,7 @@ void HttpOutbound::upstreamConnectFailed(int slot) {
   closeUpstream(slot, false);
   if (waiting) {
     current_ = nullptr;
+    record_.pending.reset();
     noteOutcome(outlierTarget_, Outcome::kLocalOriginFailure);
     if (retryAfter({l7::AttemptResult::Kind::kConnectFailure})) return;
     respondLocally(503, "UF", "upstream connect error or disconnect/reset before headers", false);
@@ -165,6 +166,7 @@ bool HttpOutbound::pumpRequest() {
       }
       case Request::kConnecting:
         if (current_ == nullptr || !current_->connected) return progress;
+        record_.pending.reset();  // its connection is made
         toServer_.head = requestParser_.head().serializeRequest();
         request_ = Request::kSending;
         progress = true;
@@ -178,11 +180,7 @@ bool HttpOutbound::pumpRequest() {
         }
         if (requestEnded_) {
           request_ = Request::kSent;
-          if (!discard && routeTimeout_.count() > 0 && !timeoutAt_) {
-            // The route's timeout counts from the request's end (Envoy's), until the response's.
-            timeoutAt_ = context_.loop.now() + routeTimeout_;
-            wakeAt(*timeoutAt_);
-          }
+          if (!discard) startTimeouts();
           progress = true;
           continue;
         }
@@ -430,6 +428,9 @@ void HttpOutbound::dispatch(HttpRouting routing) {
     const LocalAnswer& a = *routing.local;
     return respondLocally(a.status, a.flag, a.body, false, a.extra);
   }
+  if (!admit(routing, PoolResource::kRequests, record_.inFlight)) {
+    return respondLocally(503, "UO", "upstream overflow: the destination has its maximum of requests in flight", false);
+  }
   std::string upgradeTo = requestParser_.upgrade() && head.find("upgrade") != nullptr ? *head.find("upgrade") : "";
   stripHopByHop(head);
   if (!upgradeTo.empty()) {
@@ -457,13 +458,28 @@ void HttpOutbound::sendTo(HttpRouting routing) {
     markOutstanding(record_, context_.outstanding);
   }
   exchangeRouting_ = std::move(routing);
-  if (!current_->endpoint && !openUpstreamIn(indexOf(*current_), address, exchangeRouting_->workload)) {
+  // Waiting for its connection to be made, it is a pending request (http1MaxPendingRequests).
+  if (!current_->connected && !admit(*exchangeRouting_, PoolResource::kPendingRequests, record_.pending)) {
+    current_ = nullptr;
+    return respondLocally(503, "UO", "upstream overflow: too many requests wait for a connection to the destination", false);
+  }
+  std::expected<void, UpstreamFailure> opened;
+  if (!current_->endpoint) {
+    opened = openUpstreamIn(indexOf(*current_), address, exchangeRouting_->workload,
+                            exchangeRouting_->service ? exchangeRouting_->service->poolFor(exchangeRouting_->subset) : DestinationPool{});
+  }
+  if (!opened && opened.error().reason == FailReason::kOverflow) {
+    current_ = nullptr;
+    return respondLocally(503, "UO", "upstream overflow: the destination has its maximum of connections open", false);
+  }
+  if (!opened) {
     current_ = nullptr;
     noteOutcome(outlierTarget_, Outcome::kLocalOriginFailure);
     request_ = Request::kConnecting;  // nothing of the request was read past its head
     if (retryAfter({l7::AttemptResult::Kind::kConnectFailure})) return;
     return respondLocally(503, "UF", "upstream connect error", false);
   }
+  ++current_->requests;
   request_ = Request::kConnecting;
   response_ = Response::kHead;
   // A retry may leave the parser in the failed try's response: it starts over.
@@ -476,8 +492,11 @@ bool HttpOutbound::retryAfter(const l7::AttemptResult& result) {
   bool replayable = request_ == Request::kConnecting || (requestEnded_ && requestBodyBytes_ == 0);
   HttpRouting next = *exchangeRouting_;
   std::chrono::milliseconds backoff{0};
-  if (!planRetry(*exchangeConfig_, next, result, retries_, requestParser_.head().method, replayable, backoff)) return false;
+  if (!planRetry(*exchangeConfig_, next, result, retries_, requestParser_.head().method, replayable, record_, backoff)) {
+    return false;
+  }
   ++retries_;
+  tryTimeoutAt_.reset();
   dropCurrentUpstream();  // what the failed try sent back goes with its connection
   toServer_ = Output{};
   toClient_ = Output{};
@@ -538,8 +557,7 @@ void HttpOutbound::upstreamBroke() {
 }
 
 void HttpOutbound::onTimer(std::chrono::steady_clock::time_point now) {
-  if (request_ == Request::kDelayed) {
-    if (now < delayUntil_) return wakeAt(delayUntil_);
+  if (request_ == Request::kDelayed && now >= delayUntil_) {
     request_ = Request::kDiscarding;  // until an upstream is chosen
     HttpRouting routing = std::move(*delayed_);
     delayed_.reset();
@@ -549,10 +567,48 @@ void HttpOutbound::onTimer(std::chrono::steady_clock::time_point now) {
       dispatch(std::move(routing));
     }
   }
-  if (timeoutAt_) {
-    if (now < *timeoutAt_) return wakeAt(*timeoutAt_);
+  if (timeoutAt_ && now >= *timeoutAt_) {
     timeoutAt_.reset();
-    if (current_ != nullptr && !responseEnded_) abandonUpstream(504, "UT", "upstream request timeout");
+    tryTimeoutAt_.reset();
+    if (current_ != nullptr && !responseEnded_) {
+      abandonUpstream(504, "UT", "upstream request timeout");
+    } else if (request_ == Request::kDelayed && delayedRetry_) {
+      // The route's time ran out during a retry's backoff: no more tries.
+      delayed_.reset();
+      delayedRetry_ = false;
+      respondLocally(504, "UT", "upstream request timeout", false);
+    }
+  }
+  if (tryTimeoutAt_ && now >= *tryTimeoutAt_) {
+    tryTimeoutAt_.reset();
+    // A try that took longer than perTryTimeout counts as a 504 for retryOn (Envoy's), and
+    // goes again while the route's timeout allows.
+    if (current_ != nullptr && !responseEnded_) {
+      bool answered = response_ == Response::kBody || !toClient_.empty();
+      if (!answered) noteOutcome(outlierTarget_, Outcome::kLocalOriginFailure);
+      if (answered || !retryAfter({l7::AttemptResult::Kind::kResponse, 504})) {
+        abandonUpstream(504, "UT", "upstream request timeout");
+      }
+    }
+  }
+  if (request_ == Request::kDelayed) wakeAt(delayUntil_);
+  for (const auto& at : {timeoutAt_, tryTimeoutAt_}) {
+    if (at) wakeAt(*at);
+  }
+}
+
+void HttpOutbound::startTimeouts() {
+  // Both count from the request's end (Envoy's) until the response's: the route's once, over
+  // every try; perTryTimeout anew for each try.
+  auto now = context_.loop.now();
+  if (routeTimeout_.count() > 0 && !timeoutAt_) {
+    timeoutAt_ = now + routeTimeout_;
+    wakeAt(*timeoutAt_);
+  }
+  auto perTry = exchangeRouting_ && exchangeRouting_->rule ? exchangeRouting_->rule->retries.perTryTimeout : std::chrono::milliseconds{0};
+  if (perTry.count() > 0) {
+    tryTimeoutAt_ = now + perTry;
+    wakeAt(*tryTimeoutAt_);
   }
 }
 
@@ -578,13 +634,14 @@ void HttpOutbound::abandonUpstream(int status, std::string_view flag, std::strin
 void HttpOutbound::completeExchange() {
   outlierTarget_ = {};  // noted already, or the exchange ended before the endpoint had a say
   timeoutAt_.reset();
+  tryTimeoutAt_.reset();
   routeTimeout_ = {};
   exchangeRouting_.reset();
   retries_ = 0;
   requestBodyBytes_ = 0;
   endRequest(*pod_, record_, context_.loop.now());
-  bool reusable = current_ != nullptr && !current_->closing && response_ != Response::kLocal &&
-                  responseParser_.keepAlive() && fromServer_.rest().empty();
+  bool reusable = current_ != nullptr && !current_->closing && !current_->exhausted() &&
+                  response_ != Response::kLocal && responseParser_.keepAlive() && fromServer_.rest().empty();
   if (current_ != nullptr) {
     if (fromServer_.chunk) current_->endpoint->release(*fromServer_.chunk);
     if (!reusable) closeUpstream(indexOf(*current_), false);

@@ -54,6 +54,9 @@ class HttpOutbound final : public L7Connection {
   void pump() override;
   void finish(bool reset) override;
   void upstreamConnectFailed(int slot) override;
+  bool upstreamIdle(int slot) const override {
+    return &upstreams_[slot] != current_ && upstreams_[slot].connected;
+  }
   bool pumpRequest();
   bool pumpResponse();
   bool pumpIdleUpstreams();
@@ -71,6 +74,8 @@ class HttpOutbound final : public L7Connection {
   // endpoint when there is one); the failed upstream is dropped.
   bool retryAfter(const l7::AttemptResult& result);
   void onTimer(std::chrono::steady_clock::time_point now) override;
+  // The request was sent whole: the route's timeout starts (once), and the try's.
+  void startTimeouts();
   // The current upstream is given up (reset): the client gets `status` with `flag` if nothing
   // of the response went out yet, else a reset.
   void abandonUpstream(int status, std::string_view flag, std::string_view message);
@@ -110,6 +115,7 @@ class HttpOutbound final : public L7Connection {
   std::chrono::steady_clock::time_point delayUntil_;
   std::chrono::milliseconds routeTimeout_{0};  // the current exchange's route timeout (0: none)
   std::optional<std::chrono::steady_clock::time_point> timeoutAt_;
+  std::optional<std::chrono::steady_clock::time_point> tryTimeoutAt_;  // retries.perTryTimeout of the current try
 };
 
 }  // namespace sluice::ztunnel

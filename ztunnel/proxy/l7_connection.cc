@@ -116,9 +116,19 @@ void L7Connection::onEndpointConnected(Endpoint& endpoint, bool ok, FailReason r
 }
 
 std::expected<void, UpstreamFailure> L7Connection::openUpstreamIn(int slot, const SocketAddress& address,
-                                                                  const std::shared_ptr<const WorkloadEntry>& workload) {
+                                                                  const std::shared_ptr<const WorkloadEntry>& workload,
+                                                                  const DestinationPool& pool) {
   UpstreamSlot& u = upstreams_[slot];
   SLUICE_ASSERT(!u.endpoint, "opening an upstream in a slot in use");
+  std::optional<BreakerSlot> connection = pool.acquire(PoolResource::kConnections);
+  // At the destination's maximum, a connection of ours to another of its endpoints that
+  // nothing uses makes room (round robin over a dual-stack pod's two addresses would else
+  // refuse every other request of a keep-alive client under maxConnections: 1).
+  if (!connection && closeIdleUpstreamOf(pool.breaker.get())) connection = pool.acquire(PoolResource::kConnections);
+  if (!connection) {
+    pod_->counters.failed[static_cast<size_t>(FailReason::kOverflow)]++;
+    return std::unexpected(UpstreamFailure{FailReason::kOverflow, "the destination has its maxConnections open"});
+  }
   auto opened = openUpstream(context_, pod_, {peer_, address, workload}, *this, *this, static_cast<uint8_t>((slot + 1) * kOpStride));
   if (!opened) {
     pod_->counters.failed[static_cast<size_t>(opened.error().reason)]++;
@@ -127,7 +137,17 @@ std::expected<void, UpstreamFailure> L7Connection::openUpstreamIn(int slot, cons
   }
   u.endpoint = std::move(opened->endpoint);
   u.key = address.toString();
+  u.connection = std::move(*connection);
+  u.maxRequests = pool.policy.maxRequestsPerConnection;
   return {};
+}
+
+bool L7Connection::admit(const HttpRouting& routing, PoolResource resource, BreakerSlot& into) {
+  if (routing.service == nullptr) return true;
+  auto slot = routing.service->poolFor(routing.subset).acquire(resource);
+  if (!slot) return false;
+  into = std::move(*slot);
+  return true;
 }
 
 RequestRecord L7Connection::beginRecord(const WorkloadEntry* self, const l7::HttpHead& head, bool grpc, std::string protocol) {
@@ -158,13 +178,18 @@ void L7Connection::noteOutcome(OutlierTarget& target, Outcome outcome) {
 }
 
 bool L7Connection::planRetry(const ConfigSnapshot& config, HttpRouting& routing, const l7::AttemptResult& result,
-                             int retriesSoFar, std::string_view method, bool replayable, std::chrono::milliseconds& backoff) {
+                             int retriesSoFar, std::string_view method, bool replayable, RequestRecord& record,
+                             std::chrono::milliseconds& backoff) {
   if (routing.rule == nullptr || routing.service == nullptr || context_.retryBudgets == nullptr) return false;
   if (!l7::shouldRetry(routing.rule->retries, result, retriesSoFar, method, replayable)) return false;
+  // maxRetries (in flight, node-wide) before the budget: a retry the breaker refuses spends none of it.
+  std::optional<BreakerSlot> retrySlot = routing.service->poolFor(routing.subset).acquire(PoolResource::kRetries);
+  if (!retrySlot) return false;  // counted as an overflow
   if (!context_.retryBudgets->tryRetry(routing.service->key, context_.loop.now())) return false;  // counted as denied
   Choice choice{context_.random(), context_.sequence++, std::nullopt, peerIp_, &context_.outstanding, context_.outliers};
   if (!rerouteForRetry(config, routing, choice)) return false;
   backoff = l7::retryBackoff(retriesSoFar, context_.random());
+  record.retry = std::move(*retrySlot);  // the previous try's retry, if any, is over
   return true;
 }
 
@@ -173,6 +198,17 @@ int L7Connection::freeSlot() const {
     if (!upstreams_[i].endpoint) return i;
   }
   return -1;
+}
+
+bool L7Connection::closeIdleUpstreamOf(const CircuitBreaker* breaker) {
+  for (int i = 0; i < kMaxUpstreams; ++i) {
+    const UpstreamSlot& u = upstreams_[i];
+    if (u.endpoint && !u.closing && u.connection.breaker() == breaker && upstreamIdle(i)) {
+      closeUpstream(i, false);
+      return true;
+    }
+  }
+  return false;
 }
 
 int L7Connection::slotOf(const Endpoint& endpoint) const {
@@ -186,6 +222,9 @@ void L7Connection::closeUpstream(int slot, bool reset) {
   UpstreamSlot& u = upstreams_[slot];
   if (!u.endpoint || u.closing) return;
   u.closing = true;
+  // A closing connection carries nothing more: the destination may open another at once
+  // (maxConnections counts the connections that can carry requests).
+  u.connection.reset();
   u.endpoint->abort(reset);
 }
 

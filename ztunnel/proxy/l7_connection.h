@@ -44,6 +44,10 @@ class L7Connection : public IoHandler, public EndpointOwner {
     std::unique_ptr<Endpoint> endpoint;  // null: the slot is free
     std::string key;                     // the endpoint's address
     bool connected = false, closing = false;
+    BreakerSlot connection;        // its destination's maxConnections count (empty: not limited)
+    uint32_t requests = 0;         // requests it was given
+    uint32_t maxRequests = 0;      // connectionPool.http.maxRequestsPerConnection (0: unlimited)
+    bool exhausted() const { return maxRequests != 0 && requests >= maxRequests; }
   };
 
   virtual void pump() = 0;
@@ -56,13 +60,26 @@ class L7Connection : public IoHandler, public EndpointOwner {
   virtual void upstreamConnectFailed(int slot) = 0;
   // The slot's endpoint is closed and gone: drop the subclass's state for it.
   virtual void clearUpstream(int /*slot*/) {}
+  // The slot's connection carries no request now and none waits for it (it may be closed to
+  // make room).
+  virtual bool upstreamIdle(int slot) const = 0;
 
   // The app's socket, as endpoint 0 (op codes [0, kOpStride)).
   void adoptClient(UniqueFd fd);
-  // Starts connecting `slot` (free) to `address`; the outcome arrives in onEndpointConnected.
+  // Starts connecting `slot` (free) to `address`, an endpoint of the destination `pool`
+  // describes; the outcome arrives in onEndpointConnected. Fails with kOverflow (nothing
+  // opened) when the destination has its maxConnections open.
   std::expected<void, UpstreamFailure> openUpstreamIn(int slot, const SocketAddress& address,
-                                                      const std::shared_ptr<const WorkloadEntry>& workload);
+                                                      const std::shared_ptr<const WorkloadEntry>& workload,
+                                                      const DestinationPool& pool);
+  // One `resource` of the routed request's destination (in flight: http2MaxRequests; waiting
+  // for its connection: http1MaxPendingRequests), held by `into` (the request's record);
+  // false when the destination has as many as it may (answer 503 UO).
+  static bool admit(const HttpRouting& routing, PoolResource resource, BreakerSlot& into);
   int freeSlot() const;
+  // Closes one idle upstream connection counted by `breaker` (its count is given back); false
+  // when there is none.
+  bool closeIdleUpstreamOf(const CircuitBreaker* breaker);
   int slotOf(const Endpoint& endpoint) const;
   void closeUpstream(int slot, bool reset);
   // Aborts the app's endpoint and every upstream (the base half of finish()).
@@ -91,8 +108,9 @@ class L7Connection : public IoHandler, public EndpointOwner {
   // Whether the request routed by `routing` (its method, `retriesSoFar`, its body `replayable`)
   // is tried again after `result`: the route's retry policy and the destination's budget say
   // yes and another endpoint was chosen into `routing`. Then the caller waits `backoff`.
+  // The retry's count (maxRetries) goes into `record` (a retry over the limit is not made).
   bool planRetry(const ConfigSnapshot& config, HttpRouting& routing, const l7::AttemptResult& result, int retriesSoFar,
-                 std::string_view method, bool replayable, std::chrono::milliseconds& backoff);
+                 std::string_view method, bool replayable, RequestRecord& record, std::chrono::milliseconds& backoff);
   void countFromClient(size_t n) {
     pod_->counters.bytesFromClient[static_cast<size_t>(Direction::kOutbound)] += n;
     series_->received += n;

@@ -38,6 +38,15 @@ void OutboundAcceptor::onAccepted(UniqueFd fd) {
     context_.loop.add<Http2Outbound>(context_, pod_, peer, decision.target).start(std::move(fd));
     return;
   }
+  // connectionPool.tcp.maxConnections of the destination (service or subset), for the node.
+  std::optional<BreakerSlot> connection =
+      decision.serviceEntry ? decision.serviceEntry->poolFor(decision.subset).acquire(PoolResource::kConnections) : BreakerSlot{};
+  if (!connection) {
+    spdlog::debug("{}: refused {}: {} has its maxConnections open", pod.key(), dst->toString(), decision.serviceEntry->key);
+    return refuse(pod, std::move(fd), FailReason::kOverflow);
+  }
+  // Held by the relay until it is gone (a shared_ptr only when something is counted).
+  std::shared_ptr<void> held = connection->held() ? std::make_shared<BreakerSlot>(std::move(*connection)) : nullptr;
   auto series = pod.tcp.series(outboundTcpLabels(*config, pod, unmapped(*dst).toString(), decision.target.ip(),
                                                  context_.options.trustDomain));
   RelayInfo info{pod_, Direction::kOutbound, peer, decision.target, "TCP", "", std::move(series)};
@@ -45,9 +54,9 @@ void OutboundAcceptor::onAccepted(UniqueFd fd) {
   // A mesh workload is reached over HBONE whenever this node has identities.
   if (decision.workload && context_.certificates != nullptr) {
     info.protocol = "HBONE";
-    return startHbone(std::move(fd), std::move(info), decision.workload);
+    return startHbone(std::move(fd), std::move(info), decision.workload, std::move(held));
   }
-  startSocketRelay(context_, std::move(info), std::move(fd));
+  startSocketRelay(context_, std::move(info), std::move(fd), std::move(held));
 }
 
 std::function<void(bool)> OutboundAcceptor::connectOutcomeRecorder(const OutboundDecision& decision) const {
@@ -62,11 +71,13 @@ std::function<void(bool)> OutboundAcceptor::connectOutcomeRecorder(const Outboun
   };
 }
 
-void OutboundAcceptor::startHbone(UniqueFd fd, RelayInfo info, std::shared_ptr<const WorkloadEntry> workload) {
+void OutboundAcceptor::startHbone(UniqueFd fd, RelayInfo info, std::shared_ptr<const WorkloadEntry> workload,
+                                  std::shared_ptr<void> held) {
   PodRuntime& pod = *pod_;
   SocketAddress peer = info.peer, target = info.target;
   auto connectOutcome = info.connectOutcome;
   Relay& relay = newRelay(context_, std::move(info));
+  relay.hold(std::move(held));
   auto up = openUpstream(context_, pod_, {peer, target, std::move(workload)}, relay, relay, Relay::kUpOps);
   if (!up) {
     spdlog::warn("{}: {}", pod.key(), up.error().message);

@@ -20,7 +20,8 @@ class OutboundAcceptor final : public PodAcceptor {
   void onAccepted(UniqueFd fd) override;
 
  private:
-  void startHbone(UniqueFd fd, RelayInfo info, std::shared_ptr<const WorkloadEntry> workload);
+  // `held` (may be null) lives as long as the relay: the connection's circuit-breaker count.
+  void startHbone(UniqueFd fd, RelayInfo info, std::shared_ptr<const WorkloadEntry> workload, std::shared_ptr<void> held);
   // What the relay tells outlier detection once it knows whether its upstream connected
   // (empty: the service does not detect outliers).
   std::function<void(bool)> connectOutcomeRecorder(const OutboundDecision& decision) const;

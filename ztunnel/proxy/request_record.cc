@@ -100,6 +100,9 @@ void releaseOutstanding(RequestRecord& r) {
 
 void endRequest(PodRuntime& pod, RequestRecord& r, std::chrono::steady_clock::time_point now) {
   releaseOutstanding(r);
+  r.inFlight.reset();
+  r.pending.reset();
+  r.retry.reset();
   if (!r.active) return;
   r.active = false;
   double durationMs = std::chrono::duration<double, std::milli>(now - r.start).count();

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "l7/http_head.h"
+#include "proxy/circuit_breaker.h"
 #include "proxy/config_snapshot.h"
 #include "proxy/http_request_routing.h"
 #include "proxy/pod_runtime.h"
@@ -31,6 +32,9 @@ struct RequestRecord {
   // While it is in flight it counts as one outstanding request to its endpoint in the worker's
   // view (LEAST_REQUEST); ending it gives that back.
   OutstandingRequests* outstanding = nullptr;
+  // Its destination's circuit-breaker counts while it holds them (empty when the destination
+  // limits nothing): in flight until it ends, waiting for an upstream connection, its retry.
+  BreakerSlot inFlight, pending, retry;
 };
 
 // The labels of `pod` as a source: from `workload`, its entry in the configuration
@@ -47,7 +51,8 @@ void recordRouting(RequestRecord& record, const HttpRouting& routing, const std:
 void markOutstanding(RequestRecord& record, OutstandingRequests& outstanding);
 // The request no longer counts against its endpoint (before a retry names another one).
 void releaseOutstanding(RequestRecord& r);
-// Reports it (metrics, access log) and ends its outstanding count, unless already ended.
+// Reports it (metrics, access log) and ends its outstanding count and gives back its
+// circuit-breaker counts, unless already ended.
 void endRequest(PodRuntime& pod, RequestRecord& record, std::chrono::steady_clock::time_point now);
 
 // The access log: one JSON object per line per request; null turns it off (the default). The

@@ -1,5 +1,6 @@
 #include "proxy/snapshot_builder.h"
 
+#include <algorithm>
 #include <set>
 
 #include <fmt/format.h>
@@ -120,6 +121,42 @@ void applyOutlierDetection(const v1::DestinationRule& rule, ServiceEntry& entry)
   }
 }
 
+// Istio's connectionPool: 0 (or absent) leaves a limit at Istio's 2^32-1, unlimited.
+ConnectionPoolPolicy connectionPoolPolicy(const v1::ConnectionPoolSettings& cp) {
+  ConnectionPoolPolicy p;
+  auto limit = [](int32_t v) { return v > 0 ? static_cast<uint32_t>(v) : ConnectionPoolPolicy::kUnlimited; };
+  p.maxConnections = limit(cp.tcp().max_connections());
+  p.maxPendingRequests = limit(cp.http().http1_max_pending_requests());
+  p.maxRequests = limit(cp.http().http2_max_requests());
+  p.maxRetries = limit(cp.http().max_retries());
+  p.maxRequestsPerConnection = static_cast<uint32_t>(std::max(cp.http().max_requests_per_connection(), 0));
+  return p;
+}
+
+// The DestinationRule's connectionPool for the service and for each subset (its own, or the
+// service's): every subset is a destination of its own with its own counts (Envoy's cluster
+// per subset). Breakers come from `breakers` (null: none, limits are not counted), by
+// destination name, which lands in `used`.
+void applyConnectionPools(const v1::DestinationRule& rule, ServiceEntry& entry, CircuitBreakers* breakers,
+                          std::set<std::string>& used) {
+  auto attach = [&](DestinationPool& pool, const std::string& subset) {
+    if (breakers == nullptr || !pool.policy.countsAnything()) return;
+    std::string destination = entry.key + "/" + subset;
+    pool.breaker = breakers->get(destination);
+    used.insert(std::move(destination));
+  };
+  if (rule.traffic_policy().has_connection_pool()) entry.pool.policy = connectionPoolPolicy(rule.traffic_policy().connection_pool());
+  attach(entry.pool, "");
+  for (const auto& subset : rule.subsets()) {
+    DestinationPool pool{subset.traffic_policy().has_connection_pool()
+                             ? connectionPoolPolicy(subset.traffic_policy().connection_pool())
+                             : entry.pool.policy,
+                         nullptr};
+    attach(pool, subset.name());
+    entry.subsetPools.emplace(subset.name(), std::move(pool));
+  }
+}
+
 ServiceEntry::Protocol portProtocol(const std::string& protocol) {
   if (protocol == "HTTP") return ServiceEntry::Protocol::kHttp;
   if (protocol == "HTTP2") return ServiceEntry::Protocol::kHttp2;
@@ -138,8 +175,9 @@ l7::HttpRouteTable defaultRoutes(const std::string& hostname) {
 
 }  // namespace
 
-Result<ConfigSnapshot> buildSnapshot(const std::map<std::string, v1::Resource>& resources) {
+Result<ConfigSnapshot> buildSnapshot(const std::map<std::string, v1::Resource>& resources, CircuitBreakers* breakers) {
   ConfigSnapshot snapshot;
+  std::set<std::string> breakersUsed;
   snapshot.resourceCount = resources.size();
   std::map<std::string, const v1::DestinationRule*> rules;  // by FQDN host
   std::vector<const v1::VirtualService*> routes;
@@ -187,6 +225,7 @@ Result<ConfigSnapshot> buildSnapshot(const std::map<std::string, v1::Resource>& 
     if (rule != nullptr) {
       applyLoadBalancers(*rule, *entry);
       applyOutlierDetection(*rule, *entry);
+      applyConnectionPools(*rule, *entry, breakers, breakersUsed);
     }
     // Per request (HTTP ports): the first VirtualService's http routes, or one route to itself.
     entry->httpRoutes = std::make_shared<const l7::HttpRouteTable>(defaultRoutes(s.hostname()));
@@ -260,6 +299,9 @@ Result<ConfigSnapshot> buildSnapshot(const std::map<std::string, v1::Resource>& 
       }
     }
   }
+  // Only after the snapshot could be built: a refused one must not drop the breakers the
+  // snapshot in force still counts with.
+  if (breakers != nullptr) breakers->retainOnly(breakersUsed);
   return snapshot;
 }
 

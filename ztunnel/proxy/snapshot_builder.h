@@ -7,12 +7,16 @@
 #include <map>
 #include <string>
 
+#include "proxy/circuit_breaker.h"
 #include "proxy/config_snapshot.h"
 #include "sluice/common/error.h"
 #include "sluice/config/v1/config.pb.h"
 
 namespace sluice::ztunnel {
 
-Result<ConfigSnapshot> buildSnapshot(const std::map<std::string, config::v1::Resource>& resources);
+// `breakers`: the node's circuit breakers, attached to the destinations whose connectionPool
+// counts something (null: limits are not enforced, as in tests that don't need them).
+Result<ConfigSnapshot> buildSnapshot(const std::map<std::string, config::v1::Resource>& resources,
+                                     CircuitBreakers* breakers = nullptr);
 
 }  // namespace sluice::ztunnel

@@ -11,15 +11,14 @@ namespace sluice::ztunnel {
 
 Worker::Worker(WorkerOptions options, const SnapshotStore& config, const agent::OrigDstTable* origDst,
                const CertificateManager* certificates, const PodSocketFactory& sockets, SourceLimits& limits,
-               OutlierTracker* outliers, l7::RetryBudgets* retryBudgets)
+               NodeTrafficState* traffic)
     : options_(std::move(options)),
       config_(config),
       origDst_(origDst),
       certificates_(certificates),
       sockets_(sockets),
       limits_(limits),
-      outliers_(outliers),
-      retryBudgets_(retryBudgets) {}
+      traffic_(traffic) {}
 
 Worker::~Worker() { stop(); }
 
@@ -36,7 +35,8 @@ Status Worker::start() {
     loop_ = std::move(*loop);
     pool_ = std::make_unique<HbonePool<HboneClient>>(options_.poolIdleTimeout);
     context_ = std::unique_ptr<WorkerContext>(
-        new WorkerContext{*loop_, options_, config_, origDst_, certificates_, sockets_, limits_, *pool_, live_, outliers_, retryBudgets_});
+        new WorkerContext{*loop_, options_, config_, origDst_, certificates_, sockets_, limits_, *pool_, live_,
+                          traffic_ ? &traffic_->outliers : nullptr, traffic_ ? &traffic_->retryBudgets : nullptr});
     features_ = loop_->features().describe();
     ready.set_value({});
     loop_->run(stopping_);

@@ -25,6 +25,7 @@
 #include "engine/relay.h"
 #include "proxy/hbone_client.h"
 #include "proxy/hbone_link.h"
+#include "proxy/node_traffic_state.h"
 #include "proxy/pod_socket_factory.h"
 #include "proxy/worker_context.h"
 
@@ -39,7 +40,7 @@ class Worker {
   // must outlive the worker.
   Worker(WorkerOptions options, const SnapshotStore& config, const agent::OrigDstTable* origDst,
          const CertificateManager* certificates, const PodSocketFactory& sockets, SourceLimits& limits,
-         OutlierTracker* outliers = nullptr, l7::RetryBudgets* retryBudgets = nullptr);
+         NodeTrafficState* traffic = nullptr);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -79,8 +80,7 @@ class Worker {
   const CertificateManager* certificates_;
   const PodSocketFactory& sockets_;
   SourceLimits& limits_;
-  OutlierTracker* outliers_;
-  l7::RetryBudgets* retryBudgets_;
+  NodeTrafficState* traffic_;
   std::unique_ptr<EventLoop> loop_;
   std::unique_ptr<HbonePool<HboneClient>> pool_;
   std::unique_ptr<WorkerContext> context_;

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <string>
 
+#include "proxy/circuit_breaker.h"
 #include "proxy/config_snapshot.h"
 #include "sluice/config/v1/config.pb.h"
 
@@ -20,8 +21,10 @@ namespace sluice::ztunnel {
 
 class ConfigClient {
  public:
-  ConfigClient(std::shared_ptr<grpc::Channel> channel, std::string node, SnapshotStore& store)
-      : channel_(std::move(channel)), node_(std::move(node)), store_(store) {}
+  // `breakers` (may be null) are attached to the snapshots it builds (proxy/circuit_breaker.h).
+  ConfigClient(std::shared_ptr<grpc::Channel> channel, std::string node, SnapshotStore& store,
+               CircuitBreakers* breakers = nullptr)
+      : channel_(std::move(channel)), node_(std::move(node)), store_(store), breakers_(breakers) {}
 
   void run(const std::atomic<bool>& stopping);
 
@@ -34,6 +37,7 @@ class ConfigClient {
   std::shared_ptr<grpc::Channel> channel_;
   std::string node_;
   SnapshotStore& store_;
+  CircuitBreakers* breakers_;
   std::map<std::string, config::v1::Resource> resources_;  // the last good set
   std::atomic<bool> connected_{false};
   std::atomic<uint64_t> acks_{0}, nacks_{0};

@@ -1,0 +1,18 @@
+// What the node's workers share about destinations, because a limit or a count means the
+// node's, whichever worker saw the traffic: outlier detection's per-endpoint state, the retry
+// budgets, and the circuit breakers' counters. Owned by main; it outlives every worker.
+#pragma once
+
+#include "l7/retry_policy.h"
+#include "proxy/circuit_breaker.h"
+#include "proxy/outlier_detection.h"
+
+namespace sluice::ztunnel {
+
+struct NodeTrafficState {
+  OutlierTracker outliers;         // DestinationRule outlierDetection
+  l7::RetryBudgets retryBudgets;   // VirtualService retries: the budget per service
+  CircuitBreakers breakers;        // DestinationRule connectionPool (attached by the snapshot builder)
+};
+
+}  // namespace sluice::ztunnel

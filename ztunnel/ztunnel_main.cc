@@ -229,7 +229,7 @@ int main(int argc, char** argv) {
 
   std::atomic<bool> stopping{false};
   std::thread control([&] { manager.run(stopping); });
-  ConfigClient configClient(channel, nodeName, config, &traffic.breakers);
+  ConfigClient configClient(channel, nodeName, config, &traffic);
   std::thread xds, certificateThread;
   if (!controller.empty()) xds = std::thread([&] { configClient.run(stopping); });
   if (certificates) certificateThread = std::thread([&] { certificates->run(stopping); });

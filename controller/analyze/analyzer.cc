@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <map>
+#include <set>
 
 namespace sluice::controller {
 namespace v1 = config::v1;
@@ -76,6 +77,10 @@ class Analyzer {
         const auto& dr = loaded.resource.destination_rule();
         rules_[fqdn(dr.host(), dr.namespace_())] = &dr;
       }
+      if (loaded.resource.has_virtual_service()) {
+        const auto& vs = loaded.resource.virtual_service();
+        for (const auto& h : vs.hosts()) routesByHost_[fqdn(h, vs.namespace_())].push_back(&vs);
+      }
     }
   }
 
@@ -91,6 +96,7 @@ class Analyzer {
       if (r.has_peer_authentication()) {
         checkSelector(loaded.file, object, r.peer_authentication().namespace_(), r.peer_authentication().selector());
       }
+      if (r.has_local_rate_limit()) checkLocalRateLimit(loaded.file, object, r.local_rate_limit());
     }
     return std::move(findings_);
   }
@@ -195,6 +201,39 @@ class Analyzer {
     }
   }
 
+  void checkLocalRateLimit(const std::string& file, const std::string& object, const v1::LocalRateLimit& limit) {
+    std::string host = fqdn(limit.host(), limit.namespace_());
+    auto service = services_.find(host);
+    if (service == services_.end()) {
+      add(Severity::kError, "host-not-found", file, object, "spec.host",
+          fmt::format("no Service has host {}: this limit applies to nothing", host));
+      return;
+    }
+    // The tunnel keeps the first by name (the resources' order); a second is dead weight.
+    auto [first, inserted] = rateLimitsByHost_.emplace(host, object);
+    if (!inserted) {
+      add(Severity::kError, "duplicate-rate-limit", file, object, "spec.host",
+          fmt::format("{} already limits {}: only one LocalRateLimit per host applies (that one)", first->second, host));
+    }
+    bool http = false;
+    for (const auto& p : service->second->ports()) http = http || p.protocol() != "TCP";
+    if (!http) {
+      add(Severity::kWarning, "rate-limit-on-tcp", file, object, "spec.host",
+          fmt::format("{} has no HTTP, HTTP2 or GRPC port: requests are limited only on those, so this limits nothing", host));
+    }
+    std::set<std::string> names;
+    for (const auto* vs : routesByHost_[host]) {
+      for (const auto& route : vs->http()) names.insert(route.name());
+    }
+    for (int i = 0; i < limit.routes_size(); ++i) {
+      if (!names.contains(limit.routes(i))) {
+        add(Severity::kError, "route-not-found", file, object, fmt::format("spec.routes[{}]", i),
+            fmt::format("no VirtualService for {} has an http route named {}: this part of the limit applies to nothing",
+                        host, limit.routes(i)));
+      }
+    }
+  }
+
   void checkSelector(const std::string& file, const std::string& object, const std::string& ns,
                      const v1::WorkloadSelector& selector) {
     if (selector.match_labels().empty()) return;  // namespace-wide
@@ -208,6 +247,8 @@ class Analyzer {
   const ConfigSet& config_;
   std::map<std::string, const v1::Service*> services_;
   std::map<std::string, const v1::DestinationRule*> rules_;
+  std::map<std::string, std::vector<const v1::VirtualService*>> routesByHost_;  // by FQDN host
+  std::map<std::string, std::string> rateLimitsByHost_;  // the LocalRateLimit kept per FQDN host
   std::vector<Finding> findings_;
 };
 

@@ -43,6 +43,9 @@ const std::map<std::string, KindInfo, std::less<>>& kinds() {
       {"PeerAuthentication",
        {{"security.istio.io/v1", "security.istio.io/v1beta1"},
         [](auto& m, auto& s, auto& r, auto& out) { *out.mutable_peer_authentication() = parsePeerAuthentication(m, s, r); }}},
+      {"LocalRateLimit",
+       {{"sluice.io/v1alpha1"},
+        [](auto& m, auto& s, auto& r, auto& out) { *out.mutable_local_rate_limit() = parseLocalRateLimit(m, s, r); }}},
   };
   return table;
 }

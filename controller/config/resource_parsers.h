@@ -30,5 +30,7 @@ config::v1::VirtualService parseVirtualService(const ObjectMeta& meta, const YAM
 config::v1::DestinationRule parseDestinationRule(const ObjectMeta& meta, const YAML::Node& spec, StrictReader& r);
 config::v1::AuthorizationPolicy parseAuthorizationPolicy(const ObjectMeta& meta, const YAML::Node& spec, StrictReader& r);
 config::v1::PeerAuthentication parsePeerAuthentication(const ObjectMeta& meta, const YAML::Node& spec, StrictReader& r);
+// Sluice's LocalRateLimit (local_rate_limit_parser.cc).
+config::v1::LocalRateLimit parseLocalRateLimit(const ObjectMeta& meta, const YAML::Node& spec, StrictReader& r);
 
 }  // namespace sluice::controller

@@ -62,6 +62,11 @@ spec:
     - {destination: {host: reviews, subset: v1}, weight: 90}
     - {destination: {host: reviews, subset: v2}, weight: 10}
     mirror: {host: shadow}
+---
+apiVersion: sluice.io/v1alpha1
+kind: LocalRateLimit
+metadata: {name: reviews, namespace: shop}
+spec: {host: reviews, tokenBucket: {maxTokens: 100, tokensPerFill: 10, fillInterval: 100ms}}
 )";
 
 std::vector<Finding> analyzeText(const std::string& extra) {
@@ -150,7 +155,27 @@ INSTANTIATE_TEST_SUITE_P(
         FindingCase{"route to an unknown host",
                     "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r, namespace: shop}\n"
                     "spec: {hosts: [reviews], tcp: [{route: [{destination: {host: ratings}}]}]}\n",
-                    "host-not-found", "spec.tcp[0].route[0].destination.host", S::kError}));
+                    "host-not-found", "spec.tcp[0].route[0].destination.host", S::kError},
+        FindingCase{"rate limit on an unknown host",
+                    "apiVersion: sluice.io/v1alpha1\nkind: LocalRateLimit\nmetadata: {name: l, namespace: shop}\n"
+                    "spec: {host: ratings, tokenBucket: {maxTokens: 1, fillInterval: 1s}}\n",
+                    "host-not-found", "spec.host", S::kError},
+        FindingCase{"rate limit naming a route no VirtualService has",
+                    "apiVersion: sluice.io/v1alpha1\nkind: LocalRateLimit\nmetadata: {name: l, namespace: shop}\n"
+                    "spec: {host: reviews, tokenBucket: {maxTokens: 1, fillInterval: 1s}, routes: [checkout]}\n",
+                    "route-not-found", "spec.routes[0]", S::kError},
+        FindingCase{"two rate limits for one host",
+                    "apiVersion: sluice.io/v1alpha1\nkind: LocalRateLimit\nmetadata: {name: a, namespace: shop}\n"
+                    "spec: {host: reviews, tokenBucket: {maxTokens: 1, fillInterval: 1s}}\n---\n"
+                    "apiVersion: sluice.io/v1alpha1\nkind: LocalRateLimit\nmetadata: {name: b, namespace: shop}\n"
+                    "spec: {host: reviews.shop.svc.cluster.local, tokenBucket: {maxTokens: 1, fillInterval: 1s}}\n",
+                    "duplicate-rate-limit", "spec.host", S::kError},
+        FindingCase{"rate limit on a TCP-only service",
+                    "apiVersion: v1\nkind: Service\nmetadata: {name: db, namespace: shop}\n"
+                    "spec: {clusterIP: 10.96.0.12, selector: {app: reviews}, ports: [{name: tcp, port: 5432}]}\n---\n"
+                    "apiVersion: sluice.io/v1alpha1\nkind: LocalRateLimit\nmetadata: {name: l, namespace: shop}\n"
+                    "spec: {host: db, tokenBucket: {maxTokens: 1, fillInterval: 1s}}\n",
+                    "rate-limit-on-tcp", "spec.host", S::kWarning}));
 
 TEST(AnalyzeCommand, ExitCodesAndRefusedFiles) {
   namespace fs = std::filesystem;

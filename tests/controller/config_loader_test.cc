@@ -77,6 +77,11 @@ apiVersion: security.istio.io/v1
 kind: PeerAuthentication
 metadata: {name: default, namespace: shop}
 spec: {mtls: {mode: STRICT}, portLevelMtls: {9090: {mode: PERMISSIVE}}}
+---
+apiVersion: sluice.io/v1alpha1
+kind: LocalRateLimit
+metadata: {name: reviews, namespace: shop}
+spec: {host: reviews, tokenBucket: {maxTokens: 100, fillInterval: 250ms}, routes: [canary], perSourcePrincipal: true}
 )";
 
 TEST(ConfigLoader, LoadsEveryKindAndComputesEndpoints) {
@@ -84,7 +89,7 @@ TEST(ConfigLoader, LoadsEveryKindAndComputesEndpoints) {
   auto loaded = loadConfigText("shop.yaml", kGood, config);
   ASSERT_TRUE(loaded.has_value()) << loaded.error().message();
   finishConfig(config);
-  EXPECT_EQ(config.resources.size(), 7u);
+  EXPECT_EQ(config.resources.size(), 8u);
   const auto& svc = config.resources.at("Service/shop/reviews").resource.service();
   EXPECT_EQ(svc.hostname(), "reviews.shop.svc.cluster.local");
   ASSERT_EQ(svc.ports_size(), 1);
@@ -112,6 +117,14 @@ TEST(ConfigLoader, LoadsEveryKindAndComputesEndpoints) {
   const auto& pa = config.resources.at("PeerAuthentication/shop/default").resource.peer_authentication();
   EXPECT_EQ(pa.mode(), config::v1::PeerAuthentication::STRICT);
   EXPECT_EQ(pa.port_level_mtls().at(9090), config::v1::PeerAuthentication::PERMISSIVE);
+  const auto& limit = config.resources.at("LocalRateLimit/shop/reviews").resource.local_rate_limit();
+  EXPECT_EQ(limit.host(), "reviews");
+  EXPECT_EQ(limit.max_tokens(), 100u);
+  EXPECT_EQ(limit.tokens_per_fill(), 1u) << "Envoy's default";
+  EXPECT_EQ(limit.fill_interval().nanos(), 250000000);
+  ASSERT_EQ(limit.routes_size(), 1);
+  EXPECT_EQ(limit.routes(0), "canary");
+  EXPECT_TRUE(limit.per_source_principal());
   for (const auto& [_, r] : config.resources) EXPECT_EQ(r.resource.version().size(), 16u);
 }
 
@@ -295,6 +308,33 @@ INSTANTIATE_TEST_SUITE_P(
                 "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\n"
                 "spec: {hosts: [r], http: [{match: [{scheme: {exact: https}}], route: [{destination: {host: a}}]}]}\n",
                 "spec.http[0].match[0].scheme: not supported by Sluice"},
+        BadCase{"rate limit without a bucket",
+                "apiVersion: sluice.io/v1alpha1\nkind: LocalRateLimit\nmetadata: {name: l}\nspec: {host: web}\n",
+                "spec.tokenBucket: is required"},
+        BadCase{"rate limit of zero tokens",
+                "apiVersion: sluice.io/v1alpha1\nkind: LocalRateLimit\nmetadata: {name: l}\n"
+                "spec: {host: web, tokenBucket: {maxTokens: 0, fillInterval: 1s}}\n",
+                "spec.tokenBucket.maxTokens: must be at least 1"},
+        BadCase{"rate limit refilled too often",
+                "apiVersion: sluice.io/v1alpha1\nkind: LocalRateLimit\nmetadata: {name: l}\n"
+                "spec: {host: web, tokenBucket: {maxTokens: 5, fillInterval: 10ms}}\n",
+                "spec.tokenBucket.fillInterval: must be at least 50ms"},
+        BadCase{"rate limit without its interval",
+                "apiVersion: sluice.io/v1alpha1\nkind: LocalRateLimit\nmetadata: {name: l}\n"
+                "spec: {host: web, tokenBucket: {maxTokens: 5}}\n",
+                "spec.tokenBucket.fillInterval: is required"},
+        BadCase{"rate limit naming a route twice",
+                "apiVersion: sluice.io/v1alpha1\nkind: LocalRateLimit\nmetadata: {name: l}\n"
+                "spec: {host: web, tokenBucket: {maxTokens: 5, fillInterval: 1s}, routes: [a, a]}\n",
+                "spec.routes[1]: names route a twice"},
+        BadCase{"rate limit with an unknown field",
+                "apiVersion: sluice.io/v1alpha1\nkind: LocalRateLimit\nmetadata: {name: l}\n"
+                "spec: {host: web, tokenBucket: {maxTokens: 5, fillInterval: 1s}, perClientIp: true}\n",
+                "perClientIp"},
+        BadCase{"rate limit of the wrong version",
+                "apiVersion: sluice.io/v1\nkind: LocalRateLimit\nmetadata: {name: l}\n"
+                "spec: {host: web, tokenBucket: {maxTokens: 5, fillInterval: 1s}}\n",
+                "sluice.io/v1alpha1"},
         BadCase{"top-level junk", "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 80}]}\nspecs: {}\n",
                 "field specs is not supported"}));
 

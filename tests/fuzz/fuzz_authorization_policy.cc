@@ -1,12 +1,14 @@
 // libFuzzer: the controller's YAML loading of AuthorizationPolicy/PeerAuthentication (and any
-// other kind the bytes claim), then the data path's evaluation of what was accepted. Neither
-// may crash on hostile input; refusals are values.
+// other kind the bytes claim: LocalRateLimit, DestinationRule, ...), then the data path's
+// evaluation of what was accepted and the snapshot the tunnel builds from it. None may crash
+// on hostile input; refusals are values.
 #include <cstddef>
 #include <cstdint>
 #include <string>
 
 #include "authz/authorization.h"
 #include "authz/peer_authentication.h"
+#include "proxy/snapshot_builder.h"
 #include "config/config_loader.h"
 
 using namespace sluice;
@@ -31,5 +33,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   }
   (void)ztunnel::effectiveMtlsMode(peer, "shop", labels, 8080);
+  std::map<std::string, config::v1::Resource> resources;
+  for (const auto& [name, loaded] : config.resources) resources[name] = loaded.resource;
+  (void)ztunnel::buildSnapshot(resources);
   return 0;
 }

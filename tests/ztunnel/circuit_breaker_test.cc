@@ -102,8 +102,9 @@ spec:
 )";
 
 TEST(CircuitBreaker, SnapshotPoliciesAndTheNodesBreakers) {
-  CircuitBreakers breakers;
-  auto snapshot = buildSnapshot(testing::resourcesFromYaml(kService), &breakers);
+  NodeTrafficState node;
+  CircuitBreakers& breakers = node.breakers;
+  auto snapshot = buildSnapshot(testing::resourcesFromYaml(kService), &node);
   ASSERT_TRUE(snapshot) << snapshot.error().message();
   const ServiceEntry& web = *snapshot->servicesByVip.at("10.96.0.10:80");
   EXPECT_EQ(web.pool.policy, (ConnectionPoolPolicy{.maxConnections = 10, .maxPendingRequests = 5, .maxRequests = 20,
@@ -123,7 +124,7 @@ TEST(CircuitBreaker, SnapshotPoliciesAndTheNodesBreakers) {
 
   // A configuration update keeps each destination's breaker, with what it has open.
   ASSERT_TRUE(web.poolFor("v2").breaker->tryAcquire(R::kConnections, 10));
-  auto next = buildSnapshot(testing::resourcesFromYaml(kService), &breakers);
+  auto next = buildSnapshot(testing::resourcesFromYaml(kService), &node);
   ASSERT_TRUE(next);
   const ServiceEntry& again = *next->servicesByVip.at("10.96.0.10:80");
   EXPECT_EQ(again.poolFor("v2").breaker, web.poolFor("v2").breaker);
@@ -132,7 +133,7 @@ TEST(CircuitBreaker, SnapshotPoliciesAndTheNodesBreakers) {
   // A service without connectionPool: no breaker; the old ones go once nothing holds them.
   snapshot.value() = {};
   next.value() = {};
-  auto plain = buildSnapshot(testing::resourcesFromYaml(testing::webServiceYaml()), &breakers);
+  auto plain = buildSnapshot(testing::resourcesFromYaml(testing::webServiceYaml()), &node);
   ASSERT_TRUE(plain);
   EXPECT_EQ(plain->servicesByVip.at("10.96.0.10:80")->pool.breaker, nullptr);
   EXPECT_TRUE(breakers.describe().empty());

@@ -9,13 +9,15 @@
 // or its pending requests is answered 503 UO (h2load's status counts, the app's own count of
 // requests at once), an upstream connection carries maxRequestsPerConnection requests, and a
 // TCP service refuses the connection over its maxConnections. perTryTimeout: a slow try is cut
-// and the request tried elsewhere.
+// and the request tried elsewhere. A LocalRateLimit answers 429 (gRPC: RESOURCE_EXHAUSTED)
+// beyond its token bucket, which refills.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <regex>
+#include <thread>
 
 #include "support/l7_fixture.h"
 #include "support/privileged.h"
@@ -262,6 +264,47 @@ TEST_F(ResilienceE2eTest, ASlowTryIsCutAtItsPerTryTimeoutAndTriedElsewhere) {
     EXPECT_LT(seconds, 2.0);
   }
   EXPECT_GE(requestsTotal({{"response_code", "504"}, {"response_flags", "UT"}}), 2);
+}
+
+TEST_F(ResilienceE2eTest, ALocalRateLimitAnswers429BeyondItsBucketAndRefills) {
+  std::string routes = kRoutes + "---\napiVersion: sluice.io/v1alpha1\nkind: LocalRateLimit\n"
+                       "metadata: {name: web-limit, namespace: shop}\n"
+                       "spec: {host: web, tokenBucket: {maxTokens: 10, tokensPerFill: 10, fillInterval: 3s}}\n";
+  ASSERT_NO_FATAL_FAILURE(startL7Mesh("tests/interop/http_echo_server.py", "http", routes,
+                                      [&] { return servicePolicyApplied("localRateLimit"); }));
+  std::string url = "http://" + std::string(kVip) + "/";
+  // An answer within the limit says so (Envoy's x-ratelimit-* headers).
+  RunOutput first = inClient({"curl", "-sS", "-D", "-", "-o", "/dev/null", url});
+  EXPECT_NE(first.out.find("HTTP/1.1 200"), std::string::npos) << first.out << first.err;
+  EXPECT_NE(first.out.find("x-ratelimit-limit: 10"), std::string::npos) << first.out;
+  // 30 requests on one connection, at once: the bucket's 10 (and 10 more if a fill came
+  // meanwhile) pass, the rest are answered 429 by node0's tunnel.
+  json burst = clientJson("tests/interop/http_keepalive_client.py", {kVip, "80", "30"});
+  int ok = burst["statuses"].value("200", 0), limited = burst["statuses"].value("429", 0);
+  EXPECT_EQ(ok + limited, 30) << burst.dump();
+  EXPECT_GE(ok, 9) << burst.dump();
+  EXPECT_LE(ok, 19) << burst.dump();
+  EXPECT_GE(limited, 10) << burst.dump();
+  // Once a fill came the bucket is full again: 10 pass, then a 429 with its headers, and a
+  // gRPC call gets RESOURCE_EXHAUSTED.
+  std::this_thread::sleep_for(std::chrono::milliseconds(3100));
+  int passed = 0;
+  std::string refused;
+  for (int i = 0; i < 25 && refused.empty(); ++i) {
+    RunOutput out = inClient({"curl", "-sS", "-D", "-", "-o", "/dev/null", url});
+    if (out.out.find("HTTP/1.1 200") == 0) ++passed;
+    if (out.out.find("HTTP/1.1 429") == 0) refused = out.out;
+  }
+  EXPECT_GE(passed, 10);
+  EXPECT_LE(passed, 20);
+  ASSERT_FALSE(refused.empty()) << "the bucket never ran out";
+  EXPECT_NE(refused.find("x-ratelimit-limit: 10"), std::string::npos) << refused;
+  EXPECT_NE(refused.find("x-ratelimit-remaining: 0"), std::string::npos) << refused;
+  EXPECT_NE(refused.find("x-ratelimit-reset: "), std::string::npos) << refused;
+  RunOutput grpc = inClient({"curl", "-sS", "--http2-prior-knowledge", "-D", "-", "-o", "/dev/null", "-X", "POST", "-H",
+                             "content-type: application/grpc", "-H", "te: trailers", url + "pkg.Svc/Call"});
+  EXPECT_NE(grpc.out.find("grpc-status: 8"), std::string::npos) << grpc.out << grpc.err;
+  EXPECT_GE(requestsTotal({{"response_code", "429"}, {"response_flags", "RL"}}), limited + 1);
 }
 
 // h2load's "status codes: A 2xx, B 3xx, C 4xx, D 5xx" line: {2xx, 5xx}; {-1, -1} when absent.

@@ -60,6 +60,13 @@ std::string connectionPoolYaml(const L7Service& service, int maxRequests) {
       service.name, service.vip, service.portName, service.targetPort, maxRequests);
 }
 
+std::string localRateLimitYaml(const L7Service& service, int tokens) {
+  return fmt::format(
+      "apiVersion: sluice.io/v1alpha1\nkind: LocalRateLimit\nmetadata: {{name: {0}, namespace: shop}}\n"
+      "spec: {{host: {0}, tokenBucket: {{maxTokens: {1}, tokensPerFill: {1}, fillInterval: 60s}}}}\n",
+      service.name, tokens);
+}
+
 Status writeConfigFile(const std::string& dir, const std::string& file, const std::string& yaml) {
   std::string temp = dir + "/." + file + ".tmp";
   {

@@ -35,6 +35,9 @@ std::string outlierDetectionYaml(const L7Service& service);
 // port), a DestinationRule allowing `maxRequests` requests in flight (http2MaxRequests).
 inline constexpr L7Service kLimitedService{"web-limited", "10.96.0.14", "http", kHttpService.targetPort};
 std::string connectionPoolYaml(const L7Service& service, int maxRequests);
+// Local rate limiting: a LocalRateLimit on `service` with a bucket of `tokens`, refilled
+// whole every minute.
+std::string localRateLimitYaml(const L7Service& service, int tokens);
 // Writes `yaml` to `dir/file` atomically (the controller never sees half a file).
 Status writeConfigFile(const std::string& dir, const std::string& file, const std::string& yaml);
 

@@ -254,6 +254,18 @@ bool showGrpcRouting(const Cluster& cluster, const MeshNode& node0, const std::s
   return v1 + v2 == 1000 && v2 >= 50 && v2 <= 150;
 }
 
+// Waits (at most 20 s) until node0's /config_dump shows `field` on the service's port 80: the
+// configuration just written is in force there.
+void waitForServicePolicy(const MeshNode& node0, const L7Service& service, const char* field) {
+  std::string key = std::string(service.vip) + ":80";
+  auto applied = [&] {
+    auto dump = node0.configDump();
+    return dump && (*dump)["services"].contains(key) && (*dump)["services"][key].contains(field);
+  };
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!applied() && std::chrono::steady_clock::now() < deadline && !stopRequested()) ::usleep(200000);
+}
+
 // Outlier detection: web-v2's app on Service web-flaky answers 503 to everything; node0's
 // tunnel retries each of those on web-v1 (Istio's default retries), ejects web-v2 after five,
 // and every request succeeds.
@@ -273,13 +285,7 @@ bool showOutlierDetection(const Cluster& cluster, const MeshNode& node0, const s
     apps.push_back(std::move(*app));
   }
   if (!writeConfigFile(configDir, std::string(kFlakyService.name) + ".yaml", outlierDetectionYaml(kFlakyService))) return false;
-  auto applied = [&] {
-    auto dump = node0.configDump();
-    std::string key = std::string(kFlakyService.vip) + ":80";
-    return dump && (*dump)["services"].contains(key) && (*dump)["services"][key].contains("outlierDetection");
-  };
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (!applied() && std::chrono::steady_clock::now() < deadline && !stopRequested()) ::usleep(200000);
+  waitForServicePolicy(node0, kFlakyService, "outlierDetection");
   nlohmann::json result = clientRun(cluster, "http_keepalive_client.py", {kFlakyService.vip, "80", "1000"});
   if (!result.is_object()) {
     fmt::print(stderr, "sluice-sim demo: the HTTP client failed\n");
@@ -306,13 +312,8 @@ bool showCircuitBreaking(const Cluster& cluster, const MeshNode& node0, const st
   fmt::print("\nCircuit breaking: Service web-limited ({}:80), DestinationRule connectionPool http2MaxRequests 2; "
              "6 HTTP/1.1 clients at once, each request takes 100 ms\n", kLimitedService.vip);
   if (!writeConfigFile(configDir, std::string(kLimitedService.name) + ".yaml", connectionPoolYaml(kLimitedService, 2))) return false;
+  waitForServicePolicy(node0, kLimitedService, "connectionPool");
   std::string key = std::string(kLimitedService.vip) + ":80";
-  auto applied = [&] {
-    auto dump = node0.configDump();
-    return dump && (*dump)["services"].contains(key) && (*dump)["services"][key].contains("connectionPool");
-  };
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (!applied() && std::chrono::steady_clock::now() < deadline && !stopRequested()) ::usleep(200000);
   auto load = cluster.runInPod("client", {.argv = {"h2load", "--h1", "-n", "120", "-c", "6",
                                                    "http://" + key + "/slow?ms=100"},
                                           .captureOutput = true});
@@ -328,6 +329,27 @@ bool showCircuitBreaking(const Cluster& cluster, const MeshNode& node0, const st
   fmt::print("  node0 sluice_circuit_breaker_overflow_total{{destination=\"shop/web-limited/\"}} {}\n",
              overflows ? fmt::format("{:.0f}", *overflows) : overflows.error().message());
   return !summary.empty() && overflows && *overflows > 0;
+}
+
+// Local rate limiting: a LocalRateLimit of 5 requests a minute on Service web-limited; node0's
+// tunnel answers the rest 429.
+bool showLocalRateLimit(const Cluster& cluster, const MeshNode& node0, const std::string& configDir) {
+  fmt::print("\nLocal rate limit: LocalRateLimit on Service web-limited, a bucket of 5 tokens refilled each minute; "
+             "20 requests on one connection\n");
+  if (!writeConfigFile(configDir, "web-limited-rate.yaml", localRateLimitYaml(kLimitedService, 5))) return false;
+  waitForServicePolicy(node0, kLimitedService, "localRateLimit");
+  nlohmann::json result = clientRun(cluster, "http_keepalive_client.py", {kLimitedService.vip, "80", "20"});
+  if (!result.is_object()) {
+    fmt::print(stderr, "sluice-sim demo: the HTTP client failed\n");
+    return false;
+  }
+  int ok = result["statuses"].value("200", 0), limited = result["statuses"].value("429", 0);
+  fmt::print("  {} answered 200, {} answered 429 (response flag RL in node0's istio_requests_total: {})\n", ok, limited,
+             [&] {
+               auto n = node0.metricSum("istio_requests_total", {{"response_code", "429"}, {"response_flags", "RL"}});
+               return n ? fmt::format("{:.0f}", *n) : n.error().message();
+             }());
+  return ok == 5 && limited == 15;
 }
 
 int demo(int nodeCount, uint64_t bytes) {
@@ -414,6 +436,7 @@ int demo(int nodeCount, uint64_t bytes) {
   if (!showGrpcRouting(cluster, *mesh[0], configDir, apps)) ++failures;
   if (!showOutlierDetection(cluster, *mesh[0], configDir, apps)) ++failures;
   if (!showCircuitBreaking(cluster, *mesh[0], configDir)) ++failures;
+  if (!showLocalRateLimit(cluster, *mesh[0], configDir)) ++failures;
   fmt::print("\nsluicectl pods (node0):\n");
   if (auto pods = mesh[0]->sluicectl({"pods"})) fmt::print("{}", pods->out);
   fmt::print("\nsluicectl explain --pod shop/client --to {}:\n", withPort(server->ipv4, 8080));

@@ -91,6 +91,14 @@ json configDump(const std::vector<std::shared_ptr<PodRuntime>>& pods, const Conf
       if (pool.policy != ConnectionPoolPolicy{}) subsetPools[subset] = describe(pool.policy);
     }
     if (!subsetPools.empty()) services[vip]["subsetConnectionPools"] = subsetPools;
+    if (const auto& limit = s->rateLimit) {
+      services[vip]["localRateLimit"] = {{"name", limit->key.substr(0, limit->key.size() - 1)},
+                                         {"maxTokens", limit->bucket.maxTokens},
+                                         {"tokensPerFill", limit->bucket.tokensPerFill},
+                                         {"fillIntervalMs", limit->bucket.fillInterval.count()},
+                                         {"routes", limit->routes},
+                                         {"perSourcePrincipal", limit->perSourcePrincipal}};
+    }
   }
   out["services"] = services;
   if (traffic != nullptr) {

@@ -14,6 +14,7 @@
 #include "proxy/circuit_breaker.h"
 #include "proxy/load_balancer.h"
 #include "proxy/outlier_detection.h"
+#include "proxy/rate_limiter.h"
 #include "sluice/config/v1/config.pb.h"
 
 namespace sluice::ztunnel {
@@ -78,6 +79,8 @@ struct ServiceEntry {
     auto it = subsetPools.find(subset);
     return it == subsetPools.end() ? pool : it->second;
   }
+  // Its LocalRateLimit (null: none).
+  std::shared_ptr<const RateLimitEntry> rateLimit;
   // consistentHash: the table of each subset ("" = every endpoint) whose policy hashes; its
   // candidates are `endpoints` indices, in order.
   struct HashIndex {

@@ -160,12 +160,35 @@ HttpRouting L7Connection::route(const ConfigSnapshot& config, const WorkloadEntr
   HttpRouting routing = routeHttpRequest(config, service_, {service_.port(), pod_->ns, self ? &self->labels : nullptr, peerIp_},
                                          head, {context_.random(), context_.sequence++, std::nullopt, {}, &context_.outstanding, context_.outliers},
                                          context_.random());
+  if (!routing.local && routing.service && routing.service->rateLimit) applyRateLimit(*routing.service->rateLimit, routing);
   recordRouting(record, routing, context_.options.trustDomain);
   // Every routed request adds to its destination's retry budget.
   if (context_.retryBudgets != nullptr && routing.service && !routing.local) {
     context_.retryBudgets->request(routing.service->key, context_.loop.now());
   }
   return routing;
+}
+
+void L7Connection::applyRateLimit(const RateLimitEntry& limit, HttpRouting& routing) {
+  auto key = rateLimitKey(limit, routing.rule != nullptr ? routing.rule->name : "", pod_->identity);
+  if (!key) return;
+  std::shared_ptr<TokenBucket> bucket;
+  if (auto shared = limit.buckets.find(*key); shared != limit.buckets.end()) {
+    bucket = shared->second;
+  } else if (context_.rateLimiters != nullptr) {
+    bucket = context_.rateLimiters->get(*key, limit.bucket, context_.loop.now());
+  }
+  if (bucket == nullptr) return;
+  RateDecision d = bucket->take(context_.loop.now());
+  // Envoy's local_ratelimit headers (draft 03), on every answer of a limited destination.
+  std::vector<l7::HttpHeader> headers{{"x-ratelimit-limit", std::to_string(d.limit)},
+                                      {"x-ratelimit-remaining", std::to_string(d.remaining)},
+                                      {"x-ratelimit-reset", std::to_string(d.resetSeconds)}};
+  if (d.allowed) {
+    routing.responseAdd.insert(routing.responseAdd.end(), headers.begin(), headers.end());
+    return;
+  }
+  routing.local = LocalAnswer{429, "RL", "local_rate_limited", std::move(headers), 8 /* RESOURCE_EXHAUSTED */};
 }
 
 void L7Connection::noteOutcome(OutlierTarget& target, Outcome outcome) {

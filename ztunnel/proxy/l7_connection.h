@@ -105,6 +105,9 @@ class L7Connection : public IoHandler, public EndpointOwner {
     return {routing.service, routing.subset, routing.endpointHost};
   }
   void noteOutcome(OutlierTarget& target, Outcome outcome);
+  // The destination's LocalRateLimit: a token from the request's bucket, or the 429 (RL) the
+  // request is answered with instead (gRPC: RESOURCE_EXHAUSTED).
+  void applyRateLimit(const RateLimitEntry& limit, HttpRouting& routing);
   // Whether the request routed by `routing` (its method, `retriesSoFar`, its body `replayable`)
   // is tried again after `result`: the route's retry policy and the destination's budget say
   // yes and another endpoint was chosen into `routing`. Then the caller waits `backoff`.

@@ -6,6 +6,7 @@
 #include "l7/retry_policy.h"
 #include "proxy/circuit_breaker.h"
 #include "proxy/outlier_detection.h"
+#include "proxy/rate_limiter.h"
 
 namespace sluice::ztunnel {
 
@@ -13,6 +14,7 @@ struct NodeTrafficState {
   OutlierTracker outliers;         // DestinationRule outlierDetection
   l7::RetryBudgets retryBudgets;   // VirtualService retries: the budget per service
   CircuitBreakers breakers;        // DestinationRule connectionPool (attached by the snapshot builder)
+  RateLimiters rateLimiters;       // LocalRateLimit token buckets (attached by the snapshot builder)
 };
 
 }  // namespace sluice::ztunnel

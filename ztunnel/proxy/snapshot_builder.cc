@@ -157,6 +157,27 @@ void applyConnectionPools(const v1::DestinationRule& rule, ServiceEntry& entry, 
   }
 }
 
+// A LocalRateLimit as the data path applies it, its shared buckets made (from the node's, so
+// they keep their tokens across updates, or new ones without a node).
+std::shared_ptr<const RateLimitEntry> rateLimitEntry(const v1::LocalRateLimit& limit, NodeTrafficState* node) {
+  auto entry = std::make_shared<RateLimitEntry>();
+  entry->key = limit.namespace_() + "/" + limit.name() + "/";
+  entry->bucket = {limit.max_tokens(), limit.tokens_per_fill(),
+                   std::chrono::milliseconds(google::protobuf::util::TimeUtil::DurationToMilliseconds(limit.fill_interval()))};
+  entry->routes = {limit.routes().begin(), limit.routes().end()};
+  entry->perSourcePrincipal = limit.per_source_principal();
+  if (entry->perSourcePrincipal) return entry;
+  auto now = std::chrono::steady_clock::now();
+  std::vector<std::string> routes = entry->routes.empty() ? std::vector<std::string>{""}
+                                                          : std::vector<std::string>(entry->routes.begin(), entry->routes.end());
+  for (const auto& route : routes) {
+    std::string key = *rateLimitKey(*entry, route, "");
+    entry->buckets[key] = node != nullptr ? node->rateLimiters.get(key, entry->bucket, now)
+                                          : std::make_shared<TokenBucket>(entry->bucket, now);
+  }
+  return entry;
+}
+
 ServiceEntry::Protocol portProtocol(const std::string& protocol) {
   if (protocol == "HTTP") return ServiceEntry::Protocol::kHttp;
   if (protocol == "HTTP2") return ServiceEntry::Protocol::kHttp2;
@@ -175,15 +196,20 @@ l7::HttpRouteTable defaultRoutes(const std::string& hostname) {
 
 }  // namespace
 
-Result<ConfigSnapshot> buildSnapshot(const std::map<std::string, v1::Resource>& resources, CircuitBreakers* breakers) {
+Result<ConfigSnapshot> buildSnapshot(const std::map<std::string, v1::Resource>& resources, NodeTrafficState* node) {
   ConfigSnapshot snapshot;
+  CircuitBreakers* breakers = node != nullptr ? &node->breakers : nullptr;
   std::set<std::string> breakersUsed;
+  std::set<std::string> rateLimitKeys;  // the LocalRateLimits' key prefixes
   snapshot.resourceCount = resources.size();
   std::map<std::string, const v1::DestinationRule*> rules;  // by FQDN host
   std::vector<const v1::VirtualService*> routes;
+  std::map<std::string, const v1::LocalRateLimit*> limits;  // by FQDN host
   for (const auto& [_, r] : resources) {
     if (r.has_destination_rule()) rules[fqdn(r.destination_rule().host(), r.destination_rule().namespace_())] = &r.destination_rule();
     if (r.has_virtual_service()) routes.push_back(&r.virtual_service());
+    // One LocalRateLimit per host: the first by resource name (analyze reports the others).
+    if (r.has_local_rate_limit()) limits.emplace(fqdn(r.local_rate_limit().host(), r.local_rate_limit().namespace_()), &r.local_rate_limit());
   }
   for (const auto& [name, r] : resources) {
     if (r.has_workload()) {
@@ -226,6 +252,10 @@ Result<ConfigSnapshot> buildSnapshot(const std::map<std::string, v1::Resource>& 
       applyLoadBalancers(*rule, *entry);
       applyOutlierDetection(*rule, *entry);
       applyConnectionPools(*rule, *entry, breakers, breakersUsed);
+    }
+    if (auto limit = limits.find(s.hostname()); limit != limits.end()) {
+      entry->rateLimit = rateLimitEntry(*limit->second, node);
+      rateLimitKeys.insert(entry->rateLimit->key);
     }
     // Per request (HTTP ports): the first VirtualService's http routes, or one route to itself.
     entry->httpRoutes = std::make_shared<const l7::HttpRouteTable>(defaultRoutes(s.hostname()));
@@ -302,6 +332,7 @@ Result<ConfigSnapshot> buildSnapshot(const std::map<std::string, v1::Resource>& 
   // Only after the snapshot could be built: a refused one must not drop the breakers the
   // snapshot in force still counts with.
   if (breakers != nullptr) breakers->retainOnly(breakersUsed);
+  if (node != nullptr) node->rateLimiters.retainPrefixes(rateLimitKeys);
   return snapshot;
 }
 

@@ -7,16 +7,17 @@
 #include <map>
 #include <string>
 
-#include "proxy/circuit_breaker.h"
+#include "proxy/node_traffic_state.h"
 #include "proxy/config_snapshot.h"
 #include "sluice/common/error.h"
 #include "sluice/config/v1/config.pb.h"
 
 namespace sluice::ztunnel {
 
-// `breakers`: the node's circuit breakers, attached to the destinations whose connectionPool
-// counts something (null: limits are not enforced, as in tests that don't need them).
+// `node`: the node's shared traffic state, whose circuit breakers and rate-limit buckets are
+// attached to the destinations that have them, the same ones across updates (null: each
+// snapshot gets its own rate-limit buckets, and no breakers: as in tests that don't need them).
 Result<ConfigSnapshot> buildSnapshot(const std::map<std::string, config::v1::Resource>& resources,
-                                     CircuitBreakers* breakers = nullptr);
+                                     NodeTrafficState* node = nullptr);
 
 }  // namespace sluice::ztunnel

@@ -17,6 +17,7 @@
 #include "l7/retry_policy.h"
 #include "proxy/outlier_detection.h"
 #include "proxy/pod_socket_factory.h"
+#include "proxy/rate_limiter.h"
 #include "proxy/source_limiter.h"
 
 namespace sluice::ztunnel {
@@ -65,6 +66,7 @@ struct WorkerContext {
   std::atomic<size_t>& live;                  // relays of this worker
   OutlierTracker* outliers;                   // the node's outlier detection (null: none, in tests)
   l7::RetryBudgets* retryBudgets;             // the node's retry budgets (null: no retries, in tests)
+  RateLimiters* rateLimiters;                 // the node's per-principal rate-limit buckets (null: none, in tests)
   std::mt19937_64 random{std::random_device{}()};  // weighted splits, random LB, trace ids
   uint64_t sequence = 0;                            // round robin
   OutstandingRequests outstanding;                  // LEAST_REQUEST: requests in flight per endpoint

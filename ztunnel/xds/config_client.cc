@@ -47,7 +47,7 @@ void ConfigClient::run(const std::atomic<bool>& stopping) {
       for (const auto& name : response.removed()) next.erase(name);
       d1::DiscoveryRequest ack;
       ack.set_response_nonce(response.nonce());
-      auto snapshot = buildSnapshot(next, breakers_);
+      auto snapshot = buildSnapshot(next, traffic_);
       if (snapshot) {
         snapshot->controllerVersion = response.system_version();
         store_.publish(std::move(*snapshot));

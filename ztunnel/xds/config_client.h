@@ -13,7 +13,7 @@
 #include <mutex>
 #include <string>
 
-#include "proxy/circuit_breaker.h"
+#include "proxy/node_traffic_state.h"
 #include "proxy/config_snapshot.h"
 #include "sluice/config/v1/config.pb.h"
 
@@ -21,10 +21,10 @@ namespace sluice::ztunnel {
 
 class ConfigClient {
  public:
-  // `breakers` (may be null) are attached to the snapshots it builds (proxy/circuit_breaker.h).
+  // `traffic` (may be null): the node's state the snapshots it builds attach to (breakers, buckets).
   ConfigClient(std::shared_ptr<grpc::Channel> channel, std::string node, SnapshotStore& store,
-               CircuitBreakers* breakers = nullptr)
-      : channel_(std::move(channel)), node_(std::move(node)), store_(store), breakers_(breakers) {}
+               NodeTrafficState* traffic = nullptr)
+      : channel_(std::move(channel)), node_(std::move(node)), store_(store), traffic_(traffic) {}
 
   void run(const std::atomic<bool>& stopping);
 
@@ -37,7 +37,7 @@ class ConfigClient {
   std::shared_ptr<grpc::Channel> channel_;
   std::string node_;
   SnapshotStore& store_;
-  CircuitBreakers* breakers_;
+  NodeTrafficState* traffic_;
   std::map<std::string, config::v1::Resource> resources_;  // the last good set
   std::atomic<bool> connected_{false};
   std::atomic<uint64_t> acks_{0}, nacks_{0};

@@ -10,8 +10,10 @@
 // requests at once), an upstream connection carries maxRequestsPerConnection requests, and a
 // TCP service refuses the connection over its maxConnections. perTryTimeout: a slow try is cut
 // and the request tried elsewhere. A LocalRateLimit answers 429 (gRPC: RESOURCE_EXHAUSTED)
-// beyond its token bucket, which refills.
+// beyond its token bucket, which refills. A destination whose tunnel never answers a CONNECT
+// is given up at the DestinationRule's connectTimeout.
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <nlohmann/json.hpp>
 
@@ -36,6 +38,21 @@ std::string everyRequestTo(const std::string& destination) {
 // Every request to the service itself (both endpoints), round robin.
 const std::string kRoutes = everyRequestTo("{host: web}");
 
+// node1's tunnel stopped (SIGSTOP): its HBONE connection stays open and CONNECTs on it are
+// never answered, the case only a deadline ends. Continued (SIGCONT) when the scope ends.
+class StoppedTunnel {
+ public:
+  explicit StoppedTunnel(pid_t pid) : pid_(pid) { stopped_ = ::kill(pid_, SIGSTOP) == 0; }
+  ~StoppedTunnel() {
+    if (stopped_) ::kill(pid_, SIGCONT);
+  }
+  bool stopped() const { return stopped_; }
+
+ private:
+  pid_t pid_;
+  bool stopped_ = false;
+};
+
 class ResilienceE2eTest : public L7MeshTest {
  protected:
   void SetUp() override { SLUICE_REQUIRE_PRIVILEGES(); }
@@ -49,6 +66,7 @@ class ResilienceE2eTest : public L7MeshTest {
     }
     return nullptr;
   }
+  void expectConnectTimeout(const std::string& port);
   bool servicePolicyApplied(const std::string& field) {
     auto dump = nodes_[0]->configDump();
     return dump && dump->contains("services") && (*dump)["services"].contains(std::string(kVip) + ":80") &&
@@ -305,6 +323,41 @@ TEST_F(ResilienceE2eTest, ALocalRateLimitAnswers429BeyondItsBucketAndRefills) {
                              "content-type: application/grpc", "-H", "te: trailers", url + "pkg.Svc/Call"});
   EXPECT_NE(grpc.out.find("grpc-status: 8"), std::string::npos) << grpc.out << grpc.err;
   EXPECT_GE(requestsTotal({{"response_code", "429"}, {"response_flags", "RL"}}), limited + 1);
+}
+
+// With node1's tunnel stopped, a request to the service on a port named `port` ("http": L7,
+// "tcp": L4) is given up after the DestinationRule's 2 s connectTimeout (the tick checks
+// each second), long before curl's 20 s or the tunnel's own 10 s default.
+void ResilienceE2eTest::expectConnectTimeout(const std::string& port) {
+  ASSERT_NO_FATAL_FAILURE(startL7Mesh("tests/interop/http_echo_server.py", port, kRoutes + "    retries: {attempts: 0}\n",
+                                      [&] { return servicePolicyApplied("connectionPool"); },
+                                      "{connectionPool: {tcp: {connectTimeout: 2s}}}"));
+  std::string url = "http://" + std::string(kVip) + "/";
+  auto timed = [&] {
+    RunOutput out = inClient({"curl", "-sS", "--max-time", "20", "-o", "/dev/null", "-w", "%{http_code} %{time_total}", url});
+    return std::pair{out.out.substr(0, 3), out.out.size() > 4 ? std::stod(out.out.substr(4)) : -1.0};
+  };
+  EXPECT_EQ(timed().first, "200") << "the mesh works before node1's tunnel stops";
+  {
+    StoppedTunnel stopped(nodes_[1]->tunnelPid());
+    ASSERT_TRUE(stopped.stopped());
+    auto [code, seconds] = timed();
+    EXPECT_EQ(code, port == "http" ? "503" : "000") << "HTTP answers 503 UF, TCP resets the connection";
+    EXPECT_GE(seconds, 1.9);
+    EXPECT_LT(seconds, 4.5);
+  }
+  auto timeouts = nodes_[0]->metricSum("sluice_tcp_connections_failed_total", {{"reason", "connect_timeout"}});
+  ASSERT_TRUE(timeouts) << timeouts.error().message();
+  EXPECT_GE(*timeouts, 1);
+  EXPECT_TRUE(waitFor([&] { return timed().first == "200"; }, std::chrono::seconds(15))) << "node1 never served again";
+}
+
+TEST_F(ResilienceE2eTest, AnHttpDestinationThatNeverAnswersIsGivenUpAtTheConnectTimeout) {
+  expectConnectTimeout("http");
+}
+
+TEST_F(ResilienceE2eTest, ATcpDestinationThatNeverAnswersIsGivenUpAtTheConnectTimeout) {
+  expectConnectTimeout("tcp");
 }
 
 // h2load's "status codes: A 2xx, B 3xx, C 4xx, D 5xx" line: {2xx, 5xx}; {-1, -1} when absent.

@@ -46,7 +46,8 @@ json describe(const ConnectionPoolPolicy& p) {
           {"http1MaxPendingRequests", p.maxPendingRequests},
           {"http2MaxRequests", p.maxRequests},
           {"maxRetries", p.maxRetries},
-          {"maxRequestsPerConnection", p.maxRequestsPerConnection}};
+          {"maxRequestsPerConnection", p.maxRequestsPerConnection},
+          {"connectTimeoutMs", p.connectTimeout.count()}};
 }
 
 json countersJson(const PodCounters& c) {

@@ -5,7 +5,7 @@
 namespace sluice::ztunnel {
 
 Relay::Relay(EventLoop& loop, RelayInfo info, std::chrono::milliseconds idleTimeout, std::atomic<size_t>* live)
-    : loop_(loop), info_(std::move(info)), idleTimeout_(idleTimeout), live_(live), lastActivity_(loop.now()) {
+    : loop_(loop), info_(std::move(info)), idleTimeout_(idleTimeout), live_(live), lastActivity_(loop.now()), started_(loop.now()) {
   if (live_ != nullptr) ++*live_;
   info_.pod->counters.active++;
 }
@@ -187,6 +187,9 @@ void Relay::maybeFinish() {
 
 void Relay::onTick(std::chrono::steady_clock::time_point now) {
   if (aborting_ || finished_) return;
+  if (!connected_ && up_ && info_.connectTimeout.count() > 0 && now - started_ >= info_.connectTimeout) {
+    return onEndpointConnected(*up_, false, FailReason::kConnectTimeout);
+  }
   bool idle = now - lastActivity_ > idleTimeout_;
   bool drained = info_.pod->drainDeadline && now >= *info_.pod->drainDeadline;
   if (idle || drained) abort(true);

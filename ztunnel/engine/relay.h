@@ -50,6 +50,10 @@ struct RelayInfo {
   std::shared_ptr<TcpSeries> series;  // Istio's TCP metrics by peer (may be null: not counted there)
   // Told once whether the upstream connected (outlier detection of TCP services); may be empty.
   std::function<void(bool connected)> connectOutcome;
+  // The upstream must be established this soon after the relay starts, checked at the loop's
+  // tick (a backstop for what has no timeout of its own: an HBONE CONNECT never answered;
+  // socket connects have theirs); 0: no deadline.
+  std::chrono::milliseconds connectTimeout{0};
 };
 
 class Relay final : public IoHandler, public EndpointOwner {
@@ -103,6 +107,7 @@ class Relay final : public IoHandler, public EndpointOwner {
   std::unique_ptr<Endpoint> down_, up_;
   Flow toUp_, toDown_;
   std::chrono::steady_clock::time_point lastActivity_;
+  std::chrono::steady_clock::time_point started_;
   std::shared_ptr<void> held_;
   bool connected_ = false, counted_ = false, aborting_ = false, finished_ = false, pumping_ = false;
 };

@@ -40,6 +40,9 @@ struct ConnectionPoolPolicy {
   uint32_t maxRequests = kUnlimited;
   uint32_t maxRetries = kUnlimited;
   uint32_t maxRequestsPerConnection = 0;  // 0: unlimited
+  // tcp.connectTimeout: an upstream connection (a TCP connect, or an HBONE CONNECT answered
+  // 200) must be made this soon (0: the tunnel's --connect-timeout-ms, Istio's 10 s).
+  std::chrono::milliseconds connectTimeout{0};
   bool operator==(const ConnectionPoolPolicy&) const = default;
   // Whether any of the counted limits is set (maxRequestsPerConnection needs no counter).
   bool countsAnything() const {

@@ -93,6 +93,14 @@ void L7Connection::onTick(std::chrono::steady_clock::time_point now) {
     maybeRetire();
     return;
   }
+  for (int i = 0; i < kMaxUpstreams; ++i) {
+    UpstreamSlot& u = upstreams_[i];
+    if (u.endpoint && !u.connected && !u.closing && now >= u.connectDeadline) {
+      pod_->counters.failed[static_cast<size_t>(FailReason::kConnectTimeout)]++;
+      upstreamConnectFailed(i);
+      pump();
+    }
+  }
   if (pendingWake_) {
     pendingWake_ = false;
     onTimer(std::chrono::steady_clock::now());
@@ -129,7 +137,9 @@ std::expected<void, UpstreamFailure> L7Connection::openUpstreamIn(int slot, cons
     pod_->counters.failed[static_cast<size_t>(FailReason::kOverflow)]++;
     return std::unexpected(UpstreamFailure{FailReason::kOverflow, "the destination has its maxConnections open"});
   }
-  auto opened = openUpstream(context_, pod_, {peer_, address, workload}, *this, *this, static_cast<uint8_t>((slot + 1) * kOpStride));
+  auto timeout = pool.policy.connectTimeout.count() > 0 ? pool.policy.connectTimeout : context_.options.connectTimeout;
+  auto opened = openUpstream(context_, pod_, {peer_, address, workload, timeout}, *this, *this,
+                             static_cast<uint8_t>((slot + 1) * kOpStride));
   if (!opened) {
     pod_->counters.failed[static_cast<size_t>(opened.error().reason)]++;
     spdlog::debug("{}: {}", pod_->key(), opened.error().message);
@@ -139,6 +149,7 @@ std::expected<void, UpstreamFailure> L7Connection::openUpstreamIn(int slot, cons
   u.key = address.toString();
   u.connection = std::move(*connection);
   u.maxRequests = pool.policy.maxRequestsPerConnection;
+  u.connectDeadline = context_.loop.now() + timeout;
   return {};
 }
 

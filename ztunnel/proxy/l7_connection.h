@@ -47,6 +47,9 @@ class L7Connection : public IoHandler, public EndpointOwner {
     BreakerSlot connection;        // its destination's maxConnections count (empty: not limited)
     uint32_t requests = 0;         // requests it was given
     uint32_t maxRequests = 0;      // connectionPool.http.maxRequestsPerConnection (0: unlimited)
+    // Not connected by then (tcp.connectTimeout), it failed: checked at the tick, for the
+    // HBONE CONNECT no answer comes to (a socket's connect has its own timeout).
+    std::chrono::steady_clock::time_point connectDeadline;
     bool exhausted() const { return maxRequests != 0 && requests >= maxRequests; }
   };
 

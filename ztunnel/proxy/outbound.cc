@@ -51,6 +51,10 @@ void OutboundAcceptor::onAccepted(UniqueFd fd) {
                                                  context_.options.trustDomain));
   RelayInfo info{pod_, Direction::kOutbound, peer, decision.target, "TCP", "", std::move(series)};
   info.connectOutcome = connectOutcomeRecorder(decision);
+  // The destination's connectTimeout (DestinationRule tcp.connectTimeout), else the tunnel's.
+  info.connectTimeout = decision.serviceEntry ? decision.serviceEntry->poolFor(decision.subset).policy.connectTimeout
+                                              : std::chrono::milliseconds{0};
+  if (info.connectTimeout.count() == 0) info.connectTimeout = context_.options.connectTimeout;
   // A mesh workload is reached over HBONE whenever this node has identities.
   if (decision.workload && context_.certificates != nullptr) {
     info.protocol = "HBONE";
@@ -78,7 +82,8 @@ void OutboundAcceptor::startHbone(UniqueFd fd, RelayInfo info, std::shared_ptr<c
   auto connectOutcome = info.connectOutcome;
   Relay& relay = newRelay(context_, std::move(info));
   relay.hold(std::move(held));
-  auto up = openUpstream(context_, pod_, {peer, target, std::move(workload)}, relay, relay, Relay::kUpOps);
+  auto up = openUpstream(context_, pod_, {peer, target, std::move(workload), relay.info().connectTimeout}, relay, relay,
+                         Relay::kUpOps);
   if (!up) {
     spdlog::warn("{}: {}", pod.key(), up.error().message);
     if (connectOutcome) connectOutcome(false);

@@ -130,6 +130,7 @@ ConnectionPoolPolicy connectionPoolPolicy(const v1::ConnectionPoolSettings& cp) 
   p.maxRequests = limit(cp.http().http2_max_requests());
   p.maxRetries = limit(cp.http().max_retries());
   p.maxRequestsPerConnection = static_cast<uint32_t>(std::max(cp.http().max_requests_per_connection(), 0));
+  p.connectTimeout = millis(cp.tcp().connect_timeout(), std::chrono::milliseconds{0});
   return p;
 }
 

@@ -34,7 +34,8 @@ void startSocketRelay(WorkerContext& context, RelayInfo info, UniqueFd down, std
   auto upEndpoint = std::make_unique<SocketEndpoint>(context.loop, relay, relay, Relay::kUpOps, std::move(*up), &pod.buffers);
   SocketEndpoint& connecting = *upEndpoint;
   relay.attach(std::move(downEndpoint), std::move(upEndpoint));
-  if (!connecting.connect(target, context.options.connectTimeout)) {
+  auto timeout = relay.info().connectTimeout.count() > 0 ? relay.info().connectTimeout : context.options.connectTimeout;
+  if (!connecting.connect(target, timeout)) {
     relay.onEndpointConnected(connecting, false, FailReason::kSocketError);
   }
 }

@@ -4,6 +4,7 @@
 // the L4 relay and the L7 proxy reach endpoints the same way and count the same failures.
 #pragma once
 
+#include <chrono>
 #include <memory>
 
 #include "engine/endpoint.h"
@@ -20,6 +21,7 @@ struct UpstreamTarget {
   SocketAddress peer;    // the app's address (Forwarded header of the CONNECT)
   SocketAddress target;  // the endpoint
   std::shared_ptr<const WorkloadEntry> workload;  // the endpoint is this mesh workload (else null)
+  std::chrono::milliseconds connectTimeout{0};    // a TCP connect's (0: the tunnel's default)
 };
 
 struct OpenedUpstream {

@@ -3,7 +3,7 @@
 a pattern (so nothing is held whole on either end): `up N` PUTs N bytes to /bulk and the
 server (http_echo_server.py) verifies them; `down N` GETs /bulk?n=N and verifies what comes.
 With --h2 the same over HTTP/2 with prior knowledge (h2c, python3-h2), one stream, sent as
-the windows allow. Prints {"ok": bool, "bytes": N, "seconds": t, "pod": ...}.
+the windows allow. Prints {"ok": bool, "bytes": N, "seconds": t, "pod": ..., "status": S (up)}.
 
 usage: http_bulk.py HOST PORT up|down N [--h2]
 """
@@ -81,7 +81,7 @@ def h2_transfer(host, port, mode, n):
     if up:
         answer = json.loads(reply or b"{}")
         return {"ok": ended and status == 200 and answer.get("pattern_ok", False) and answer.get("body_length") == n,
-                "bytes": answer.get("body_length"), "pod": answer.get("pod")}
+                "bytes": answer.get("body_length"), "pod": answer.get("pod"), "status": status}
     return {"ok": ended and status == 200 and ok and seen == n, "bytes": seen}
 
 
@@ -102,9 +102,10 @@ def main():
         conn.endheaders()
         for offset in range(0, n, 1 << 20):
             conn.send(piece(offset, min(1 << 20, n - offset)))
-        reply = json.loads(conn.getresponse().read())
-        result = {"ok": reply.get("pattern_ok", False) and reply.get("body_length") == n, "bytes": reply.get("body_length"),
-                  "pod": reply.get("pod")}
+        response = conn.getresponse()
+        reply = json.loads(response.read() or b"{}")
+        result = {"ok": response.status == 200 and reply.get("pattern_ok", False) and reply.get("body_length") == n,
+                  "bytes": reply.get("body_length"), "pod": reply.get("pod"), "status": response.status}
     else:
         conn.request("GET", f"/bulk?n={n}")
         response = conn.getresponse()

@@ -196,7 +196,7 @@ class Handler(BaseHTTPRequestHandler):
         n = int(self.path.split("n=", 1)[1]) if "n=" in self.path else 0
         if n == 0:
             reply = json.dumps({"pod": self.server.name, "body_length": seen, "pattern_ok": ok and seen == length}).encode()
-            self.send_response(200)
+            self.send_response(self.server.status)
             self.send_header("content-length", str(len(reply)))
             self.end_headers()
             self.wfile.write(reply)

@@ -243,9 +243,22 @@ void Http2Outbound::sendTo(int32_t stream, Exchange& x, HttpRouting routing) {
   ++upstreams_[slot].requests;
 }
 
+void Http2Outbound::keepForReplay(Exchange& x, const std::string& body) {
+  // Kept while the request can go again (its fields are kept), the route retries and the body
+  // stays within the bound (Envoy's retry buffer); beyond, it streams and is not retried.
+  bool retries = x.tried && x.tried->rule != nullptr && x.tried->rule->retries.attempts > 0;
+  if (x.request.empty()) return;
+  if (!retries || x.replayBody.size() + body.size() > kMaxReplayBody) {
+    x.request.clear();
+    x.replayBody = std::string();
+    return;
+  }
+  x.replayBody += body;
+}
+
 bool Http2Outbound::retry(Exchange& x, const l7::AttemptResult& result) {
   if (!x.tried || x.responded) return false;
-  // The request can go again while its fields are kept: it had no body, or none was sent.
+  // The request can go again while its fields are kept: all of its body sent so far is kept.
   bool replayable = !x.request.empty();
   HttpRouting next = *x.tried;
   std::chrono::milliseconds backoff{0};
@@ -371,9 +384,10 @@ bool Http2Outbound::sendPendingRequests() {
     if (x.upstream < 0 || !x.pending) continue;
     if (!upstreams_[x.upstream].connected) continue;
     UpstreamSession& u = sessions_[x.upstream];
-    // No body follows when the app's request already ended with its head.
+    // No body follows when the app's request already ended with its head (and a retry has
+    // none of it to send again).
     bool endStream = downSession_->peerEnded(stream) && downSession_->inbox(stream).empty() &&
-                     downSession_->trailers(stream).empty();
+                     downSession_->trailers(stream).empty() && x.replayBody.empty();
     auto id = u.session->submitRequest(x.request, endStream);
     if (!id) {
       respondLocally(stream, x, {503, "UO", "the upstream connection takes no more streams", {}});
@@ -384,11 +398,9 @@ bool Http2Outbound::sendPendingRequests() {
     x.pending = false;
     x.record.pending.reset();  // its connection is made
     x.requestDone = endStream;
-    if (endStream) {
-      startTimeout(x);
-    } else {
-      x.request.clear();  // its body streams from here: it cannot go again
-    }
+    // A retry sends again the body the first try sent (the rest follows from the app).
+    if (!x.replayBody.empty()) u.session->write(*id, bytesOf(x.replayBody));
+    if (endStream) startTimeout(x);
     u.streams[*id] = stream;
     progress = true;
   }
@@ -411,6 +423,7 @@ bool Http2Outbound::moveBodies() {
     http2::Http2Session& up = *sessions_[x.upstream].session;
     if (!x.requestDone) {
       if (!fromApp.empty() && up.queued(x.upStream) < http2::Http2Session::kHighWater) {
+        keepForReplay(x, fromApp);
         up.write(x.upStream, bytesOf(fromApp));
         x.record.requestBytes += fromApp.size();
         downSession_->consumed(stream, fromApp.size());

@@ -68,9 +68,10 @@ class Http2Outbound final : public L7Connection {
   struct Exchange {
     int upstream = -1;       // slot; -1: answered locally (or not routed yet)
     int32_t upStream = 0;    // 0: not yet sent upstream
-    // The routed head: kept after it was sent while the request can go again (it ended with
-    // the head); `pending` while it waits to be submitted to `upstream`.
+    // The routed head: kept after it was sent while the request can go again (all of its body
+    // sent so far is in replayBody); `pending` while it waits to be submitted to `upstream`.
     http2::Fields request;
+    std::string replayBody;  // what the tries sent of the body, at most kMaxReplayBody
     bool pending = false;
     bool grpc = false;
     bool requestDone = false;   // END_STREAM (with trailers) passed upstream
@@ -115,6 +116,9 @@ class Http2Outbound final : public L7Connection {
   // After a failed try whose response has not begun: true when the request goes again (after
   // a backoff, to another endpoint when there is one); the failed stream is reset.
   bool retry(Exchange& exchange, const l7::AttemptResult& result);
+  // `body` goes upstream: kept for a retry while the whole body so far fits.
+  static constexpr size_t kMaxReplayBody = 64 << 10;
+  void keepForReplay(Exchange& exchange, const std::string& body);
   void onTimer(std::chrono::steady_clock::time_point now) override;
   // The request was sent whole: the route's timeout starts (once), and the try's.
   void startTimeout(Exchange& exchange);

@@ -170,6 +170,8 @@ bool HttpOutbound::pumpRequest() {
         if (current_ == nullptr || !current_->connected) return progress;
         record_.pending.reset();  // its connection is made
         toServer_.head = requestParser_.head().serializeRequest();
+        // A retry sends again what the first try sent of the body (kept: replayBody_).
+        if (retries_ > 0) toServer_.body = {reinterpret_cast<const uint8_t*>(replayBody_.data()), replayBody_.size()};
         request_ = Request::kSending;
         progress = true;
         continue;
@@ -195,6 +197,7 @@ bool HttpOutbound::pumpRequest() {
         if (!discard) {
           toServer_.body = step.body;
           requestBodyBytes_ += step.body.size();
+          keepForReplay(step.body);
         }
         if (step.event == l7::Http1Parser::Step::Event::kEnd) requestEnded_ = true;
         if (!toServer_.empty() || requestEnded_ || step.consumed > 0) {
@@ -491,7 +494,9 @@ void HttpOutbound::sendTo(HttpRouting routing) {
 bool HttpOutbound::retryAfter(const l7::AttemptResult& result) {
   if (!exchangeRouting_ || requestParser_.upgrade()) return false;
   // The request can go again if none of its body was read yet, or it had none.
-  bool replayable = request_ == Request::kConnecting || (requestEnded_ && requestBodyBytes_ == 0);
+  // The request can go again if all of its body that was read is kept (none read, or at most
+  // kMaxReplayBody), and it either ended or the rest of its body is still to be read.
+  bool replayable = replayBody_.size() == requestBodyBytes_;
   HttpRouting next = *exchangeRouting_;
   std::chrono::milliseconds backoff{0};
   if (!planRetry(*exchangeConfig_, next, result, retries_, requestParser_.head().method, replayable, record_, backoff)) {
@@ -509,6 +514,18 @@ bool HttpOutbound::retryAfter(const l7::AttemptResult& result) {
   request_ = Request::kDelayed;
   wakeAt(delayUntil_);
   return true;
+}
+
+void HttpOutbound::keepForReplay(std::span<const uint8_t> body) {
+  // Only while every byte so far is kept, the route may retry, and it stays within the bound
+  // (Envoy's retry buffer: a bigger body is streamed and not retried).
+  bool retries = exchangeRouting_ && exchangeRouting_->rule != nullptr && exchangeRouting_->rule->retries.attempts > 0;
+  if (body.empty() || retries_ > 0 || replayBody_.size() + body.size() != requestBodyBytes_) return;
+  if (!retries || requestBodyBytes_ > kMaxReplayBody) {
+    replayBody_ = std::string();
+    return;
+  }
+  replayBody_.append(reinterpret_cast<const char*>(body.data()), body.size());
 }
 
 L7Connection::UpstreamSlot* HttpOutbound::acquireUpstream(const std::string& key) {
@@ -641,6 +658,7 @@ void HttpOutbound::completeExchange() {
   exchangeRouting_.reset();
   retries_ = 0;
   requestBodyBytes_ = 0;
+  replayBody_ = std::string();  // not kept between requests (an idle connection holds no body)
   endRequest(*pod_, record_, context_.loop.now());
   bool reusable = current_ != nullptr && !current_->closing && !current_->exhausted() &&
                   response_ != Response::kLocal && responseParser_.keepAlive() && fromServer_.rest().empty();

@@ -73,6 +73,8 @@ class HttpOutbound final : public L7Connection {
   // After a failed try: true when the request goes again (after a backoff, to another
   // endpoint when there is one); the failed upstream is dropped.
   bool retryAfter(const l7::AttemptResult& result);
+  // The first try forwarded `body`: kept for a retry while the whole body so far fits.
+  void keepForReplay(std::span<const uint8_t> body);
   void onTimer(std::chrono::steady_clock::time_point now) override;
   // The request was sent whole: the route's timeout starts (once), and the try's.
   void startTimeouts();
@@ -112,6 +114,11 @@ class HttpOutbound final : public L7Connection {
   std::optional<HttpRouting> exchangeRouting_;  // where the current try went (retries pick again from it)
   int retries_ = 0;                          // of the current exchange
   uint64_t requestBodyBytes_ = 0;            // of the current request, forwarded so far
+  // The body bytes (as framed) the first try sent, while they fit in kMaxReplayBody and the
+  // route retries: what a retry sends again. Read only when all of the body read so far is
+  // in it (size == requestBodyBytes_); never changed while a retry sends it.
+  static constexpr size_t kMaxReplayBody = 64 << 10;
+  std::string replayBody_;
   std::chrono::steady_clock::time_point delayUntil_;
   std::chrono::milliseconds routeTimeout_{0};  // the current exchange's route timeout (0: none)
   std::optional<std::chrono::steady_clock::time_point> timeoutAt_;

@@ -130,7 +130,9 @@ namespace {
 // yaml-cpp 0.7's LoadAll never returns on a document that starts with a stray ',' (the flow
 // entry is never consumed, so every call yields one more empty document; found by the fuzzer).
 // A first pass over the parser's events counts documents: a text can't hold more than one per
-// three bytes ("---"), so more means the parser stopped making progress.
+// three bytes ("---"), so more means the parser stopped making progress. The same pass refuses
+// aliases (*name): nested ones expand exponentially ("billion laughs"), and Kubernetes objects
+// written by people or tools don't need them.
 class DocumentCounter final : public YAML::EventHandler {
  public:
   explicit DocumentCounter(size_t limit) : limit_(limit) {}
@@ -139,7 +141,9 @@ class DocumentCounter final : public YAML::EventHandler {
   }
   void OnDocumentEnd() override {}
   void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
-  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override {
+    throw YAML::ParserException(mark, "YAML aliases (*name) are not accepted: write the value out");
+  }
   void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
   void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
   void OnSequenceEnd() override {}

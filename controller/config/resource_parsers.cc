@@ -10,6 +10,7 @@
 #include <cstring>
 #include <set>
 
+#include "sluice/common/ip_block.h"
 #include "sluice/common/retry_on.h"
 
 namespace sluice::controller {
@@ -29,6 +30,23 @@ bool isDnsLabel(const std::string& s) {
 bool isIp(const std::string& s) {
   unsigned char buf[16];
   return ::inet_pton(AF_INET, s.c_str(), buf) == 1 || ::inet_pton(AF_INET6, s.c_str(), buf) == 1;
+}
+
+// A mistyped block must be an error: in a DENY rule it would match nothing (fail open).
+void checkIpBlocks(const google::protobuf::RepeatedPtrField<std::string>& blocks, const std::string& path, R& r) {
+  for (int i = 0; i < blocks.size(); ++i) {
+    if (auto block = parseIpBlock(blocks[i]); !block) r.fail(R::index(path, i), block.error());
+  }
+}
+
+// Kubernetes names a service account (and a node) as a DNS-1123 subdomain; anything else is
+// refused, since the name becomes part of a SPIFFE identity and a certificate SAN.
+bool isDnsSubdomain(const std::string& s) {
+  if (!isDnsLabel(s)) return false;
+  for (size_t i = 0; i + 1 < s.size(); ++i) {
+    if (s[i] == '.' && (s[i + 1] == '.' || s[i + 1] == '-' || (i > 0 && s[i - 1] == '-'))) return false;
+  }
+  return s.front() != '.' && s.back() != '.';
 }
 
 void parseSelector(const YAML::Node& node, const std::string& path, v1::WorkloadSelector* out, R& r) {
@@ -451,7 +469,14 @@ v1::Workload parseWorkload(const ObjectMeta& meta, const YAML::Node& spec, R& r)
   if (!r.mapping(spec, "spec", {"serviceAccount", "node", "addresses", "locality"})) return w;
   r.string(spec["serviceAccount"], "spec.serviceAccount", w.mutable_service_account());
   if (w.service_account().empty()) w.set_service_account("default");
+  if (!r.failed() && !isDnsSubdomain(w.service_account())) {
+    r.fail("spec.serviceAccount", fmt::format("'{}' is not a valid service account name (DNS-1123: a-z, 0-9, '-', '.')",
+                                              w.service_account()));
+  }
   r.string(spec["node"], "spec.node", w.mutable_node(), true);
+  if (!r.failed() && !isDnsSubdomain(w.node())) {
+    r.fail("spec.node", fmt::format("'{}' is not a valid node name (DNS-1123: a-z, 0-9, '-', '.')", w.node()));
+  }
   r.stringList(spec["addresses"], "spec.addresses", w.mutable_addresses());
   for (int i = 0; i < w.addresses_size() && !r.failed(); ++i) {
     if (!isIp(w.addresses(i))) r.fail(R::index("spec.addresses", i), fmt::format("'{}' is not an IP address", w.addresses(i)));
@@ -606,6 +631,8 @@ v1::AuthorizationPolicy parseAuthorizationPolicy(const ObjectMeta& meta, const Y
           r.stringList(src["notNamespaces"], R::child(sp, "notNamespaces"), s->mutable_not_namespaces());
           r.stringList(src["ipBlocks"], R::child(sp, "ipBlocks"), s->mutable_ip_blocks());
           r.stringList(src["notIpBlocks"], R::child(sp, "notIpBlocks"), s->mutable_not_ip_blocks());
+          checkIpBlocks(s->ip_blocks(), R::child(sp, "ipBlocks"), r);
+          checkIpBlocks(s->not_ip_blocks(), R::child(sp, "notIpBlocks"), r);
         }
       }
       if (const YAML::Node to = rules[i]["to"]; to && r.sequence(to, R::child(p, "to"))) {

@@ -308,6 +308,29 @@ INSTANTIATE_TEST_SUITE_P(
                 "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\n"
                 "spec: {hosts: [r], http: [{match: [{scheme: {exact: https}}], route: [{destination: {host: a}}]}]}\n",
                 "spec.http[0].match[0].scheme: not supported by Sluice"},
+        BadCase{"a mistyped DENY ipBlock",
+                "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: a}\n"
+                "spec: {action: DENY, rules: [{from: [{source: {ipBlocks: [10.0.0.0/8, 10.0.0/8]}}]}]}\n",
+                "spec.rules[0].from[0].source.ipBlocks[1]: '10.0.0/8' is not an IP address or CIDR block"},
+        BadCase{"an ipBlock prefix out of range",
+                "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: a}\n"
+                "spec: {rules: [{from: [{source: {notIpBlocks: [\"fd00::/129\"]}}]}]}\n",
+                "notIpBlocks[0]: 'fd00::/129': the prefix length must be 0..128"},
+        BadCase{"a service account that would inject a SAN",
+                "apiVersion: sluice.io/v1alpha1\nkind: Workload\nmetadata: {name: w}\n"
+                "spec: {node: node0, serviceAccount: \"x,DNS:sluice-controller\", addresses: [10.0.0.1]}\n",
+                "spec.serviceAccount: 'x,DNS:sluice-controller' is not a valid service account name"},
+        BadCase{"a node name with a slash",
+                "apiVersion: sluice.io/v1alpha1\nkind: Workload\nmetadata: {name: w}\nspec: {node: a/b, addresses: [10.0.0.1]}\n",
+                "spec.node: 'a/b' is not a valid node name"},
+        BadCase{"a service account with an empty DNS label",
+                "apiVersion: sluice.io/v1alpha1\nkind: Workload\nmetadata: {name: w}\n"
+                "spec: {node: node0, serviceAccount: a..b, addresses: [10.0.0.1]}\n",
+                "spec.serviceAccount: 'a..b'"},
+        BadCase{"YAML aliases (billion laughs)",
+                "apiVersion: v1\nkind: Service\nmetadata: {name: s, labels: &l {a: b}}\n"
+                "spec: {ports: [{port: 80}], selector: *l}\n",
+                "YAML aliases (*name) are not accepted"},
         BadCase{"rate limit without a bucket",
                 "apiVersion: sluice.io/v1alpha1\nkind: LocalRateLimit\nmetadata: {name: l}\nspec: {host: web}\n",
                 "spec.tokenBucket: is required"},

@@ -1,5 +1,7 @@
 #include "authz/authorization.h"
 
+#include "sluice/common/ip_block.h"
+
 #include <arpa/inet.h>
 #include <fmt/format.h>
 
@@ -29,23 +31,10 @@ bool anyMatches(const google::protobuf::RepeatedPtrField<std::string>& patterns,
 
 // "10.0.0.0/8" or a single address; false for anything unparsable (fail closed for ALLOW
 // rules: an unparsable block never admits).
+// A block the controller refused can't arrive here (it validates at load with the same parser).
 bool inBlock(const std::string& block, const std::string& ip) {
-  std::string base = block.substr(0, block.find('/'));
-  unsigned char want[16] = {}, have[16] = {};
-  int family = base.find(':') == std::string::npos ? AF_INET : AF_INET6;
-  if (::inet_pton(family, base.c_str(), want) != 1 || ::inet_pton(family, ip.c_str(), have) != 1) return false;
-  int maxBits = family == AF_INET ? 32 : 128;
-  int bits = maxBits;
-  if (block.find('/') != std::string::npos) {
-    std::string b = block.substr(block.find('/') + 1);
-    auto [end, ec] = std::from_chars(b.data(), b.data() + b.size(), bits);
-    if (ec != std::errc() || end != b.data() + b.size() || bits < 0 || bits > maxBits) return false;
-  }
-  for (int i = 0; i < bits; ++i) {
-    int byte = i / 8, bit = 7 - i % 8;
-    if (((want[byte] >> bit) & 1) != ((have[byte] >> bit) & 1)) return false;
-  }
-  return true;
+  auto parsed = parseIpBlock(block);
+  return parsed && blockContains(*parsed, ip);
 }
 
 bool anyBlock(const google::protobuf::RepeatedPtrField<std::string>& blocks, const std::string& ip) {

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "config/resource_parsers.h"
+#include "sluice/common/socket_address.h"
 
 namespace sluice::controller {
 namespace fs = std::filesystem;
@@ -162,6 +163,23 @@ void checkParserProgress(const std::string& text) {
   }
 }
 
+// Records the workload's addresses in `into`; refuses one another workload already has.
+Status claimAddresses(const LoadedResource& loaded, ConfigSet& into) {
+  const v1::Workload& w = loaded.resource.workload();
+  for (int i = 0; i < w.addresses_size(); ++i) {
+    auto address = SocketAddress::fromIp(w.addresses(i), 0);
+    if (!address) continue;  // the parser refused it already
+    auto [owner, claimed] = into.workloadAddresses.emplace(address->ip(), loaded.resource.name());
+    if (!claimed) {
+      const LoadedResource& other = into.resources.at(owner->second);
+      return fail(fmt::format("{}: Workload {}/{}: spec.addresses[{}]: {} is already the address of {} ({}): two workloads "
+                              "cannot share an address", loaded.file, w.namespace_(), w.name(), i, w.addresses(i),
+                              owner->second, other.file));
+    }
+  }
+  return {};
+}
+
 }  // namespace
 
 Status loadConfigText(const std::string& file, const std::string& text, ConfigSet& into) {
@@ -217,6 +235,7 @@ Status loadConfigText(const std::string& file, const std::string& text, ConfigSe
       if (!inserted) {
         return fail(fmt::format("{}: {} {}/{} is also defined in {}", file, kind, meta.ns, meta.name, it->second.file));
       }
+      if (it->second.resource.has_workload()) SLUICE_TRY(claimAddresses(it->second, into), "configuration refused");
     }
   } catch (const YAML::Exception& e) {
     return fail(fmt::format("{}: line {}, column {}: {}", file, e.mark.line + 1, e.mark.column + 1, e.msg));

@@ -21,6 +21,9 @@ struct LoadedResource {
 struct ConfigSet {
   // By resource name "<Kind>/<namespace>/<name>", so iteration order is stable.
   std::map<std::string, LoadedResource> resources;
+  // Every Workload address (canonical text) and the resource that claims it: two workloads
+  // may not share one (the data path would pick either; the loader refuses the second).
+  std::map<std::string, std::string> workloadAddresses;
 
   std::vector<const config::v1::Workload*> workloads() const;
   std::vector<const config::v1::Service*> services() const;

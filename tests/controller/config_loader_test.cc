@@ -327,6 +327,12 @@ INSTANTIATE_TEST_SUITE_P(
                 "apiVersion: sluice.io/v1alpha1\nkind: Workload\nmetadata: {name: w}\n"
                 "spec: {node: node0, serviceAccount: a..b, addresses: [10.0.0.1]}\n",
                 "spec.serviceAccount: 'a..b'"},
+        BadCase{"two workloads claiming one address",
+                "apiVersion: sluice.io/v1alpha1\nkind: Workload\nmetadata: {name: a, namespace: shop}\n"
+                "spec: {node: node0, addresses: [10.0.0.1, \"fd00::1\"]}\n---\n"
+                "apiVersion: sluice.io/v1alpha1\nkind: Workload\nmetadata: {name: b, namespace: shop}\n"
+                "spec: {node: node1, addresses: [10.0.0.2, \"fd00:0::1\"]}\n",
+                "Workload shop/b: spec.addresses[1]: fd00:0::1 is already the address of Workload/shop/a (bad.yaml)"},
         BadCase{"YAML aliases (billion laughs)",
                 "apiVersion: v1\nkind: Service\nmetadata: {name: s, labels: &l {a: b}}\n"
                 "spec: {ports: [{port: 80}], selector: *l}\n",

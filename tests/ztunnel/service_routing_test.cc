@@ -66,6 +66,26 @@ TEST(BuildSnapshot, RouteToAnUndefinedSubsetIsRefused) {
             std::string::npos) << snapshot.error().message();
 }
 
+TEST(BuildSnapshot, TwoWorkloadsOnOneAddressAreRefused) {
+  // What a controller (or another source) should never send: the node refuses the snapshot
+  // (NACK, the last good one stays) instead of letting either workload be taken for the other.
+  std::map<std::string, config::v1::Resource> resources;
+  for (const char* name : {"a", "b"}) {
+    config::v1::Resource r;
+    r.set_name(std::string("Workload/shop/") + name);
+    auto* w = r.mutable_workload();
+    w->set_name(name);
+    w->set_namespace_("shop");
+    w->set_node("node1");
+    w->add_addresses(std::string(name) == "a" ? "fd00::1" : "fd00:0::1");
+    resources[r.name()] = r;
+  }
+  auto snapshot = buildSnapshot(resources);
+  ASSERT_FALSE(snapshot);
+  EXPECT_NE(snapshot.error().message().find("Workload shop/b: address fd00:0::1 is also Workload shop/a's"), std::string::npos)
+      << snapshot.error().message();
+}
+
 struct RouteCase {
   const char* description;
   const char* destination;

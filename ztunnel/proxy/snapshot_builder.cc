@@ -221,7 +221,13 @@ Result<ConfigSnapshot> buildSnapshot(const std::map<std::string, v1::Resource>& 
         auto address = SocketAddress::fromIp(a, 0);
         if (!address) return fail(fmt::format("Workload {}/{}: address {}: {}", w.namespace_(), w.name(), a, address.error().message()));
         entry->addresses.push_back(address->ip());
-        snapshot.workloadsByIp[address->ip()] = entry;
+        // Two workloads on one address: either could be taken for the other (its identity,
+        // its policy), so the snapshot is refused rather than letting the last one win.
+        auto [claimed, fresh] = snapshot.workloadsByIp.emplace(address->ip(), entry);
+        if (!fresh) {
+          return fail(fmt::format("Workload {}/{}: address {} is also Workload {}/{}'s", w.namespace_(), w.name(), a,
+                                  claimed->second->ns, claimed->second->name));
+        }
       }
     }
     if (r.has_authorization_policy()) {

@@ -43,6 +43,9 @@ struct ConnectionPoolPolicy {
   // tcp.connectTimeout: an upstream connection (a TCP connect, or an HBONE CONNECT answered
   // 200) must be made this soon (0: the tunnel's --connect-timeout-ms, Istio's 10 s).
   std::chrono::milliseconds connectTimeout{0};
+  std::chrono::milliseconds connectTimeoutOr(std::chrono::milliseconds tunnelDefault) const {
+    return connectTimeout.count() > 0 ? connectTimeout : tunnelDefault;
+  }
   bool operator==(const ConnectionPoolPolicy&) const = default;
   // Whether any of the counted limits is set (maxRequestsPerConnection needs no counter).
   bool countsAnything() const {
@@ -111,6 +114,11 @@ struct DestinationPool {
   std::shared_ptr<CircuitBreaker> breaker;
   // One `resource`: an empty slot when nothing is counted, nullopt when it overflows.
   std::optional<BreakerSlot> acquire(PoolResource resource) const;
+  // What a destination without a DestinationRule has: no limits, no breaker.
+  static const DestinationPool& none() {
+    static const DestinationPool kNone;
+    return kNone;
+  }
 };
 
 // Every destination's breaker on this node, by "namespace/name/subset" (subset empty for the

@@ -371,8 +371,7 @@ int Http2Outbound::acquireUpstream(const HttpRouting& routing, RequestRecord& re
   if (!admit(routing, PoolResource::kPendingRequests, record.pending)) return kPendingOverflow;
   auto session = http2::Http2Session::create(http2::Http2Session::Role::kClient, context_.options.hboneLimits);
   if (!session) return kConnectFailed;
-  auto opened = openUpstreamIn(slot, routing.endpoint, routing.workload,
-                               routing.service ? routing.service->poolFor(routing.subset) : DestinationPool{});
+  auto opened = openUpstreamIn(slot, routing.endpoint, routing.workload, poolOf(routing));
   if (!opened) return opened.error().reason == FailReason::kOverflow ? kConnectionOverflow : kConnectFailed;
   sessions_[slot].session = std::move(*session);
   return slot;

@@ -470,8 +470,7 @@ void HttpOutbound::sendTo(HttpRouting routing) {
   }
   std::expected<void, UpstreamFailure> opened;
   if (!current_->endpoint) {
-    opened = openUpstreamIn(indexOf(*current_), address, exchangeRouting_->workload,
-                            exchangeRouting_->service ? exchangeRouting_->service->poolFor(exchangeRouting_->subset) : DestinationPool{});
+    opened = openUpstreamIn(indexOf(*current_), address, exchangeRouting_->workload, poolOf(*exchangeRouting_));
   }
   if (!opened && opened.error().reason == FailReason::kOverflow) {
     current_ = nullptr;

@@ -137,7 +137,7 @@ std::expected<void, UpstreamFailure> L7Connection::openUpstreamIn(int slot, cons
     pod_->counters.failed[static_cast<size_t>(FailReason::kOverflow)]++;
     return std::unexpected(UpstreamFailure{FailReason::kOverflow, "the destination has its maxConnections open"});
   }
-  auto timeout = pool.policy.connectTimeout.count() > 0 ? pool.policy.connectTimeout : context_.options.connectTimeout;
+  auto timeout = pool.policy.connectTimeoutOr(context_.options.connectTimeout);
   auto opened = openUpstream(context_, pod_, {peer_, address, workload, timeout}, *this, *this,
                              static_cast<uint8_t>((slot + 1) * kOpStride));
   if (!opened) {
@@ -153,9 +153,12 @@ std::expected<void, UpstreamFailure> L7Connection::openUpstreamIn(int slot, cons
   return {};
 }
 
+const DestinationPool& L7Connection::poolOf(const HttpRouting& routing) {
+  return routing.service ? routing.service->poolFor(routing.subset) : DestinationPool::none();
+}
+
 bool L7Connection::admit(const HttpRouting& routing, PoolResource resource, BreakerSlot& into) {
-  if (routing.service == nullptr) return true;
-  auto slot = routing.service->poolFor(routing.subset).acquire(resource);
+  auto slot = poolOf(routing).acquire(resource);
   if (!slot) return false;
   into = std::move(*slot);
   return true;
@@ -217,7 +220,7 @@ bool L7Connection::planRetry(const ConfigSnapshot& config, HttpRouting& routing,
   if (routing.rule == nullptr || routing.service == nullptr || context_.retryBudgets == nullptr) return false;
   if (!l7::shouldRetry(routing.rule->retries, result, retriesSoFar, method, replayable)) return false;
   // maxRetries (in flight, node-wide) before the budget: a retry the breaker refuses spends none of it.
-  std::optional<BreakerSlot> retrySlot = routing.service->poolFor(routing.subset).acquire(PoolResource::kRetries);
+  std::optional<BreakerSlot> retrySlot = poolOf(routing).acquire(PoolResource::kRetries);
   if (!retrySlot) return false;  // counted as an overflow
   if (!context_.retryBudgets->tryRetry(routing.service->key, context_.loop.now())) return false;  // counted as denied
   Choice choice{context_.random(), context_.sequence++, std::nullopt, peerIp_, &context_.outstanding, context_.outliers};

@@ -79,6 +79,8 @@ class L7Connection : public IoHandler, public EndpointOwner {
   // for its connection: http1MaxPendingRequests), held by `into` (the request's record);
   // false when the destination has as many as it may (answer 503 UO).
   static bool admit(const HttpRouting& routing, PoolResource resource, BreakerSlot& into);
+  // The connectionPool of the destination `routing` chose (none: no limits).
+  static const DestinationPool& poolOf(const HttpRouting& routing);
   int freeSlot() const;
   // Closes one idle upstream connection counted by `breaker` (its count is given back); false
   // when there is none.

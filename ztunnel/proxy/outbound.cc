@@ -39,8 +39,9 @@ void OutboundAcceptor::onAccepted(UniqueFd fd) {
     return;
   }
   // connectionPool.tcp.maxConnections of the destination (service or subset), for the node.
-  std::optional<BreakerSlot> connection =
-      decision.serviceEntry ? decision.serviceEntry->poolFor(decision.subset).acquire(PoolResource::kConnections) : BreakerSlot{};
+  const DestinationPool& destination =
+      decision.serviceEntry ? decision.serviceEntry->poolFor(decision.subset) : DestinationPool::none();
+  std::optional<BreakerSlot> connection = destination.acquire(PoolResource::kConnections);
   if (!connection) {
     spdlog::debug("{}: refused {}: {} has its maxConnections open", pod.key(), dst->toString(), decision.serviceEntry->key);
     return refuse(pod, std::move(fd), FailReason::kOverflow);
@@ -52,9 +53,7 @@ void OutboundAcceptor::onAccepted(UniqueFd fd) {
   RelayInfo info{pod_, Direction::kOutbound, peer, decision.target, "TCP", "", std::move(series)};
   info.connectOutcome = connectOutcomeRecorder(decision);
   // The destination's connectTimeout (DestinationRule tcp.connectTimeout), else the tunnel's.
-  info.connectTimeout = decision.serviceEntry ? decision.serviceEntry->poolFor(decision.subset).policy.connectTimeout
-                                              : std::chrono::milliseconds{0};
-  if (info.connectTimeout.count() == 0) info.connectTimeout = context_.options.connectTimeout;
+  info.connectTimeout = destination.policy.connectTimeoutOr(context_.options.connectTimeout);
   // A mesh workload is reached over HBONE whenever this node has identities.
   if (decision.workload && context_.certificates != nullptr) {
     info.protocol = "HBONE";

@@ -438,6 +438,9 @@ void parseHttpRoute(const YAML::Node& h, const std::string& p, v1::HttpRoute* ro
   double mirrorPct = 0;
   r.percentage(h["mirrorPercentage"], R::child(p, "mirrorPercentage"), &mirrorPct);
   route->set_mirror_percentage(mirrorPct);
+  // The wire keeps 0 for "absent" (all requests, Istio's default); an explicit 0% mirrors
+  // nothing, which is no mirror at all.
+  if (h["mirrorPercentage"] && mirrorPct == 0) route->clear_mirror();
 }
 
 }  // namespace

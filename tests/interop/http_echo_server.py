@@ -15,7 +15,10 @@ that fails on purpose (outlier detection tests).
 
 With --delay-ms N every answer waits N ms more (a slow endpoint: perTryTimeout tests).
 
-usage: http_echo_server.py NAME PORT [--status N] [--fail-percent P] [--delay-ms N]
+With --request-log PATH every request is appended to PATH as one JSON line (authority, method,
+path, body_length) as soon as it has been read, before any delay: what a mirror received.
+
+usage: http_echo_server.py NAME PORT [--status N] [--fail-percent P] [--delay-ms N] [--request-log PATH]
 """
 import base64
 import hashlib
@@ -34,6 +37,16 @@ import http_bulk  # noqa: E402  (the shared byte pattern)
 
 
 DELAY_S = 0.0  # --delay-ms: every answer waits this long (a slow endpoint)
+REQUEST_LOG = None  # --request-log: (path, lock)
+
+
+def log_request(authority, method, path, body_length):
+    if REQUEST_LOG is None:
+        return
+    line = json.dumps({"authority": authority, "method": method, "path": path, "body_length": body_length})
+    with REQUEST_LOG[1]:
+        with open(REQUEST_LOG[0], "a") as f:
+            f.write(line + "\n")
 
 
 def slow_ms(path):
@@ -88,6 +101,7 @@ def serve_h2(sock, name, status=200):
 
     def answer(stream, head):
         path = head.get(":path", "")
+        log_request(head.get(":authority"), head.get(":method"), path, bodies[stream])
         wait_before_answering(path)
         if path.startswith("/bulk") and "n=" in path:
             n = int(path.split("n=", 1)[1])
@@ -155,13 +169,16 @@ class Handler(BaseHTTPRequestHandler):
                 self.server.in_flight -= 1
 
     def answer(self):
-        wait_before_answering(self.path)
         if self.headers.get("upgrade", "").lower() == "websocket":
+            wait_before_answering(self.path)
             return self.websocket_echo()
         if self.path.startswith("/bulk"):
+            wait_before_answering(self.path)
             return self.bulk()
         length = int(self.headers.get("content-length") or 0)
         body = self.rfile.read(length) if length else b""
+        log_request(self.headers.get("host"), self.command, self.path, len(body))
+        wait_before_answering(self.path)
         reply = json.dumps({
             "pod": self.server.name,
             "method": self.command,
@@ -258,6 +275,9 @@ def main():
     server = Server(("::", int(sys.argv[2])), Handler)
     global DELAY_S
     DELAY_S = int(sys.argv[sys.argv.index("--delay-ms") + 1]) / 1000.0 if "--delay-ms" in sys.argv else 0.0
+    global REQUEST_LOG
+    if "--request-log" in sys.argv:
+        REQUEST_LOG = (sys.argv[sys.argv.index("--request-log") + 1], threading.Lock())
     server.name = sys.argv[1]
     server.lock = threading.Lock()
     server.in_flight = server.max_in_flight = 0  # HTTP/1.1 requests being answered at once (and the most ever)

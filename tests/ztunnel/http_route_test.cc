@@ -44,6 +44,20 @@ spec:
     fault:
       delay: {fixedDelay: 250ms, percentage: {value: 25}}
       abort: {grpcStatus: UNAVAILABLE, percentage: {value: 10}}
+  - name: mirrored
+    match: [{uri: {prefix: /mirrored}}]
+    route: [{destination: {host: web, subset: v1}}]
+    mirror: {host: shadow, subset: v2, port: {number: 9090}}
+    mirrorPercentage: {value: 30}
+  - name: mirrored-all
+    match: [{uri: {prefix: /all-mirrored}}]
+    route: [{destination: {host: web}}]
+    mirror: {host: web}
+  - name: mirrored-none
+    match: [{uri: {prefix: /never-mirrored}}]
+    route: [{destination: {host: web}}]
+    mirror: {host: web}
+    mirrorPercentage: {value: 0}
   - name: split
     match: [{uri: {prefix: /}}]
     route:
@@ -192,6 +206,56 @@ TEST(HttpRoute, FaultsAndTimeoutsCompileAndApplyToTheirShareOfRequests) {
     EXPECT_TRUE(chooseFault(always, r).abort);
     EXPECT_EQ(chooseFault(always, r).delay.count(), 5);
   }
+}
+
+TEST(HttpRoute, MirrorsCompileWithTheirShareAndSubset) {
+  HttpRouteTable table = compileTable();
+  const HttpRouteRule* partly = matchRoute(table, request("GET", "/mirrored/x"), {80, "", nullptr}).rule;
+  ASSERT_NE(partly, nullptr);
+  ASSERT_TRUE(partly->mirror);
+  EXPECT_EQ(partly->mirror->target.host, "shadow.shop.svc.cluster.local");
+  EXPECT_EQ(partly->mirror->target.subset, "v2");
+  EXPECT_EQ(partly->mirror->target.subsetLabels, (std::map<std::string, std::string>{{"version", "v2"}}));
+  EXPECT_EQ(partly->mirror->target.port, 9090);
+  EXPECT_EQ(partly->mirror->percent, 30);
+  // mirrorPercentage absent: every request (Istio's default); 0%: no mirror at all.
+  const HttpRouteRule* all = matchRoute(table, request("GET", "/all-mirrored"), {80, "", nullptr}).rule;
+  ASSERT_TRUE(all != nullptr && all->mirror);
+  EXPECT_EQ(all->mirror->percent, 100);
+  const HttpRouteRule* none = matchRoute(table, request("GET", "/never-mirrored"), {80, "", nullptr}).rule;
+  ASSERT_NE(none, nullptr);
+  EXPECT_FALSE(none->mirror);
+  EXPECT_FALSE(matchRoute(table, request("GET", "/other"), {80, "", nullptr}).rule->mirror);
+}
+
+TEST(HttpRoute, MirrorShareIsTheRandomValuesBelowThePercentage) {
+  auto at = [](double share) { return static_cast<uint64_t>(share * 18446744073709551615.0); };
+  struct Case {
+    double percent;
+    uint64_t random;
+    bool mirrored;
+  };
+  const Case cases[] = {
+      {30, 0, true},           {30, at(0.2999), true}, {30, at(0.3001), false}, {30, ~uint64_t{0}, false},
+      {0, 0, false},           {0, at(0.5), false},    {100, ~uint64_t{0}, true}, {100, 0, true},
+      {0.5, at(0.0049), true}, {0.5, at(0.0051), false},
+  };
+  for (const auto& c : cases) EXPECT_EQ(mirrorChosen(c.percent, c.random), c.mirrored) << c.percent << "% at " << c.random;
+}
+
+TEST(HttpRoute, AMirroredRequestsAuthorityIsSuffixedShadowBeforeItsPort) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"reviews", "reviews-shadow"},
+      {"reviews:9080", "reviews-shadow:9080"},
+      {"reviews.shop.svc.cluster.local:80", "reviews.shop.svc.cluster.local-shadow:80"},
+      {"10.96.0.10", "10.96.0.10-shadow"},
+      {"10.96.0.10:80", "10.96.0.10-shadow:80"},
+      {"[fd00::1]:80", "[fd00::1]-shadow:80"},
+      {"[fd00::1]", "[fd00::1]-shadow"},
+      {"fd00::1", "fd00::1-shadow"},
+      {"", "-shadow"},
+  };
+  for (const auto& [in, out] : cases) EXPECT_EQ(shadowAuthority(in), out) << in;
 }
 
 }  // namespace

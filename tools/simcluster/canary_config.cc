@@ -67,6 +67,18 @@ std::string localRateLimitYaml(const L7Service& service, int tokens) {
       service.name, tokens);
 }
 
+std::string mirrorYaml(const L7Service& service, int percent) {
+  return fmt::format(
+      "apiVersion: v1\nkind: Service\nmetadata: {{name: {0}, namespace: shop, annotations: {{sluice.io/mirror-safe: \"true\"}}}}\n"
+      "spec: {{clusterIP: {1}, selector: {{app: web}}, ports: [{{name: {2}, port: 80, targetPort: {3}}}]}}\n---\n"
+      "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: {0}, namespace: shop}}\n"
+      "spec: {{host: {0}, subsets: [{{name: v1, labels: {{version: v1}}}}, {{name: v2, labels: {{version: v2}}}}]}}\n---\n"
+      "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: {0}, namespace: shop}}\n"
+      "spec: {{hosts: [{0}], http: [{{name: primary, route: [{{destination: {{host: {0}, subset: v1}}}}], "
+      "mirror: {{host: {0}, subset: v2}}, mirrorPercentage: {{value: {4}}}}}]}}\n",
+      service.name, service.vip, service.portName, service.targetPort, percent);
+}
+
 Status writeConfigFile(const std::string& dir, const std::string& file, const std::string& yaml) {
   std::string temp = dir + "/." + file + ".tmp";
   {

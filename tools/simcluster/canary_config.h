@@ -38,6 +38,10 @@ std::string connectionPoolYaml(const L7Service& service, int maxRequests);
 // Local rate limiting: a LocalRateLimit on `service` with a bucket of `tokens`, refilled
 // whole every minute.
 std::string localRateLimitYaml(const L7Service& service, int tokens);
+// Mirroring: Service `service` (annotated mirror-safe) in front of the web pods' HTTP apps,
+// every request routed to v1 and `percent`% of them mirrored to v2.
+inline constexpr L7Service kMirroredService{"web-mirrored", "10.96.0.15", "http", kHttpService.targetPort};
+std::string mirrorYaml(const L7Service& service, int percent);
 // Writes `yaml` to `dir/file` atomically (the controller never sees half a file).
 Status writeConfigFile(const std::string& dir, const std::string& file, const std::string& yaml);
 

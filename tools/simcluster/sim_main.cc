@@ -352,6 +352,30 @@ bool showLocalRateLimit(const Cluster& cluster, const MeshNode& node0, const std
   return ok == 5 && limited == 15;
 }
 
+// Mirroring: Service web-mirrored routes every request to web-v1 and mirrors a quarter of them
+// to web-v2; the client sees only web-v1's answers, node0 counts the copies it sent.
+bool showMirroring(const Cluster& cluster, const MeshNode& node0, const std::string& configDir) {
+  fmt::print("\nMirroring: Service web-mirrored ({}:80), VirtualService route -> v1, mirror -> v2 at 25%; "
+             "1000 requests on one connection\n", kMirroredService.vip);
+  if (!writeConfigFile(configDir, std::string(kMirroredService.name) + ".yaml", mirrorYaml(kMirroredService, 25))) return false;
+  waitForServicePolicy(node0, kMirroredService, "httpRoutes");
+  nlohmann::json result = clientRun(cluster, "http_keepalive_client.py", {kMirroredService.vip, "80", "1000"});
+  if (!result.is_object()) {
+    fmt::print(stderr, "sluice-sim demo: the HTTP client failed\n");
+    return false;
+  }
+  int v1 = result["pods"].value("web-v1", 0);
+  auto count = [&](const char* outcome) {
+    auto n = node0.metricSum("sluice_mirror_requests_total", {{"destination_service", "shop/web-mirrored"}, {"outcome", outcome}});
+    return n ? *n : -1.0;
+  };
+  // Counted as each copy leaves, before its primary is answered.
+  double sent = count("sent");
+  fmt::print("  answers from web-v1: {} of 1000; node0 sluice_mirror_requests_total{{destination_service=\"shop/web-mirrored\"}}: "
+             "sent {:.0f} ({:.1f}%), dropped {:.0f}, failed {:.0f}\n", v1, sent, sent / 10.0, count("dropped"), count("failed"));
+  return v1 == 1000 && sent >= 200 && sent <= 300;
+}
+
 int demo(int nodeCount, uint64_t bytes) {
   auto built = createMeshCluster(nodeCount);
   if (!built) {
@@ -437,6 +461,7 @@ int demo(int nodeCount, uint64_t bytes) {
   if (!showOutlierDetection(cluster, *mesh[0], configDir, apps)) ++failures;
   if (!showCircuitBreaking(cluster, *mesh[0], configDir)) ++failures;
   if (!showLocalRateLimit(cluster, *mesh[0], configDir)) ++failures;
+  if (!showMirroring(cluster, *mesh[0], configDir)) ++failures;
   fmt::print("\nsluicectl pods (node0):\n");
   if (auto pods = mesh[0]->sluicectl({"pods"})) fmt::print("{}", pods->out);
   fmt::print("\nsluicectl explain --pod shop/client --to {}:\n", withPort(server->ipv4, 8080));

@@ -92,6 +92,17 @@ json configDump(const std::vector<std::shared_ptr<PodRuntime>>& pods, const Conf
       if (pool.policy != ConnectionPoolPolicy{}) subsetPools[subset] = describe(pool.policy);
     }
     if (!subsetPools.empty()) services[vip]["subsetConnectionPools"] = subsetPools;
+    // The http routes by name, with what each does besides routing (mirrors so far).
+    json routes = json::array();
+    for (const auto& rule : s->httpRoutes->rules) {
+      json route{{"name", rule.name}};
+      if (rule.mirror) {
+        route["mirror"] = {{"host", rule.mirror->target.host}, {"subset", rule.mirror->target.subset},
+                           {"percent", rule.mirror->percent}};
+      }
+      routes.push_back(std::move(route));
+    }
+    if (!routes.empty()) services[vip]["httpRoutes"] = routes;
     if (const auto& limit = s->rateLimit) {
       services[vip]["localRateLimit"] = {{"name", limit->key.substr(0, limit->key.size() - 1)},
                                          {"maxTokens", limit->bucket.maxTokens},
@@ -371,6 +382,24 @@ std::string prometheusText(const std::vector<std::shared_ptr<PodRuntime>>& pods,
     }
     families.push_back(std::move(overflow));
     families.push_back(std::move(open));
+    MetricFamily mirrors{"sluice_mirror_requests_total",
+                         "Request copies for VirtualService mirrors, by mirror destination and outcome (sent, dropped: "
+                         "not sent, failed: sent and not answered)",
+                         MetricType::Counter, {}};
+    for (const auto& [destination, c] : traffic->mirrors.counts()) {
+      for (auto [outcome, n] : {std::pair{"sent", c.sent}, std::pair{"dropped", c.dropped}, std::pair{"failed", c.failed}}) {
+        mirrors.metric.push_back(
+            sample({{"destination_service", destination}, {"outcome", outcome}}, MetricType::Counter, static_cast<double>(n)));
+      }
+    }
+    families.push_back(std::move(mirrors));
+    MetricFamily mirrorsActive{"sluice_mirror_requests_active", "Request copies in flight now, by mirror destination",
+                               MetricType::Gauge, {}};
+    for (const auto& [destination, c] : traffic->mirrors.counts()) {
+      mirrorsActive.metric.push_back(
+          sample({{"destination_service", destination}}, MetricType::Gauge, static_cast<double>(c.active)));
+    }
+    families.push_back(std::move(mirrorsActive));
   }
   return prometheus::TextSerializer().Serialize(families);
 }

@@ -175,6 +175,22 @@ FaultChoice chooseFault(const HttpRouteRule::Fault& fault, uint64_t random) {
   return choice;
 }
 
+bool mirrorChosen(double percent, uint64_t random) {
+  if (percent >= 100) return true;
+  return static_cast<double>(random >> 11) < percent / 100.0 * 9007199254740992.0;  // 2^53 draws
+}
+
+std::string shadowAuthority(std::string_view authority) {
+  // The port follows the last ':' unless that is inside an IPv6 literal's brackets.
+  size_t colon = authority.rfind(':');
+  size_t bracket = authority.rfind(']');
+  if (colon == std::string_view::npos || (bracket != std::string_view::npos && colon < bracket) ||
+      (bracket == std::string_view::npos && authority.find(':') != colon)) {
+    return std::string(authority) + "-shadow";
+  }
+  return std::string(authority.substr(0, colon)) + "-shadow" + std::string(authority.substr(colon));
+}
+
 Result<HttpRouteTable> compileRoutes(const v1::VirtualService& vs, const HostResolver& fqdn,
                                      const SubsetResolver& resolveSubset) {
   HttpRouteTable table;
@@ -255,6 +271,20 @@ Result<HttpRouteTable> compileRoutes(const v1::VirtualService& vs, const HostRes
       rule.retries.perTryTimeout = millis(in.retries().per_try_timeout());
     }
     if (in.has_timeout()) rule.timeout = millis(in.timeout());
+    if (in.has_mirror()) {
+      HttpRouteRule::Mirror mirror;
+      mirror.target.host = fqdn(in.mirror().host());
+      mirror.target.subset = in.mirror().subset();
+      mirror.target.port = static_cast<uint16_t>(in.mirror().port());
+      if (!mirror.target.subset.empty()) {
+        auto labels = resolveSubset(mirror.target.host, mirror.target.subset);
+        if (!labels) return fail(where(".mirror: " + labels.error().message()));
+        mirror.target.subsetLabels = std::move(*labels);
+      }
+      // The controller stores an absent mirrorPercentage as 0: Istio's default, all of them.
+      if (in.mirror_percentage() > 0) mirror.percent = in.mirror_percentage();
+      rule.mirror = std::move(mirror);
+    }
     table.rules.push_back(std::move(rule));
   }
   return table;

@@ -94,6 +94,13 @@ struct HttpRouteRule {
   // default for HTTP routes).
   std::chrono::milliseconds timeout{0};
   RetryPolicy retries = istioDefaultRetries();  // VirtualService `retries`, else Istio's default
+  // VirtualService `mirror` and `mirrorPercentage`: a copy of a share of the requests goes to
+  // another destination, fire and forget (proxy/mirror_request.h).
+  struct Mirror {
+    RouteTarget target;    // weight unused
+    double percent = 100;  // of the requests, 0-100
+  };
+  std::optional<Mirror> mirror;
 };
 
 // What a route's fault does to one request: `random` uniform (its halves decide the delay and
@@ -103,6 +110,14 @@ struct FaultChoice {
   bool abort = false;
 };
 FaultChoice chooseFault(const HttpRouteRule::Fault& fault, uint64_t random);
+
+// Whether this request is mirrored: `random` uniform, below `percent`% of its range.
+bool mirrorChosen(double percent, uint64_t random);
+
+// The authority a mirrored request carries: "-shadow" appended to the host, before any port
+// (Envoy's and Istio's convention: "reviews:9080" -> "reviews-shadow:9080"), so the mirror's
+// logs and routes can tell copies from real traffic.
+std::string shadowAuthority(std::string_view authority);
 
 struct HttpRouteTable {
   std::vector<HttpRouteRule> rules;

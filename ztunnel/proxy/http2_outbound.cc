@@ -246,9 +246,11 @@ void Http2Outbound::sendTo(int32_t stream, Exchange& x, HttpRouting routing) {
 void Http2Outbound::keepForReplay(Exchange& x, const std::string& body) {
   // Kept while the request can go again (its fields are kept), the route retries and the body
   // stays within the bound (Envoy's retry buffer); beyond, it streams and is not retried.
+  // A mirrored request's copy is made from the same kept fields and body.
   bool retries = x.tried && x.tried->rule != nullptr && x.tried->rule->retries.attempts > 0;
+  bool mirrored = x.tried && x.tried->mirror;
   if (x.request.empty()) return;
-  if (!retries || x.replayBody.size() + body.size() > kMaxReplayBody) {
+  if ((!retries && !mirrored) || x.replayBody.size() + body.size() > kMaxReplayBody) {
     x.request.clear();
     x.replayBody = std::string();
     return;
@@ -317,9 +319,29 @@ void Http2Outbound::onTimer(std::chrono::steady_clock::time_point now) {
   if (next) wakeAt(*next);
 }
 
+void Http2Outbound::sendMirror(Exchange& x) {
+  if (x.mirrorSent || !x.tried || !x.tried->mirror) return;
+  x.mirrorSent = true;  // once per request, whichever try sent it whole
+  const HttpRouting::Mirror& mirror = *x.tried->mirror;
+  // Only a whole body can be copied (its fields are dropped once it outgrew the bound).
+  if (!mirror.endpoint || x.request.empty()) {
+    if (context_.mirrorStats != nullptr) context_.mirrorStats->count(mirror.destination, MirrorStats::Outcome::kDropped);
+    return;
+  }
+  MirrorCopy copy{{peer_, *mirror.endpoint, mirror.workload, mirror.connectTimeout}, mirror.destination, true};
+  copy.fields = x.request;
+  for (auto& f : copy.fields) {
+    if (f.name == ":authority" || f.name == "host") f.value = l7::shadowAuthority(f.value);
+  }
+  copy.body = x.replayBody;
+  copy.deadline = context_.loop.now() + (x.timeout.count() > 0 ? x.timeout : MirrorRequest::kDefaultTimeout);
+  launchMirror(context_, pod_, std::move(copy));
+}
+
 void Http2Outbound::startTimeout(Exchange& x) {
   // Both count from the request's end (Envoy's) until the response's: the route's once, over
-  // every try; perTryTimeout anew for each try.
+  // every try; perTryTimeout anew for each try. The request is whole: its mirror's copy goes.
+  sendMirror(x);
   if (x.responseDone) return;
   auto now = context_.loop.now();
   if (x.timeout.count() > 0 && !x.timeoutAt) {

@@ -30,6 +30,7 @@
 #include "l7/http2_fields.h"
 #include "proxy/http_request_routing.h"
 #include "proxy/l7_connection.h"
+#include "proxy/mirror_request.h"
 #include "proxy/request_record.h"
 
 namespace sluice::ztunnel {
@@ -89,6 +90,7 @@ class Http2Outbound final : public L7Connection {
     std::string method;
     std::optional<HttpRouting> tried;  // where the current try went (retries pick again from it)
     int retries = 0;
+    bool mirrorSent = false;  // the copy went to the route's mirror (or was dropped)
     std::optional<HttpRouting> retryRouting;  // a retry waiting out its backoff, until retryAt
     std::optional<std::chrono::steady_clock::time_point> retryAt;
     OutlierTarget outlier;  // the endpoint, until its outcome is noted
@@ -122,6 +124,8 @@ class Http2Outbound final : public L7Connection {
   void onTimer(std::chrono::steady_clock::time_point now) override;
   // The request was sent whole: the route's timeout starts (once), and the try's.
   void startTimeout(Exchange& exchange);
+  // The request was sent whole: a copy goes to the route's mirror, if it has one (once).
+  void sendMirror(Exchange& exchange);
   // The route's timeout passed before the response ended: 504 UT, or a reset once it began.
   void timeOut(int32_t stream, Exchange& exchange);
   void respondLocally(int32_t stream, Exchange& exchange, const LocalAnswer& answer);

@@ -184,7 +184,10 @@ bool HttpOutbound::pumpRequest() {
         }
         if (requestEnded_) {
           request_ = Request::kSent;
-          if (!discard) startTimeouts();
+          if (!discard) {
+            startTimeouts();
+            sendMirror();
+          }
           progress = true;
           continue;
         }
@@ -518,13 +521,34 @@ bool HttpOutbound::retryAfter(const l7::AttemptResult& result) {
 void HttpOutbound::keepForReplay(std::span<const uint8_t> body) {
   // Only while every byte so far is kept, the route may retry, and it stays within the bound
   // (Envoy's retry buffer: a bigger body is streamed and not retried).
+  // A mirrored request's copy carries the same body, from the same buffer.
   bool retries = exchangeRouting_ && exchangeRouting_->rule != nullptr && exchangeRouting_->rule->retries.attempts > 0;
+  bool mirrored = exchangeRouting_ && exchangeRouting_->mirror;
   if (body.empty() || retries_ > 0 || replayBody_.size() + body.size() != requestBodyBytes_) return;
-  if (!retries || requestBodyBytes_ > kMaxReplayBody) {
+  if ((!retries && !mirrored) || requestBodyBytes_ > kMaxReplayBody) {
     replayBody_ = std::string();
     return;
   }
   replayBody_.append(reinterpret_cast<const char*>(body.data()), body.size());
+}
+
+void HttpOutbound::sendMirror() {
+  // An upgrade (WebSocket) is not an exchange a copy could replay.
+  if (mirrorSent_ || !exchangeRouting_ || !exchangeRouting_->mirror || requestParser_.upgrade()) return;
+  mirrorSent_ = true;  // once per request, whichever try sent it whole
+  const HttpRouting::Mirror& mirror = *exchangeRouting_->mirror;
+  // Only a whole body can be copied (one over the bound was streamed, not kept).
+  if (!mirror.endpoint || replayBody_.size() != requestBodyBytes_) {
+    if (context_.mirrorStats != nullptr) context_.mirrorStats->count(mirror.destination, MirrorStats::Outcome::kDropped);
+    return;
+  }
+  l7::HttpHead head = requestParser_.head();
+  if (const std::string* host = head.find("host")) head.set("host", l7::shadowAuthority(*host));
+  head.set("connection", "close");
+  MirrorCopy copy{{peer_, *mirror.endpoint, mirror.workload, mirror.connectTimeout}, mirror.destination};
+  copy.http1 = head.serializeRequest() + replayBody_;
+  copy.deadline = context_.loop.now() + (routeTimeout_.count() > 0 ? routeTimeout_ : MirrorRequest::kDefaultTimeout);
+  launchMirror(context_, pod_, std::move(copy));
 }
 
 L7Connection::UpstreamSlot* HttpOutbound::acquireUpstream(const std::string& key) {
@@ -655,6 +679,7 @@ void HttpOutbound::completeExchange() {
   tryTimeoutAt_.reset();
   routeTimeout_ = {};
   exchangeRouting_.reset();
+  mirrorSent_ = false;
   retries_ = 0;
   requestBodyBytes_ = 0;
   replayBody_ = std::string();  // not kept between requests (an idle connection holds no body)

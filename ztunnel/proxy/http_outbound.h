@@ -22,6 +22,7 @@
 
 #include "l7/http1_parser.h"
 #include "proxy/l7_connection.h"
+#include "proxy/mirror_request.h"
 #include "proxy/request_record.h"
 
 namespace sluice::ztunnel {
@@ -75,6 +76,8 @@ class HttpOutbound final : public L7Connection {
   bool retryAfter(const l7::AttemptResult& result);
   // The first try forwarded `body`: kept for a retry while the whole body so far fits.
   void keepForReplay(std::span<const uint8_t> body);
+  // The request was sent whole: a copy goes to the route's mirror, if it has one (once).
+  void sendMirror();
   void onTimer(std::chrono::steady_clock::time_point now) override;
   // The request was sent whole: the route's timeout starts (once), and the try's.
   void startTimeouts();
@@ -113,6 +116,7 @@ class HttpOutbound final : public L7Connection {
   bool delayedRetry_ = false;                // kDelayed is a retry's backoff (sendTo, not dispatch)
   std::optional<HttpRouting> exchangeRouting_;  // where the current try went (retries pick again from it)
   int retries_ = 0;                          // of the current exchange
+  bool mirrorSent_ = false;                  // the current exchange's copy went to its mirror (or was dropped)
   uint64_t requestBodyBytes_ = 0;            // of the current request, forwarded so far
   // The body bytes (as framed) the first try sent, while they fit in kMaxReplayBody and the
   // route retries: what a retry sends again. Read only when all of the body read so far is

@@ -98,7 +98,33 @@ HttpRouting routeHttpRequest(const ConfigSnapshot& config, const SocketAddress& 
   routed.service = destination->second;
   if (newCookie) routed.responseAdd.push_back({"set-cookie", setCookieValue(policy, *newCookie)});
   if (auto w = config.workloadsByIp.find(address->ip()); w != config.workloadsByIp.end()) routed.workload = w->second;
+  if (rule.mirror && l7::mirrorChosen(rule.mirror->percent, mix(targetRandom + 0x9e3779b97f4a7c15ULL))) {
+    Choice mirrorChoice = choice;
+    mirrorChoice.hash.reset();  // the mirror's own load balancer, not the primary's key
+    mirrorChoice.random = mix(choice.random);
+    routed.mirror = routeMirror(config, *rule.mirror, service.port(), mirrorChoice);
+  }
   return routed;
+}
+
+HttpRouting::Mirror routeMirror(const ConfigSnapshot& config, const l7::HttpRouteRule::Mirror& mirror, uint16_t servicePort,
+                                const Choice& choice) {
+  HttpRouting::Mirror out;
+  out.destination = mirror.target.host;
+  auto destination = config.servicesByHost.find(mirror.target.host);
+  if (destination == config.servicesByHost.end()) return out;
+  const ServiceEntry& service = *destination->second;
+  out.destination = service.key;
+  out.connectTimeout = service.poolFor(mirror.target.subset).policy.connectTimeout;
+  const ServiceEntry::Endpoint* endpoint =
+      pickEndpoint(service, mirror.target.subset, mirror.target.subset.empty() ? nullptr : &mirror.target.subsetLabels, choice);
+  if (endpoint == nullptr) return out;
+  uint16_t port = mirror.target.port != 0 ? mirror.target.port : servicePort;
+  auto address = SocketAddress::fromIp(endpoint->address, targetPortOf(service, port));
+  if (!address) return out;
+  out.endpoint = *address;
+  if (auto w = config.workloadsByIp.find(address->ip()); w != config.workloadsByIp.end()) out.workload = w->second;
+  return out;
 }
 
 bool rerouteForRetry(const ConfigSnapshot& config, HttpRouting& routing, Choice choice) {

@@ -46,6 +46,14 @@ struct HttpRouting {
   // answer) goes on only after it (response flag DI).
   std::chrono::milliseconds delay{0};
   std::chrono::milliseconds timeout{0};  // the route's timeout (0: none)
+  // The route mirrors this request (its mirrorPercentage chose it): where the copy goes.
+  struct Mirror {
+    std::string destination;                  // the mirror's service key (its host when unknown)
+    std::optional<SocketAddress> endpoint;    // none: the mirror has no endpoint (the copy is dropped)
+    std::shared_ptr<const WorkloadEntry> workload;  // the endpoint is this mesh workload (else null)
+    std::chrono::milliseconds connectTimeout{0};    // its destination's tcp.connectTimeout (0: default)
+  };
+  std::optional<Mirror> mirror;
 };
 
 struct HttpSource {
@@ -60,6 +68,11 @@ struct HttpSource {
 // (its hash is computed here from the request when the destination hashes).
 HttpRouting routeHttpRequest(const ConfigSnapshot& config, const SocketAddress& service, const HttpSource& source,
                              l7::HttpHead& request, Choice choice, uint64_t targetRandom);
+
+// Where a copy of a request to `servicePort` goes for the route's `mirror`: an endpoint of
+// the mirror destination (its subset), chosen by its load balancer with `choice`.
+HttpRouting::Mirror routeMirror(const ConfigSnapshot& config, const l7::HttpRouteRule::Mirror& mirror, uint16_t servicePort,
+                                const Choice& choice);
 
 // A retry of `routing`'s request: another endpoint of the same destination and subset, other
 // than the one just tried when the subset has another (Envoy's previous_hosts predicate).

@@ -37,7 +37,7 @@ Status Worker::start() {
     context_ = std::unique_ptr<WorkerContext>(
         new WorkerContext{*loop_, options_, config_, origDst_, certificates_, sockets_, limits_, *pool_, live_,
                           traffic_ ? &traffic_->outliers : nullptr, traffic_ ? &traffic_->retryBudgets : nullptr,
-                          traffic_ ? &traffic_->rateLimiters : nullptr});
+                          traffic_ ? &traffic_->rateLimiters : nullptr, traffic_ ? &traffic_->mirrors : nullptr});
     features_ = loop_->features().describe();
     ready.set_value({});
     loop_->run(stopping_);

@@ -23,6 +23,7 @@
 namespace sluice::ztunnel {
 
 class HboneClient;
+class MirrorStats;
 
 struct WorkerOptions {
   int index = 0;
@@ -67,9 +68,11 @@ struct WorkerContext {
   OutlierTracker* outliers;                   // the node's outlier detection (null: none, in tests)
   l7::RetryBudgets* retryBudgets;             // the node's retry budgets (null: no retries, in tests)
   RateLimiters* rateLimiters;                 // the node's per-principal rate-limit buckets (null: none, in tests)
+  MirrorStats* mirrorStats;                   // the node's mirrored-request counts (null: not counted, in tests)
   std::mt19937_64 random{std::random_device{}()};  // weighted splits, random LB, trace ids
   uint64_t sequence = 0;                            // round robin
   OutstandingRequests outstanding;                  // LEAST_REQUEST: requests in flight per endpoint
+  size_t mirrorsInFlight = 0;                       // MirrorRequest handlers alive (bounded)
 };
 
 }  // namespace sluice::ztunnel

@@ -1,0 +1,82 @@
+// Where a mirrored request's copy goes (proxy/http_request_routing.h): the route's mirror
+// destination and subset, an endpoint chosen by that destination's load balancer, the share of
+// requests mirrorPercentage asks for, and a mirror nothing can reach (the copy is dropped).
+// Pure decisions over a snapshot built from YAML.
+#include <gtest/gtest.h>
+
+#include "proxy/http_request_routing.h"
+#include "proxy/snapshot_builder.h"
+#include "support/config_text.h"
+
+namespace sluice::ztunnel {
+namespace {
+
+// Service web (a, b: v1; c: v2; no pod is v3), every request to v1, mirrored to `mirror` at
+// `percent`.
+std::string mirrored(const std::string& mirror, int percent) {
+  return testing::webServiceYaml() +
+         "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: web, namespace: shop}\n"
+         "spec: {host: web, trafficPolicy: {connectionPool: {tcp: {connectTimeout: 250ms}}}, "
+         "subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}, {name: v3, labels: {version: v3}}]}\n"
+         "---\n"
+         "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: web, namespace: shop}\n"
+         "spec: {hosts: [web], http: [{route: [{destination: {host: web, subset: v1}}], mirror: " + mirror +
+         ", mirrorPercentage: {value: " + std::to_string(percent) + "}}]}\n";
+}
+
+HttpRouting route(const ConfigSnapshot& config, uint64_t random) {
+  l7::HttpHead head;
+  head.method = "GET";
+  head.target = "/";
+  head.headers = {{"Host", "web"}};
+  auto vip = SocketAddress::fromIp("10.96.0.10", 80);
+  return routeHttpRequest(config, *vip, {80, "shop", nullptr, "10.244.0.2"}, head, {random, random}, random * 7919);
+}
+
+TEST(HttpMirror, ACopyGoesToAnEndpointOfTheMirrorSubset) {
+  auto config = buildSnapshot(testing::resourcesFromYaml(mirrored("{host: web, subset: v2}", 100)));
+  ASSERT_TRUE(config) << config.error().message();
+  for (uint64_t r = 0; r < 50; ++r) {
+    HttpRouting routing = route(*config, r * 0x9e3779b97f4a7c15ULL);
+    ASSERT_FALSE(routing.local);
+    EXPECT_NE(routing.endpoint.ip(), "10.244.1.4") << "the primary goes to v1";
+    ASSERT_TRUE(routing.mirror);
+    EXPECT_EQ(routing.mirror->destination, "shop/web");
+    ASSERT_TRUE(routing.mirror->endpoint);
+    EXPECT_EQ(routing.mirror->endpoint->toString(), "10.244.1.4:8080") << "v2's only endpoint, at the target port";
+    EXPECT_EQ(routing.mirror->connectTimeout, std::chrono::milliseconds(250));
+  }
+}
+
+TEST(HttpMirror, MirrorPercentageChoosesItsShareOfRequests) {
+  auto config = buildSnapshot(testing::resourcesFromYaml(mirrored("{host: web}", 20)));
+  ASSERT_TRUE(config) << config.error().message();
+  int copies = 0;
+  std::mt19937_64 random(42);
+  for (int i = 0; i < 10000; ++i) copies += route(*config, random()).mirror ? 1 : 0;
+  EXPECT_NEAR(copies, 2000, 160) << "20% of 10,000 (4 standard deviations)";
+}
+
+TEST(HttpMirror, AMirrorNothingCanReachHasNoEndpoint) {
+  struct Case {
+    const char* what;
+    std::string mirror;
+    const char* destination;
+  };
+  const Case cases[] = {
+      {"an unknown service", "{host: ghost}", "ghost.shop.svc.cluster.local"},
+      {"a subset without endpoints", "{host: web, subset: v3}", "shop/web"},
+  };
+  for (const auto& c : cases) {
+    auto config = buildSnapshot(testing::resourcesFromYaml(mirrored(c.mirror, 100)));
+    ASSERT_TRUE(config) << c.what << ": " << config.error().message();
+    HttpRouting routing = route(*config, 12345);
+    ASSERT_FALSE(routing.local) << c.what << ": the primary is routed whatever its mirror";
+    ASSERT_TRUE(routing.mirror) << c.what;
+    EXPECT_EQ(routing.mirror->destination, c.destination) << c.what;
+    EXPECT_FALSE(routing.mirror->endpoint) << c.what;
+  }
+}
+
+}  // namespace
+}  // namespace sluice::ztunnel

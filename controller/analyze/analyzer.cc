@@ -114,8 +114,12 @@ class Analyzer {
           fmt::format("no Service has host {}: this rule applies to nothing", fqdn(dr.host(), dr.namespace_())));
       return;
     }
+    checkTrafficPolicy(file, object, dr.traffic_policy(), dr.traffic_policy().has_outlier_detection(), "spec.trafficPolicy");
     for (int i = 0; i < dr.subsets_size(); ++i) {
       const auto& subset = dr.subsets(i);
+      checkTrafficPolicy(file, object, subset.traffic_policy(),
+                         subset.traffic_policy().has_outlier_detection() || dr.traffic_policy().has_outlier_detection(),
+                         fmt::format("spec.subsets[{}].trafficPolicy", i));
       bool any = false;
       for (const auto& e : service->second->endpoints()) any = any || labelsMatch(subset.labels(), e.labels());
       if (!any) {
@@ -123,6 +127,25 @@ class Analyzer {
             fmt::format("subset {} selects no endpoint of {}: traffic routed to it has nowhere to go and fails",
                         subset.name(), service->first));
       }
+    }
+  }
+
+  // `outlierDetection`: the policy's own or the one it inherits.
+  void checkTrafficPolicy(const std::string& file, const std::string& object, const v1::TrafficPolicy& policy,
+                          bool outlierDetection, const std::string& path) {
+    const auto& locality = policy.load_balancer().locality_lb_setting();
+    bool localityOn = policy.load_balancer().has_locality_lb_setting() && (!locality.has_enabled() || locality.enabled());
+    if (localityOn && !outlierDetection) {
+      add(Severity::kWarning, "locality-without-outlier-detection", file, object, path + ".loadBalancer.localityLbSetting",
+          "localityLbSetting is in force only with outlierDetection (as in Istio): without it, traffic is not kept "
+          "local and never fails over");
+    }
+    const auto& od = policy.outlier_detection();
+    if (policy.has_outlier_detection() && od.has_max_ejection_percent() && od.max_ejection_percent() == 100 &&
+        od.min_health_percent() == 0) {
+      add(Severity::kWarning, "eject-every-endpoint", file, object, path + ".outlierDetection.maxEjectionPercent",
+          "maxEjectionPercent 100 with minHealthPercent 0 lets every endpoint be ejected at once; traffic then goes to "
+          "all of them again (panic), so ejection protects nothing when it matters most");
     }
   }
 

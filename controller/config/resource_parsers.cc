@@ -173,10 +173,98 @@ void parseConsistentHash(const YAML::Node& node, const std::string& path, v1::Lo
   }
 }
 
+// A locality pattern of localityLbSetting: "region", "region/zone" or "region/zone/subzone",
+// each part non-empty; "*" only as the last part (everything under what precedes it).
+bool isLocalityPattern(std::string_view s) {
+  int parts = 0;
+  while (true) {
+    size_t slash = s.find('/');
+    std::string_view part = s.substr(0, slash);
+    ++parts;
+    if (part.empty() || parts > 3) return false;
+    if (part == "*") return slash == std::string_view::npos;
+    if (part.find('*') != std::string_view::npos) return false;
+    if (slash == std::string_view::npos) return true;
+    s.remove_prefix(slash + 1);
+  }
+}
+
+void parseLocalityLbSetting(const YAML::Node& node, const std::string& path, v1::LoadBalancerSettings::LocalityLbSetting* out,
+                            R& r) {
+  if (!r.mapping(node, path, {"enabled", "distribute", "failover", "failoverPriority"})) return;
+  if (node["enabled"]) {
+    bool enabled = true;
+    r.boolean(node["enabled"], R::child(path, "enabled"), &enabled);
+    out->set_enabled(enabled);
+  }
+  if (node["distribute"] && (node["failover"] || node["failoverPriority"])) {
+    return r.fail(path, "takes distribute, or failover and failoverPriority, not both (as Istio)");
+  }
+  if (const YAML::Node list = node["distribute"]; list && r.sequence(list, R::child(path, "distribute"))) {
+    std::set<std::string> froms;
+    for (size_t i = 0; i < list.size() && !r.failed(); ++i) {
+      std::string p = R::index(R::child(path, "distribute"), i);
+      if (!r.mapping(list[i], p, {"from", "to"})) return;
+      auto* d = out->add_distribute();
+      r.string(list[i]["from"], R::child(p, "from"), d->mutable_from(), true);
+      if (r.failed()) return;
+      if (!isLocalityPattern(d->from())) return r.fail(R::child(p, "from"), fmt::format("'{}' is not a locality (region/zone/subzone, '*' last)", d->from()));
+      if (!froms.insert(d->from()).second) return r.fail(R::child(p, "from"), fmt::format("'{}' is listed twice", d->from()));
+      const YAML::Node to = list[i]["to"];
+      if (!to || !to.IsMap() || to.size() == 0) return r.fail(R::child(p, "to"), "must map localities to weights");
+      uint32_t total = 0;
+      for (const auto& entry : to) {
+        std::string where = R::child(R::child(p, "to"), entry.first.IsScalar() ? entry.first.Scalar() : "?");
+        if (!entry.first.IsScalar() || !isLocalityPattern(entry.first.Scalar())) {
+          return r.fail(where, "is not a locality (region/zone/subzone, '*' last)");
+        }
+        uint32_t weight = 0;
+        r.unsignedInteger(entry.second, where, &weight, 100);
+        if (r.failed()) return;
+        (*d->mutable_to())[entry.first.Scalar()] = weight;
+        total += weight;
+      }
+      if (total != 100) return r.fail(R::child(p, "to"), fmt::format("weights total {}; they must total 100", total));
+    }
+  }
+  if (const YAML::Node list = node["failover"]; list && r.sequence(list, R::child(path, "failover"))) {
+    for (size_t i = 0; i < list.size() && !r.failed(); ++i) {
+      std::string p = R::index(R::child(path, "failover"), i);
+      if (!r.mapping(list[i], p, {"from", "to"})) return;
+      auto* f = out->add_failover();
+      r.string(list[i]["from"], R::child(p, "from"), f->mutable_from(), true);
+      r.string(list[i]["to"], R::child(p, "to"), f->mutable_to(), true);
+      if (r.failed()) return;
+      for (const auto* region : {&f->from(), &f->to()}) {
+        if (region->find('/') != std::string::npos || region->find('*') != std::string::npos) {
+          return r.fail(p, fmt::format("'{}' is not a region (failover is between regions)", *region));
+        }
+      }
+      if (f->from() == f->to()) return r.fail(p, fmt::format("fails region {} over to itself", f->from()));
+    }
+  }
+  r.stringList(node["failoverPriority"], R::child(path, "failoverPriority"), out->mutable_failover_priority());
+  std::set<std::string> labels;
+  for (int i = 0; i < out->failover_priority_size() && !r.failed(); ++i) {
+    const std::string& label = out->failover_priority(i);
+    std::string p = R::index(R::child(path, "failoverPriority"), i);
+    // Istio's form "label=value" overrides the client's value; not supported: the label alone.
+    if (label.empty() || label.find('=') != std::string::npos) r.fail(p, fmt::format("'{}' must be a label name", label));
+    else if (!labels.insert(label).second) r.fail(p, fmt::format("'{}' is listed twice", label));
+  }
+}
+
 void parseLoadBalancer(const YAML::Node& lb, const std::string& p, v1::LoadBalancerSettings* out, R& r) {
-  if (!r.mapping(lb, p, {"simple", "consistentHash"})) return;
-  if (lb["simple"].IsDefined() == lb["consistentHash"].IsDefined()) return r.fail(p, "needs exactly one of simple, consistentHash");
+  if (!r.mapping(lb, p, {"simple", "consistentHash", "localityLbSetting"})) return;
+  if (lb["simple"].IsDefined() && lb["consistentHash"].IsDefined()) return r.fail(p, "takes simple or consistentHash, not both");
+  if (!lb["simple"].IsDefined() && !lb["consistentHash"].IsDefined() && !lb["localityLbSetting"].IsDefined()) {
+    return r.fail(p, "needs one of simple, consistentHash, localityLbSetting");
+  }
+  if (const YAML::Node locality = lb["localityLbSetting"]) {
+    parseLocalityLbSetting(locality, R::child(p, "localityLbSetting"), out->mutable_locality_lb_setting(), r);
+  }
   if (const YAML::Node hash = lb["consistentHash"]) return parseConsistentHash(hash, R::child(p, "consistentHash"), out->mutable_consistent_hash(), r);
+  if (!lb["simple"].IsDefined()) return;
   std::string simple;
   r.string(lb["simple"], R::child(p, "simple"), &simple, true);
   if (simple == "ROUND_ROBIN") out->set_simple(v1::LoadBalancerSettings::ROUND_ROBIN);
@@ -490,6 +578,23 @@ v1::Workload parseWorkload(const ObjectMeta& meta, const YAML::Node& spec, R& r)
       r.string(loc["zone"], "spec.locality.zone", w.mutable_locality()->mutable_zone());
       r.string(loc["subzone"], "spec.locality.subzone", w.mutable_locality()->mutable_subzone());
     }
+  } else {
+    // As Kubernetes and Istio place a pod: the well-known topology labels.
+    auto label = [&](const char* key, std::string* out) {
+      if (auto it = meta.labels.find(key); it != meta.labels.end()) *out = it->second;
+    };
+    label("topology.kubernetes.io/region", w.mutable_locality()->mutable_region());
+    label("topology.kubernetes.io/zone", w.mutable_locality()->mutable_zone());
+    label("topology.istio.io/subzone", w.mutable_locality()->mutable_subzone());
+  }
+  const auto& l = w.locality();
+  for (auto [part, value] : {std::pair{"region", &l.region()}, std::pair{"zone", &l.zone()}, std::pair{"subzone", &l.subzone()}}) {
+    if (!r.failed() && (value->find('/') != std::string::npos || value->find('*') != std::string::npos)) {
+      r.fail(std::string("spec.locality.") + part, fmt::format("'{}' must not hold '/' or '*'", *value));
+    }
+  }
+  if (!r.failed() && ((l.region().empty() && !l.zone().empty()) || (l.zone().empty() && !l.subzone().empty()))) {
+    r.fail("spec.locality", "a zone needs its region, a subzone its zone");
   }
   return w;
 }
@@ -505,7 +610,13 @@ v1::Service parseService(const ObjectMeta& meta, const YAML::Node& spec, R& r) {
     }
     s.set_mirror_safe(it->second == "true");
   }
-  if (!r.mapping(spec, "spec", {"type", "clusterIP", "clusterIPs", "ports", "selector"})) return s;
+  if (!r.mapping(spec, "spec", {"type", "clusterIP", "clusterIPs", "ports", "selector", "trafficDistribution"})) return s;
+  r.string(spec["trafficDistribution"], "spec.trafficDistribution", s.mutable_traffic_distribution());
+  if (!r.failed() && !s.traffic_distribution().empty() && s.traffic_distribution() != "PreferClose" &&
+      s.traffic_distribution() != "PreferSameZone" && s.traffic_distribution() != "PreferSameNode") {
+    r.fail("spec.trafficDistribution",
+           fmt::format("'{}' is not one of PreferClose, PreferSameZone, PreferSameNode", s.traffic_distribution()));
+  }
   std::string type;
   r.string(spec["type"], "spec.type", &type);
   if (!type.empty() && type != "ClusterIP") r.fail("spec.type", fmt::format("'{}' is not supported; only ClusterIP", type));

@@ -126,6 +126,21 @@ INSTANTIATE_TEST_SUITE_P(
                     "spec: {hosts: [reviews], http: [{match: [{method: {exact: GET}}], route: [{destination: {host: reviews}}],"
                     " retries: {attempts: 3, perTryTimeout: 2s}, timeout: 5s}]}\n",
                     "retries-exceed-timeout", "spec.http[0].retries", S::kWarning},
+        FindingCase{"localityLbSetting without outlierDetection",
+                    "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: other, namespace: shop}\n"
+                    "spec: {host: shadow.shop.svc.cluster.local, trafficPolicy: {loadBalancer: {localityLbSetting: "
+                    "{failover: [{from: us, to: eu}]}}}}\n",
+                    "locality-without-outlier-detection", "spec.trafficPolicy.loadBalancer.localityLbSetting", S::kWarning},
+        FindingCase{"a subset's localityLbSetting without outlierDetection",
+                    "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: other, namespace: shop}\n"
+                    "spec: {host: shadow.shop.svc.cluster.local, subsets: [{name: all, labels: {}, trafficPolicy: "
+                    "{loadBalancer: {localityLbSetting: {}}}}]}\n",
+                    "locality-without-outlier-detection", "spec.subsets[0].trafficPolicy.loadBalancer.localityLbSetting",
+                    S::kWarning},
+        FindingCase{"every endpoint may be ejected",
+                    "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: other, namespace: shop}\n"
+                    "spec: {host: shadow.shop.svc.cluster.local, trafficPolicy: {outlierDetection: {maxEjectionPercent: 100}}}\n",
+                    "eject-every-endpoint", "spec.trafficPolicy.outlierDetection.maxEjectionPercent", S::kWarning},
         FindingCase{"mirror to a target with side effects",
                     "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r, namespace: shop}\n"
                     "spec: {hosts: [shadow], http: [{route: [{destination: {host: shadow}}], mirror: {host: reviews}}]}\n",

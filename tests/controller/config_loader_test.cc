@@ -206,7 +206,53 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"simple and consistentHash",
                 "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\n"
                 "spec: {host: h, trafficPolicy: {loadBalancer: {simple: RANDOM, consistentHash: {useSourceIp: true}}}}\n",
-                "spec.trafficPolicy.loadBalancer: needs exactly one of simple, consistentHash"},
+                "spec.trafficPolicy.loadBalancer: takes simple or consistentHash, not both"},
+        BadCase{"empty loadBalancer",
+                "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\n"
+                "spec: {host: h, trafficPolicy: {loadBalancer: {}}}\n",
+                "spec.trafficPolicy.loadBalancer: needs one of simple, consistentHash, localityLbSetting"},
+        BadCase{"distribute with failover",
+                "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\n"
+                "spec: {host: h, trafficPolicy: {loadBalancer: {localityLbSetting: {distribute: [{from: a/*, to: {a/*: 100}}], "
+                "failover: [{from: a, to: b}]}}}}\n",
+                "spec.trafficPolicy.loadBalancer.localityLbSetting: takes distribute, or failover and failoverPriority, not both"},
+        BadCase{"distribute weights not 100",
+                "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\n"
+                "spec: {host: h, trafficPolicy: {loadBalancer: {localityLbSetting: {distribute: [{from: 'us/*', "
+                "to: {'us/a/*': 60, 'us/b/*': 30}}]}}}}\n",
+                "localityLbSetting.distribute[0].to: weights total 90; they must total 100"},
+        BadCase{"distribute from a bad locality",
+                "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\n"
+                "spec: {host: h, trafficPolicy: {loadBalancer: {localityLbSetting: {distribute: [{from: 'us/*/a', to: {us: 100}}]}}}}\n",
+                "localityLbSetting.distribute[0].from: 'us/*/a' is not a locality (region/zone/subzone, '*' last)"},
+        BadCase{"failover between zones",
+                "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\n"
+                "spec: {host: h, trafficPolicy: {loadBalancer: {localityLbSetting: {failover: [{from: us/a, to: eu}]}}}}\n",
+                "localityLbSetting.failover[0]: 'us/a' is not a region (failover is between regions)"},
+        BadCase{"failover to itself",
+                "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\n"
+                "spec: {host: h, trafficPolicy: {loadBalancer: {localityLbSetting: {failover: [{from: us, to: us}]}}}}\n",
+                "localityLbSetting.failover[0]: fails region us over to itself"},
+        BadCase{"failoverPriority twice",
+                "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\n"
+                "spec: {host: h, trafficPolicy: {loadBalancer: {localityLbSetting: {failoverPriority: [a, a]}}}}\n",
+                "localityLbSetting.failoverPriority[1]: 'a' is listed twice"},
+        BadCase{"failoverPriority with an override value",
+                "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\n"
+                "spec: {host: h, trafficPolicy: {loadBalancer: {localityLbSetting: {failoverPriority: ['zone=a']}}}}\n",
+                "localityLbSetting.failoverPriority[0]: 'zone=a' must be a label name"},
+        BadCase{"unknown trafficDistribution",
+                "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n"
+                "spec: {clusterIP: 10.96.0.1, ports: [{port: 80}], trafficDistribution: PreferLocal}\n",
+                "spec.trafficDistribution: 'PreferLocal' is not one of PreferClose, PreferSameZone, PreferSameNode"},
+        BadCase{"zone without region",
+                "apiVersion: sluice.io/v1alpha1\nkind: Workload\nmetadata: {name: w}\n"
+                "spec: {node: n1, addresses: [10.0.0.1], locality: {zone: a}}\n",
+                "spec.locality: a zone needs its region, a subzone its zone"},
+        BadCase{"locality with a slash",
+                "apiVersion: sluice.io/v1alpha1\nkind: Workload\nmetadata: {name: w}\n"
+                "spec: {node: n1, addresses: [10.0.0.1], locality: {region: us/east}}\n",
+                "spec.locality.region: 'us/east' must not hold '/' or '*'"},
         BadCase{"two hash keys",
                 "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\n"
                 "spec: {host: h, trafficPolicy: {loadBalancer: {consistentHash: {httpHeaderName: x, useSourceIp: true}}}}\n",

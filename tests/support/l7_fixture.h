@@ -1,5 +1,5 @@
 // The start the L7 e2e tests share: a 2-node mesh; shop/client on node0; web-v1 and web-v2
-// (app=web, version=v1|v2) on node1, each running an interop app `script NAME 8080` that
+// (app=web, version=v1|v2) on node1 (webNodes_ moves them), each running an interop app `script NAME 8080` that
 // prints a line once it listens; the canary cluster (Service web, VIP sim::kCanaryVip, subsets
 // v1/v2) with its port renamed so Istio's protocol selection makes it L7; a VirtualService;
 // certificates for the three pods; and the routes applied on node0.
@@ -42,7 +42,8 @@ class L7MeshTest : public ::testing::Test {
     ASSERT_TRUE(cluster_->addPod(0, "client", {.ns = "shop", .labels = {{"app", "client"}}}));
     for (const char* version : {"v1", "v2"}) {
       std::string name = std::string("web-") + version;
-      ASSERT_TRUE(cluster_->addPod(1, name, {.ns = "shop", .labels = {{"app", "web"}, {"version", version}}}));
+      int node = webNodes_.contains(name) ? webNodes_[name] : 1;
+      ASSERT_TRUE(cluster_->addPod(node, name, {.ns = "shop", .labels = {{"app", "web"}, {"version", version}}}));
       std::vector<std::string> argv = {"/usr/bin/python3", "-u", sourceFile(appScript), name, "8080"};
       argv.insert(argv.end(), appExtraArgs_[name].begin(), appExtraArgs_[name].end());
       auto app = cluster_->runInPod(name, {.argv = std::move(argv), .captureOutput = true});
@@ -55,6 +56,11 @@ class L7MeshTest : public ::testing::Test {
     ASSERT_NE(clusterYaml.find(unnamed), std::string::npos);
     clusterYaml.replace(clusterYaml.find(unnamed), unnamed.size(),
                         "ports: [{name: " + portName + ", port: 80, targetPort: 8080}]");
+    if (!serviceSpec_.empty()) {
+      std::string selector = "selector: {app: web}";
+      ASSERT_NE(clusterYaml.find(selector), std::string::npos);
+      clusterYaml.replace(clusterYaml.find(selector), selector.size(), serviceSpec_ + ", " + selector);
+    }
     if (!trafficPolicy.empty()) {
       std::string rule = "spec: {host: web, subsets:";
       ASSERT_NE(clusterYaml.find(rule), std::string::npos);
@@ -116,6 +122,8 @@ class L7MeshTest : public ::testing::Test {
   std::vector<std::unique_ptr<sim::MeshNode>> nodes_;
   std::vector<ChildProcess> apps_;  // web-v1's and web-v2's
   std::map<std::string, std::vector<std::string>> appExtraArgs_;  // by pod: set before startL7Mesh
+  std::map<std::string, int> webNodes_;  // a web pod's node when not node1: set before startL7Mesh
+  std::string serviceSpec_;  // more fields of Service web's spec ("trafficDistribution: PreferClose")
 };
 
 }  // namespace sluice

@@ -42,6 +42,10 @@ std::string localRateLimitYaml(const L7Service& service, int tokens);
 // every request routed to v1 and `percent`% of them mirrored to v2.
 inline constexpr L7Service kMirroredService{"web-mirrored", "10.96.0.15", "http", kHttpService.targetPort};
 std::string mirrorYaml(const L7Service& service, int percent);
+// Locality: Service `service` in front of the pods labelled app: nearby (one per node), a
+// DestinationRule with outlierDetection (Istio's default locality failover is then in force).
+inline constexpr L7Service kNearbyService{"nearby", "10.96.0.16", "http", 8084};
+std::string localityYaml(const L7Service& service);
 // Writes `yaml` to `dir/file` atomically (the controller never sees half a file).
 Status writeConfigFile(const std::string& dir, const std::string& file, const std::string& yaml);
 

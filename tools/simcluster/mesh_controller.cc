@@ -18,9 +18,12 @@ std::string workloadsYaml(const Cluster& cluster, const std::vector<std::string>
     for (const auto& [k, v] : pod->labels) labels += fmt::format("{}{}: {}", labels.empty() ? "" : ", ", k, v);
     std::string addresses = pod->ipv4;
     if (!pod->ipv6.empty()) addresses += ", " + pod->ipv6;
+    // Each simulated node is a zone of its own (region "sim"): locality-aware load balancing
+    // tells same-node endpoints from the others by zone as in a real cluster.
     yaml += fmt::format("apiVersion: sluice.io/v1alpha1\nkind: Workload\nmetadata: {{name: {}, namespace: {}, labels: {{{}}}}}\n"
-                        "spec: {{serviceAccount: {}, node: {}, addresses: [{}]}}\n---\n",
-                        pod->name, pod->ns, labels, pod->serviceAccount, cluster.node(pod->node).name, addresses);
+                        "spec: {{serviceAccount: {}, node: {}, addresses: [{}], locality: {{region: sim, zone: zone-{}}}}}\n---\n",
+                        pod->name, pod->ns, labels, pod->serviceAccount, cluster.node(pod->node).name, addresses,
+                        cluster.node(pod->node).name);
   }
   return yaml;
 }

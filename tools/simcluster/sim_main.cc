@@ -13,6 +13,7 @@
 #include <CLI/CLI.hpp>
 
 #include <filesystem>
+#include <optional>
 #include <thread>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -376,6 +377,40 @@ bool showMirroring(const Cluster& cluster, const MeshNode& node0, const std::str
   return v1 == 1000 && sent >= 200 && sent <= 300;
 }
 
+// Locality: Service nearby has a pod on node0 (near, beside the client) and one on node1 (far),
+// each node a zone; a DestinationRule with outlierDetection puts Istio's locality failover in
+// force: everything goes to near until its app stops and it is ejected, then to far.
+bool showLocality(const Cluster& cluster, const MeshNode& node0, const std::string& configDir, std::vector<ChildProcess>& apps) {
+  fmt::print("\nLocality: Service nearby ({}:80), pods near (node0, zone-node0, beside the client) and far (node1, "
+             "zone-node1); DestinationRule outlierDetection (Istio's locality failover)\n", kNearbyService.vip);
+  std::optional<ChildProcess> nearApp;  // stopped below (the far one lives as long as the demo's apps)
+  for (const char* pod : {"near", "far"}) {
+    auto app = cluster.runInPod(pod, {.argv = {"/usr/bin/python3", "-u", std::string(SLUICE_SOURCE_DIR) + "/tests/interop/http_echo_server.py",
+                                               pod, std::to_string(kNearbyService.targetPort)},
+                                      .captureOutput = true});
+    if (!app || !readLine(app->stdoutPipe(), std::chrono::seconds(20))) {
+      fmt::print(stderr, "sluice-sim demo: the app in {} did not start\n", pod);
+      return false;
+    }
+    if (std::string(pod) == "near") nearApp = std::move(*app);
+    else apps.push_back(std::move(*app));
+  }
+  if (!writeConfigFile(configDir, std::string(kNearbyService.name) + ".yaml", localityYaml(kNearbyService))) return false;
+  waitForServicePolicy(node0, kNearbyService, "locality");
+  nlohmann::json before = clientRun(cluster, "http_keepalive_client.py", {kNearbyService.vip, "80", "200"});
+  (void)nearApp->stop(std::chrono::seconds(2));
+  nlohmann::json after = clientRun(cluster, "http_keepalive_client.py", {kNearbyService.vip, "80", "200"});
+  if (!before.is_object() || !after.is_object()) {
+    fmt::print(stderr, "sluice-sim demo: the HTTP client failed\n");
+    return false;
+  }
+  fmt::print("  200 requests: near {}, far {}\n", before["pods"].value("near", 0), before["pods"].value("far", 0));
+  fmt::print("  near's app stopped; 200 more: near {}, far {}, answered 200: {} (its failed tries retried on far, "
+             "then it is ejected)\n", after["pods"].value("near", 0), after["pods"].value("far", 0),
+             after["statuses"].value("200", 0));
+  return before["pods"].value("near", 0) == 200 && after["pods"].value("far", 0) == 200;
+}
+
 int demo(int nodeCount, uint64_t bytes) {
   auto built = createMeshCluster(nodeCount);
   if (!built) {
@@ -401,9 +436,10 @@ int demo(int nodeCount, uint64_t bytes) {
   std::vector<std::unique_ptr<MeshNode>> mesh = std::move(*started);
   for (const auto& node : cluster.nodes()) fmt::print("{}: sluice-agent and ztunnel running\n", node->name);
   for (auto [node, name, version] : {std::tuple{0, "client", ""}, std::tuple{1, "server", ""}, std::tuple{1, "web-v1", "v1"},
-                                     std::tuple{1, "web-v2", "v2"}}) {
+                                     std::tuple{1, "web-v2", "v2"}, std::tuple{0, "near", ""}, std::tuple{1, "far", ""}}) {
     PodSpec spec{.ns = "shop"};
     if (*version != 0) spec.labels = {{"app", "web"}, {"version", version}};
+    if (std::string(name) == "near" || std::string(name) == "far") spec.labels = {{"app", "nearby"}};
     auto pod = cluster.addPod(node, name, spec);
     if (!pod) {
       fmt::print(stderr, "sluice-sim demo: {}\n", pod.error().message());
@@ -462,6 +498,7 @@ int demo(int nodeCount, uint64_t bytes) {
   if (!showCircuitBreaking(cluster, *mesh[0], configDir)) ++failures;
   if (!showLocalRateLimit(cluster, *mesh[0], configDir)) ++failures;
   if (!showMirroring(cluster, *mesh[0], configDir)) ++failures;
+  if (!showLocality(cluster, *mesh[0], configDir, apps)) ++failures;
   fmt::print("\nsluicectl pods (node0):\n");
   if (auto pods = mesh[0]->sluicectl({"pods"})) fmt::print("{}", pods->out);
   fmt::print("\nsluicectl explain --pod shop/client --to {}:\n", withPort(server->ipv4, 8080));

@@ -4,6 +4,7 @@
 #include <prometheus/text_serializer.h>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <limits>
 #include <span>
@@ -26,6 +27,22 @@ std::string describe(const LbPolicy& p) {
                     : p.key == LbPolicy::HashKey::kSourceIp   ? "sourceIp"
                                                               : "query ";
   return fmt::format("consistentHash({}{}, {})", key, p.keyName, p.algorithm == LbPolicy::Algorithm::kMaglev ? "maglev" : "ringHash");
+}
+
+// The locality preference in force for a destination, "" when none (proxy/locality.h).
+std::string describeLocality(const LbPolicy& lb, const OutlierPolicy& outlier, TrafficDistribution distribution) {
+  if (lb.locality.enabled && outlier.enabled) {
+    const LocalityLbPolicy& l = lb.locality;
+    if (!l.distribute.empty()) return "localityLbSetting distribute";
+    if (!l.failoverPriority.empty()) return fmt::format("localityLbSetting failoverPriority [{}]", fmt::join(l.failoverPriority, ", "));
+    return l.failover.empty() ? "localityLbSetting failover" : "localityLbSetting failover (with region failover)";
+  }
+  switch (distribution) {
+    case TrafficDistribution::kAny: return "";
+    case TrafficDistribution::kPreferSameZone: return "trafficDistribution PreferSameZone";
+    case TrafficDistribution::kPreferSameNode: return "trafficDistribution PreferSameNode";
+  }
+  return "";
 }
 
 // Istio's field names, the defaults filled in.
@@ -83,6 +100,9 @@ json configDump(const std::vector<std::shared_ptr<PodRuntime>>& pods, const Conf
     services[vip] = {{"service", s->key}, {"endpoints", s->endpoints.size()}, {"splits", splits},
                      {"loadBalancer", describe(s->loadBalancer)}, {"subsetLoadBalancers", subsetPolicies}};
     if (s->outlier.enabled) services[vip]["outlierDetection"] = describe(s->outlier);
+    if (auto locality = describeLocality(s->loadBalancer, s->outlier, s->trafficDistribution); !locality.empty()) {
+      services[vip]["locality"] = locality;
+    }
     json subsetOutliers = json::object();
     for (const auto& [subset, policy] : s->subsetOutliers) subsetOutliers[subset] = describe(policy);
     if (!subsetOutliers.empty()) services[vip]["subsetOutlierDetection"] = subsetOutliers;

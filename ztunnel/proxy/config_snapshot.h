@@ -46,6 +46,9 @@ struct ServiceEntry {
     // dual-stack pod is one host with two addresses, and fails or recovers as one), else the
     // address itself.
     std::string host;
+    // Where it runs (its workload's; empty when not a known workload): locality ranking.
+    std::string node;
+    Locality locality;
   };
   std::vector<Endpoint> endpoints;
   size_t hostCount = 0;  // distinct Endpoint::host values (outlier detection's pool size)
@@ -79,6 +82,9 @@ struct ServiceEntry {
     auto it = subsetPools.find(subset);
     return it == subsetPools.end() ? pool : it->second;
   }
+  // Kubernetes spec.trafficDistribution: prefer close endpoints when no localityLbSetting is
+  // in force (proxy/locality.h).
+  TrafficDistribution trafficDistribution = TrafficDistribution::kAny;
   // Its LocalRateLimit (null: none).
   std::shared_ptr<const RateLimitEntry> rateLimit;
   // consistentHash: the table of each subset ("" = every endpoint) whose policy hashes; its
@@ -100,6 +106,8 @@ struct WorkloadEntry {
   std::string uid, name, ns, serviceAccount, node;
   std::map<std::string, std::string> labels;
   std::vector<std::string> addresses;
+  Locality locality;
+  Placement placement() const { return {&node, &locality, &labels}; }
 };
 
 struct ConfigSnapshot {

@@ -171,9 +171,10 @@ RequestRecord L7Connection::beginRecord(const WorkloadEntry* self, const l7::Htt
 
 HttpRouting L7Connection::route(const ConfigSnapshot& config, const WorkloadEntry* self, l7::HttpHead& head,
                                 RequestRecord& record) {
+  Choice choice{context_.random(), context_.sequence++, std::nullopt, {}, &context_.outstanding, context_.outliers};
+  choice.client = self;  // locality preference
   HttpRouting routing = routeHttpRequest(config, service_, {service_.port(), pod_->ns, self ? &self->labels : nullptr, peerIp_},
-                                         head, {context_.random(), context_.sequence++, std::nullopt, {}, &context_.outstanding, context_.outliers},
-                                         context_.random());
+                                         head, choice, context_.random());
   if (!routing.local && routing.service && routing.service->rateLimit) applyRateLimit(*routing.service->rateLimit, routing);
   recordRouting(record, routing, context_.options.trustDomain);
   // Every routed request adds to its destination's retry budget.
@@ -224,6 +225,7 @@ bool L7Connection::planRetry(const ConfigSnapshot& config, HttpRouting& routing,
   if (!retrySlot) return false;  // counted as an overflow
   if (!context_.retryBudgets->tryRetry(routing.service->key, context_.loop.now())) return false;  // counted as denied
   Choice choice{context_.random(), context_.sequence++, std::nullopt, peerIp_, &context_.outstanding, context_.outliers};
+  choice.client = podWorkload(config, pod_->addresses);  // a retry fails over by locality too
   if (!rerouteForRetry(config, routing, choice)) return false;
   backoff = l7::retryBackoff(retriesSoFar, context_.random());
   record.retry = std::move(*retrySlot);  // the previous try's retry, if any, is over

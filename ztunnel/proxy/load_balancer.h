@@ -21,6 +21,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "proxy/locality.h"
+
 namespace sluice::ztunnel {
 
 struct LbPolicy {
@@ -32,6 +34,9 @@ struct LbPolicy {
   enum class Algorithm { kRingHash, kMaglev } algorithm = Algorithm::kRingHash;
   uint64_t minimumRingSize = 1024;
   uint64_t maglevTableSize = 65537;
+  // localityLbSetting (proxy/locality.h): requested here, in force when outlier detection is
+  // on for the same destination (Istio's rule).
+  LocalityLbPolicy locality;
 };
 
 // A consistent-hash lookup over candidates 0..n-1 (indices into the caller's endpoint list).

@@ -5,6 +5,7 @@
 #include "engine/socket_endpoint.h"
 #include "proxy/hbone_request.h"
 #include "proxy/http2_outbound.h"
+#include "proxy/http_request_routing.h"
 #include "proxy/http_version_sniffer.h"
 #include "proxy/outbound_decision.h"
 #include "proxy/socket_relay.h"
@@ -22,8 +23,9 @@ void OutboundAcceptor::onAccepted(UniqueFd fd) {
   if (!dst) return refuse(pod, std::move(fd), FailReason::kNoOriginalDestination);
   auto config = context_.config.current();
   std::string sourceIp = peer.ip();  // consistentHash useSourceIp
-  OutboundDecision decision =
-      decideOutbound(unmapped(*dst), *config, {context_.random(), context_.sequence++, std::nullopt, sourceIp, nullptr, context_.outliers});
+  Choice choice{context_.random(), context_.sequence++, std::nullopt, sourceIp, nullptr, context_.outliers};
+  choice.client = podWorkload(*config, pod.addresses);  // locality preference
+  OutboundDecision decision = decideOutbound(unmapped(*dst), *config, choice);
   if (decision.action == OutboundDecision::Action::kRefuse) {
     spdlog::debug("{}: refused {}: {}", pod.key(), dst->toString(), decision.reason);
     return refuse(pod, std::move(fd), FailReason::kPolicyRefused);

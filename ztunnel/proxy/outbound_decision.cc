@@ -26,6 +26,37 @@ bool labelsMatch(const std::map<std::string, std::string>& selector, const std::
 
 namespace {
 
+// Keeps, of `candidates`, the closest to `client` by locality (proxy/locality.h) among which
+// one is not ejected; all stay when every one is ejected (nothing is closer than another then).
+template <typename Ejected>
+void keepClosest(const LbPolicy& policy, bool policyInForce, TrafficDistribution distribution, const WorkloadEntry& client,
+                 std::vector<const ServiceEntry::Endpoint*>& candidates, const Ejected& isEjected, uint64_t random) {
+  auto placement = [](const ServiceEntry::Endpoint& e) { return Placement{&e.node, &e.locality, &e.labels}; };
+  if (policyInForce && !policy.locality.distribute.empty()) {
+    // splitmix64's multiplier: a draw of its own, not the one the endpoint pick uses.
+    const std::string* target = distributeTarget(policy.locality, client.locality, random * 0x9e3779b97f4a7c15ULL);
+    if (target == nullptr) return;
+    std::vector<const ServiceEntry::Endpoint*> there;
+    bool anyHealthy = false;
+    for (const auto* e : candidates) {
+      if (!localityMatches(*target, e->locality)) continue;
+      there.push_back(e);
+      anyHealthy = anyHealthy || !isEjected(*e);
+    }
+    if (anyHealthy) candidates.swap(there);
+    return;
+  }
+  auto rank = [&](const ServiceEntry::Endpoint& e) {
+    return localityRank(policy.locality, policyInForce, distribution, client.placement(), placement(e));
+  };
+  int best = -1;
+  for (const auto* e : candidates) {
+    if (!isEjected(*e) && (best < 0 || rank(*e) < best)) best = rank(*e);
+  }
+  if (best < 0) return;
+  std::erase_if(candidates, [&](const ServiceEntry::Endpoint* e) { return rank(*e) != best; });
+}
+
 OutboundDecision toService(const ServiceEntry& service, uint16_t port, Choice choice) {
   // 1. The weighted split (per connection at L4): a point in [0, total) picks a destination.
   const ServiceEntry::Split* split = nullptr;
@@ -94,6 +125,10 @@ const ServiceEntry::Endpoint* pickEndpoint(const ServiceEntry& service, const st
     if (subsetLabels == nullptr || labelsMatch(*subsetLabels, e.labels)) candidates.push_back(&e);
   }
   if (candidates.empty()) return nullptr;
+  bool localityInForce = policy.locality.enabled && outlier.enabled;
+  if (choice.client != nullptr && (localityInForce || service.trafficDistribution != TrafficDistribution::kAny)) {
+    keepClosest(policy, localityInForce, service.trafficDistribution, *choice.client, candidates, isEjected, choice.random);
+  }
   if (ejections != nullptr || !choice.avoidHost.empty()) {
     // Only when something can be passed over: the others, unless none is left or too few
     // (minHealthPercent) are.

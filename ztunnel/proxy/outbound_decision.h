@@ -39,6 +39,7 @@ struct Choice {
   const OutstandingRequests* outstanding = nullptr;  // LEAST_REQUEST: this worker's view
   const EjectionView* ejections = nullptr;           // outlier detection: the node's ejections
   std::string_view avoidHost;  // a retry: pass over this host while another qualifies (Envoy's previous_hosts)
+  const WorkloadEntry* client = nullptr;  // the calling workload (locality preference; null: none)
 };
 
 // The endpoint of `service` a new connection or request goes to: among those carrying every
@@ -46,7 +47,10 @@ struct Choice {
 // the service's; proxy/load_balancer.h) and the endpoints' weights. Endpoints outlier
 // detection ejected are passed over while others remain (and the healthy share is at least
 // minHealthPercent: below it, every endpoint takes traffic, Envoy's panic mode); a hash that
-// lands on an ejected one picks among the others as RANDOM. Null when none qualifies.
+// lands on an ejected one picks among the others as RANDOM. With a client and a locality
+// preference (localityLbSetting with outlier detection, or the service's trafficDistribution),
+// only the closest endpoints that are not ejected take it (proxy/locality.h); consistentHash
+// tables ignore locality. Null when none qualifies.
 const ServiceEntry::Endpoint* pickEndpoint(const ServiceEntry& service, const std::string& subset,
                                            const std::map<std::string, std::string>* subsetLabels, const Choice& choice);
 

@@ -28,8 +28,24 @@ std::string fqdn(const std::string& host, const std::string& ns) {
   return host.find('.') != std::string::npos ? host : fmt::format("{}.{}.svc.cluster.local", host, ns);
 }
 
+LocalityLbPolicy localityPolicy(const v1::LoadBalancerSettings::LocalityLbSetting& l) {
+  LocalityLbPolicy p;
+  p.enabled = !l.has_enabled() || l.enabled();
+  for (const auto& d : l.distribute()) {
+    LocalityLbPolicy::Distribute rule{d.from(), {}};
+    for (const auto& [to, weight] : d.to()) rule.to.emplace_back(to, weight);
+    // The map's order is not the file's: sorted, so every node picks the same way.
+    std::sort(rule.to.begin(), rule.to.end());
+    p.distribute.push_back(std::move(rule));
+  }
+  for (const auto& f : l.failover()) p.failover.emplace(f.from(), f.to());
+  p.failoverPriority.assign(l.failover_priority().begin(), l.failover_priority().end());
+  return p;
+}
+
 LbPolicy lbPolicy(const v1::LoadBalancerSettings& lb) {
   LbPolicy p;
+  if (lb.has_locality_lb_setting()) p.locality = localityPolicy(lb.locality_lb_setting());
   if (lb.has_consistent_hash()) {
     const auto& h = lb.consistent_hash();
     p.kind = LbPolicy::Kind::kConsistentHash;
@@ -216,7 +232,8 @@ Result<ConfigSnapshot> buildSnapshot(const std::map<std::string, v1::Resource>& 
     if (r.has_workload()) {
       const v1::Workload& w = r.workload();
       auto entry = std::make_shared<WorkloadEntry>(WorkloadEntry{w.uid(), w.name(), w.namespace_(), w.service_account(),
-                                                                 w.node(), toMap(w.labels()), {}});
+                                                                 w.node(), toMap(w.labels()), {},
+                                                                 {w.locality().region(), w.locality().zone(), w.locality().subzone()}});
       for (const auto& a : w.addresses()) {
         auto address = SocketAddress::fromIp(a, 0);
         if (!address) return fail(fmt::format("Workload {}/{}: address {}: {}", w.namespace_(), w.name(), a, address.error().message()));
@@ -251,8 +268,15 @@ Result<ConfigSnapshot> buildSnapshot(const std::map<std::string, v1::Resource>& 
       auto workload = snapshot.workloadsByIp.find(e.address());
       std::string host = workload != snapshot.workloadsByIp.end() ? workload->second->ns + "/" + workload->second->name : e.address();
       hosts.insert(host);
-      entry->endpoints.push_back({e.address(), toMap(e.labels()), e.weight() == 0 ? 1u : e.weight(), std::move(host)});
+      ServiceEntry::Endpoint endpoint{e.address(), toMap(e.labels()), e.weight() == 0 ? 1u : e.weight(), std::move(host)};
+      if (workload != snapshot.workloadsByIp.end()) {
+        endpoint.node = workload->second->node;
+        endpoint.locality = workload->second->locality;
+      }
+      entry->endpoints.push_back(std::move(endpoint));
     }
+    if (s.traffic_distribution() == "PreferSameNode") entry->trafficDistribution = TrafficDistribution::kPreferSameNode;
+    else if (!s.traffic_distribution().empty()) entry->trafficDistribution = TrafficDistribution::kPreferSameZone;
     entry->hostCount = hosts.size();
     const v1::DestinationRule* rule = rules.contains(s.hostname()) ? rules[s.hostname()] : nullptr;
     if (rule != nullptr) {

@@ -283,15 +283,42 @@ void parseTrafficPolicy(const YAML::Node& node, const std::string& path, v1::Tra
     auto* pool = out->mutable_connection_pool();
     if (const YAML::Node tcp = cp["tcp"]) {
       std::string tp = R::child(p, "tcp");
-      if (!r.mapping(tcp, tp, {"maxConnections", "connectTimeout"})) return;
+      if (!r.mapping(tcp, tp, {"maxConnections", "connectTimeout", "tcpKeepalive", "maxConnectionDuration", "idleTimeout"})) return;
       int32_t max = 0;
+      auto* t = pool->mutable_tcp();
       r.integer(tcp["maxConnections"], R::child(tp, "maxConnections"), &max, 1, 1 << 30);
-      pool->mutable_tcp()->set_max_connections(max);
-      r.duration(tcp["connectTimeout"], R::child(tp, "connectTimeout"), pool->mutable_tcp()->mutable_connect_timeout());
+      t->set_max_connections(max);
+      r.duration(tcp["connectTimeout"], R::child(tp, "connectTimeout"), t->mutable_connect_timeout());
+      if (tcp["maxConnectionDuration"]) {
+        r.duration(tcp["maxConnectionDuration"], R::child(tp, "maxConnectionDuration"), t->mutable_max_connection_duration());
+        if (!r.failed() && t->max_connection_duration().seconds() == 0 && t->max_connection_duration().nanos() < 1000000) {
+          r.fail(R::child(tp, "maxConnectionDuration"), "must be at least 1ms");
+        }
+      }
+      if (tcp["idleTimeout"]) r.duration(tcp["idleTimeout"], R::child(tp, "idleTimeout"), t->mutable_idle_timeout());
+      if (const YAML::Node ka = tcp["tcpKeepalive"]) {
+        std::string kp = R::child(tp, "tcpKeepalive");
+        if (!r.mapping(ka, kp, {"probes", "time", "interval"})) return;
+        auto* k = t->mutable_tcp_keepalive();
+        uint32_t probes = 0;
+        r.unsignedInteger(ka["probes"], R::child(kp, "probes"), &probes, 127);  // the kernel's TCP_KEEPCNT bound
+        k->set_probes(probes);
+        for (auto [field, d] : {std::pair{"time", k->mutable_time()}, std::pair{"interval", k->mutable_interval()}}) {
+          if (!ka[field]) continue;
+          r.duration(ka[field], R::child(kp, field), d);
+          // The kernel counts keepalive times in whole seconds, up to 32767.
+          if (!r.failed() && (d->seconds() < 1 || d->nanos() != 0 || d->seconds() > 32767)) {
+            r.fail(R::child(kp, field), "must be whole seconds from 1s to 32767s");
+          }
+        }
+      }
     }
     if (const YAML::Node http = cp["http"]) {
       std::string hp = R::child(p, "http");
-      if (!r.mapping(http, hp, {"http1MaxPendingRequests", "http2MaxRequests", "maxRequestsPerConnection", "maxRetries"})) return;
+      if (!r.mapping(http, hp, {"http1MaxPendingRequests", "http2MaxRequests", "maxRequestsPerConnection", "maxRetries",
+                                "idleTimeout", "maxConcurrentStreams"})) {
+        return;
+      }
       int32_t v = 0;
       auto* h = pool->mutable_http();
       r.integer(http["http1MaxPendingRequests"], R::child(hp, "http1MaxPendingRequests"), &v, 1, 1 << 30);
@@ -301,7 +328,10 @@ void parseTrafficPolicy(const YAML::Node& node, const std::string& path, v1::Tra
       r.integer(http["maxRequestsPerConnection"], R::child(hp, "maxRequestsPerConnection"), &v, 0, 1 << 30);
       h->set_max_requests_per_connection(std::exchange(v, 0));
       r.integer(http["maxRetries"], R::child(hp, "maxRetries"), &v, 0, 1 << 30);
-      h->set_max_retries(v);
+      h->set_max_retries(std::exchange(v, 0));
+      if (http["idleTimeout"]) r.duration(http["idleTimeout"], R::child(hp, "idleTimeout"), h->mutable_idle_timeout());
+      r.integer(http["maxConcurrentStreams"], R::child(hp, "maxConcurrentStreams"), &v, 1, 0x7fffffff);
+      h->set_max_concurrent_streams(v);
     }
   }
   if (const YAML::Node od = node["outlierDetection"]) {

@@ -241,6 +241,22 @@ INSTANTIATE_TEST_SUITE_P(
                 "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\n"
                 "spec: {host: h, trafficPolicy: {loadBalancer: {localityLbSetting: {failoverPriority: ['zone=a']}}}}\n",
                 "localityLbSetting.failoverPriority[0]: 'zone=a' must be a label name"},
+        BadCase{"keepalive time under a second",
+                "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\n"
+                "spec: {host: h, trafficPolicy: {connectionPool: {tcp: {tcpKeepalive: {time: 500ms}}}}}\n",
+                "spec.trafficPolicy.connectionPool.tcp.tcpKeepalive.time: must be whole seconds from 1s to 32767s"},
+        BadCase{"keepalive probes over the kernel's bound",
+                "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\n"
+                "spec: {host: h, trafficPolicy: {connectionPool: {tcp: {tcpKeepalive: {probes: 200}}}}}\n",
+                "spec.trafficPolicy.connectionPool.tcp.tcpKeepalive.probes: must be a whole number from 0 to 127"},
+        BadCase{"maxConnectionDuration of zero",
+                "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\n"
+                "spec: {host: h, trafficPolicy: {connectionPool: {tcp: {maxConnectionDuration: 0s}}}}\n",
+                "spec.trafficPolicy.connectionPool.tcp.maxConnectionDuration: must be at least 1ms"},
+        BadCase{"maxConcurrentStreams of zero",
+                "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\n"
+                "spec: {host: h, trafficPolicy: {connectionPool: {http: {maxConcurrentStreams: 0}}}}\n",
+                "spec.trafficPolicy.connectionPool.http.maxConcurrentStreams: must be a whole number from 1 to 2147483647"},
         BadCase{"unknown trafficDistribution",
                 "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n"
                 "spec: {clusterIP: 10.96.0.1, ports: [{port: 80}], trafficDistribution: PreferLocal}\n",

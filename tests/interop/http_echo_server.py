@@ -8,7 +8,8 @@ served by python3-h2 with the same JSON answer ("protocol": "HTTP/2"). Prints "l
 when ready.
 
 /slow?ms=N answers after N ms. HTTP/1.1 answers also carry the connection's peer address
-("peer") and the most requests the server ever answered at once ("max_in_flight"). With
+("peer") and the most requests the server ever answered at once ("max_in_flight"); every
+answer carries how many distinct peers (connections) the server has seen ("peers_seen"). With
 --fail-percent P that share of HTTP/1.1 answers is a 503.
 With --status N every answer (the same JSON) carries status N instead of 200: an upstream
 that fails on purpose (outlier detection tests).
@@ -38,6 +39,14 @@ import http_bulk  # noqa: E402  (the shared byte pattern)
 
 DELAY_S = 0.0  # --delay-ms: every answer waits this long (a slow endpoint)
 REQUEST_LOG = None  # --request-log: (path, lock)
+PEERS = set()  # every connection's peer address so far
+PEERS_LOCK = threading.Lock()
+
+
+def note_peer(sock):
+    with PEERS_LOCK:
+        PEERS.add(sock.getpeername()[:2])
+        return len(PEERS)
 
 
 def log_request(authority, method, path, body_length):
@@ -119,6 +128,7 @@ def serve_h2(sock, name, status=200):
                 "headers": {k: v for k, v in head.items() if not k.startswith(":")},
                 "authority": head.get(":authority"),
                 "body_length": bodies[stream],
+                "peers_seen": note_peer(sock),
             }
         data = json.dumps(reply).encode()
         conn.send_headers(stream, [(":status", str(status)), ("content-type", "application/json"),
@@ -187,6 +197,7 @@ class Handler(BaseHTTPRequestHandler):
             "body_length": len(body),
             "peer": "%s:%s" % self.client_address[:2],
             "max_in_flight": self.server.max_in_flight,
+            "peers_seen": note_peer(self.connection),
         }).encode()
         status = self.server.status
         if self.server.fail_percent and random.random() * 100 < self.server.fail_percent:

@@ -26,6 +26,13 @@
 
 namespace sluice {
 
+// A VirtualService for Service web with one http route for every request, to `destination`
+// (a YAML flow mapping, e.g. "{host: web, subset: v2}").
+inline std::string everyRequestTo(const std::string& destination) {
+  return "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: web, namespace: shop}\n"
+         "spec:\n  hosts: [web]\n  http:\n  - name: all\n    route: [{destination: " + destination + "}]\n";
+}
+
 class L7MeshTest : public ::testing::Test {
  protected:
   // Call from SetUp after SLUICE_REQUIRE_PRIVILEGES(); check HasFatalFailure() after it.

@@ -17,9 +17,7 @@ namespace {
 using nlohmann::json;
 constexpr const char* kVip = sim::kCanaryVip;
 
-const std::string kRoutes =
-    "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: web, namespace: shop}\n"
-    "spec:\n  hosts: [web]\n  http:\n  - name: all\n    route: [{destination: {host: web}}]\n";
+const std::string kRoutes = everyRequestTo("{host: web}");
 
 class LocalityE2eTest : public L7MeshTest {
  protected:

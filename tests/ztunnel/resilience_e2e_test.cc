@@ -31,11 +31,6 @@ namespace {
 using nlohmann::json;
 constexpr const char* kVip = sim::kCanaryVip;
 
-// One http route for every request, to `destination` (a YAML flow mapping).
-std::string everyRequestTo(const std::string& destination) {
-  return "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: web, namespace: shop}\n"
-         "spec:\n  hosts: [web]\n  http:\n  - name: all\n    route: [{destination: " + destination + "}]\n";
-}
 // Every request to the service itself (both endpoints), round robin.
 const std::string kRoutes = everyRequestTo("{host: web}");
 

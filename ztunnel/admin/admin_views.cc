@@ -59,12 +59,20 @@ json describe(const OutlierPolicy& p) {
 
 // Istio's field names; unlimited (2^32-1) and maxRequestsPerConnection 0 as Istio prints them.
 json describe(const ConnectionPoolPolicy& p) {
+  const UpstreamConnectionPolicy& c = p.connections;
   return {{"maxConnections", p.maxConnections},
           {"http1MaxPendingRequests", p.maxPendingRequests},
           {"http2MaxRequests", p.maxRequests},
           {"maxRetries", p.maxRetries},
           {"maxRequestsPerConnection", p.maxRequestsPerConnection},
-          {"connectTimeoutMs", p.connectTimeout.count()}};
+          {"connectTimeoutMs", p.connectTimeout.count()},
+          {"tcpIdleTimeoutMs", c.tcpIdleTimeout ? json(c.tcpIdleTimeout->count()) : json("tunnel default")},
+          {"maxConnectionDurationMs", c.maxConnectionDuration.count()},
+          {"tcpKeepalive", c.keepalive ? json{{"probes", c.keepalive->probes}, {"timeS", c.keepalive->time.count()},
+                                              {"intervalS", c.keepalive->interval.count()}}
+                                       : json(nullptr)},
+          {"httpIdleTimeoutMs", c.upstreamIdleTimeout().count()},
+          {"maxConcurrentStreams", c.maxConcurrentStreams}};
 }
 
 json countersJson(const PodCounters& c) {

@@ -5,7 +5,8 @@
 namespace sluice::ztunnel {
 
 Relay::Relay(EventLoop& loop, RelayInfo info, std::chrono::milliseconds idleTimeout, std::atomic<size_t>* live)
-    : loop_(loop), info_(std::move(info)), idleTimeout_(idleTimeout), live_(live), lastActivity_(loop.now()), started_(loop.now()) {
+    : loop_(loop), info_(std::move(info)), idleTimeout_(info_.idleTimeout.value_or(idleTimeout)), live_(live),
+      lastActivity_(loop.now()), started_(loop.now()) {
   if (live_ != nullptr) ++*live_;
   info_.pod->counters.active++;
 }
@@ -190,9 +191,12 @@ void Relay::onTick(std::chrono::steady_clock::time_point now) {
   if (!connected_ && up_ && info_.connectTimeout.count() > 0 && now - started_ >= info_.connectTimeout) {
     return onEndpointConnected(*up_, false, FailReason::kConnectTimeout);
   }
-  bool idle = now - lastActivity_ > idleTimeout_;
+  bool idle = idleTimeout_.count() > 0 && now - lastActivity_ > idleTimeout_;
   bool drained = info_.pod->drainDeadline && now >= *info_.pod->drainDeadline;
-  if (idle || drained) abort(true);
+  if (idle || drained) return abort(true);
+  // Its maximum duration over: closed as a finished connection is (FIN both ways, as Envoy's
+  // max_connection_duration closes it), not reset.
+  if (info_.maxDuration.count() > 0 && now - started_ >= info_.maxDuration) abort(false);
 }
 
 ConnectionInfo Relay::describe() const {

@@ -21,6 +21,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "engine/endpoint.h"
@@ -54,6 +55,11 @@ struct RelayInfo {
   // tick (a backstop for what has no timeout of its own: an HBONE CONNECT never answered;
   // socket connects have theirs); 0: no deadline.
   std::chrono::milliseconds connectTimeout{0};
+  // The destination's idle timeout (no bytes either way), else the worker's (set by
+  // newRelay); 0: none. Checked at the tick.
+  std::optional<std::chrono::milliseconds> idleTimeout;
+  // Closed this long after it started (DestinationRule tcp.maxConnectionDuration); 0: never.
+  std::chrono::milliseconds maxDuration{0};
 };
 
 class Relay final : public IoHandler, public EndpointOwner {
@@ -62,7 +68,8 @@ class Relay final : public IoHandler, public EndpointOwner {
   // io_uring op codes: the downstream endpoint's from kDownOps, the upstream's from kUpOps.
   static constexpr uint8_t kDownOps = 0, kUpOps = 16;
 
-  // `live` counts the worker's relays (read by the admin thread); may be null.
+  // `live` counts the worker's relays (read by the admin thread); may be null. `idleTimeout`
+  // applies unless `info` has one of its own (0: none).
   Relay(EventLoop& loop, RelayInfo info, std::chrono::milliseconds idleTimeout, std::atomic<size_t>* live);
   ~Relay() override;
 

@@ -31,6 +31,8 @@
 #include <utility>
 #include <vector>
 
+#include "proxy/upstream_policy.h"
+
 namespace sluice::ztunnel {
 
 struct ConnectionPoolPolicy {
@@ -46,6 +48,9 @@ struct ConnectionPoolPolicy {
   std::chrono::milliseconds connectTimeoutOr(std::chrono::milliseconds tunnelDefault) const {
     return connectTimeout.count() > 0 ? connectTimeout : tunnelDefault;
   }
+  // Each upstream connection's life (idle and duration limits, keepalive, streams):
+  // proxy/upstream_policy.h. Nothing of it is counted.
+  UpstreamConnectionPolicy connections;
   bool operator==(const ConnectionPoolPolicy&) const = default;
   // Whether any of the counted limits is set (maxRequestsPerConnection needs no counter).
   bool countsAnything() const {

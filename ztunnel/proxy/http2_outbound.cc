@@ -328,7 +328,8 @@ void Http2Outbound::sendMirror(Exchange& x) {
     if (context_.mirrorStats != nullptr) context_.mirrorStats->count(mirror.destination, MirrorStats::Outcome::kDropped);
     return;
   }
-  MirrorCopy copy{{peer_, *mirror.endpoint, mirror.workload, mirror.connectTimeout}, mirror.destination, true};
+  MirrorCopy copy = mirrorCopy(mirror);
+  copy.http2 = true;
   copy.fields = x.request;
   for (auto& f : copy.fields) {
     if (f.name == ":authority" || f.name == "host") f.value = l7::shadowAuthority(f.value);
@@ -371,7 +372,11 @@ int Http2Outbound::acquireUpstream(const HttpRouting& routing, RequestRecord& re
   std::string key = routing.endpoint.toString();
   for (int i = 0; i < kMaxUpstreams; ++i) {
     const UpstreamSlot& u = upstreams_[i];
-    if (u.endpoint && !u.closing && !u.exhausted() && u.key == key && sessions_[i].session->acceptsStreams()) {
+    // connectionPool.http.maxConcurrentStreams: a connection carrying that many is passed over
+    // (another one to the same endpoint is opened).
+    bool full = u.maxStreams != 0 &&
+                std::count_if(exchanges_.begin(), exchanges_.end(), [i](const auto& e) { return e.second.upstream == i; }) >= u.maxStreams;
+    if (u.endpoint && !u.closing && !u.exhausted() && !full && u.key == key && sessions_[i].session->acceptsStreams()) {
       // Still being made, it keeps the request pending (http1MaxPendingRequests).
       if (!u.connected && !admit(routing, PoolResource::kPendingRequests, record.pending)) return kPendingOverflow;
       return i;

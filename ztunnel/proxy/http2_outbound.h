@@ -30,7 +30,6 @@
 #include "l7/http2_fields.h"
 #include "proxy/http_request_routing.h"
 #include "proxy/l7_connection.h"
-#include "proxy/mirror_request.h"
 #include "proxy/request_record.h"
 
 namespace sluice::ztunnel {

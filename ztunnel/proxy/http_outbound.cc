@@ -545,7 +545,7 @@ void HttpOutbound::sendMirror() {
   l7::HttpHead head = requestParser_.head();
   if (const std::string* host = head.find("host")) head.set("host", l7::shadowAuthority(*host));
   head.set("connection", "close");
-  MirrorCopy copy{{peer_, *mirror.endpoint, mirror.workload, mirror.connectTimeout}, mirror.destination};
+  MirrorCopy copy = mirrorCopy(mirror);
   copy.http1 = head.serializeRequest() + replayBody_;
   copy.deadline = context_.loop.now() + (routeTimeout_.count() > 0 ? routeTimeout_ : MirrorRequest::kDefaultTimeout);
   launchMirror(context_, pod_, std::move(copy));
@@ -554,7 +554,7 @@ void HttpOutbound::sendMirror() {
 L7Connection::UpstreamSlot* HttpOutbound::acquireUpstream(const std::string& key) {
   UpstreamSlot* idle = nullptr;
   for (auto& u : upstreams_) {
-    if (u.endpoint && !u.closing && u.key == key) return &u;
+    if (u.endpoint && !u.closing && !u.exhausted() && u.key == key) return &u;
     if (u.endpoint && !u.closing && idle == nullptr) idle = &u;
   }
   if (int free = freeSlot(); free >= 0) return &upstreams_[free];

@@ -22,7 +22,6 @@
 
 #include "l7/http1_parser.h"
 #include "proxy/l7_connection.h"
-#include "proxy/mirror_request.h"
 #include "proxy/request_record.h"
 
 namespace sluice::ztunnel {

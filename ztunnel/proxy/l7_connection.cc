@@ -100,6 +100,7 @@ void L7Connection::onTick(std::chrono::steady_clock::time_point now) {
       upstreamConnectFailed(i);
       pump();
     }
+    expireUpstream(i, now);
   }
   if (pendingWake_) {
     pendingWake_ = false;
@@ -138,7 +139,8 @@ std::expected<void, UpstreamFailure> L7Connection::openUpstreamIn(int slot, cons
     return std::unexpected(UpstreamFailure{FailReason::kOverflow, "the destination has its maxConnections open"});
   }
   auto timeout = pool.policy.connectTimeoutOr(context_.options.connectTimeout);
-  auto opened = openUpstream(context_, pod_, {peer_, address, workload, timeout}, *this, *this,
+  const UpstreamConnectionPolicy& life = pool.policy.connections;
+  auto opened = openUpstream(context_, pod_, {peer_, address, workload, timeout, life.keepalive ? &*life.keepalive : nullptr}, *this, *this,
                              static_cast<uint8_t>((slot + 1) * kOpStride));
   if (!opened) {
     pod_->counters.failed[static_cast<size_t>(opened.error().reason)]++;
@@ -150,6 +152,10 @@ std::expected<void, UpstreamFailure> L7Connection::openUpstreamIn(int slot, cons
   u.connection = std::move(*connection);
   u.maxRequests = pool.policy.maxRequestsPerConnection;
   u.connectDeadline = context_.loop.now() + timeout;
+  u.openedAt = context_.loop.now();
+  u.maxDuration = life.maxConnectionDuration;
+  u.idleTimeout = life.upstreamIdleTimeout();
+  u.maxStreams = life.maxConcurrentStreams;
   return {};
 }
 
@@ -230,6 +236,31 @@ bool L7Connection::planRetry(const ConfigSnapshot& config, HttpRouting& routing,
   backoff = l7::retryBackoff(retriesSoFar, context_.random());
   record.retry = std::move(*retrySlot);  // the previous try's retry, if any, is over
   return true;
+}
+
+void L7Connection::expireUpstream(int slot, std::chrono::steady_clock::time_point now) {
+  UpstreamSlot& u = upstreams_[slot];
+  if (!u.endpoint || !u.connected || u.closing) return;
+  // connectionPool.tcp.maxConnectionDuration: no new request from now on; closed once idle.
+  if (outlived(u.openedAt, u.maxDuration, now)) u.expired = true;
+  if (!upstreamIdle(slot)) {
+    u.idleSince.reset();
+    return;
+  }
+  if (!u.idleSince) u.idleSince = now;
+  // connectionPool.http.idleTimeout: no request for that long (0: kept).
+  bool idleTooLong = u.idleTimeout.count() > 0 && now - *u.idleSince >= u.idleTimeout;
+  if (u.expired || idleTooLong) closeUpstream(slot, false);
+}
+
+MirrorCopy L7Connection::mirrorCopy(const HttpRouting::Mirror& mirror) const {
+  MirrorCopy copy;
+  copy.upstream.peer = peer_;
+  copy.upstream.target = *mirror.endpoint;
+  copy.upstream.workload = mirror.workload;
+  copy.upstream.connectTimeout = mirror.connectTimeout;
+  copy.destination = mirror.destination;
+  return copy;
 }
 
 int L7Connection::freeSlot() const {

@@ -11,12 +11,14 @@
 #include <array>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "engine/endpoint.h"
 #include "engine/event_loop.h"
 #include "proxy/config_snapshot.h"
 #include "proxy/http_request_routing.h"
+#include "proxy/mirror_request.h"
 #include "proxy/request_record.h"
 #include "proxy/upstream.h"
 #include "proxy/worker_context.h"
@@ -50,7 +52,16 @@ class L7Connection : public IoHandler, public EndpointOwner {
     // Not connected by then (tcp.connectTimeout), it failed: checked at the tick, for the
     // HBONE CONNECT no answer comes to (a socket's connect has its own timeout).
     std::chrono::steady_clock::time_point connectDeadline;
-    bool exhausted() const { return maxRequests != 0 && requests >= maxRequests; }
+    // Its destination's connectionPool (proxy/upstream_policy.h): closed once idle after
+    // maxDuration from openedAt (`expired`: it takes no new request meanwhile), or after
+    // idleTimeout without requests (idleSince: since when, checked at the tick; 0: kept);
+    // HTTP/2: at most maxStreams streams at once (0: unlimited).
+    std::chrono::steady_clock::time_point openedAt;
+    std::chrono::milliseconds maxDuration{0}, idleTimeout{0};
+    std::optional<std::chrono::steady_clock::time_point> idleSince;
+    bool expired = false;
+    uint32_t maxStreams = 0;
+    bool exhausted() const { return expired || (maxRequests != 0 && requests >= maxRequests); }
   };
 
   virtual void pump() = 0;
@@ -82,6 +93,9 @@ class L7Connection : public IoHandler, public EndpointOwner {
   // The connectionPool of the destination `routing` chose (none: no limits).
   static const DestinationPool& poolOf(const HttpRouting& routing);
   int freeSlot() const;
+  // At the tick: closes the slot's connection when idle past its idle timeout, or past its
+  // maximum duration (marked expired then, so it takes no new request).
+  void expireUpstream(int slot, std::chrono::steady_clock::time_point now);
   // Closes one idle upstream connection counted by `breaker` (its count is given back); false
   // when there is none.
   bool closeIdleUpstreamOf(const CircuitBreaker* breaker);
@@ -119,6 +133,9 @@ class L7Connection : public IoHandler, public EndpointOwner {
   // The retry's count (maxRetries) goes into `record` (a retry over the limit is not made).
   bool planRetry(const ConfigSnapshot& config, HttpRouting& routing, const l7::AttemptResult& result, int retriesSoFar,
                  std::string_view method, bool replayable, RequestRecord& record, std::chrono::milliseconds& backoff);
+  // A copy of the request for `mirror`'s endpoint, from this connection's client (its
+  // protocol's fields, body and deadline are the caller's to fill in).
+  MirrorCopy mirrorCopy(const HttpRouting::Mirror& mirror) const;
   void countFromClient(size_t n) {
     pod_->counters.bytesFromClient[static_cast<size_t>(Direction::kOutbound)] += n;
     series_->received += n;

@@ -56,12 +56,15 @@ void OutboundAcceptor::onAccepted(UniqueFd fd) {
   info.connectOutcome = connectOutcomeRecorder(decision);
   // The destination's connectTimeout (DestinationRule tcp.connectTimeout), else the tunnel's.
   info.connectTimeout = destination.policy.connectTimeoutOr(context_.options.connectTimeout);
+  const UpstreamConnectionPolicy& life = destination.policy.connections;  // tcp.idleTimeout, maxConnectionDuration
+  info.idleTimeout = life.tcpIdleTimeout;
+  info.maxDuration = life.maxConnectionDuration;
   // A mesh workload is reached over HBONE whenever this node has identities.
   if (decision.workload && context_.certificates != nullptr) {
     info.protocol = "HBONE";
     return startHbone(std::move(fd), std::move(info), decision.workload, std::move(held));
   }
-  startSocketRelay(context_, std::move(info), std::move(fd), std::move(held));
+  startSocketRelay(context_, std::move(info), std::move(fd), std::move(held), life.keepalive ? &*life.keepalive : nullptr);
 }
 
 std::function<void(bool)> OutboundAcceptor::connectOutcomeRecorder(const OutboundDecision& decision) const {

@@ -147,6 +147,19 @@ ConnectionPoolPolicy connectionPoolPolicy(const v1::ConnectionPoolSettings& cp) 
   p.maxRetries = limit(cp.http().max_retries());
   p.maxRequestsPerConnection = static_cast<uint32_t>(std::max(cp.http().max_requests_per_connection(), 0));
   p.connectTimeout = millis(cp.tcp().connect_timeout(), std::chrono::milliseconds{0});
+  // Set to 0s, an idle timeout is off; unset, the default stands (presence tells them apart).
+  auto exact = [](const google::protobuf::Duration& d) {
+    return std::chrono::milliseconds(google::protobuf::util::TimeUtil::DurationToMilliseconds(d));
+  };
+  UpstreamConnectionPolicy& c = p.connections;
+  if (cp.tcp().has_idle_timeout()) c.tcpIdleTimeout = exact(cp.tcp().idle_timeout());
+  if (cp.http().has_idle_timeout()) c.httpIdleTimeout = exact(cp.http().idle_timeout());
+  c.maxConnectionDuration = millis(cp.tcp().max_connection_duration(), std::chrono::milliseconds{0});
+  if (cp.tcp().has_tcp_keepalive()) {
+    const auto& k = cp.tcp().tcp_keepalive();
+    c.keepalive = TcpKeepalive{k.probes(), std::chrono::seconds(k.time().seconds()), std::chrono::seconds(k.interval().seconds())};
+  }
+  c.maxConcurrentStreams = static_cast<uint32_t>(std::max(cp.http().max_concurrent_streams(), 0));
   return p;
 }
 

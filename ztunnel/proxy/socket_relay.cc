@@ -19,12 +19,19 @@ Relay& newRelay(WorkerContext& context, RelayInfo info) {
   return context.loop.add<Relay>(context.loop, std::move(info), context.options.idleTimeout, &context.live);
 }
 
-void startSocketRelay(WorkerContext& context, RelayInfo info, UniqueFd down, std::shared_ptr<void> lease) {
+void startSocketRelay(WorkerContext& context, RelayInfo info, UniqueFd down, std::shared_ptr<void> lease,
+                      const TcpKeepalive* keepalive) {
   PodRuntime& pod = *info.pod;
   auto up = context.sockets.upstream(pod, info.target.family());
   if (!up) {
     spdlog::warn("{}: upstream socket: {}", pod.key(), up.error().message());
     return refuse(pod, std::move(down), FailReason::kSocketError);
+  }
+  if (keepalive != nullptr) {
+    if (auto set = applyKeepalive(up->get(), *keepalive); !set) {
+      spdlog::warn("{}: upstream socket: {}", pod.key(), set.error().message());
+      return refuse(pod, std::move(down), FailReason::kSocketError);
+    }
   }
   (void)setNoDelay(down.get());
   SocketAddress target = info.target;

@@ -39,6 +39,11 @@ std::expected<OpenedUpstream, UpstreamFailure> openUpstream(WorkerContext& conte
   }
   auto fd = context.sockets.upstream(*pod, t.target.family());
   if (!fd) return std::unexpected(UpstreamFailure{FailReason::kSocketError, "upstream socket: " + fd.error().message()});
+  if (t.keepalive != nullptr) {
+    if (auto set = applyKeepalive(fd->get(), *t.keepalive); !set) {
+      return std::unexpected(UpstreamFailure{FailReason::kSocketError, "keepalive: " + set.error().message()});
+    }
+  }
   auto endpoint = std::make_unique<SocketEndpoint>(context.loop, handler, owner, opBase, std::move(*fd), &pod->buffers);
   if (!endpoint->connect(t.target, t.connectTimeout.count() > 0 ? t.connectTimeout : context.options.connectTimeout)) {
     return std::unexpected(UpstreamFailure{FailReason::kSocketError, "connect to " + t.target.toString() + " not submitted"});

@@ -12,6 +12,7 @@
 #include "proxy/config_snapshot.h"
 #include "proxy/fail_reason.h"
 #include "proxy/pod_runtime.h"
+#include "proxy/upstream_policy.h"
 #include "proxy/worker_context.h"
 #include "sluice/common/socket_address.h"
 
@@ -22,6 +23,7 @@ struct UpstreamTarget {
   SocketAddress target;  // the endpoint
   std::shared_ptr<const WorkloadEntry> workload;  // the endpoint is this mesh workload (else null)
   std::chrono::milliseconds connectTimeout{0};    // a TCP connect's (0: the tunnel's default)
+  const TcpKeepalive* keepalive = nullptr;        // TCP keepalive on the socket (not over HBONE)
 };
 
 struct OpenedUpstream {

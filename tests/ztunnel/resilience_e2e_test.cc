@@ -12,7 +12,9 @@
 // and the request tried elsewhere. A LocalRateLimit answers 429 (gRPC: RESOURCE_EXHAUSTED)
 // beyond its token bucket, which refills. A destination whose tunnel never answers a CONNECT
 // is given up at the DestinationRule's connectTimeout. A request body up to 64 KiB is sent
-// again with its retry.
+// again with its retry. Requests waiting for their connection beyond http1MaxPendingRequests
+// are answered 503 UO at once while the admitted ones succeed; a 100 req/s LocalRateLimit
+// passes 100 ± 5 a second of 1,000 offered (h2load --rps).
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -39,8 +41,10 @@ const std::string kRoutes = everyRequestTo("{host: web}");
 class StoppedTunnel {
  public:
   explicit StoppedTunnel(pid_t pid) : pid_(pid) { stopped_ = ::kill(pid_, SIGSTOP) == 0; }
-  ~StoppedTunnel() {
+  ~StoppedTunnel() { resume(); }
+  void resume() {
     if (stopped_) ::kill(pid_, SIGCONT);
+    stopped_ = false;
   }
   bool stopped() const { return stopped_; }
 
@@ -498,6 +502,57 @@ TEST_F(ResilienceE2eTest, ATcpServiceRefusesConnectionsBeyondItsMaximum) {
     return open && *open == 0;
   }, std::chrono::seconds(5)));
   EXPECT_EQ(curl(url), "200");
+}
+
+}  // namespace
+}  // namespace sluice
+
+namespace sluice {
+namespace {
+
+TEST_F(ResilienceE2eTest, RequestsWaitingForAConnectionBeyondTheLimitAreAnswered503UOAtOnce) {
+  ASSERT_NO_FATAL_FAILURE(startL7Mesh("tests/interop/http_echo_server.py", "http", kToV2,
+                                      [&] { return servicePolicyApplied("connectionPool"); },
+                                      "{connectionPool: {http: {http1MaxPendingRequests: 10}}}"));
+  std::string url = "http://" + std::string(kVip) + "/";
+  ASSERT_EQ(inClient({"curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", url}).out, "200");
+  auto overflows = [&] {
+    auto n = nodes_[0]->metricSum("sluice_circuit_breaker_overflow_total",
+                                  {{"destination", "shop/web/v2"}, {"resource", "pending_requests"}});
+    return n.value_or(-1);
+  };
+  // node1's tunnel stopped: the upstream connections of 20 clients at once (one request each)
+  // are never made, so their requests wait. 10 may; the other 10 are answered at once.
+  RunOutput load;
+  StoppedTunnel stopped(nodes_[1]->tunnelPid());
+  ASSERT_TRUE(stopped.stopped());
+  std::thread clients([&] { load = inClient({"h2load", "--h1", "-n", "20", "-c", "20", url}); });
+  bool refusedAtOnce = waitFor([&] { return overflows() == 10; }, std::chrono::seconds(8));
+  EXPECT_TRUE(refusedAtOnce) << "overflows while node1 was stopped: " << overflows();
+  stopped.resume();  // the waiting requests go on
+  clients.join();
+  auto [ok, failed] = statusCounts(load.out);
+  EXPECT_EQ(ok, 10) << "the admitted requests succeed once their connections are made: " << load.out << load.err;
+  EXPECT_EQ(failed, 10) << load.out;
+  EXPECT_EQ(requestsTotal({{"response_code", "503"}, {"response_flags", "UO"}}), 10);
+}
+
+TEST_F(ResilienceE2eTest, ARateLimitOf100PerSecondPasses100PerSecondOf1000Offered) {
+  // 10 tokens every 100 ms: 100 requests a second, a burst of at most 10.
+  std::string routes = kRoutes + "---\napiVersion: sluice.io/v1alpha1\nkind: LocalRateLimit\n"
+                       "metadata: {name: web-limit, namespace: shop}\n"
+                       "spec: {host: web, tokenBucket: {maxTokens: 10, tokensPerFill: 10, fillInterval: 100ms}}\n";
+  ASSERT_NO_FATAL_FAILURE(startL7Mesh("tests/interop/http_echo_server.py", "http", routes,
+                                      [&] { return servicePolicyApplied("localRateLimit"); }));
+  // 10 HTTP/1.1 clients at 100 requests a second each, for 5 s.
+  RunOutput load = inClient({"h2load", "--h1", "-c", "10", "--rps", "100", "-D", "5", "http://" + std::string(kVip) + "/"});
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(load.out, m, std::regex(R"(status codes: (\d+) 2xx, \d+ 3xx, (\d+) 4xx)"))) << load.out << load.err;
+  int passed = std::stoi(m[1]), limited = std::stoi(m[2]);
+  EXPECT_GE(passed, 475) << "100 ± 5 a second over 5 s: " << load.out;
+  EXPECT_LE(passed, 525) << load.out;
+  EXPECT_GE(passed + limited, 4000) << "the offered load fell short of 1,000 a second: " << load.out;
+  EXPECT_EQ(requestsTotal({{"response_code", "429"}, {"response_flags", "RL"}}), limited);
 }
 
 }  // namespace

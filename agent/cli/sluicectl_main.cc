@@ -5,10 +5,15 @@
 //   sluicectl pod NAMESPACE/NAME                  one pod in detail
 //   sluicectl trace [--pod NAMESPACE/NAME]        live redirect decisions (Ctrl-C to stop)
 //   sluicectl explain --pod NS/NAME --to IP:PORT  would a connect be redirected, and why
-// Tables for people by default; -o json for scripts. Exit 0 ok, 1 refused/failed, 2 no agent.
+//   sluicectl destinations                        the node tunnel's view of each service: load
+//                                                 balancing, locality, ejected endpoints, circuit
+//                                                 breakers, mirrors (from its loopback admin endpoint)
+// Tables for people by default; -o json for scripts. Exit 0 ok, 1 refused/failed, 2 no agent
+// (or, for destinations, no tunnel).
 #include <sys/socket.h>
 
 #include <CLI/CLI.hpp>
+#include <civetweb.h>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -66,6 +71,9 @@ uint64_t counter(const json& pod, const char* name) {
   return pod["counters"][name].get<uint64_t>();
 }
 
+// `j`'s `key` (an object or array; `empty` when absent), kept alive by the caller.
+json part(const json& j, const char* key, json empty = json::object()) { return j.contains(key) ? j[key] : empty; }
+
 void printStatus(const json& s) {
   fmt::print("node            {}\n", str(s, "node"));
   fmt::print("tunnel          {}\n", s.value("tunnelConnected", false) ? "connected" : "NOT CONNECTED (new pods cannot start)");
@@ -105,9 +113,75 @@ void printPod(const json& p) {
     return;
   }
   fmt::print("{:<16} {}\n", "capture", p.value("redirect", false) ? "on" : "OFF");
-  for (const auto& [k, v] : p.value("annotations", json::object()).items()) fmt::print("{:<16} {}={}\n", "annotation", k, v.get<std::string>());
+  // (The objects are kept in locals: a range-for over a temporary's items() would outlive it.)
+  const json annotations = part(p, "annotations"), counters = part(p, "counters");
+  for (const auto& [k, v] : annotations.items()) fmt::print("{:<16} {}={}\n", "annotation", k, v.get<std::string>());
   fmt::print("counters:\n");
-  for (const auto& [k, v] : p.value("counters", json::object()).items()) fmt::print("  {:<24} {}\n", k, v.get<uint64_t>());
+  for (const auto& [k, v] : counters.items()) fmt::print("  {:<24} {}\n", k, v.get<uint64_t>());
+}
+
+// The node tunnel's /config_dump, from its admin endpoint (loopback on the node) with
+// civetweb's client; null (and a message) when it cannot be read.
+std::optional<json> tunnelDump(const std::string& admin) {
+  size_t colon = admin.rfind(':');
+  int port = colon == std::string::npos ? 0 : std::atoi(admin.c_str() + colon + 1);
+  if (colon == std::string::npos || port <= 0 || port > 65535) {
+    fmt::print(stderr, "sluicectl: --admin '{}' is not HOST:PORT\n", admin);
+    return std::nullopt;
+  }
+  std::string host = admin.substr(0, colon);
+  mg_init_library(0);
+  char error[256] = "";
+  mg_connection* conn = mg_download(host.c_str(), port, 0, error, sizeof(error),
+                                    "GET /config_dump HTTP/1.0\r\nHost: %s\r\n\r\n", host.c_str());
+  if (conn == nullptr) {
+    fmt::print(stderr, "sluicectl: cannot reach the tunnel's admin endpoint at {}: {}\n  is ztunnel running on this node? "
+                       "(--admin selects another address)\n", admin, error);
+    return std::nullopt;
+  }
+  const mg_response_info* info = mg_get_response_info(conn);
+  int status = info != nullptr ? info->status_code : 0;
+  std::string body;
+  char buf[65536];
+  for (int n; body.size() < (64u << 20) && (n = mg_read(conn, buf, sizeof(buf))) > 0;) body.append(buf, static_cast<size_t>(n));
+  mg_close_connection(conn);
+  json dump = json::parse(body, nullptr, false);
+  if (status != 200 || !dump.is_object()) {
+    fmt::print(stderr, "sluicectl: the tunnel's admin endpoint answered {} with {} bytes that are not its dump\n", status, body.size());
+    return std::nullopt;
+  }
+  return dump;
+}
+
+void printDestinations(const json& dump) {
+  fmt::print("{:<28} {:<24} {:>9} {:<16} {}\n", "SERVICE", "ADDRESS", "ENDPOINTS", "LB", "LOCALITY");
+  const json services = part(dump, "services");
+  for (const auto& [address, s] : services.items()) {
+    fmt::print("{:<28} {:<24} {:>9} {:<16} {}\n", str(s, "service"), address, str(s, "endpoints"), str(s, "loadBalancer"),
+               s.value("locality", "-"));
+  }
+  const json endpoints = part(part(dump, "outliers"), "endpoints", json::array());
+  fmt::print("\n{:<28} {:<28} {:<9} {:>10} {:>9} {:>12}\n", "OUTLIER DETECTION", "HOST", "EJECTED", "FOR (MS)", "EJECTIONS",
+             "5XX STREAK");
+  for (const auto& e : endpoints) {
+    fmt::print("{:<28} {:<28} {:<9} {:>10} {:>9} {:>12}\n", str(e, "service"), str(e, "host"), e.value("ejected", false) ? "yes" : "no",
+               str(e, "ejectedForMs"), str(e, "ejections"), str(e, "consecutive5xx"));
+  }
+  fmt::print("\n{:<28} {:>11} {:>8} {:>8} {:>8} {:>10}\n", "CIRCUIT BREAKER", "CONNECTIONS", "PENDING", "REQUESTS", "RETRIES",
+             "OVERFLOWS");
+  const json breakers = part(dump, "circuitBreakers");
+  for (const auto& [destination, b] : breakers.items()) {
+    const json open = part(b, "open"), overflowsBy = part(b, "overflows");
+    uint64_t overflows = 0;
+    for (const auto& [_, n] : overflowsBy.items()) overflows += n.get<uint64_t>();
+    fmt::print("{:<28} {:>11} {:>8} {:>8} {:>8} {:>10}\n", destination, str(open, "connections"), str(open, "pending_requests"),
+               str(open, "requests"), str(open, "retries"), overflows);
+  }
+  fmt::print("\n{:<28} {:>8} {:>8} {:>8} {:>8}\n", "MIRROR", "SENT", "DROPPED", "FAILED", "ACTIVE");
+  const json mirrors = part(dump, "mirrors");
+  for (const auto& [destination, m] : mirrors.items()) {
+    fmt::print("{:<28} {:>8} {:>8} {:>8} {:>8}\n", destination, str(m, "sent"), str(m, "dropped"), str(m, "failed"), str(m, "active"));
+  }
 }
 
 }  // namespace
@@ -115,7 +189,7 @@ void printPod(const json& p) {
 int main(int argc, char** argv) {
   CLI::App app{"Inspect Sluice's traffic redirection on this node"};
   app.require_subcommand(1);
-  std::string socket = "/run/sluice/agent.sock", output = "table", podKey, to;
+  std::string socket = "/run/sluice/agent.sock", output = "table", podKey, to, admin = "127.0.0.1:15000";
   app.add_option("--socket", socket, "the node agent's control socket")->capture_default_str();
   app.add_option("-o,--output", output, "table or json")->check(CLI::IsMember({"table", "json"}))->capture_default_str();
   auto* status = app.add_subcommand("status", "programs, attach points, maps, tunnel link");
@@ -127,8 +201,23 @@ int main(int argc, char** argv) {
   auto* explain = app.add_subcommand("explain", "would a connect from a pod be redirected, and why");
   explain->add_option("--pod", podKey, "NAMESPACE/NAME")->required();
   explain->add_option("--to", to, "destination IP:PORT ([IPv6]:PORT)")->required();
+  auto* destinations = app.add_subcommand("destinations", "the node tunnel's destinations: locality, ejections, breakers, mirrors");
+  destinations->add_option("--admin", admin, "the tunnel's admin endpoint (loopback)")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   bool asJson = output == "json";
+
+  if (destinations->parsed()) {
+    auto dump = tunnelDump(admin);
+    if (!dump) return kExitNoAgent;
+    if (asJson) {
+      json view{{"services", part(*dump, "services")}, {"outliers", part(*dump, "outliers")},
+                {"circuitBreakers", part(*dump, "circuitBreakers")}, {"mirrors", part(*dump, "mirrors")}};
+      std::cout << view.dump(2) << std::endl;
+    } else {
+      printDestinations(*dump);
+    }
+    return 0;
+  }
 
   auto session = connect(socket);
   if (!session) return kExitNoAgent;

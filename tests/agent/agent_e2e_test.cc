@@ -145,6 +145,16 @@ TEST_F(AgentE2eTest, SluicectlStatusExplainAndErrors) {
   ASSERT_TRUE(badTo);
   EXPECT_EQ(badTo->exitCode, 1);
   EXPECT_NE(badTo->err.find("missing :port"), std::string::npos) << badTo->err;
+  // destinations reads the tunnel's admin endpoint: nothing listens on port 1, and a bad
+  // address is named.
+  auto noTunnel = nodes_[0]->sluicectl({"destinations", "--admin", "127.0.0.1:1"});
+  ASSERT_TRUE(noTunnel);
+  EXPECT_EQ(noTunnel->exitCode, 2);
+  EXPECT_NE(noTunnel->err.find("cannot reach the tunnel's admin endpoint at 127.0.0.1:1"), std::string::npos) << noTunnel->err;
+  auto badAdmin = nodes_[0]->sluicectl({"destinations", "--admin", "nonsense"});
+  ASSERT_TRUE(badAdmin);
+  EXPECT_EQ(badAdmin->exitCode, 2);
+  EXPECT_NE(badAdmin->err.find("--admin 'nonsense' is not HOST:PORT"), std::string::npos) << badAdmin->err;
 
   ASSERT_TRUE(nodes_[0]->stopAgent());
   auto noAgent = nodes_[0]->sluicectl({"status"});

@@ -109,6 +109,18 @@ TEST_F(ResilienceE2eTest, AnHttpEndpointAnswering503IsEjectedAfterFiveFailures) 
   auto ejections = nodes_[0]->metricSum("sluice_outlier_ejected_endpoints", {{"destination_service", "shop/web"}});
   ASSERT_TRUE(ejections) << ejections.error().message();
   EXPECT_EQ(*ejections, 1);
+  // The operator's view on node0: sluicectl reads the tunnel's admin endpoint.
+  auto table = nodes_[0]->sluicectl({"destinations"});
+  ASSERT_TRUE(table) << table.error().message();
+  EXPECT_EQ(table->exitCode, 0) << table->err;
+  EXPECT_TRUE(std::regex_search(table->out, std::regex(R"(shop/web +shop/web-v2 +yes)"))) << table->out;
+  auto asJson = nodes_[0]->sluicectl({"-o", "json", "destinations"});
+  ASSERT_TRUE(asJson) << asJson.error().message();
+  json view = json::parse(asJson->out, nullptr, false);
+  ASSERT_TRUE(view.is_object()) << asJson->out << asJson->err;
+  int ejectedInView = 0;
+  for (const auto& e : view["outliers"]["endpoints"]) ejectedInView += e.value("host", "") == "shop/web-v2" && e.value("ejected", false);
+  EXPECT_EQ(ejectedInView, 1) << view.dump();
 }
 
 TEST_F(ResilienceE2eTest, ATcpServiceStopsConnectingToADeadEndpointAndRetriesItLater) {

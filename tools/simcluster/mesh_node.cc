@@ -179,6 +179,8 @@ Status MeshNode::stopTunnel() {
 Result<RunOutput> MeshNode::sluicectl(std::vector<std::string> args) const {
   SpawnOptions options{.argv = {siblingProgram("sluicectl"), "--socket", agentSocket()}};
   options.argv.insert(options.argv.end(), args.begin(), args.end());
+  // On the node, as an operator runs it there: the tunnel's loopback admin endpoint is the node's.
+  options.netnsFd = cluster_.node(node_).netnsFd.get();
   return run(options, {}, std::chrono::seconds(30));
 }
 

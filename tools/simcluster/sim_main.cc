@@ -505,6 +505,8 @@ int demo(int nodeCount, uint64_t bytes) {
   if (auto why = mesh[0]->sluicectl({"explain", "--pod", "shop/client", "--to", withPort(server->ipv4, 8080)})) {
     fmt::print("{}", why->out);
   }
+  fmt::print("\nsluicectl destinations (node0):\n");
+  if (auto view = mesh[0]->sluicectl({"destinations"})) fmt::print("{}", view->out);
   fmt::print("\n");
   for (int i = 0; i < nodeCount; ++i) printTunnelCounters(*mesh[static_cast<size_t>(i)], cluster.node(i).name);
   for (int i = 0; i < nodeCount; ++i) printIdentities(*mesh[static_cast<size_t>(i)], cluster.node(i).name);

@@ -163,6 +163,11 @@ json configDump(const std::vector<std::shared_ptr<PodRuntime>>& pods, const Conf
       breakers[b.destination] = {{"open", open}, {"overflows", overflows}};
     }
     out["circuitBreakers"] = breakers;
+    json mirrors = json::object();
+    for (const auto& [destination, c] : traffic->mirrors.counts()) {
+      mirrors[destination] = {{"sent", c.sent}, {"dropped", c.dropped}, {"failed", c.failed}, {"active", c.active}};
+    }
+    out["mirrors"] = mirrors;
   }
   json podList = json::array();
   for (const auto& p : pods) {

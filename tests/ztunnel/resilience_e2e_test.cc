@@ -396,6 +396,16 @@ TEST_F(ResilienceE2eTest, ARequestBodyUpTo64KiBGoesAgainWithItsRetry) {
   auto retried = nodes_[0]->metricSum("sluice_retries_total", {{"destination_service", "shop/web"}});
   ASSERT_TRUE(retried) << retried.error().message();
   EXPECT_GE(*retried, 2) << "no request went to web-v2 first: nothing was retried";
+  // A retried request is counted once in the access log (bytes_received: its head and body,
+  // not every try's), over both protocols.
+  int puts = 0;
+  for (const json& line : accessLog("node0")) {
+    if (line.value("method", "") != "PUT") continue;
+    ++puts;
+    EXPECT_GE(line.value("bytes_received", 0), 40000) << line.dump();
+    EXPECT_LT(line.value("bytes_received", 0), 42000) << "counted per try: " << line.dump();
+  }
+  EXPECT_EQ(puts, 24);
   // Beyond 64 KiB the body is streamed and not kept: web-v2's 503 reaches the client.
   int refused = 0;
   for (bool h2 : {false, true}) {

@@ -102,7 +102,15 @@ bool HttpOutbound::flush(Output& out, Endpoint& to, bool& failed, bool toClient)
   auto written = [&](size_t n) {
     touch();
     if (toClient) countToClient(n);
-    (toClient ? record_.responseBytes : record_.requestBytes) += n;
+    if (toClient) {
+      record_.responseBytes += n;
+      return;
+    }
+    // A retry's head and replayed body were counted with the first try: only what the
+    // request adds from here on counts (request_bytes is the request's size, not the tries').
+    size_t again = std::min(n, resentUncounted_);
+    resentUncounted_ -= again;
+    record_.requestBytes += n - again;
   };
   while (out.headOffset < out.head.size()) {
     IoResult w = to.write({reinterpret_cast<const uint8_t*>(out.head.data()) + out.headOffset, out.head.size() - out.headOffset});
@@ -171,7 +179,10 @@ bool HttpOutbound::pumpRequest() {
         record_.pending.reset();  // its connection is made
         toServer_.head = requestParser_.head().serializeRequest();
         // A retry sends again what the first try sent of the body (kept: replayBody_).
-        if (retries_ > 0) toServer_.body = {reinterpret_cast<const uint8_t*>(replayBody_.data()), replayBody_.size()};
+        if (retries_ > 0) {
+          toServer_.body = {reinterpret_cast<const uint8_t*>(replayBody_.data()), replayBody_.size()};
+          resentUncounted_ = toServer_.head.size() + replayBody_.size();
+        }
         request_ = Request::kSending;
         progress = true;
         continue;
@@ -681,6 +692,7 @@ void HttpOutbound::completeExchange() {
   exchangeRouting_.reset();
   mirrorSent_ = false;
   retries_ = 0;
+  resentUncounted_ = 0;
   requestBodyBytes_ = 0;
   replayBody_ = std::string();  // not kept between requests (an idle connection holds no body)
   endRequest(*pod_, record_, context_.loop.now());

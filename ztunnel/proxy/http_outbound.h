@@ -117,6 +117,7 @@ class HttpOutbound final : public L7Connection {
   int retries_ = 0;                          // of the current exchange
   bool mirrorSent_ = false;                  // the current exchange's copy went to its mirror (or was dropped)
   uint64_t requestBodyBytes_ = 0;            // of the current request, forwarded so far
+  size_t resentUncounted_ = 0;               // bytes a retry sends again, not counted again in request_bytes
   // The body bytes (as framed) the first try sent, while they fit in kMaxReplayBody and the
   // route retries: what a retry sends again. Read only when all of the body read so far is
   // in it (size == requestBodyBytes_); never changed while a retry sends it.

@@ -197,12 +197,18 @@ class Analyzer {
           }
         }
       }
-      if (route.has_mirror()) {
-        auto target = services_.find(fqdn(route.mirror().host(), vs.namespace_()));
+      // `mirror`, or each of `mirrors`: a destination that exists, and one a copy can safely reach.
+      std::vector<std::pair<const v1::Destination*, std::string>> mirrors;
+      if (route.has_mirror()) mirrors.emplace_back(&route.mirror(), path + ".mirror");
+      for (int m = 0; m < route.mirrors_size(); ++m) {
+        mirrors.emplace_back(&route.mirrors(m).destination(), fmt::format("{}.mirrors[{}].destination", path, m));
+      }
+      for (const auto& [mirror, field] : mirrors) {
+        auto target = services_.find(fqdn(mirror->host(), vs.namespace_()));
         if (target == services_.end()) {
-          checkDestination(file, object, vs.namespace_(), route.mirror(), path + ".mirror");
+          checkDestination(file, object, vs.namespace_(), *mirror, field);
         } else if (!target->second->mirror_safe()) {
-          add(Severity::kWarning, "mirror-side-effects", file, object, path + ".mirror",
+          add(Severity::kWarning, "mirror-side-effects", file, object, field,
               fmt::format("mirroring to {}, which is not annotated {}: \"true\": every mirrored request is executed "
                           "there for real (writes happen twice)",
                           target->first, "sluice.io/mirror-safe"));

@@ -449,7 +449,7 @@ void parseHeaderOperations(const YAML::Node& node, const std::string& path, v1::
 }
 
 void parseHttpRoute(const YAML::Node& h, const std::string& p, v1::HttpRoute* route, R& r) {
-  if (!r.mapping(h, p, {"name", "match", "route", "timeout", "retries", "fault", "mirror", "mirrorPercentage", "rewrite",
+  if (!r.mapping(h, p, {"name", "match", "route", "timeout", "retries", "fault", "mirror", "mirrorPercentage", "mirrors", "rewrite",
                         "redirect", "directResponse", "headers"})) {
     return;
   }
@@ -559,6 +559,22 @@ void parseHttpRoute(const YAML::Node& h, const std::string& p, v1::HttpRoute* ro
   // The wire keeps 0 for "absent" (all requests, Istio's default); an explicit 0% mirrors
   // nothing, which is no mirror at all.
   if (h["mirrorPercentage"] && mirrorPct == 0) route->clear_mirror();
+  if (const YAML::Node mirrors = h["mirrors"]) {
+    std::string mp = R::child(p, "mirrors");
+    if (h["mirror"] || h["mirrorPercentage"]) return r.fail(p, "takes mirror (with mirrorPercentage) or mirrors, not both");
+    if (!r.sequence(mirrors, mp)) return;
+    for (size_t i = 0; i < mirrors.size() && !r.failed(); ++i) {
+      std::string ip = R::index(mp, i);
+      if (!r.mapping(mirrors[i], ip, {"destination", "percentage"})) return;
+      if (!mirrors[i]["destination"]) return r.fail(R::child(ip, "destination"), "is required");
+      v1::HttpMirror mirror;
+      parseDestination(mirrors[i]["destination"], R::child(ip, "destination"), mirror.mutable_destination(), r);
+      double percent = 0;
+      r.percentage(mirrors[i]["percentage"], R::child(ip, "percentage"), &percent);
+      mirror.set_percentage(percent);
+      if (!mirrors[i]["percentage"] || percent > 0) *route->add_mirrors() = std::move(mirror);
+    }
+  }
 }
 
 }  // namespace

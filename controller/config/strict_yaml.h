@@ -3,7 +3,7 @@
 // of being silently ignored (an operator who writes `corsPolicy` must learn that it does
 // nothing here). The first problem is kept, with the file, the object and the field path:
 //   reviews.yaml: VirtualService shop/reviews: spec.http[0].corsPolicy: not supported by Sluice
-//   (supported here: name, match, route, timeout, retries, fault, mirror, mirrorPercentage)
+//   (supported here: name, match, route, timeout, retries, fault, mirror, mirrorPercentage, mirrors)
 #pragma once
 
 #include <google/protobuf/duration.pb.h>

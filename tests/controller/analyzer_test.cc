@@ -145,6 +145,11 @@ INSTANTIATE_TEST_SUITE_P(
                     "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r, namespace: shop}\n"
                     "spec: {hosts: [shadow], http: [{route: [{destination: {host: shadow}}], mirror: {host: reviews}}]}\n",
                     "mirror-side-effects", "spec.http[0].mirror", S::kWarning},
+        FindingCase{"one of the mirrors with side effects",
+                    "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r, namespace: shop}\n"
+                    "spec: {hosts: [shadow], http: [{route: [{destination: {host: shadow}}], mirrors: "
+                    "[{destination: {host: shadow}}, {destination: {host: reviews}, percentage: {value: 10}}]}]}\n",
+                    "mirror-side-effects", "spec.http[0].mirrors[1].destination", S::kWarning},
         FindingCase{"route shadowed by a catch-all",
                     "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r, namespace: shop}\n"
                     "spec: {hosts: [reviews], http: [{route: [{destination: {host: reviews}}]},"

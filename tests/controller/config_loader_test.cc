@@ -241,6 +241,14 @@ INSTANTIATE_TEST_SUITE_P(
                 "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\n"
                 "spec: {host: h, trafficPolicy: {loadBalancer: {localityLbSetting: {failoverPriority: ['zone=a']}}}}\n",
                 "localityLbSetting.failoverPriority[0]: 'zone=a' must be a label name"},
+        BadCase{"mirror and mirrors",
+                "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\n"
+                "spec: {hosts: [r], http: [{route: [{destination: {host: a}}], mirror: {host: b}, mirrors: [{destination: {host: c}}]}]}\n",
+                "spec.http[0]: takes mirror (with mirrorPercentage) or mirrors, not both"},
+        BadCase{"mirrors entry without a destination",
+                "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\n"
+                "spec: {hosts: [r], http: [{route: [{destination: {host: a}}], mirrors: [{percentage: {value: 5}}]}]}\n",
+                "spec.http[0].mirrors[0].destination: is required"},
         BadCase{"keepalive time under a second",
                 "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\n"
                 "spec: {host: h, trafficPolicy: {connectionPool: {tcp: {tcpKeepalive: {time: 500ms}}}}}\n",

@@ -40,11 +40,12 @@ TEST(HttpMirror, ACopyGoesToAnEndpointOfTheMirrorSubset) {
     HttpRouting routing = route(*config, r * 0x9e3779b97f4a7c15ULL);
     ASSERT_FALSE(routing.local);
     EXPECT_NE(routing.endpoint.ip(), "10.244.1.4") << "the primary goes to v1";
-    ASSERT_TRUE(routing.mirror);
-    EXPECT_EQ(routing.mirror->destination, "shop/web");
-    ASSERT_TRUE(routing.mirror->endpoint);
-    EXPECT_EQ(routing.mirror->endpoint->toString(), "10.244.1.4:8080") << "v2's only endpoint, at the target port";
-    EXPECT_EQ(routing.mirror->connectTimeout, std::chrono::milliseconds(250));
+    ASSERT_EQ(routing.mirrors.size(), 1u);
+    const HttpRouting::Mirror& mirror = routing.mirrors[0];
+    EXPECT_EQ(mirror.destination, "shop/web");
+    ASSERT_TRUE(mirror.endpoint);
+    EXPECT_EQ(mirror.endpoint->toString(), "10.244.1.4:8080") << "v2's only endpoint, at the target port";
+    EXPECT_EQ(mirror.connectTimeout, std::chrono::milliseconds(250));
   }
 }
 
@@ -53,7 +54,7 @@ TEST(HttpMirror, MirrorPercentageChoosesItsShareOfRequests) {
   ASSERT_TRUE(config) << config.error().message();
   int copies = 0;
   std::mt19937_64 random(42);
-  for (int i = 0; i < 10000; ++i) copies += route(*config, random()).mirror ? 1 : 0;
+  for (int i = 0; i < 10000; ++i) copies += static_cast<int>(route(*config, random()).mirrors.size());
   EXPECT_NEAR(copies, 2000, 160) << "20% of 10,000 (4 standard deviations)";
 }
 
@@ -72,10 +73,34 @@ TEST(HttpMirror, AMirrorNothingCanReachHasNoEndpoint) {
     ASSERT_TRUE(config) << c.what << ": " << config.error().message();
     HttpRouting routing = route(*config, 12345);
     ASSERT_FALSE(routing.local) << c.what << ": the primary is routed whatever its mirror";
-    ASSERT_TRUE(routing.mirror) << c.what;
-    EXPECT_EQ(routing.mirror->destination, c.destination) << c.what;
-    EXPECT_FALSE(routing.mirror->endpoint) << c.what;
+    ASSERT_EQ(routing.mirrors.size(), 1u) << c.what;
+    EXPECT_EQ(routing.mirrors[0].destination, c.destination) << c.what;
+    EXPECT_FALSE(routing.mirrors[0].endpoint) << c.what;
   }
+}
+
+TEST(HttpMirror, EachOfTheMirrorsChoosesItsShareOnItsOwn) {
+  std::string yaml = mirrored("{host: web, subset: v2}", 100);
+  const std::string single = "mirror: {host: web, subset: v2}, mirrorPercentage: {value: 100}";
+  ASSERT_NE(yaml.find(single), std::string::npos);
+  yaml.replace(yaml.find(single), single.size(),
+               "mirrors: [{destination: {host: web, subset: v2}, percentage: {value: 50}}, "
+               "{destination: {host: web, subset: v1}, percentage: {value: 50}}]");
+  auto config = buildSnapshot(testing::resourcesFromYaml(yaml));
+  ASSERT_TRUE(config) << config.error().message();
+  std::map<size_t, int> copiesPerRequest;
+  int toV2 = 0;
+  std::mt19937_64 random(7);
+  for (int i = 0; i < 10000; ++i) {
+    HttpRouting routing = route(*config, random());
+    ++copiesPerRequest[routing.mirrors.size()];
+    for (const auto& m : routing.mirrors) toV2 += m.endpoint && m.endpoint->ip() == "10.244.1.4" ? 1 : 0;
+  }
+  // Independent halves: none 25%, one 50%, both 25% (4 standard deviations).
+  EXPECT_NEAR(copiesPerRequest[0], 2500, 180);
+  EXPECT_NEAR(copiesPerRequest[1], 5000, 200);
+  EXPECT_NEAR(copiesPerRequest[2], 2500, 180);
+  EXPECT_NEAR(toV2, 5000, 200);
 }
 
 }  // namespace

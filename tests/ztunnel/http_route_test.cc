@@ -58,6 +58,13 @@ spec:
     route: [{destination: {host: web}}]
     mirror: {host: web}
     mirrorPercentage: {value: 0}
+  - name: mirrored-twice
+    match: [{uri: {prefix: /twice}}]
+    route: [{destination: {host: web}}]
+    mirrors:
+    - {destination: {host: shadow}, percentage: {value: 5}}
+    - {destination: {host: web, subset: v2}}
+    - {destination: {host: other}, percentage: {value: 0}}
   - name: split
     match: [{uri: {prefix: /}}]
     route:
@@ -212,20 +219,28 @@ TEST(HttpRoute, MirrorsCompileWithTheirShareAndSubset) {
   HttpRouteTable table = compileTable();
   const HttpRouteRule* partly = matchRoute(table, request("GET", "/mirrored/x"), {80, "", nullptr}).rule;
   ASSERT_NE(partly, nullptr);
-  ASSERT_TRUE(partly->mirror);
-  EXPECT_EQ(partly->mirror->target.host, "shadow.shop.svc.cluster.local");
-  EXPECT_EQ(partly->mirror->target.subset, "v2");
-  EXPECT_EQ(partly->mirror->target.subsetLabels, (std::map<std::string, std::string>{{"version", "v2"}}));
-  EXPECT_EQ(partly->mirror->target.port, 9090);
-  EXPECT_EQ(partly->mirror->percent, 30);
+  ASSERT_EQ(partly->mirrors.size(), 1u);
+  const HttpRouteRule::Mirror& mirror = partly->mirrors[0];
+  EXPECT_EQ(mirror.target.host, "shadow.shop.svc.cluster.local");
+  EXPECT_EQ(mirror.target.subset, "v2");
+  EXPECT_EQ(mirror.target.subsetLabels, (std::map<std::string, std::string>{{"version", "v2"}}));
+  EXPECT_EQ(mirror.target.port, 9090);
+  EXPECT_EQ(mirror.percent, 30);
   // mirrorPercentage absent: every request (Istio's default); 0%: no mirror at all.
   const HttpRouteRule* all = matchRoute(table, request("GET", "/all-mirrored"), {80, "", nullptr}).rule;
-  ASSERT_TRUE(all != nullptr && all->mirror);
-  EXPECT_EQ(all->mirror->percent, 100);
+  ASSERT_TRUE(all != nullptr && all->mirrors.size() == 1);
+  EXPECT_EQ(all->mirrors[0].percent, 100);
   const HttpRouteRule* none = matchRoute(table, request("GET", "/never-mirrored"), {80, "", nullptr}).rule;
   ASSERT_NE(none, nullptr);
-  EXPECT_FALSE(none->mirror);
-  EXPECT_FALSE(matchRoute(table, request("GET", "/other"), {80, "", nullptr}).rule->mirror);
+  EXPECT_TRUE(none->mirrors.empty());
+  EXPECT_TRUE(matchRoute(table, request("GET", "/other"), {80, "", nullptr}).rule->mirrors.empty());
+  // Istio's `mirrors`: each with its own share (absent: all; 0%: dropped).
+  const HttpRouteRule* twice = matchRoute(table, request("GET", "/twice"), {80, "", nullptr}).rule;
+  ASSERT_TRUE(twice != nullptr && twice->mirrors.size() == 2);
+  EXPECT_EQ(twice->mirrors[0].target.host, "shadow.shop.svc.cluster.local");
+  EXPECT_EQ(twice->mirrors[0].percent, 5);
+  EXPECT_EQ(twice->mirrors[1].target.subset, "v2");
+  EXPECT_EQ(twice->mirrors[1].percent, 100);
 }
 
 TEST(HttpRoute, MirrorShareIsTheRandomValuesBelowThePercentage) {

@@ -1,7 +1,7 @@
 // VirtualService `mirror`, end to end: node0's tunnel routes every request to web-v1 and sends
 // a copy of a share of them to web-v2 (both on node1, behind HBONE), which logs each request
 // it reads (tests/interop/http_echo_server.py --request-log). The mirror gets its share (30%
-// of 3,000 within 3 points, over HTTP/1.1 and h2c) with "-shadow" appended to the authority
+// of 3,000 within 3 points, over HTTP/1.1 with `mirror` and h2c with `mirrors`) with "-shadow" appended to the authority
 // and the request body, the client gets only web-v1's answers, and a mirror that never
 // answers slows nothing: its copies are bounded in flight (the rest dropped and counted) and
 // given up at the route's timeout.
@@ -28,6 +28,13 @@ std::string mirrorRoutes(int percent, const std::string& extra = "") {
          "    mirror: {host: web, subset: v2}\n    mirrorPercentage: {value: " + std::to_string(percent) + "}\n" + extra;
 }
 
+// The same with Istio's newer `mirrors` list.
+std::string mirrorsRoutes(int percent) {
+  return "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: web, namespace: shop}\n"
+         "spec:\n  hosts: [web]\n  http:\n  - name: all\n    route: [{destination: {host: web, subset: v1}}]\n"
+         "    mirrors: [{destination: {host: web, subset: v2}, percentage: {value: " + std::to_string(percent) + "}}]\n";
+}
+
 class MirrorE2eTest : public L7MeshTest {
  protected:
   void SetUp() override {
@@ -44,7 +51,7 @@ class MirrorE2eTest : public L7MeshTest {
       auto dump = nodes_[0]->configDump();
       if (!dump) return false;
       const json& service = (*dump)["services"][std::string(kVip) + ":80"];
-      return service.contains("httpRoutes") && service["httpRoutes"][0].contains("mirror");
+      return service.contains("httpRoutes") && service["httpRoutes"][0].contains("mirrors");
     });
   }
   // What web-v2 has read so far, one object per request.
@@ -100,7 +107,7 @@ TEST_F(MirrorE2eTest, AMirrorGetsItsShareOfHttp1RequestsWithAShadowAuthority) {
 }
 
 TEST_F(MirrorE2eTest, AMirrorGetsItsShareOfH2cRequests) {
-  ASSERT_NO_FATAL_FAILURE(start("http2", mirrorRoutes(30)));
+  ASSERT_NO_FATAL_FAILURE(start("http2", mirrorsRoutes(30)));
   RunOutput load = inClient({"h2load", "-n", "3000", "-c", "1", "-m", "10", "http://" + std::string(kVip) + "/h2"});
   EXPECT_NE(load.out.find("status codes: 3000 2xx"), std::string::npos) << load.out << load.err;
   size_t copies = settledMirrorCount();

@@ -124,9 +124,8 @@ json configDump(const std::vector<std::shared_ptr<PodRuntime>>& pods, const Conf
     json routes = json::array();
     for (const auto& rule : s->httpRoutes->rules) {
       json route{{"name", rule.name}};
-      if (rule.mirror) {
-        route["mirror"] = {{"host", rule.mirror->target.host}, {"subset", rule.mirror->target.subset},
-                           {"percent", rule.mirror->percent}};
+      for (const auto& mirror : rule.mirrors) {
+        route["mirrors"].push_back({{"host", mirror.target.host}, {"subset", mirror.target.subset}, {"percent", mirror.percent}});
       }
       routes.push_back(std::move(route));
     }

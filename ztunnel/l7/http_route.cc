@@ -271,19 +271,28 @@ Result<HttpRouteTable> compileRoutes(const v1::VirtualService& vs, const HostRes
       rule.retries.perTryTimeout = millis(in.retries().per_try_timeout());
     }
     if (in.has_timeout()) rule.timeout = millis(in.timeout());
-    if (in.has_mirror()) {
+    // `mirror` (one) or `mirrors` (any number; the controller never sets both). The
+    // controller stores an absent percentage as 0: Istio's default, all of them.
+    auto addMirror = [&](const v1::Destination& d, double percent, const std::string& field) -> Status {
       HttpRouteRule::Mirror mirror;
-      mirror.target.host = fqdn(in.mirror().host());
-      mirror.target.subset = in.mirror().subset();
-      mirror.target.port = static_cast<uint16_t>(in.mirror().port());
+      mirror.target.host = fqdn(d.host());
+      mirror.target.subset = d.subset();
+      mirror.target.port = static_cast<uint16_t>(d.port());
       if (!mirror.target.subset.empty()) {
         auto labels = resolveSubset(mirror.target.host, mirror.target.subset);
-        if (!labels) return fail(where(".mirror: " + labels.error().message()));
+        if (!labels) return fail(where(field + ": " + labels.error().message()));
         mirror.target.subsetLabels = std::move(*labels);
       }
-      // The controller stores an absent mirrorPercentage as 0: Istio's default, all of them.
-      if (in.mirror_percentage() > 0) mirror.percent = in.mirror_percentage();
-      rule.mirror = std::move(mirror);
+      if (percent > 0) mirror.percent = percent;
+      rule.mirrors.push_back(std::move(mirror));
+      return {};
+    };
+    if (in.has_mirror()) {
+      if (auto added = addMirror(in.mirror(), in.mirror_percentage(), ".mirror"); !added) return fail(added.error());
+    }
+    for (int m = 0; m < in.mirrors_size(); ++m) {
+      auto added = addMirror(in.mirrors(m).destination(), in.mirrors(m).percentage(), fmt::format(".mirrors[{}]", m));
+      if (!added) return fail(added.error());
     }
     table.rules.push_back(std::move(rule));
   }

@@ -94,13 +94,14 @@ struct HttpRouteRule {
   // default for HTTP routes).
   std::chrono::milliseconds timeout{0};
   RetryPolicy retries = istioDefaultRetries();  // VirtualService `retries`, else Istio's default
-  // VirtualService `mirror` and `mirrorPercentage`: a copy of a share of the requests goes to
-  // another destination, fire and forget (proxy/mirror_request.h).
+  // VirtualService `mirror` with `mirrorPercentage`, or `mirrors`: copies of a share of the
+  // requests go to other destinations, fire and forget (proxy/mirror_request.h); each mirror
+  // picks its share on its own.
   struct Mirror {
     RouteTarget target;    // weight unused
     double percent = 100;  // of the requests, 0-100
   };
-  std::optional<Mirror> mirror;
+  std::vector<Mirror> mirrors;
 };
 
 // What a route's fault does to one request: `random` uniform (its halves decide the delay and

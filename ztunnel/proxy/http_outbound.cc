@@ -534,7 +534,7 @@ void HttpOutbound::keepForReplay(std::span<const uint8_t> body) {
   // (Envoy's retry buffer: a bigger body is streamed and not retried).
   // A mirrored request's copy carries the same body, from the same buffer.
   bool retries = exchangeRouting_ && exchangeRouting_->rule != nullptr && exchangeRouting_->rule->retries.attempts > 0;
-  bool mirrored = exchangeRouting_ && exchangeRouting_->mirror;
+  bool mirrored = exchangeRouting_ && !exchangeRouting_->mirrors.empty();
   if (body.empty() || retries_ > 0 || replayBody_.size() + body.size() != requestBodyBytes_) return;
   if ((!retries && !mirrored) || requestBodyBytes_ > kMaxReplayBody) {
     replayBody_ = std::string();
@@ -545,21 +545,26 @@ void HttpOutbound::keepForReplay(std::span<const uint8_t> body) {
 
 void HttpOutbound::sendMirror() {
   // An upgrade (WebSocket) is not an exchange a copy could replay.
-  if (mirrorSent_ || !exchangeRouting_ || !exchangeRouting_->mirror || requestParser_.upgrade()) return;
+  if (mirrorSent_ || !exchangeRouting_ || exchangeRouting_->mirrors.empty() || requestParser_.upgrade()) return;
   mirrorSent_ = true;  // once per request, whichever try sent it whole
-  const HttpRouting::Mirror& mirror = *exchangeRouting_->mirror;
-  // Only a whole body can be copied (one over the bound was streamed, not kept).
-  if (!mirror.endpoint || replayBody_.size() != requestBodyBytes_) {
-    if (context_.mirrorStats != nullptr) context_.mirrorStats->count(mirror.destination, MirrorStats::Outcome::kDropped);
-    return;
+  std::string request;  // the copies' bytes, made once for all of them
+  for (const HttpRouting::Mirror& mirror : exchangeRouting_->mirrors) {
+    // Only a whole body can be copied (one over the bound was streamed, not kept).
+    if (!mirror.endpoint || replayBody_.size() != requestBodyBytes_) {
+      if (context_.mirrorStats != nullptr) context_.mirrorStats->count(mirror.destination, MirrorStats::Outcome::kDropped);
+      continue;
+    }
+    if (request.empty()) {
+      l7::HttpHead head = requestParser_.head();
+      if (const std::string* host = head.find("host")) head.set("host", l7::shadowAuthority(*host));
+      head.set("connection", "close");
+      request = head.serializeRequest() + replayBody_;
+    }
+    MirrorCopy copy = mirrorCopy(mirror);
+    copy.http1 = request;
+    copy.deadline = context_.loop.now() + (routeTimeout_.count() > 0 ? routeTimeout_ : MirrorRequest::kDefaultTimeout);
+    launchMirror(context_, pod_, std::move(copy));
   }
-  l7::HttpHead head = requestParser_.head();
-  if (const std::string* host = head.find("host")) head.set("host", l7::shadowAuthority(*host));
-  head.set("connection", "close");
-  MirrorCopy copy = mirrorCopy(mirror);
-  copy.http1 = head.serializeRequest() + replayBody_;
-  copy.deadline = context_.loop.now() + (routeTimeout_.count() > 0 ? routeTimeout_ : MirrorRequest::kDefaultTimeout);
-  launchMirror(context_, pod_, std::move(copy));
 }
 
 L7Connection::UpstreamSlot* HttpOutbound::acquireUpstream(const std::string& key) {

@@ -98,11 +98,14 @@ HttpRouting routeHttpRequest(const ConfigSnapshot& config, const SocketAddress& 
   routed.service = destination->second;
   if (newCookie) routed.responseAdd.push_back({"set-cookie", setCookieValue(policy, *newCookie)});
   if (auto w = config.workloadsByIp.find(address->ip()); w != config.workloadsByIp.end()) routed.workload = w->second;
-  if (rule.mirror && l7::mirrorChosen(rule.mirror->percent, mix(targetRandom + 0x9e3779b97f4a7c15ULL))) {
+  for (size_t m = 0; m < rule.mirrors.size(); ++m) {
+    // Each mirror draws on its own (independent shares, as Envoy's request_mirror_policies).
+    uint64_t draw = mix(targetRandom + 0x9e3779b97f4a7c15ULL * (m + 1));
+    if (!l7::mirrorChosen(rule.mirrors[m].percent, draw)) continue;
     Choice mirrorChoice = choice;
     mirrorChoice.hash.reset();  // the mirror's own load balancer, not the primary's key
-    mirrorChoice.random = mix(choice.random);
-    routed.mirror = routeMirror(config, *rule.mirror, service.port(), mirrorChoice);
+    mirrorChoice.random = mix(draw ^ choice.random);
+    routed.mirrors.push_back(routeMirror(config, rule.mirrors[m], service.port(), mirrorChoice));
   }
   return routed;
 }

@@ -46,14 +46,14 @@ struct HttpRouting {
   // answer) goes on only after it (response flag DI).
   std::chrono::milliseconds delay{0};
   std::chrono::milliseconds timeout{0};  // the route's timeout (0: none)
-  // The route mirrors this request (its mirrorPercentage chose it): where the copy goes.
+  // The route's mirrors that chose this request (by their percentage): where the copies go.
   struct Mirror {
     std::string destination;                  // the mirror's service key (its host when unknown)
     std::optional<SocketAddress> endpoint;    // none: the mirror has no endpoint (the copy is dropped)
     std::shared_ptr<const WorkloadEntry> workload;  // the endpoint is this mesh workload (else null)
     std::chrono::milliseconds connectTimeout{0};    // its destination's tcp.connectTimeout (0: default)
   };
-  std::optional<Mirror> mirror;
+  std::vector<Mirror> mirrors;
 };
 
 struct HttpSource {

@@ -187,10 +187,17 @@ Status identityAllowedForNode(const ConfigSet& config, const std::string& trustD
   if (spiffeId.rfind(prefix, 0) != 0) {
     return fail(fmt::format("{} is not an identity of trust domain {}", spiffeId, trustDomain));
   }
+  bool elsewhere = false;
   for (const auto* w : config.workloads()) {
-    if (w->node() == node && spiffeIdFor(trustDomain, w->namespace_(), w->service_account()) == spiffeId) return {};
+    if (spiffeIdFor(trustDomain, w->namespace_(), w->service_account()) != spiffeId) continue;
+    if (w->node() == node) return {};
+    elsewhere = true;
   }
-  return fail(fmt::format("node {} runs no workload with identity {}: refused", node, spiffeId));
+  // The two refusals read differently: an identity only other nodes run is a node asking for
+  // what it must not hold; one no workload has yet is, at a pod's start, the controller not
+  // having learnt of the pod (the node asks again).
+  if (elsewhere) return fail(fmt::format("node {} runs no workload with identity {} (other nodes do): refused", node, spiffeId));
+  return fail(fmt::format("node {} runs no workload with identity {} (no known workload has it yet): refused", node, spiffeId));
 }
 
 }  // namespace sluice::controller

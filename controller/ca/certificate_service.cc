@@ -11,7 +11,10 @@ grpc::Status CertificateService::CreateCertificate(grpc::ServerContext* context,
                                                    ca::v1::CertificateResponse* response) {
   auto refuse = [&](grpc::StatusCode code, const std::string& why) {
     ++refused_;
-    spdlog::warn("certificate for {} refused: {}", request->identity(), why);
+    // An identity no workload has yet is the usual race at a pod's start (the node's tunnel
+    // asks again): worth a line, not a warning. Everything else is.
+    bool notYet = why.find("(no known workload has it yet)") != std::string::npos;
+    spdlog::log(notYet ? spdlog::level::info : spdlog::level::warn, "certificate for {} refused: {}", request->identity(), why);
     return grpc::Status(code, why);
   };
   std::string node = authenticatedNode(*context, ca_.trustDomain());

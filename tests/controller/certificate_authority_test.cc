@@ -135,7 +135,10 @@ TEST(IdentityAllowedForNode, OnlyIdentitiesOfWorkloadsOnThatNode) {
   auto otherNode = identityAllowedForNode(config, "cluster.local", "node0", kId);
   ASSERT_FALSE(otherNode);
   EXPECT_NE(otherNode.error().message().find("node node0 runs no workload with identity"), std::string::npos);
-  EXPECT_FALSE(identityAllowedForNode(config, "cluster.local", "node1", "spiffe://cluster.local/ns/shop/sa/admin"));
+  EXPECT_NE(otherNode.error().message().find("(other nodes do)"), std::string::npos) << otherNode.error().message();
+  auto unknown = identityAllowedForNode(config, "cluster.local", "node1", "spiffe://cluster.local/ns/shop/sa/admin");
+  ASSERT_FALSE(unknown);
+  EXPECT_NE(unknown.error().message().find("(no known workload has it yet)"), std::string::npos) << unknown.error().message();
   EXPECT_FALSE(identityAllowedForNode(config, "cluster.local", "node1", "spiffe://evil.local/ns/shop/sa/web"));
 }
 

@@ -100,9 +100,16 @@ void CertificateManager::run(const std::atomic<bool>& stopping) {
         e.lastError = fetched.error().message();
         e.backoff = std::clamp(e.backoff * 2, options_.minBackoff, options_.maxBackoff);
         e.nextAttempt = std::chrono::steady_clock::now() + e.backoff;
-        spdlog::warn("certificate for {}: {} (retry in {} ms)", identity, e.lastError, e.backoff.count());
+        // A pod's first seconds may see refusals while the controller learns of it: info then,
+        // a warning once it has failed for longer (kFailureGrace).
+        auto failedAt = std::chrono::steady_clock::now();
+        if (!e.failingSince) e.failingSince = failedAt;
+        bool lasting = failedAt - *e.failingSince >= kFailureGrace;
+        spdlog::log(lasting ? spdlog::level::warn : spdlog::level::info, "certificate for {}: {} (retry in {} ms)", identity,
+                    e.lastError, e.backoff.count());
         continue;
       }
+      e.failingSince.reset();
       e.current = std::move(*fetched);
       e.forceRefresh = false;
       e.lastError.clear();

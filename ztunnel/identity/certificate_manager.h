@@ -17,6 +17,7 @@
 #include <condition_variable>
 #include <map>
 #include <memory>
+#include <optional>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -36,6 +37,9 @@ struct CertificateStatus {
 
 class CertificateManager {
  public:
+  // Refusals for this long are expected (a pod's start races the controller learning of it):
+  // logged at info; past it, at warning.
+  static constexpr std::chrono::seconds kFailureGrace{10};
   struct Options {
     std::chrono::seconds requestedValidity{0};  // 0: the CA's default
     std::chrono::milliseconds minBackoff{200}, maxBackoff{30000};
@@ -62,6 +66,7 @@ class CertificateManager {
     bool forceRefresh = false;
     uint64_t fetches = 0, failures = 0;
     std::string lastError;
+    std::optional<std::chrono::steady_clock::time_point> failingSince;  // the first of the current run of failures
   };
   Result<std::shared_ptr<const WorkloadCertificate>> fetch(const std::string& identity, std::string* rootPem);
 

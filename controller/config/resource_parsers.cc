@@ -11,6 +11,7 @@
 #include <set>
 
 #include "sluice/common/ip_block.h"
+#include "sluice/common/k8s_names.h"
 #include "sluice/common/retry_on.h"
 
 namespace sluice::controller {
@@ -18,14 +19,6 @@ namespace v1 = config::v1;
 using R = StrictReader;
 
 namespace {
-
-bool isDnsLabel(const std::string& s) {
-  if (s.empty() || s.size() > 253) return false;
-  for (char c : s) {
-    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.')) return false;
-  }
-  return s.front() != '-' && s.back() != '-';
-}
 
 bool isIp(const std::string& s) {
   unsigned char buf[16];
@@ -37,16 +30,6 @@ void checkIpBlocks(const google::protobuf::RepeatedPtrField<std::string>& blocks
   for (int i = 0; i < blocks.size(); ++i) {
     if (auto block = parseIpBlock(blocks[i]); !block) r.fail(R::index(path, i), block.error());
   }
-}
-
-// Kubernetes names a service account (and a node) as a DNS-1123 subdomain; anything else is
-// refused, since the name becomes part of a SPIFFE identity and a certificate SAN.
-bool isDnsSubdomain(const std::string& s) {
-  if (!isDnsLabel(s)) return false;
-  for (size_t i = 0; i + 1 < s.size(); ++i) {
-    if (s[i] == '.' && (s[i + 1] == '.' || s[i + 1] == '-' || (i > 0 && s[i - 1] == '-'))) return false;
-  }
-  return s.front() != '.' && s.back() != '.';
 }
 
 void parseSelector(const YAML::Node& node, const std::string& path, v1::WorkloadSelector* out, R& r) {

@@ -194,6 +194,15 @@ TEST_F(HboneTest, IndependentClientsSeeAStrictHboneServer) {
   EXPECT_EQ(pythonHbone(probe, "not-an-address", "x").value("status", 0), 400);
   // Nothing listens on 9: the app is unreachable.
   EXPECT_EQ(pythonHbone(probe, withPort(serverIp_, 9), "x").value("status", 0), 503);
+  // A node's credential (the mesh's own CA, the trust domain, but no workload): refused as a
+  // client, whatever the authorization policy would say.
+  std::string nodeCredential = cluster_->node(0).stateDir + "/node-credential-probe";
+  ASSERT_TRUE(controller_.issueNodeCredential("node0", nodeCredential));
+  std::filesystem::create_symlink(nodeCredential + "/node-cert.pem", nodeCredential + "/cert.pem");
+  std::filesystem::create_symlink(nodeCredential + "/node-key.pem", nodeCredential + "/key.pem");
+  json asNode = pythonHbone(nodeCredential, withPort(serverIp_, 8080), "as a node");
+  EXPECT_EQ(asNode.value("status", -1), 0) << "no answer at all (the connection is dropped after its handshake): " << asNode.dump();
+  EXPECT_NE(asNode.value("received", ""), "as a node") << asNode.dump();
   // A certificate from another CA: the server refuses the handshake.
   std::string stranger = issue(kProbe, cluster_->node(0).stateDir + "/other-ca");
   json refused = pythonHbone(stranger, withPort(serverIp_, 8080), "x");
@@ -205,7 +214,7 @@ TEST_F(HboneTest, IndependentClientsSeeAStrictHboneServer) {
                                         withPort(serverIp_, 15008), controller_.caDir() + "/root-cert.pem")});
   std::string all = sclient.out + sclient.err;
   EXPECT_NE(all.find("certificate required"), std::string::npos) << all;
-  EXPECT_GE(counter(1, "server", "/failed/handshake"), 2u);
+  EXPECT_GE(counter(1, "server", "/failed/handshake"), 3u) << "the stranger, the node and s_client";
   EXPECT_GE(counter(1, "server", "/failed/malformed"), 3u);
 }
 

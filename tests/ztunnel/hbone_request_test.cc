@@ -53,7 +53,13 @@ INSTANTIATE_TEST_SUITE_P(
         VerdictCase{"client of our trust domain", {kClient, "spiffe://td/ns/a/sa/x", "", "td"}, ""},
         VerdictCase{"client of another domain", {kClient, "spiffe://other/ns/a/sa/x", "", "td"}, "not of trust domain td"},
         VerdictCase{"domain prefix is not enough", {kClient, "spiffe://td.evil/ns/a/sa/x", "", "td"}, "not of trust domain"},
-        VerdictCase{"client proves nothing", {kClient, "", "", "td"}, "no single SPIFFE identity"}));
+        VerdictCase{"client proves nothing", {kClient, "", "", "td"}, "no single SPIFFE identity"},
+        VerdictCase{"a node credential is no client", {kClient, "spiffe://td/sluice/node/node0", "", "td"}, "is not a workload identity"},
+        VerdictCase{"extra path segments", {kClient, "spiffe://td/ns/a/sa/x/y", "", "td"}, "is not a workload identity"},
+        VerdictCase{"empty service account", {kClient, "spiffe://td/ns/a/sa/", "", "td"}, "is not a workload identity"},
+        VerdictCase{"no service account", {kClient, "spiffe://td/ns/a", "", "td"}, "is not a workload identity"},
+        VerdictCase{"uppercase namespace", {kClient, "spiffe://td/ns/A/sa/x", "", "td"}, "is not a workload identity"},
+        VerdictCase{"dotted service account", {kClient, "spiffe://td/ns/a/sa/x.y", "", "td"}, ""}));
 
 TEST(Unmapped, TurnsV4MappedAddressesIntoIpv4AndLeavesOthers) {
   EXPECT_EQ(unmapped(*SocketAddress::parse("[::ffff:10.1.2.3]:80")).toString(), "10.1.2.3:80");

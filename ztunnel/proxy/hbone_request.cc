@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "sluice/common/k8s_names.h"
+
 namespace sluice::ztunnel {
 
 SocketAddress unmapped(const SocketAddress& a) {
@@ -27,8 +29,12 @@ std::string peerIdentityVerdict(const PeerCheck& c) {
   if (c.role == PeerRole::kClientOfServer) {
     return c.identity == c.expected ? "" : fmt::format("it proved {}, but {} was expected", c.identity, c.expected);
   }
+  // Only a workload may be a client: a node credential (spiffe://<td>/sluice/node/...) or any
+  // other identity of the domain would otherwise pass `principals: ["*"]` and namespace rules.
+  if (parseWorkloadIdentity(c.identity, c.trustDomain)) return "";
   std::string prefix = "spiffe://" + c.trustDomain + "/";
-  return c.identity.rfind(prefix, 0) == 0 ? "" : fmt::format("{} is not of trust domain {}", c.identity, c.trustDomain);
+  if (c.identity.rfind(prefix, 0) != 0) return fmt::format("{} is not of trust domain {}", c.identity, c.trustDomain);
+  return fmt::format("{} is not a workload identity (spiffe://{}/ns/<namespace>/sa/<service account>)", c.identity, c.trustDomain);
 }
 
 }  // namespace sluice::ztunnel

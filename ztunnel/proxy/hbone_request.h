@@ -28,8 +28,8 @@ struct PeerCheck {
   std::string trustDomain;  // the domain a client must belong to (server side)
 };
 // "" when acceptable; else why not, for the log. A server we dialled must prove exactly the
-// destination workload's identity; a client of our server must prove an identity of our
-// trust domain (authorization policy then decides what it may reach).
+// destination workload's identity; a client of our server must prove a workload identity of
+// our trust domain, never a node's (authorization policy then decides what it may reach).
 std::string peerIdentityVerdict(const PeerCheck& check);
 
 }  // namespace sluice::ztunnel

@@ -1,6 +1,7 @@
 // sluice-controller: Sluice's control plane.
 //
 //   sluice-controller serve --config-dir DIR [--listen 0.0.0.0:15010] [--status 127.0.0.1:15014]
+//                           (with --ca-dir: no plaintext discovery unless --listen names a loopback address)
 //                           [--ca-dir DIR --secure-listen 0.0.0.0:15012 --trust-domain cluster.local]
 //       watch DIR (every 300 ms) and push every accepted change to the nodes over the gRPC
 //       discovery stream; a refused change keeps the last good configuration in force.
@@ -32,6 +33,7 @@
 #include "sluice/common/pki.h"
 #include "config/config_loader.h"
 #include "discovery/discovery_server.h"
+#include "discovery/listen_policy.h"
 #include "sluice/common/http_server.h"
 #include "sluice/common/log.h"
 
@@ -166,7 +168,8 @@ int main(int argc, char** argv) {
   std::string configDir, listen = "0.0.0.0:15010", statusAddress = "127.0.0.1:15014";
   auto* serveCmd = app.add_subcommand("serve", "push the configuration directory to every node");
   serveCmd->add_option("--config-dir", configDir, "directory of YAML files")->required();
-  serveCmd->add_option("--listen", listen, "gRPC discovery address")->capture_default_str();
+  auto* listenOption = serveCmd->add_option("--listen", listen, "plaintext gRPC discovery address (with --ca-dir: off unless given, loopback only)")
+                           ->capture_default_str();
   serveCmd->add_option("--status", statusAddress, "HTTP status address (keep it on loopback)")->capture_default_str();
   CaOptions caOptions;
   serveCmd->add_option("--ca-dir", caOptions.dir, "CA root folder (created on first start); enables the mTLS port");
@@ -197,7 +200,14 @@ int main(int argc, char** argv) {
   analyzeCmd->add_option("dir", dir, "directory of YAML files")->required();
   analyzeCmd->add_flag("--strict", strict, "fail on warnings too");
   CLI11_PARSE(app, argc, argv);
-  if (serveCmd->parsed()) return serve(configDir, listen, statusAddress, caOptions);
+  if (serveCmd->parsed()) {
+    auto plaintext = sluice::controller::plaintextDiscoveryAddress(listen, listenOption->count() > 0, !caOptions.dir.empty());
+    if (!plaintext) {
+      spdlog::error("{}", plaintext.error().message());
+      return 1;
+    }
+    return serve(configDir, *plaintext, statusAddress, caOptions);
+  }
   if (credentialCmd->parsed()) {
     if (node.empty() || node.find('/') != std::string::npos) {
       spdlog::error("--node '{}': a node name must be non-empty and contain no '/'", node);

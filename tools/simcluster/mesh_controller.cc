@@ -59,8 +59,10 @@ Result<MeshController> MeshController::start(const Cluster& cluster, MeshControl
   std::error_code ec;
   std::filesystem::create_directories(c.configDir_, ec);
   if (ec) return fail(fmt::format("create {}: {}", c.configDir_, ec.message()));
-  std::vector<std::string> argv = {siblingProgram("sluice-controller"), "serve", "--config-dir", c.configDir_,
-                                   "--listen", c.plaintextAddress()};
+  std::vector<std::string> argv = {siblingProgram("sluice-controller"), "serve", "--config-dir", c.configDir_};
+  // With the CA, nodes use the mTLS port and plaintext discovery stays off (the controller
+  // refuses to serve it beyond loopback).
+  if (!options.certificateAuthority) argv.insert(argv.end(), {"--listen", c.plaintextAddress()});
   if (options.certificateAuthority) {
     // Node credentials first: this also creates the CA root the controller then serves with.
     for (const auto& node : cluster.nodes()) {

@@ -426,8 +426,8 @@ int demo(int nodeCount, uint64_t bytes) {
     return 1;
   }
   std::string configDir = controller->configDir();
-  fmt::print("node0: sluice-controller serving {} on {} (mTLS, CA) and {}\n", configDir, controller->secureAddress(),
-             controller->plaintextAddress());
+  fmt::print("node0: sluice-controller serving {} on {} (mTLS, CA; no plaintext discovery)\n", configDir,
+             controller->secureAddress());
   auto started = startMeshNodes(cluster, MeshNode::Tunnel::kZtunnel, [&](const Node& n) { return controller->tunnelArgs(n).value(); });
   if (!started) {
     fmt::print(stderr, "sluice-sim demo: {}\n", started.error().message());

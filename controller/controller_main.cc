@@ -95,6 +95,11 @@ int serve(const std::string& dir, const std::string& listen, const std::string& 
   }
   DiscoveryServer discovery(store, caOptions.trustDomain);
   grpc::ServerBuilder builder;
+  // The synchronous server holds a thread per call: as many as the discovery streams it takes,
+  // and a few for certificate calls, never unbounded.
+  grpc::ResourceQuota quota("sluice-controller");
+  quota.SetMaxThreads(static_cast<int>(discovery.limits().maxStreams) + 32);
+  builder.SetResourceQuota(quota);
   int port = 0, securePort = 0;
   if (!listen.empty()) builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(&discovery);

@@ -18,10 +18,77 @@ void computeIncrement(const ConfigSet& config, const std::map<std::string, std::
   }
 }
 
+DiscoveryServer::DiscoveryServer(const ConfigStore& store, std::string trustDomain, DiscoveryLimits limits)
+    : store_(store), trustDomain_(std::move(trustDomain)), limits_(limits), watchdog_([this] { watch(); }) {}
+
+DiscoveryServer::~DiscoveryServer() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  watchdog_.join();
+}
+
+// One stream's place in live_, from its start to its end (on every path).
+class DiscoveryServer::LiveStream {
+ public:
+  LiveStream(DiscoveryServer& server, uint64_t id) : server_(server), id_(id) {}
+  ~LiveStream() {
+    std::lock_guard lock(server_.mutex_);
+    server_.live_.erase(id_);
+  }
+  uint64_t id() const { return id_; }
+
+ private:
+  DiscoveryServer& server_;
+  uint64_t id_;
+};
+
+void DiscoveryServer::setWaiting(uint64_t id, bool waiting) {
+  std::lock_guard lock(mutex_);
+  auto it = live_.find(id);
+  if (it == live_.end()) return;
+  if (waiting) it->second.waitingSince = std::chrono::steady_clock::now();
+  else it->second.waitingSince.reset();
+}
+
+void DiscoveryServer::watch() {
+  std::unique_lock lock(mutex_);
+  while (!stopping_) {
+    wake_.wait_for(lock, std::chrono::milliseconds(100));
+    auto now = std::chrono::steady_clock::now();
+    for (auto& [id, s] : live_) {
+      if (!peerOverdue(s.waitingSince, limits_.ackDeadline, now)) continue;
+      // Under the lock: the stream cannot end (and its context go) meanwhile.
+      s.context->TryCancel();
+      s.waitingSince.reset();
+    }
+  }
+}
+
+void DiscoveryServer::forgetOldNodes() {
+  for (auto it = nodes_.begin(); nodes_.size() > limits_.maxRememberedNodes && it != nodes_.end();) {
+    it = it->second.connected ? std::next(it) : nodes_.erase(it);
+  }
+}
+
 grpc::Status DiscoveryServer::Stream(grpc::ServerContext* context,
                                      grpc::ServerReaderWriter<d1::DiscoveryResponse, d1::DiscoveryRequest>* stream) {
+  std::optional<LiveStream> live;
+  {
+    std::lock_guard lock(mutex_);
+    if (live_.size() >= limits_.maxStreams) {
+      return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                          fmt::format("the controller serves at most {} discovery streams at once", limits_.maxStreams));
+    }
+    uint64_t id = ++nextId_;
+    live_[id] = Live{context, std::chrono::steady_clock::now()};  // its first request is due
+    live.emplace(*this, id);
+  }
   d1::DiscoveryRequest hello;
   if (!stream->Read(&hello)) return grpc::Status(grpc::StatusCode::CANCELLED, "no subscription");
+  setWaiting(live->id(), false);
   if (hello.node().empty()) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "the first request must name the node");
   const std::string node = hello.node();
   // On the mTLS port the node is who its certificate says, whatever it claims.
@@ -39,6 +106,7 @@ grpc::Status DiscoveryServer::Stream(grpc::ServerContext* context,
     auto& status = nodes_[node];
     status.node = node;
     status.connected = true;
+    forgetOldNodes();
   }
   spdlog::info("node {} subscribed ({} resources already held)", node, acked.size());
   uint64_t generation = 0, nonce = 0;
@@ -54,6 +122,7 @@ grpc::Status DiscoveryServer::Stream(grpc::ServerContext* context,
       bool empty = response.resources_size() == 0 && response.removed_size() == 0;
       if (!empty || first) {
         size_t bytes = response.ByteSizeLong();
+        setWaiting(live->id(), true);  // taking the response, then acknowledging it, is the peer's part
         if (!stream->Write(response)) break;
         {
           std::lock_guard lock(mutex_);
@@ -64,6 +133,7 @@ grpc::Status DiscoveryServer::Stream(grpc::ServerContext* context,
         }
         d1::DiscoveryRequest reply;
         if (!stream->Read(&reply)) break;
+        setWaiting(live->id(), false);
         std::lock_guard lock(mutex_);
         auto& status = nodes_[node];
         if (reply.response_nonce() != response.nonce()) {

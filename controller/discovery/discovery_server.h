@@ -3,11 +3,23 @@
 // only the resources whose version differs from what the node acknowledged, plus removals:
 // an update of one object sends one object, and a reconnecting node that presents its versions
 // gets only what changed meanwhile.
+//
+// Bounded, because every byte a subscriber sends is hostile and the synchronous gRPC server
+// holds a thread per stream: at most `maxStreams` streams at once (more are refused with
+// RESOURCE_EXHAUSTED, and the caller caps gRPC's threads to match), a subscriber must send its
+// first request and acknowledge each response within `ackDeadline` or its stream is cancelled
+// (a watchdog thread; waiting for the next change is not waiting on the peer), and at most
+// `maxRememberedNodes` nodes are remembered for /debug/nodes (disconnected ones are forgotten
+// first).
 #pragma once
 
+#include <chrono>
+#include <condition_variable>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <thread>
 
 #include "discovery/config_store.h"
 #include "sluice/discovery/v1/discovery.grpc.pb.h"
@@ -28,21 +40,53 @@ struct NodeStatus {
 void computeIncrement(const ConfigSet& config, const std::map<std::string, std::string>& known,
                       discovery::v1::DiscoveryResponse* out);
 
+struct DiscoveryLimits {
+  size_t maxStreams = 1024;
+  std::chrono::milliseconds ackDeadline{30000};
+  size_t maxRememberedNodes = 4096;
+};
+
+// Whether a stream waiting on its peer since `since` (none: not waiting) is past `deadline`.
+inline bool peerOverdue(std::optional<std::chrono::steady_clock::time_point> since, std::chrono::milliseconds deadline,
+                        std::chrono::steady_clock::time_point now) {
+  return since && now - *since >= deadline;
+}
+
 class DiscoveryServer final : public discovery::v1::Discovery::Service {
  public:
   // `trustDomain`: a subscriber that presents a node certificate (the mTLS port) must
   // subscribe as the node it names.
-  explicit DiscoveryServer(const ConfigStore& store, std::string trustDomain = "cluster.local")
-      : store_(store), trustDomain_(std::move(trustDomain)) {}
+  explicit DiscoveryServer(const ConfigStore& store, std::string trustDomain = "cluster.local", DiscoveryLimits limits = {});
+  ~DiscoveryServer() override;
+  DiscoveryServer(const DiscoveryServer&) = delete;
+  DiscoveryServer& operator=(const DiscoveryServer&) = delete;
   grpc::Status Stream(grpc::ServerContext* context,
                       grpc::ServerReaderWriter<discovery::v1::DiscoveryResponse, discovery::v1::DiscoveryRequest>* stream) override;
   std::vector<NodeStatus> nodes() const;
+  const DiscoveryLimits& limits() const { return limits_; }
 
  private:
+  // A stream in flight: its context (cancelled by the watchdog when late) and since when it
+  // waits on its peer.
+  struct Live {
+    grpc::ServerContext* context;
+    std::optional<std::chrono::steady_clock::time_point> waitingSince;
+  };
+  class LiveStream;  // registers a stream for its lifetime
+  void setWaiting(uint64_t id, bool waiting);
+  void watch();
+  void forgetOldNodes();  // mutex_ held
+
   const ConfigStore& store_;
   std::string trustDomain_;
+  DiscoveryLimits limits_;
   mutable std::mutex mutex_;
   std::map<std::string, NodeStatus> nodes_;
+  std::map<uint64_t, Live> live_;
+  uint64_t nextId_ = 0;
+  bool stopping_ = false;
+  std::condition_variable wake_;
+  std::thread watchdog_;
 };
 
 }  // namespace sluice::controller

@@ -53,6 +53,13 @@ class DiscoveryServerTest : public ::testing::Test {
     hello.set_node(node);
     return s.stream->Write(hello);
   }
+  // A stream that subscribed as `node` and read its first response (into `first`).
+  Subscriber subscribed(const std::string& node, d1::DiscoveryResponse* first) {
+    Subscriber s = open();
+    EXPECT_TRUE(subscribe(s, node)) << node;
+    EXPECT_TRUE(s.stream->Read(first)) << node << " got no first response";
+    return s;
+  }
 
   ConfigStore store_;
   std::unique_ptr<DiscoveryServer> server_;
@@ -73,37 +80,29 @@ TEST_F(DiscoveryServerTest, ASubscriberThatNeverSubscribesIsCutAtTheDeadline) {
 
 TEST_F(DiscoveryServerTest, ASubscriberThatNeverAcknowledgesIsCutButOneThatDoesStays) {
   ASSERT_NO_FATAL_FAILURE(start({.maxStreams = 8, .ackDeadline = 300ms}));
-  Subscriber mute = open(), polite = open();
-  ASSERT_TRUE(subscribe(mute, "node-mute"));
-  ASSERT_TRUE(subscribe(polite, "node-polite"));
-  d1::DiscoveryResponse first;
-  ASSERT_TRUE(polite.stream->Read(&first));
+  d1::DiscoveryResponse first, muteFirst;
+  Subscriber polite = subscribed("node-polite", &first);
+  // The mute one reads its first response and never acknowledges it: cut.
+  Subscriber mute = subscribed("node-mute", &muteFirst);
   d1::DiscoveryRequest ack;
   ack.set_node("node-polite");
   ack.set_response_nonce(first.nonce());
   ASSERT_TRUE(polite.stream->Write(ack));
-  // The mute one reads its first response and never acknowledges it: cut.
-  d1::DiscoveryResponse muteFirst;
-  ASSERT_TRUE(mute.stream->Read(&muteFirst));
   d1::DiscoveryResponse more;
   EXPECT_FALSE(mute.stream->Read(&more));
   EXPECT_EQ(mute.stream->Finish().error_code(), grpc::StatusCode::CANCELLED);
   // The polite one, idle (nothing changes) for 4 deadlines, still holds its stream.
   std::this_thread::sleep_for(1200ms);
-  bool polite_connected = false;
-  for (const auto& n : server_->nodes()) polite_connected = polite_connected || (n.node == "node-polite" && n.connected && n.acks == 1);
-  EXPECT_TRUE(polite_connected) << "an acknowledged, idle subscriber lost its stream";
+  bool politeConnected = false;
+  for (const auto& n : server_->nodes()) politeConnected = politeConnected || (n.node == "node-polite" && n.connected && n.acks == 1);
+  EXPECT_TRUE(politeConnected) << "an acknowledged, idle subscriber lost its stream";
   polite.context->TryCancel();
 }
 
 TEST_F(DiscoveryServerTest, StreamsBeyondTheMaximumAreRefused) {
   ASSERT_NO_FATAL_FAILURE(start({.maxStreams = 2, .ackDeadline = 10s}));
-  Subscriber a = open(), b = open();
-  ASSERT_TRUE(subscribe(a, "node-a"));
-  ASSERT_TRUE(subscribe(b, "node-b"));
   d1::DiscoveryResponse r;
-  ASSERT_TRUE(a.stream->Read(&r));
-  ASSERT_TRUE(b.stream->Read(&r));
+  Subscriber a = subscribed("node-a", &r), b = subscribed("node-b", &r);
   Subscriber c = open();
   (void)subscribe(c, "node-c");
   EXPECT_FALSE(c.stream->Read(&r));

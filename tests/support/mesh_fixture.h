@@ -11,6 +11,7 @@
 #include "simcluster/cluster.h"
 #include "simcluster/mesh_controller.h"
 #include "simcluster/mesh_node.h"
+#include "simcluster/mesh_run.h"
 #include "sluice/common/process.h"
 
 namespace sluice {
@@ -18,31 +19,12 @@ namespace sluice {
 // The repository's own file at `relative` (interop scripts).
 inline std::string sourceFile(const std::string& relative) { return std::string(SLUICE_SOURCE_DIR) + "/" + relative; }
 
-struct Mesh {
-  std::unique_ptr<sim::Cluster> cluster;
-  sim::MeshController controller;
-  std::vector<std::unique_ptr<sim::MeshNode>> nodes;
-};
+using Mesh = sim::MeshRun;
 
 // `moreTunnelArgs(node)`: arguments each ztunnel gets besides the controller's.
 inline Result<Mesh> startMesh(sim::MeshControllerOptions options = {},
                               std::function<std::vector<std::string>(const sim::Node&)> moreTunnelArgs = {}) {
-  Mesh mesh;
-  SLUICE_TRY_ASSIGN(cluster, sim::createMeshCluster(2));
-  mesh.cluster = std::move(cluster);
-  SLUICE_TRY_ASSIGN(controller, sim::MeshController::start(*mesh.cluster, options));
-  mesh.controller = std::move(controller);
-  const sim::MeshController& ca = mesh.controller;
-  SLUICE_TRY_ASSIGN(nodes, sim::startMeshNodes(*mesh.cluster, sim::MeshNode::Tunnel::kZtunnel,
-                                               [&](const sim::Node& n) {
-                                                 auto args = ca.tunnelArgs(n).value();
-                                                 if (moreTunnelArgs) {
-                                                   for (auto& a : moreTunnelArgs(n)) args.push_back(std::move(a));
-                                                 }
-                                                 return args;
-                                               }));
-  mesh.nodes = std::move(nodes);
-  return mesh;
+  return sim::startMeshRun(2, options, moreTunnelArgs);
 }
 
 // `sluice-tcpcheck serve` on [::]:8080 in `pod`, returned once it listens.

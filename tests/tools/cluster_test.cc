@@ -6,7 +6,6 @@
 
 #include <filesystem>
 #include <fstream>
-
 #include "support/privileged.h"
 
 namespace sluice::sim {

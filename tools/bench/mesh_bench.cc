@@ -34,6 +34,7 @@
 #include "simcluster/canary_config.h"
 #include "simcluster/mesh_controller.h"
 #include "simcluster/mesh_node.h"
+#include "simcluster/mesh_run.h"
 #include "sluice/common/log.h"
 
 using namespace sluice;
@@ -273,23 +274,14 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "sluice-bench: must run as root\n");
     return 1;
   }
-  auto built = createMeshCluster(2);
-  if (!built) {
-    fmt::print(stderr, "sluice-bench: {}\n", built.error().message());
+  auto run = startMeshRun(2);
+  if (!run) {
+    fmt::print(stderr, "sluice-bench: {}\n", run.error().message());
     return 1;
   }
-  Cluster& cluster = **built;
-  auto controller = MeshController::start(cluster);
-  if (!controller) {
-    fmt::print(stderr, "sluice-bench: {}\n", controller.error().message());
-    return 1;
-  }
-  auto started = startMeshNodes(cluster, MeshNode::Tunnel::kZtunnel, [&](const Node& n) { return controller->tunnelArgs(n).value(); });
-  if (!started) {
-    fmt::print(stderr, "sluice-bench: {}\n", started.error().message());
-    return 1;
-  }
-  std::vector<std::unique_ptr<MeshNode>> mesh = std::move(*started);
+  Cluster& cluster = *run->cluster;
+  MeshController* controller = &run->controller;
+  std::vector<std::unique_ptr<MeshNode>>& mesh = run->nodes;
   PodSpec optOut{.labels = {{"istio.io/dataplane-mode", "none"}}};
   for (auto [node, name, spec] : {std::tuple{0, "c-direct", optOut}, std::tuple{0, "c-mesh", PodSpec{}},
                                   std::tuple{1, "s-direct", optOut}, std::tuple{1, "s-mesh", PodSpec{}},

@@ -344,4 +344,16 @@ Status Cluster::destroy() {
   return removeRun(paths_, prefix_);
 }
 
+void printTopology(const Cluster& cluster) {
+  fmt::print("cluster {} ({} nodes)\n", cluster.prefix(), cluster.nodes().size());
+  for (const auto& node : cluster.nodes()) {
+    fmt::print("  {:<8} underlay {:<14} {:<20} pods {} {}\n", node->name, node->addresses.underlayV4,
+               node->addresses.underlayV6, node->addresses.podCidrV4, node->addresses.podCidrV6);
+  }
+  for (const Pod* pod : cluster.pods()) {
+    fmt::print("  pod {:<12} on {:<8} {:<14} {}\n", pod->name, cluster.node(pod->node).name,
+               pod->ipv4, pod->ipv6);
+  }
+}
+
 }  // namespace sluice::sim

@@ -79,6 +79,10 @@ struct Pod {
   UniqueFd cgroupProcsFd;
 };
 
+class Cluster;
+// The nodes (underlay and pod ranges) and pods of `cluster`, on stdout.
+void printTopology(const Cluster& cluster);
+
 class Cluster {
  public:
   // Removes stale runs, claims a new run and builds the underlay and `options.nodes` nodes.

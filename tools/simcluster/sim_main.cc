@@ -22,6 +22,8 @@
 #include "simcluster/cluster.h"
 #include "simcluster/mesh_controller.h"
 #include "simcluster/mesh_node.h"
+#include "simcluster/mesh_run.h"
+#include "simcluster/playground.h"
 #include "sluice/common/log.h"
 
 namespace {
@@ -42,18 +44,6 @@ bool stopRequested() {
   sigset_t set = stopSignals();
   timespec zero{0, 0};
   return ::sigtimedwait(&set, nullptr, &zero) > 0;
-}
-
-void printTopology(const Cluster& cluster) {
-  fmt::print("cluster {} ({} nodes)\n", cluster.prefix(), cluster.nodes().size());
-  for (const auto& node : cluster.nodes()) {
-    fmt::print("  {:<8} underlay {:<14} {:<20} pods {} {}\n", node->name, node->addresses.underlayV4,
-               node->addresses.underlayV6, node->addresses.podCidrV4, node->addresses.podCidrV6);
-  }
-  for (const Pod* pod : cluster.pods()) {
-    fmt::print("  pod {:<12} on {:<8} {:<14} {}\n", pod->name, cluster.node(pod->node).name,
-               pod->ipv4, pod->ipv6);
-  }
 }
 
 Result<std::unique_ptr<Cluster>> buildCluster(int nodes, int podsPerNode,
@@ -412,28 +402,19 @@ bool showLocality(const Cluster& cluster, const MeshNode& node0, const std::stri
 }
 
 int demo(int nodeCount, uint64_t bytes) {
-  auto built = createMeshCluster(nodeCount);
-  if (!built) {
-    fmt::print(stderr, "sluice-sim demo: {}\n", built.error().message());
-    return 1;
-  }
-  Cluster& cluster = **built;
   // The controller (and CA) runs on node0 and serves every node over the underlay; each node
   // gets a node credential and talks to it over mTLS.
-  auto controller = MeshController::start(cluster);
-  if (!controller) {
-    fmt::print(stderr, "sluice-sim demo: {}\n", controller.error().message());
+  auto run = startMeshRun(nodeCount);
+  if (!run) {
+    fmt::print(stderr, "sluice-sim demo: {}\n", run.error().message());
     return 1;
   }
+  Cluster& cluster = *run->cluster;
+  MeshController* controller = &run->controller;
+  std::vector<std::unique_ptr<MeshNode>>& mesh = run->nodes;
   std::string configDir = controller->configDir();
   fmt::print("node0: sluice-controller serving {} on {} (mTLS, CA; no plaintext discovery)\n", configDir,
              controller->secureAddress());
-  auto started = startMeshNodes(cluster, MeshNode::Tunnel::kZtunnel, [&](const Node& n) { return controller->tunnelArgs(n).value(); });
-  if (!started) {
-    fmt::print(stderr, "sluice-sim demo: {}\n", started.error().message());
-    return 1;
-  }
-  std::vector<std::unique_ptr<MeshNode>> mesh = std::move(*started);
   for (const auto& node : cluster.nodes()) fmt::print("{}: sluice-agent and ztunnel running\n", node->name);
   for (auto [node, name, version] : {std::tuple{0, "client", ""}, std::tuple{1, "server", ""}, std::tuple{1, "web-v1", "v1"},
                                      std::tuple{1, "web-v2", "v2"}, std::tuple{0, "near", ""}, std::tuple{1, "far", ""}}) {
@@ -590,8 +571,20 @@ int main(int argc, char** argv) {
   auto* upCmd = app.add_subcommand("up", "build a cluster and keep it until interrupted");
   upCmd->add_option("--nodes", nodes, "number of nodes")->check(CLI::Range(1, kMaxNodes))->capture_default_str();
   upCmd->add_option("--pods", pods, "pods per node")->check(CLI::Range(0, 250))->capture_default_str();
+  bool withMesh = false;
+  upCmd->add_flag("--mesh", withMesh, "the playground: controller, agents and tunnels, pods enrolled (see exec, apply)");
   auto* listCmd = app.add_subcommand("list", "list simulation runs and their objects");
   auto* reapCmd = app.add_subcommand("reap", "remove the objects of dead runs");
+  std::optional<std::string> run;
+  std::string podName, file;
+  std::vector<std::string> command;
+  auto* execCmd = app.add_subcommand("exec", "run a command inside a playground pod (its netns and cgroup: captured)");
+  execCmd->add_option("--run", run, "the playground's run prefix (default: the newest live one)");
+  execCmd->add_option("pod", podName, "the pod's name")->required();
+  execCmd->add_option("command", command, "the command and its arguments (after --)")->required();
+  auto* applyCmd = app.add_subcommand("apply", "write a configuration file into a playground's controller");
+  applyCmd->add_option("--run", run, "the playground's run prefix (default: the newest live one)");
+  applyCmd->add_option("file", file, "Istio or Sluice YAML")->required()->check(CLI::ExistingFile);
   CLI11_PARSE(app, argc, argv);
 
   if (::geteuid() != 0) {
@@ -599,7 +592,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (demoCmd->parsed()) return demo(nodes, bytes);
-  if (upCmd->parsed()) return up(nodes, pods);
+  if (upCmd->parsed()) return withMesh ? playgroundUp(nodes, pods) : up(nodes, pods);
+  if (execCmd->parsed()) return playgroundExec(run, podName, command);
+  if (applyCmd->parsed()) return playgroundApply(run, file);
   if (listCmd->parsed()) return list();
   if (reapCmd->parsed()) return reap();
   return 1;

@@ -140,6 +140,12 @@ class Analyzer {
           "localityLbSetting is in force only with outlierDetection (as in Istio): without it, traffic is not kept "
           "local and never fails over");
     }
+    // A budget that limits nothing lets retries multiply the load of a failing destination.
+    if (policy.has_retry_budget() && policy.retry_budget().has_percent() && policy.retry_budget().percent() >= 100) {
+      add(Severity::kWarning, "retry-budget-disabled", file, object, path + ".retryBudget.percent",
+          "a retry budget of 100% limits nothing: when the destination fails, every request may be retried and "
+          "the load on it multiplies (Sluice's default is 20%)");
+    }
     const auto& od = policy.outlier_detection();
     if (policy.has_outlier_detection() && od.has_max_ejection_percent() && od.max_ejection_percent() == 100 &&
         od.min_health_percent() == 0) {

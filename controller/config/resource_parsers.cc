@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <cstring>
 #include <set>
 
@@ -258,7 +259,35 @@ void parseLoadBalancer(const YAML::Node& lb, const std::string& p, v1::LoadBalan
 
 void parseTrafficPolicy(const YAML::Node& node, const std::string& path, v1::TrafficPolicy* out, R& r) {
   if (!node.IsDefined() || node.IsNull()) return;
-  if (!r.mapping(node, path, {"loadBalancer", "connectionPool", "outlierDetection"})) return;
+  if (!r.mapping(node, path, {"loadBalancer", "connectionPool", "outlierDetection", "retryBudget"})) return;
+  if (const YAML::Node rb = node["retryBudget"]) {
+    std::string p = R::child(path, "retryBudget");
+    if (!r.mapping(rb, p, {"percent", "minRetryConcurrency", "budgetInterval"})) return;
+    auto* budget = out->mutable_retry_budget();
+    if (const YAML::Node percent = rb["percent"]) {
+      // Istio's DoubleValue: a plain number, 0 to 100.
+      std::string text = percent.IsScalar() ? percent.Scalar() : "";
+      char* end = nullptr;
+      double value = text.empty() ? -1 : std::strtod(text.c_str(), &end);
+      if (text.empty() || end != text.c_str() + text.size() || !(value >= 0 && value <= 100)) {
+        return r.fail(R::child(p, "percent"), fmt::format("must be a number from 0 to 100 (got '{}')", text));
+      }
+      budget->set_percent(value);
+    }
+    if (rb["minRetryConcurrency"]) {
+      uint32_t n = 0;
+      r.unsignedInteger(rb["minRetryConcurrency"], R::child(p, "minRetryConcurrency"), &n, 1 << 20);
+      budget->set_min_retry_concurrency(n);
+    }
+    if (rb["budgetInterval"]) {
+      r.duration(rb["budgetInterval"], R::child(p, "budgetInterval"), budget->mutable_budget_interval());
+      const auto& d = budget->budget_interval();
+      // The budget counts in one-second buckets, a minute at most.
+      if (!r.failed() && (d.nanos() != 0 || d.seconds() < 1 || d.seconds() > 60)) {
+        r.fail(R::child(p, "budgetInterval"), "must be whole seconds from 1s to 60s");
+      }
+    }
+  }
   if (const YAML::Node lb = node["loadBalancer"]) parseLoadBalancer(lb, R::child(path, "loadBalancer"), out->mutable_load_balancer(), r);
   if (const YAML::Node cp = node["connectionPool"]) {
     std::string p = R::child(path, "connectionPool");

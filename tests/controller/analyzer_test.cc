@@ -137,6 +137,10 @@ INSTANTIATE_TEST_SUITE_P(
                     "{loadBalancer: {localityLbSetting: {}}}}]}\n",
                     "locality-without-outlier-detection", "spec.subsets[0].trafficPolicy.loadBalancer.localityLbSetting",
                     S::kWarning},
+        FindingCase{"a retry budget that limits nothing",
+                    "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: other, namespace: shop}\n"
+                    "spec: {host: shadow.shop.svc.cluster.local, trafficPolicy: {retryBudget: {percent: 100}}}\n",
+                    "retry-budget-disabled", "spec.trafficPolicy.retryBudget.percent", S::kWarning},
         FindingCase{"every endpoint may be ejected",
                     "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: other, namespace: shop}\n"
                     "spec: {host: shadow.shop.svc.cluster.local, trafficPolicy: {outlierDetection: {maxEjectionPercent: 100}}}\n",

@@ -249,6 +249,18 @@ INSTANTIATE_TEST_SUITE_P(
                 "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\n"
                 "spec: {hosts: [r], http: [{route: [{destination: {host: a}}], mirrors: [{percentage: {value: 5}}]}]}\n",
                 "spec.http[0].mirrors[0].destination: is required"},
+        BadCase{"retry budget percent over 100",
+                "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\n"
+                "spec: {host: h, trafficPolicy: {retryBudget: {percent: 150}}}\n",
+                "spec.trafficPolicy.retryBudget.percent: must be a number from 0 to 100 (got '150')"},
+        BadCase{"retry budget interval not whole seconds",
+                "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\n"
+                "spec: {host: h, trafficPolicy: {retryBudget: {budgetInterval: 1500ms}}}\n",
+                "spec.trafficPolicy.retryBudget.budgetInterval: must be whole seconds from 1s to 60s"},
+        BadCase{"retry budget field Istio does not have",
+                "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\n"
+                "spec: {host: h, trafficPolicy: {retryBudget: {minRetriesPerSecond: 10}}}\n",
+                "spec.trafficPolicy.retryBudget.minRetriesPerSecond: not supported by Sluice"},
         BadCase{"keepalive time under a second",
                 "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\n"
                 "spec: {host: h, trafficPolicy: {connectionPool: {tcp: {tcpKeepalive: {time: 500ms}}}}}\n",

@@ -579,3 +579,27 @@ TEST_F(ResilienceE2eTest, ARateLimitOf100PerSecondPasses100PerSecondOf1000Offere
 
 }  // namespace
 }  // namespace sluice
+
+namespace sluice {
+namespace {
+
+TEST_F(ResilienceE2eTest, ADestinationsRetryBudgetIsItsDestinationRules) {
+  appExtraArgs_["web-v2"] = {"--status", "503"};
+  // No share and no floor: Istio's default retries would take each 503 to web-v1, the budget
+  // refuses every one.
+  ASSERT_NO_FATAL_FAILURE(startL7Mesh("tests/interop/http_echo_server.py", "http", kRoutes,
+                                      [&] { return servicePolicyApplied("retryBudget"); },
+                                      "{retryBudget: {percent: 0, minRetryConcurrency: 0}}"));
+  json result = clientJson("tests/interop/http_keepalive_client.py", {kVip, "80", "200"});
+  int failed = result["statuses"].value("503", 0);
+  EXPECT_EQ(failed + result["statuses"].value("200", 0), 200) << result.dump();
+  EXPECT_GE(failed, 80) << "round robin: about half reach web-v2, and none is retried: " << result.dump();
+  auto retried = nodes_[0]->metricSum("sluice_retries_total", {{"destination_service", "shop/web"}});
+  auto denied = nodes_[0]->metricSum("sluice_retry_budget_denied_total", {{"destination_service", "shop/web"}});
+  ASSERT_TRUE(retried && denied);
+  EXPECT_EQ(*retried, 0);
+  EXPECT_EQ(*denied, failed);
+}
+
+}  // namespace
+}  // namespace sluice

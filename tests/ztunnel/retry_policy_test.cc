@@ -109,31 +109,70 @@ TEST(RetryPolicy, BackoffIsJitteredExponentialFrom25msUpTo250ms) {
 TEST(RetryBudget, TwentyPercentOfTheWindowsRequestsPlusTenPerSecond) {
   std::chrono::steady_clock::time_point t{std::chrono::hours(1)};
   RetryBudget budget;
+  const RetryBudgetPolicy linkerd;  // no DestinationRule retryBudget
   // No requests yet: the floor alone, 10 per second of the 10 s window = 100.
   int allowed = 0;
-  for (int i = 0; i < 150; ++i) allowed += budget.tryRetry(t) ? 1 : 0;
+  for (int i = 0; i < 150; ++i) allowed += budget.tryRetry(linkerd, t) ? 1 : 0;
   EXPECT_EQ(allowed, 100);
   EXPECT_EQ(budget.denied(), 50u);
   // 1,000 requests in the window: 200 more.
   for (int i = 0; i < 1000; ++i) budget.request(t + 1s);
   allowed = 0;
-  for (int i = 0; i < 300; ++i) allowed += budget.tryRetry(t + 1s) ? 1 : 0;
+  for (int i = 0; i < 300; ++i) allowed += budget.tryRetry(linkerd, t + 1s) ? 1 : 0;
   EXPECT_EQ(allowed, 200);
   // Ten seconds later the window has moved past all of it: the floor again.
   allowed = 0;
-  for (int i = 0; i < 150; ++i) allowed += budget.tryRetry(t + 12s) ? 1 : 0;
+  for (int i = 0; i < 150; ++i) allowed += budget.tryRetry(linkerd, t + 12s) ? 1 : 0;
   EXPECT_EQ(allowed, 100);
 }
 
-TEST(RetryBudgets, CountRetriesAndDenialsPerService) {
+TEST(RetryBudget, IstiosFieldsSetTheShareTheIntervalAndAFloorOfRetriesInFlight) {
+  std::chrono::steady_clock::time_point t{std::chrono::hours(2)};
+  struct Case {
+    const char* what;
+    RetryBudgetPolicy policy;
+    uint32_t inFlight;
+    int allowed;  // of 500 retries tried after 1,000 requests one second earlier
+  };
+  const Case cases[] = {
+      {"percent 5, no floor of its own beyond minRetryConcurrency 0", {.ratio = 0.05, .minConcurrency = 0}, 0, 50},
+      {"percent 0, minRetryConcurrency 0: no retry at all", {.ratio = 0, .minConcurrency = 0}, 0, 0},
+      {"percent 0, 3 may be in flight, none is", {.ratio = 0, .minConcurrency = 3}, 0, 500},
+      {"percent 0, 3 may be in flight, 3 are", {.ratio = 0, .minConcurrency = 3}, 3, 0},
+      {"percent 10 over a 1 s interval: the requests are outside it", {.ratio = 0.1, .windowSeconds = 1, .minConcurrency = 0}, 0, 0},
+      {"percent 10 over 30 s", {.ratio = 0.1, .windowSeconds = 30, .minConcurrency = 0}, 0, 100},
+  };
+  for (const auto& c : cases) {
+    RetryBudget budget;
+    for (int i = 0; i < 1000; ++i) budget.request(t);
+    int allowed = 0;
+    for (int i = 0; i < 500; ++i) allowed += budget.tryRetry(c.policy, t + 1s, c.inFlight) ? 1 : 0;
+    EXPECT_EQ(allowed, c.allowed) << c.what;
+  }
+}
+
+TEST(RetryBudgets, CountRetriesAndDenialsPerServiceAndWhatIsInFlight) {
   RetryBudgets budgets;
   std::chrono::steady_clock::time_point t{std::chrono::hours(1)};
-  for (int i = 0; i < 120; ++i) budgets.tryRetry("shop/web", t);
-  budgets.tryRetry("shop/api", t);
+  std::vector<RetryInFlight> held;
+  for (int i = 0; i < 120; ++i) {
+    if (auto r = budgets.tryRetry("shop/web", {}, t)) held.push_back(std::move(*r));
+  }
+  auto api = budgets.tryRetry("shop/api", {}, t);
   auto counts = budgets.counts();
   EXPECT_EQ(counts["shop/web"].retries, 100u);
   EXPECT_EQ(counts["shop/web"].denied, 20u);
+  EXPECT_EQ(counts["shop/web"].inFlight, 100u);
   EXPECT_EQ(counts["shop/api"].retries, 1u);
+  held.resize(40);  // 60 retries ended
+  EXPECT_EQ(budgets.counts()["shop/web"].inFlight, 40u);
+  // Istio's minRetryConcurrency: with a share of 0, only the floor of 2 in flight.
+  RetryBudgetPolicy floorOnly{.ratio = 0, .minConcurrency = 2};
+  auto first = budgets.tryRetry("shop/db", floorOnly, t), second = budgets.tryRetry("shop/db", floorOnly, t);
+  EXPECT_TRUE(first && second);
+  EXPECT_FALSE(budgets.tryRetry("shop/db", floorOnly, t)) << "a third in flight";
+  first.reset();
+  EXPECT_TRUE(budgets.tryRetry("shop/db", floorOnly, t)) << "one ended: room again";
 }
 
 }  // namespace

@@ -108,6 +108,11 @@ json configDump(const std::vector<std::shared_ptr<PodRuntime>>& pods, const Conf
     services[vip] = {{"service", s->key}, {"endpoints", s->endpoints.size()}, {"splits", splits},
                      {"loadBalancer", describe(s->loadBalancer)}, {"subsetLoadBalancers", subsetPolicies}};
     if (s->outlier.enabled) services[vip]["outlierDetection"] = describe(s->outlier);
+    if (s->retryBudget != l7::RetryBudgetPolicy{}) {
+      const auto& b = s->retryBudget;
+      services[vip]["retryBudget"] = {{"percent", b.ratio * 100}, {"budgetIntervalS", b.windowSeconds},
+                                      {"minRetryConcurrency", b.minConcurrency ? json(*b.minConcurrency) : json(nullptr)}};
+    }
     if (auto locality = describeLocality(s->loadBalancer, s->outlier, s->trafficDistribution); !locality.empty()) {
       services[vip]["locality"] = locality;
     }

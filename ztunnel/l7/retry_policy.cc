@@ -45,25 +45,28 @@ std::chrono::milliseconds retryBackoff(int retriesSoFar, uint64_t random) {
 
 RetryBudget::Bucket& RetryBudget::bucket(std::chrono::steady_clock::time_point now) {
   int64_t second = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
-  Bucket& b = buckets_[static_cast<size_t>(second % kBuckets)];
+  Bucket& b = buckets_[static_cast<size_t>(second % RetryBudgetPolicy::kMaxWindowSeconds)];
   if (b.second != second) b = Bucket{second, 0, 0};  // a second that left the window
   return b;
 }
 
 void RetryBudget::request(std::chrono::steady_clock::time_point now) { ++bucket(now).requests; }
 
-bool RetryBudget::tryRetry(std::chrono::steady_clock::time_point now) {
+bool RetryBudget::tryRetry(const RetryBudgetPolicy& policy, std::chrono::steady_clock::time_point now, uint32_t inFlight) {
   Bucket& current = bucket(now);
   int64_t second = current.second;
+  int window = std::clamp(policy.windowSeconds, 1, RetryBudgetPolicy::kMaxWindowSeconds);
   uint64_t requests = 0, retries = 0;
   for (const Bucket& b : buckets_) {
-    if (b.second > second - kBuckets && b.second <= second) {
+    if (b.second > second - window && b.second <= second) {
       requests += b.requests;
       retries += b.retries;
     }
   }
-  double allowed = kRatio * static_cast<double>(requests) + kFloorPerSecond * kBuckets;
-  if (static_cast<double>(retries) + 1 > allowed) {
+  double allowed = policy.ratio * static_cast<double>(requests) + (policy.minConcurrency ? 0.0 : policy.floorPerSecond * window);
+  bool withinShare = static_cast<double>(retries) + 1 <= allowed;
+  bool withinFloor = policy.minConcurrency && inFlight < *policy.minConcurrency;
+  if (!withinShare && !withinFloor) {
     ++denied_;
     return false;
   }
@@ -71,16 +74,40 @@ bool RetryBudget::tryRetry(std::chrono::steady_clock::time_point now) {
   return true;
 }
 
+RetryInFlight& RetryInFlight::operator=(RetryInFlight&& other) noexcept {
+  if (this != &other) {
+    reset();
+    owner_ = std::exchange(other.owner_, nullptr);
+    service_ = std::move(other.service_);
+  }
+  return *this;
+}
+
+void RetryInFlight::reset() {
+  if (owner_ != nullptr) owner_->ended(service_);
+  owner_ = nullptr;
+}
+
 void RetryBudgets::request(const std::string& service, std::chrono::steady_clock::time_point now) {
   std::lock_guard lock(mutex_);
   budgets_[service].request(now);
 }
 
-bool RetryBudgets::tryRetry(const std::string& service, std::chrono::steady_clock::time_point now) {
+std::optional<RetryInFlight> RetryBudgets::tryRetry(const std::string& service, const RetryBudgetPolicy& policy,
+                                                    std::chrono::steady_clock::time_point now) {
   std::lock_guard lock(mutex_);
-  bool allowed = budgets_[service].tryRetry(now);
-  ++(allowed ? counts_[service].retries : counts_[service].denied);
-  return allowed;
+  Counts& c = counts_[service];
+  bool allowed = budgets_[service].tryRetry(policy, now, c.inFlight);
+  ++(allowed ? c.retries : c.denied);
+  if (!allowed) return std::nullopt;
+  ++c.inFlight;
+  return RetryInFlight(this, service);
+}
+
+void RetryBudgets::ended(const std::string& service) {
+  std::lock_guard lock(mutex_);
+  auto it = counts_.find(service);
+  if (it != counts_.end() && it->second.inFlight > 0) --it->second.inFlight;
 }
 
 std::map<std::string, RetryBudgets::Counts> RetryBudgets::counts() const {

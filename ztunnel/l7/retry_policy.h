@@ -16,6 +16,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <string_view>
 
 #include "sluice/common/retry_on.h"
@@ -48,17 +49,27 @@ bool shouldRetry(const RetryPolicy& policy, const AttemptResult& result, int ret
 // 250 ms; `random` uniform.
 std::chrono::milliseconds retryBackoff(int retriesSoFar, uint64_t random);
 
-// Linkerd's retry budget over a sliding window of 10 one-second buckets: a retry is allowed
-// while retries in the window stay within 20% of the requests in it plus 10 per second of the
-// window. Not thread-safe (RetryBudgets is).
+// A destination's retry budget. Without a DestinationRule `retryBudget`, Linkerd's: retries
+// within 20% of the requests of the last 10 s plus 10 per second of that window. With one,
+// Istio's fields: `percent` of the requests of the last `budgetInterval` (default 10 s), and
+// `minRetryConcurrency` (Envoy's floor) replacing the per-second floor: whatever the share
+// says, that many retries may be in flight at once.
+struct RetryBudgetPolicy {
+  static constexpr int kMaxWindowSeconds = 60;
+  double ratio = 0.2;
+  int windowSeconds = 10;                 // 1..kMaxWindowSeconds
+  double floorPerSecond = 10;             // Linkerd's floor, unless minConcurrency is set
+  std::optional<uint32_t> minConcurrency;  // Istio's minRetryConcurrency
+  bool operator==(const RetryBudgetPolicy&) const = default;
+};
+
+// One destination's budget over one-second buckets. Not thread-safe (RetryBudgets is).
 class RetryBudget {
  public:
-  static constexpr int kBuckets = 10;
-  static constexpr double kRatio = 0.2;
-  static constexpr int kFloorPerSecond = 10;
   void request(std::chrono::steady_clock::time_point now);
-  // Takes one retry from the budget; false (counted) when it is spent.
-  bool tryRetry(std::chrono::steady_clock::time_point now);
+  // Takes one retry from the budget (with `inFlight` retries of the destination under way);
+  // false (counted) when it is spent.
+  bool tryRetry(const RetryBudgetPolicy& policy, std::chrono::steady_clock::time_point now, uint32_t inFlight = 0);
   uint64_t denied() const { return denied_; }
 
  private:
@@ -67,21 +78,44 @@ class RetryBudget {
     uint64_t requests = 0, retries = 0;
   };
   Bucket& bucket(std::chrono::steady_clock::time_point now);
-  std::array<Bucket, kBuckets> buckets_{};
+  std::array<Bucket, RetryBudgetPolicy::kMaxWindowSeconds> buckets_{};
   uint64_t denied_ = 0;
+};
+
+class RetryBudgets;
+
+// A retry under way, counted in flight for its destination until destroyed (move-only; empty:
+// counts nothing).
+class RetryInFlight {
+ public:
+  RetryInFlight() = default;
+  RetryInFlight(RetryBudgets* owner, std::string service) : owner_(owner), service_(std::move(service)) {}
+  RetryInFlight(RetryInFlight&& other) noexcept : owner_(std::exchange(other.owner_, nullptr)), service_(std::move(other.service_)) {}
+  RetryInFlight& operator=(RetryInFlight&& other) noexcept;
+  ~RetryInFlight() { reset(); }
+  void reset();
+
+ private:
+  RetryBudgets* owner_ = nullptr;
+  std::string service_;
 };
 
 // Every service's budget on this node, shared by the workers.
 class RetryBudgets {
  public:
   void request(const std::string& service, std::chrono::steady_clock::time_point now);
-  bool tryRetry(const std::string& service, std::chrono::steady_clock::time_point now);
+  // A retry of `service` under `policy`: its in-flight token, or nullopt (counted as denied).
+  std::optional<RetryInFlight> tryRetry(const std::string& service, const RetryBudgetPolicy& policy,
+                                        std::chrono::steady_clock::time_point now);
   struct Counts {
     uint64_t retries = 0, denied = 0;
+    uint32_t inFlight = 0;
   };
   std::map<std::string, Counts> counts() const;  // by service, for /metrics
 
  private:
+  friend class RetryInFlight;
+  void ended(const std::string& service);
   mutable std::mutex mutex_;
   std::map<std::string, RetryBudget> budgets_;
   std::map<std::string, Counts> counts_;

@@ -82,6 +82,9 @@ struct ServiceEntry {
     auto it = subsetPools.find(subset);
     return it == subsetPools.end() ? pool : it->second;
   }
+  // The DestinationRule's retryBudget (else Linkerd's default): the node's retries of this
+  // service are held to it (l7/retry_policy.h).
+  l7::RetryBudgetPolicy retryBudget;
   // Kubernetes spec.trafficDistribution: prefer close endpoints when no localityLbSetting is
   // in force (proxy/locality.h).
   TrafficDistribution trafficDistribution = TrafficDistribution::kAny;

@@ -229,12 +229,14 @@ bool L7Connection::planRetry(const ConfigSnapshot& config, HttpRouting& routing,
   // maxRetries (in flight, node-wide) before the budget: a retry the breaker refuses spends none of it.
   std::optional<BreakerSlot> retrySlot = poolOf(routing).acquire(PoolResource::kRetries);
   if (!retrySlot) return false;  // counted as an overflow
-  if (!context_.retryBudgets->tryRetry(routing.service->key, context_.loop.now())) return false;  // counted as denied
+  auto inFlight = context_.retryBudgets->tryRetry(routing.service->key, routing.service->retryBudget, context_.loop.now());
+  if (!inFlight) return false;  // counted as denied
   Choice choice{context_.random(), context_.sequence++, std::nullopt, peerIp_, &context_.outstanding, context_.outliers};
   choice.client = podWorkload(config, pod_->addresses);  // a retry fails over by locality too
   if (!rerouteForRetry(config, routing, choice)) return false;
   backoff = l7::retryBackoff(retriesSoFar, context_.random());
   record.retry = std::move(*retrySlot);  // the previous try's retry, if any, is over
+  record.retryInFlight = std::move(*inFlight);
   return true;
 }
 

@@ -103,6 +103,7 @@ void endRequest(PodRuntime& pod, RequestRecord& r, std::chrono::steady_clock::ti
   r.inFlight.reset();
   r.pending.reset();
   r.retry.reset();
+  r.retryInFlight.reset();
   if (!r.active) return;
   r.active = false;
   double durationMs = std::chrono::duration<double, std::milli>(now - r.start).count();

@@ -35,6 +35,7 @@ struct RequestRecord {
   // Its destination's circuit-breaker counts while it holds them (empty when the destination
   // limits nothing): in flight until it ends, waiting for an upstream connection, its retry.
   BreakerSlot inFlight, pending, retry;
+  l7::RetryInFlight retryInFlight;  // its retry, counted in flight for the retry budget's floor
 };
 
 // The labels of `pod` as a source: from `workload`, its entry in the configuration

@@ -43,6 +43,16 @@ LocalityLbPolicy localityPolicy(const v1::LoadBalancerSettings::LocalityLbSettin
   return p;
 }
 
+// Istio's retryBudget: its percent and interval, and minRetryConcurrency (when set) in place
+// of Linkerd's per-second floor.
+l7::RetryBudgetPolicy retryBudgetPolicy(const v1::RetryBudget& rb) {
+  l7::RetryBudgetPolicy p;
+  if (rb.has_percent()) p.ratio = rb.percent() / 100.0;
+  if (rb.budget_interval().seconds() > 0) p.windowSeconds = static_cast<int>(rb.budget_interval().seconds());
+  if (rb.has_min_retry_concurrency()) p.minConcurrency = rb.min_retry_concurrency();
+  return p;
+}
+
 LbPolicy lbPolicy(const v1::LoadBalancerSettings& lb) {
   LbPolicy p;
   if (lb.has_locality_lb_setting()) p.locality = localityPolicy(lb.locality_lb_setting());
@@ -293,6 +303,7 @@ Result<ConfigSnapshot> buildSnapshot(const std::map<std::string, v1::Resource>& 
     entry->hostCount = hosts.size();
     const v1::DestinationRule* rule = rules.contains(s.hostname()) ? rules[s.hostname()] : nullptr;
     if (rule != nullptr) {
+      if (rule->traffic_policy().has_retry_budget()) entry->retryBudget = retryBudgetPolicy(rule->traffic_policy().retry_budget());
       applyLoadBalancers(*rule, *entry);
       applyOutlierDetection(*rule, *entry);
       applyConnectionPools(*rule, *entry, breakers, breakersUsed);

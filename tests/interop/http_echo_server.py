@@ -172,9 +172,18 @@ class Handler(BaseHTTPRequestHandler):
         with self.server.lock:
             self.server.in_flight += 1
             self.server.max_in_flight = max(self.server.max_in_flight, self.server.in_flight)
+        self.working = True
         try:
             self.answer()
         finally:
+            self.done_working()
+
+    def done_working(self):
+        """The request no longer counts as in flight. Called before the answer is written: a
+        client that got the answer may send its next request before this thread would have got
+        here after writing, and the app must not count two where the client sees one."""
+        if self.working:
+            self.working = False
             with self.server.lock:
                 self.server.in_flight -= 1
 
@@ -202,6 +211,7 @@ class Handler(BaseHTTPRequestHandler):
         status = self.server.status
         if self.server.fail_percent and random.random() * 100 < self.server.fail_percent:
             status = 503
+        self.done_working()
         self.send_response(status)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(reply)))

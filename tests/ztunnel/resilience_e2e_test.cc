@@ -106,6 +106,10 @@ TEST_F(ResilienceE2eTest, AnHttpEndpointAnswering503IsEjectedAfterFiveFailures) 
   EXPECT_GT(entry.value("ejectedForMs", 0), 0);
   EXPECT_LE(entry.value("ejectedForMs", 0), 60000);
   EXPECT_EQ(requestsTotal({{"destination_workload", "web-v2"}}), 0) << "a retried try is not a request of its own";
+  // Every retry ended with its request: none is still counted in flight.
+  auto retrying = nodes_[0]->metricSum("sluice_retries_in_flight", {{"destination_service", "shop/web"}});
+  ASSERT_TRUE(retrying) << retrying.error().message();
+  EXPECT_EQ(*retrying, 0);
   auto ejections = nodes_[0]->metricSum("sluice_outlier_ejected_endpoints", {{"destination_service", "shop/web"}});
   ASSERT_TRUE(ejections) << ejections.error().message();
   EXPECT_EQ(*ejections, 1);

@@ -397,12 +397,16 @@ std::string prometheusText(const std::vector<std::shared_ptr<PodRuntime>>& pods,
     MetricFamily sent{"sluice_retries_total", "Requests tried again, by destination service", MetricType::Counter, {}};
     MetricFamily denied{"sluice_retry_budget_denied_total", "Retries the retry budget refused, by destination service",
                         MetricType::Counter, {}};
+    MetricFamily retrying{"sluice_retries_in_flight", "Retries under way now, by destination service (retryBudget's minRetryConcurrency counts these)",
+                          MetricType::Gauge, {}};
     for (const auto& [service, c] : retries->counts()) {
       sent.metric.push_back(sample({{"destination_service", service}}, MetricType::Counter, static_cast<double>(c.retries)));
       denied.metric.push_back(sample({{"destination_service", service}}, MetricType::Counter, static_cast<double>(c.denied)));
+      retrying.metric.push_back(sample({{"destination_service", service}}, MetricType::Gauge, static_cast<double>(c.inFlight)));
     }
     families.push_back(std::move(sent));
     families.push_back(std::move(denied));
+    families.push_back(std::move(retrying));
     // Envoy's upstream_cx_overflow, upstream_rq_pending_overflow, upstream_rq_overflow,
     // upstream_rq_retry_overflow, as one family by resource.
     MetricFamily overflow{"sluice_circuit_breaker_overflow_total",

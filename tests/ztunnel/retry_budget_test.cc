@@ -30,5 +30,21 @@ TEST(RetryBudgetPolicy, SnapshotCompilesIstiosFieldsAndKeepsLinkerdsOtherwise) {
   }
 }
 
+TEST(RetryBudgetPolicy, ASubsetWithARetryBudgetOfItsOwnHasABudgetOfItsOwn) {
+  auto snapshot = buildSnapshot(testing::resourcesFromYaml(
+      testing::webServiceYaml() +
+      "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: web, namespace: shop}\n"
+      "spec: {host: web, trafficPolicy: {retryBudget: {percent: 10}}, subsets: ["
+      "{name: v1, labels: {version: v1}}, "
+      "{name: v2, labels: {version: v2}, trafficPolicy: {retryBudget: {percent: 1, minRetryConcurrency: 1}}}]}\n"));
+  ASSERT_TRUE(snapshot) << snapshot.error().message();
+  const ServiceEntry& web = *snapshot->servicesByVip.at("10.96.0.10:80");
+  EXPECT_EQ(web.retryBudgetFor(""), (l7::RetryBudgetPolicy{.ratio = 0.1}));
+  EXPECT_EQ(web.retryBudgetFor("v1"), (l7::RetryBudgetPolicy{.ratio = 0.1})) << "a subset without one shares the service's";
+  EXPECT_EQ(web.retryBudgetKey("v1"), "shop/web");
+  EXPECT_EQ(web.retryBudgetFor("v2"), (l7::RetryBudgetPolicy{.ratio = 0.01, .minConcurrency = 1}));
+  EXPECT_EQ(web.retryBudgetKey("v2"), "shop/web/v2") << "counted apart from the service's";
+}
+
 }  // namespace
 }  // namespace sluice::ztunnel

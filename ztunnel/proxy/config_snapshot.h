@@ -83,8 +83,17 @@ struct ServiceEntry {
     return it == subsetPools.end() ? pool : it->second;
   }
   // The DestinationRule's retryBudget (else Linkerd's default): the node's retries of this
-  // service are held to it (l7/retry_policy.h).
+  // service are held to it (l7/retry_policy.h). A subset with a retryBudget of its own has a
+  // budget of its own (counted under "<service>/<subset>", as Envoy's cluster per subset).
   l7::RetryBudgetPolicy retryBudget;
+  std::map<std::string, l7::RetryBudgetPolicy> subsetRetryBudgets;
+  const l7::RetryBudgetPolicy& retryBudgetFor(const std::string& subset) const {
+    auto it = subsetRetryBudgets.find(subset);
+    return it == subsetRetryBudgets.end() ? retryBudget : it->second;
+  }
+  std::string retryBudgetKey(const std::string& subset) const {
+    return subsetRetryBudgets.contains(subset) ? key + "/" + subset : key;
+  }
   // Kubernetes spec.trafficDistribution: prefer close endpoints when no localityLbSetting is
   // in force (proxy/locality.h).
   TrafficDistribution trafficDistribution = TrafficDistribution::kAny;

@@ -185,7 +185,7 @@ HttpRouting L7Connection::route(const ConfigSnapshot& config, const WorkloadEntr
   recordRouting(record, routing, context_.options.trustDomain);
   // Every routed request adds to its destination's retry budget.
   if (context_.retryBudgets != nullptr && routing.service && !routing.local) {
-    context_.retryBudgets->request(routing.service->key, context_.loop.now());
+    context_.retryBudgets->request(routing.service->retryBudgetKey(routing.subset), context_.loop.now());
   }
   return routing;
 }
@@ -229,7 +229,8 @@ bool L7Connection::planRetry(const ConfigSnapshot& config, HttpRouting& routing,
   // maxRetries (in flight, node-wide) before the budget: a retry the breaker refuses spends none of it.
   std::optional<BreakerSlot> retrySlot = poolOf(routing).acquire(PoolResource::kRetries);
   if (!retrySlot) return false;  // counted as an overflow
-  auto inFlight = context_.retryBudgets->tryRetry(routing.service->key, routing.service->retryBudget, context_.loop.now());
+  auto inFlight = context_.retryBudgets->tryRetry(routing.service->retryBudgetKey(routing.subset),
+                                                  routing.service->retryBudgetFor(routing.subset), context_.loop.now());
   if (!inFlight) return false;  // counted as denied
   Choice choice{context_.random(), context_.sequence++, std::nullopt, peerIp_, &context_.outstanding, context_.outliers};
   choice.client = podWorkload(config, pod_->addresses);  // a retry fails over by locality too

@@ -304,6 +304,11 @@ Result<ConfigSnapshot> buildSnapshot(const std::map<std::string, v1::Resource>& 
     const v1::DestinationRule* rule = rules.contains(s.hostname()) ? rules[s.hostname()] : nullptr;
     if (rule != nullptr) {
       if (rule->traffic_policy().has_retry_budget()) entry->retryBudget = retryBudgetPolicy(rule->traffic_policy().retry_budget());
+      for (const auto& subset : rule->subsets()) {
+        if (subset.traffic_policy().has_retry_budget()) {
+          entry->subsetRetryBudgets[subset.name()] = retryBudgetPolicy(subset.traffic_policy().retry_budget());
+        }
+      }
       applyLoadBalancers(*rule, *entry);
       applyOutlierDetection(*rule, *entry);
       applyConnectionPools(*rule, *entry, breakers, breakersUsed);

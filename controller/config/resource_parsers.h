@@ -27,6 +27,7 @@ ObjectMeta parseMeta(const YAML::Node& metadata, StrictReader& r);
 config::v1::Workload parseWorkload(const ObjectMeta& meta, const YAML::Node& spec, StrictReader& r);
 config::v1::Service parseService(const ObjectMeta& meta, const YAML::Node& spec, StrictReader& r);
 config::v1::VirtualService parseVirtualService(const ObjectMeta& meta, const YAML::Node& spec, StrictReader& r);
+// DestinationRule (destination_rule_parser.cc).
 config::v1::DestinationRule parseDestinationRule(const ObjectMeta& meta, const YAML::Node& spec, StrictReader& r);
 config::v1::AuthorizationPolicy parseAuthorizationPolicy(const ObjectMeta& meta, const YAML::Node& spec, StrictReader& r);
 config::v1::PeerAuthentication parsePeerAuthentication(const ObjectMeta& meta, const YAML::Node& spec, StrictReader& r);

@@ -247,10 +247,8 @@ void Http2Outbound::keepForReplay(Exchange& x, const std::string& body) {
   // Kept while the request can go again (its fields are kept), the route retries and the body
   // stays within the bound (Envoy's retry buffer); beyond, it streams and is not retried.
   // A mirrored request's copy is made from the same kept fields and body.
-  bool retries = x.tried && x.tried->rule != nullptr && x.tried->rule->retries.attempts > 0;
-  bool mirrored = x.tried && !x.tried->mirrors.empty();
   if (x.request.empty()) return;
-  if ((!retries && !mirrored) || x.replayBody.size() + body.size() > kMaxReplayBody) {
+  if (!x.tried || !x.tried->keepsBody() || x.replayBody.size() + body.size() > kMaxReplayBody) {
     x.request.clear();
     x.replayBody = std::string();
     return;
@@ -322,22 +320,15 @@ void Http2Outbound::onTimer(std::chrono::steady_clock::time_point now) {
 void Http2Outbound::sendMirror(Exchange& x) {
   if (x.mirrorSent || !x.tried || x.tried->mirrors.empty()) return;
   x.mirrorSent = true;  // once per request, whichever try sent it whole
-  for (const HttpRouting::Mirror& mirror : x.tried->mirrors) {
-    // Only a whole body can be copied (its fields are dropped once it outgrew the bound).
-    if (!mirror.endpoint || x.request.empty()) {
-      if (context_.mirrorStats != nullptr) context_.mirrorStats->count(mirror.destination, MirrorStats::Outcome::kDropped);
-      continue;
-    }
-    MirrorCopy copy = mirrorCopy(mirror);
+  // Only a whole body can be copied (its fields are dropped once it outgrew the bound).
+  sendMirrors(x.tried->mirrors, !x.request.empty(), x.timeout, [&](MirrorCopy& copy) {
     copy.http2 = true;
     copy.fields = x.request;
     for (auto& f : copy.fields) {
       if (f.name == ":authority" || f.name == "host") f.value = l7::shadowAuthority(f.value);
     }
     copy.body = x.replayBody;
-    copy.deadline = context_.loop.now() + (x.timeout.count() > 0 ? x.timeout : MirrorRequest::kDefaultTimeout);
-    launchMirror(context_, pod_, std::move(copy));
-  }
+  });
 }
 
 void Http2Outbound::startTimeout(Exchange& x) {

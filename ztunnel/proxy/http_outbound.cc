@@ -533,10 +533,8 @@ void HttpOutbound::keepForReplay(std::span<const uint8_t> body) {
   // Only while every byte so far is kept, the route may retry, and it stays within the bound
   // (Envoy's retry buffer: a bigger body is streamed and not retried).
   // A mirrored request's copy carries the same body, from the same buffer.
-  bool retries = exchangeRouting_ && exchangeRouting_->rule != nullptr && exchangeRouting_->rule->retries.attempts > 0;
-  bool mirrored = exchangeRouting_ && !exchangeRouting_->mirrors.empty();
   if (body.empty() || retries_ > 0 || replayBody_.size() + body.size() != requestBodyBytes_) return;
-  if ((!retries && !mirrored) || requestBodyBytes_ > kMaxReplayBody) {
+  if (!exchangeRouting_ || !exchangeRouting_->keepsBody() || requestBodyBytes_ > kMaxReplayBody) {
     replayBody_ = std::string();
     return;
   }
@@ -548,23 +546,16 @@ void HttpOutbound::sendMirror() {
   if (mirrorSent_ || !exchangeRouting_ || exchangeRouting_->mirrors.empty() || requestParser_.upgrade()) return;
   mirrorSent_ = true;  // once per request, whichever try sent it whole
   std::string request;  // the copies' bytes, made once for all of them
-  for (const HttpRouting::Mirror& mirror : exchangeRouting_->mirrors) {
-    // Only a whole body can be copied (one over the bound was streamed, not kept).
-    if (!mirror.endpoint || replayBody_.size() != requestBodyBytes_) {
-      if (context_.mirrorStats != nullptr) context_.mirrorStats->count(mirror.destination, MirrorStats::Outcome::kDropped);
-      continue;
-    }
+  // Only a whole body can be copied (one over the bound was streamed, not kept).
+  sendMirrors(exchangeRouting_->mirrors, replayBody_.size() == requestBodyBytes_, routeTimeout_, [&](MirrorCopy& copy) {
     if (request.empty()) {
       l7::HttpHead head = requestParser_.head();
       if (const std::string* host = head.find("host")) head.set("host", l7::shadowAuthority(*host));
       head.set("connection", "close");
       request = head.serializeRequest() + replayBody_;
     }
-    MirrorCopy copy = mirrorCopy(mirror);
     copy.http1 = request;
-    copy.deadline = context_.loop.now() + (routeTimeout_.count() > 0 ? routeTimeout_ : MirrorRequest::kDefaultTimeout);
-    launchMirror(context_, pod_, std::move(copy));
-  }
+  });
 }
 
 L7Connection::UpstreamSlot* HttpOutbound::acquireUpstream(const std::string& key) {

@@ -54,6 +54,8 @@ struct HttpRouting {
     std::chrono::milliseconds connectTimeout{0};    // its destination's tcp.connectTimeout (0: default)
   };
   std::vector<Mirror> mirrors;
+  // Its body is kept while it fits the replay bound: a retry, or a mirror's copy, sends it again.
+  bool keepsBody() const { return (rule != nullptr && rule->retries.attempts > 0) || !mirrors.empty(); }
 };
 
 struct HttpSource {

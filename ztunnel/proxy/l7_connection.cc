@@ -256,14 +256,25 @@ void L7Connection::expireUpstream(int slot, std::chrono::steady_clock::time_poin
   if (u.expired || idleTooLong) closeUpstream(slot, false);
 }
 
-MirrorCopy L7Connection::mirrorCopy(const HttpRouting::Mirror& mirror) const {
-  MirrorCopy copy;
-  copy.upstream.peer = peer_;
-  copy.upstream.target = *mirror.endpoint;
-  copy.upstream.workload = mirror.workload;
-  copy.upstream.connectTimeout = mirror.connectTimeout;
-  copy.destination = mirror.destination;
-  return copy;
+void L7Connection::sendMirrors(const std::vector<HttpRouting::Mirror>& mirrors, bool bodyKept,
+                               std::chrono::milliseconds routeTimeout, const std::function<void(MirrorCopy&)>& fill) {
+  for (const HttpRouting::Mirror& mirror : mirrors) {
+    if (!mirror.endpoint || !bodyKept) {
+      countMirror(context_, mirror.destination, MirrorStats::Outcome::kDropped);
+      continue;
+    }
+    // (Fields by name: an aggregate of the shared_ptr-holding UpstreamTarget trips GCC 12's
+    // -Wmaybe-uninitialized.)
+    MirrorCopy copy;
+    copy.upstream.peer = peer_;
+    copy.upstream.target = *mirror.endpoint;
+    copy.upstream.workload = mirror.workload;
+    copy.upstream.connectTimeout = mirror.connectTimeout;
+    copy.destination = mirror.destination;
+    copy.deadline = context_.loop.now() + (routeTimeout.count() > 0 ? routeTimeout : MirrorRequest::kDefaultTimeout);
+    fill(copy);
+    launchMirror(context_, pod_, std::move(copy));
+  }
 }
 
 int L7Connection::freeSlot() const {

@@ -10,6 +10,7 @@
 
 #include <array>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -133,9 +134,12 @@ class L7Connection : public IoHandler, public EndpointOwner {
   // The retry's count (maxRetries) goes into `record` (a retry over the limit is not made).
   bool planRetry(const ConfigSnapshot& config, HttpRouting& routing, const l7::AttemptResult& result, int retriesSoFar,
                  std::string_view method, bool replayable, RequestRecord& record, std::chrono::milliseconds& backoff);
-  // A copy of the request for `mirror`'s endpoint, from this connection's client (its
-  // protocol's fields, body and deadline are the caller's to fill in).
-  MirrorCopy mirrorCopy(const HttpRouting::Mirror& mirror) const;
+  // The request was sent whole: a copy goes to each of the `mirrors` routing chose, from this
+  // connection's client, given up at `routeTimeout` (else MirrorRequest::kDefaultTimeout);
+  // `fill` writes the protocol's request into it. Dropped (counted) when the mirror has no
+  // endpoint or the body was not kept whole (`bodyKept` false).
+  void sendMirrors(const std::vector<HttpRouting::Mirror>& mirrors, bool bodyKept, std::chrono::milliseconds routeTimeout,
+                   const std::function<void(MirrorCopy&)>& fill);
   void countFromClient(size_t n) {
     pod_->counters.bytesFromClient[static_cast<size_t>(Direction::kOutbound)] += n;
     series_->received += n;

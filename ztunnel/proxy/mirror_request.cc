@@ -14,9 +14,13 @@ std::span<const uint8_t> bytesOf(const std::string& s) {
 
 }  // namespace
 
+void countMirror(WorkerContext& context, const std::string& destination, MirrorStats::Outcome outcome) {
+  if (context.mirrorStats != nullptr) context.mirrorStats->count(destination, outcome);
+}
+
 void launchMirror(WorkerContext& context, const std::shared_ptr<PodRuntime>& pod, MirrorCopy copy) {
   if (context.mirrorsInFlight >= MirrorRequest::kMaxInFlight || pod->draining) {
-    if (context.mirrorStats != nullptr) context.mirrorStats->count(copy.destination, MirrorStats::Outcome::kDropped);
+    countMirror(context, copy.destination, MirrorStats::Outcome::kDropped);
     return;
   }
   context.loop.add<MirrorRequest>(context, pod, std::move(copy)).start();
@@ -37,21 +41,23 @@ void MirrorRequest::start() {
   auto opened = openUpstream(context_, pod_, copy_.upstream, *this, *this, 0);
   if (!opened) {
     spdlog::debug("{}: mirror to {}: {}", pod_->key(), copy_.upstream.target.toString(), opened.error().message);
-    if (context_.mirrorStats != nullptr) context_.mirrorStats->count(copy_.destination, MirrorStats::Outcome::kFailed);
+    countMirror(context_, copy_.destination, MirrorStats::Outcome::kFailed);
     finishing_ = true;
     maybeRetire();
     return;
   }
   endpoint_ = std::move(opened->endpoint);
-  if (context_.mirrorStats != nullptr) context_.mirrorStats->count(copy_.destination, MirrorStats::Outcome::kSent);
+  countMirror(context_, copy_.destination, MirrorStats::Outcome::kSent);
   if (!copy_.http2) {
     sending_ = std::move(copy_.http1);
     return;
   }
-  auto session = http2::Http2Session::create(http2::Http2Session::Role::kClient);
-  if (session) session_ = std::move(*session);
-  auto stream = session_ ? session_->submitRequest(copy_.fields, copy_.body.empty()) : Result<int32_t>(0);
-  if (!session_ || !stream) {
+  if (auto session = http2::Http2Session::create(http2::Http2Session::Role::kClient)) session_ = std::move(*session);
+  std::optional<int32_t> stream;
+  if (session_) {
+    if (auto submitted = session_->submitRequest(copy_.fields, copy_.body.empty())) stream = *submitted;
+  }
+  if (!stream) {
     finish(false, true);
     return maybeRetire();
   }
@@ -183,7 +189,7 @@ void MirrorRequest::handleSessionEvents() {
 void MirrorRequest::finish(bool answered, bool reset) {
   if (finishing_) return;
   finishing_ = true;
-  if (!answered && context_.mirrorStats != nullptr) context_.mirrorStats->count(copy_.destination, MirrorStats::Outcome::kFailed);
+  if (!answered) countMirror(context_, copy_.destination, MirrorStats::Outcome::kFailed);
   if (endpoint_) endpoint_->abort(reset);
 }
 

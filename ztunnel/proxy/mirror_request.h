@@ -81,6 +81,9 @@ class MirrorRequest final : public IoHandler, public EndpointOwner {
   bool connected_ = false, finishing_ = false, retired_ = false, pumping_ = false;
 };
 
+// Counts `outcome` for the mirror `destination` in the node's counts (none in tests).
+void countMirror(WorkerContext& context, const std::string& destination, MirrorStats::Outcome outcome);
+
 // Sends `copy` from `pod` unless the worker has kMaxInFlight mirrors in flight (then it is
 // dropped and counted).
 void launchMirror(WorkerContext& context, const std::shared_ptr<PodRuntime>& pod, MirrorCopy copy);

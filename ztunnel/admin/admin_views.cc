@@ -31,7 +31,7 @@ std::string describe(const LbPolicy& p) {
 
 // The locality preference in force for a destination, "" when none (proxy/locality.h).
 std::string describeLocality(const LbPolicy& lb, const OutlierPolicy& outlier, TrafficDistribution distribution) {
-  if (lb.locality.enabled && outlier.enabled) {
+  if (localityLbInForce(lb.locality, outlier.enabled)) {
     const LocalityLbPolicy& l = lb.locality;
     if (!l.distribute.empty()) return "localityLbSetting distribute";
     if (!l.failoverPriority.empty()) return fmt::format("localityLbSetting failoverPriority [{}]", fmt::join(l.failoverPriority, ", "));
@@ -427,19 +427,17 @@ std::string prometheusText(const std::vector<std::shared_ptr<PodRuntime>>& pods,
                          "Request copies for VirtualService mirrors, by mirror destination and outcome (sent, dropped: "
                          "not sent, failed: sent and not answered)",
                          MetricType::Counter, {}};
+    MetricFamily mirrorsActive{"sluice_mirror_requests_active", "Request copies in flight now, by mirror destination",
+                               MetricType::Gauge, {}};
     for (const auto& [destination, c] : traffic->mirrors.counts()) {
       for (auto [outcome, n] : {std::pair{"sent", c.sent}, std::pair{"dropped", c.dropped}, std::pair{"failed", c.failed}}) {
         mirrors.metric.push_back(
             sample({{"destination_service", destination}, {"outcome", outcome}}, MetricType::Counter, static_cast<double>(n)));
       }
-    }
-    families.push_back(std::move(mirrors));
-    MetricFamily mirrorsActive{"sluice_mirror_requests_active", "Request copies in flight now, by mirror destination",
-                               MetricType::Gauge, {}};
-    for (const auto& [destination, c] : traffic->mirrors.counts()) {
       mirrorsActive.metric.push_back(
           sample({{"destination_service", destination}}, MetricType::Gauge, static_cast<double>(c.active)));
     }
+    families.push_back(std::move(mirrors));
     families.push_back(std::move(mirrorsActive));
   }
   return prometheus::TextSerializer().Serialize(families);

@@ -52,6 +52,12 @@ struct LocalityLbPolicy {
 
 enum class TrafficDistribution { kAny, kPreferSameZone, kPreferSameNode };
 
+// Whether a destination's localityLbSetting is in force: not turned off, and the destination
+// has outlier detection (Istio's rule: without it nothing would ever fail over).
+inline bool localityLbInForce(const LocalityLbPolicy& policy, bool outlierDetection) {
+  return policy.enabled && outlierDetection;
+}
+
 // Whether `locality` is under `pattern`: "region", "region/zone", "region/zone/subzone", a
 // last part "*" matching anything below what precedes it ("*" alone: everywhere).
 bool localityMatches(std::string_view pattern, const Locality& locality);

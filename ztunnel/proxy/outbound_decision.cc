@@ -125,7 +125,7 @@ const ServiceEntry::Endpoint* pickEndpoint(const ServiceEntry& service, const st
     if (subsetLabels == nullptr || labelsMatch(*subsetLabels, e.labels)) candidates.push_back(&e);
   }
   if (candidates.empty()) return nullptr;
-  bool localityInForce = policy.locality.enabled && outlier.enabled;
+  bool localityInForce = localityLbInForce(policy.locality, outlier.enabled);
   if (choice.client != nullptr && (localityInForce || service.trafficDistribution != TrafficDistribution::kAny)) {
     keepClosest(policy, localityInForce, service.trafficDistribution, *choice.client, candidates, isEjected, choice.random);
   }

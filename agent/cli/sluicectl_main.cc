@@ -19,6 +19,7 @@
 
 #include <iostream>
 
+#include "sluice/common/socket_address.h"
 #include "sluice/common/unix_socket.h"
 
 namespace {
@@ -123,16 +124,15 @@ void printPod(const json& p) {
 // The node tunnel's /config_dump, from its admin endpoint (loopback on the node) with
 // civetweb's client; null (and a message) when it cannot be read.
 std::optional<json> tunnelDump(const std::string& admin) {
-  size_t colon = admin.rfind(':');
-  int port = colon == std::string::npos ? 0 : std::atoi(admin.c_str() + colon + 1);
-  if (colon == std::string::npos || port <= 0 || port > 65535) {
-    fmt::print(stderr, "sluicectl: --admin '{}' is not HOST:PORT\n", admin);
+  auto address = SocketAddress::parse(admin);
+  if (!address || address->port() == 0) {
+    fmt::print(stderr, "sluicectl: --admin '{}' is not HOST:PORT (an IP address and a port)\n", admin);
     return std::nullopt;
   }
-  std::string host = admin.substr(0, colon);
+  std::string host = address->ip();
   mg_init_library(0);
   char error[256] = "";
-  mg_connection* conn = mg_download(host.c_str(), port, 0, error, sizeof(error),
+  mg_connection* conn = mg_download(host.c_str(), address->port(), 0, error, sizeof(error),
                                     "GET /config_dump HTTP/1.0\r\nHost: %s\r\n\r\n", host.c_str());
   if (conn == nullptr) {
     fmt::print(stderr, "sluicectl: cannot reach the tunnel's admin endpoint at {}: {}\n  is ztunnel running on this node? "

@@ -19,8 +19,12 @@ namespace sluice::sim {
 
 namespace {
 
+constexpr const char* kPlaygroundFile = "playground.json";
+
+std::string runFolder(const SimPaths& paths, const std::string& prefix) { return paths.stateRoot + "/" + prefix; }
+
 std::string playgroundFile(const SimPaths& paths, const std::string& prefix) {
-  return paths.stateRoot + "/" + prefix + "/playground.json";
+  return runFolder(paths, prefix) + "/" + kPlaygroundFile;
 }
 
 // The live run's playground: `run` if given, else the newest live one that has a playground.
@@ -84,14 +88,10 @@ int playgroundUp(int nodes, int podsPerNode) {
                             {"configDir", controller->configDir()},
                             {"started", static_cast<long long>(std::chrono::system_clock::now().time_since_epoch().count())},
                             {"pods", pods}};
-  {
-    std::string file = playgroundFile(cluster.paths(), cluster.prefix());
-    std::ofstream out(file + ".tmp");
-    out << playground.dump(2);
-    if (!out || std::rename((file + ".tmp").c_str(), file.c_str()) != 0) {
-      fmt::print(stderr, "sluice-sim up: cannot write {}\n", file);
-      return 1;
-    }
+  // Written whole or not at all (exec and apply may read it at any time).
+  if (auto written = writeConfigFile(runFolder(cluster.paths(), cluster.prefix()), kPlaygroundFile, playground.dump(2)); !written) {
+    fmt::print(stderr, "sluice-sim up: {}\n", written.error().message());
+    return 1;
   }
   printTopology(cluster);
   fmt::print("\nplayground {}: controller, agents and tunnels on {} node(s); pods enrolled with their Workloads\n",

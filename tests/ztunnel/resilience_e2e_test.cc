@@ -36,6 +36,12 @@ constexpr const char* kVip = sim::kCanaryVip;
 // Every request to the service itself (both endpoints), round robin.
 const std::string kRoutes = everyRequestTo("{host: web}");
 
+// A LocalRateLimit on Service web with `tokenBucket` (a YAML flow mapping), after a "---".
+std::string webRateLimit(const std::string& tokenBucket) {
+  return "---\napiVersion: sluice.io/v1alpha1\nkind: LocalRateLimit\nmetadata: {name: web-limit, namespace: shop}\n"
+         "spec: {host: web, tokenBucket: " + tokenBucket + "}\n";
+}
+
 // node1's tunnel stopped (SIGSTOP): its HBONE connection stays open and CONNECTs on it are
 // never answered, the case only a deadline ends. Continued (SIGCONT) when the scope ends.
 class StoppedTunnel {
@@ -301,9 +307,7 @@ TEST_F(ResilienceE2eTest, ASlowTryIsCutAtItsPerTryTimeoutAndTriedElsewhere) {
 }
 
 TEST_F(ResilienceE2eTest, ALocalRateLimitAnswers429BeyondItsBucketAndRefills) {
-  std::string routes = kRoutes + "---\napiVersion: sluice.io/v1alpha1\nkind: LocalRateLimit\n"
-                       "metadata: {name: web-limit, namespace: shop}\n"
-                       "spec: {host: web, tokenBucket: {maxTokens: 10, tokensPerFill: 10, fillInterval: 3s}}\n";
+  std::string routes = kRoutes + webRateLimit("{maxTokens: 10, tokensPerFill: 10, fillInterval: 3s}");
   ASSERT_NO_FATAL_FAILURE(startL7Mesh("tests/interop/http_echo_server.py", "http", routes,
                                       [&] { return servicePolicyApplied("localRateLimit"); }));
   std::string url = "http://" + std::string(kVip) + "/";
@@ -565,9 +569,7 @@ TEST_F(ResilienceE2eTest, RequestsWaitingForAConnectionBeyondTheLimitAreAnswered
 
 TEST_F(ResilienceE2eTest, ARateLimitOf100PerSecondPasses100PerSecondOf1000Offered) {
   // 10 tokens every 100 ms: 100 requests a second, a burst of at most 10.
-  std::string routes = kRoutes + "---\napiVersion: sluice.io/v1alpha1\nkind: LocalRateLimit\n"
-                       "metadata: {name: web-limit, namespace: shop}\n"
-                       "spec: {host: web, tokenBucket: {maxTokens: 10, tokensPerFill: 10, fillInterval: 100ms}}\n";
+  std::string routes = kRoutes + webRateLimit("{maxTokens: 10, tokensPerFill: 10, fillInterval: 100ms}");
   ASSERT_NO_FATAL_FAILURE(startL7Mesh("tests/interop/http_echo_server.py", "http", routes,
                                       [&] { return servicePolicyApplied("localRateLimit"); }));
   // 10 HTTP/1.1 clients at 100 requests a second each, for 5 s.

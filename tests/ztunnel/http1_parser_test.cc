@@ -108,6 +108,13 @@ TEST(Http1Parser, SmugglingShapesAndOversizedHeadsAreRefused) {
       {"101 headers", manyHeaders + "\r\n", 431},
       {"61 KiB head", "GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + std::string(61 * 1024, 'a') + "\r\n\r\n", 431},
       {"HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505},
+      // Found by fuzz_http1_request: llhttp reads a line without a version as HTTP/0.9 and
+      // goes on to parse fields; "PRI /x HTTP/0.9" forwarded would be read as the h2 preface.
+      {"HTTP/0.9 line then fields", "PRI /1.1\r\nHost: web\r\n\r\n", 505},
+      {"HTTP/0.9 GET", "GET /\r\n\r\n", 505},
+      {"TE twice", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\t\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
+      {"TE identity, chunked", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity, chunked\r\n\r\n0\r\n\r\n", 400},
+      {"HTTP/2.0 request line", "GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505},
   };
   for (const auto& c : cases) {
     for (size_t piece : {size_t{1}, size_t{5}, SIZE_MAX}) {

@@ -21,6 +21,20 @@ bool isTokenChar(unsigned char c) {
   }
 }
 
+// A request's Transfer-Encoding, if any, is one field whose value is exactly "chunked" (Envoy
+// accepts no other coding on requests either). llhttp tells codings apart by its own reading
+// of the value (it took "chunked<TAB>" then a second "chunked" field as chunked once, and the
+// same two fields re-serialized as an error), so the head that is forwarded is held to the one
+// shape every parser frames alike.
+bool singleChunkedCoding(const HttpHead& head) {
+  int fields = 0;
+  for (const auto& h : head.headers) {
+    if (!equalsIgnoreCase(h.name, "transfer-encoding")) continue;
+    if (++fields > 1 || !equalsIgnoreCase(h.value, "chunked")) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 Http1Parser::Http1Parser(Kind kind, HeadLimits limits) : kind_(kind), limits_(limits) {
@@ -108,6 +122,18 @@ int Http1Parser::onHeadersComplete(llhttp_t* p) {
   Http1Parser& s = *self(p);
   s.head_.versionMajor = p->http_major;
   s.head_.versionMinor = p->http_minor;
+  // HTTP/1.0 and 1.1 only: llhttp also reads a request line without a version as HTTP/0.9
+  // (and then parses fields after it) and a line saying HTTP/2.0; forwarding either would put
+  // a head on the wire that the next hop reads differently (PRI becomes the HTTP/2 preface).
+  if (p->http_major != 1 || p->http_minor > 1) {
+    s.badVersion_ = true;
+    s.badReason_ = "HTTP version not supported (HTTP/1.0 and HTTP/1.1 only)";
+    return HPE_USER;
+  }
+  if (s.kind_ == Kind::kRequest && !singleChunkedCoding(s.head_)) {
+    s.badReason_ = "Transfer-Encoding other than one field saying chunked";
+    return HPE_USER;
+  }
   if (s.kind_ == Kind::kResponse) s.head_.status = p->status_code;
   if (s.noBody_) {
     // The answer to HEAD: no body whatever its length says. llhttp ends the message at once
@@ -160,7 +186,9 @@ Http1Parser::Step Http1Parser::feed(std::span<const uint8_t> input) {
   size_t used = rc == HPE_OK ? input.size() : static_cast<size_t>(llhttp_get_error_pos(&parser_) - data);
   if (rc != HPE_OK && rc != HPE_PAUSED) {
     if (rc == HPE_PAUSED_H2_UPGRADE) return fail(505, "HTTP/2 connection preface on an HTTP/1.1 listener");
-    if (rc == HPE_USER && badReason_ != nullptr) return fail(tooLarge_ ? 431 : 400, badReason_);
+    // badReason_ is set only by this class's callbacks (their refusal is rc HPE_USER, or
+    // HPE_CB_HEADERS_COMPLETE from onHeadersComplete).
+    if (badReason_ != nullptr) return fail(tooLarge_ ? 431 : badVersion_ ? 505 : 400, badReason_);
     return fail(400, llhttp_get_error_reason(&parser_));
   }
   if (inHead) {
@@ -219,6 +247,7 @@ void Http1Parser::next(bool noBody) {
   lastWasLf_ = false;
   folded_ = false;
   tooLarge_ = false;
+  badVersion_ = false;
   badReason_ = nullptr;
 }
 

@@ -4,9 +4,10 @@
 // so it can be written on from the receive buffer without a copy or re-encoding.
 //
 // Strict where RFC 9112 asks a proxy to be (request smuggling): conflicting or repeated
-// Content-Length, Transfer-Encoding with Content-Length or without chunked last, obs-fold,
-// bare CR or LF, whitespace before a field's colon, and control characters are errors (400);
-// a head above Limits (bytes or fields) is 431. Errors are values; nothing throws.
+// Content-Length, Transfer-Encoding with Content-Length or without chunked last (on a request:
+// anything but one field saying chunked), obs-fold, bare CR or LF, whitespace before a field's
+// colon, and control characters are errors (400); a head above Limits (bytes or fields) is
+// 431; a version other than HTTP/1.0 or 1.1 is 505. Errors are values; nothing throws.
 //
 // One message at a time: after kEnd the caller handles the message and calls next() before
 // feeding the bytes that follow (a pipelined request or an unexpected byte from a server).
@@ -39,7 +40,8 @@ class Http1Parser {
     } event = Event::kNeedMore;
     size_t consumed = 0;
     std::span<const uint8_t> body;  // raw body bytes within the input (framing included)
-    int status = 0;                 // kError: 400, 431, or 505 (HTTP/2 preface on an HTTP/1 port)
+    int status = 0;                 // kError: 400, 431, or 505 (HTTP/2 preface on an HTTP/1 port,
+                                    // or a version other than HTTP/1.0 and 1.1)
     const char* error = "";
   };
 
@@ -91,6 +93,7 @@ class Http1Parser {
   bool fieldOpen_ = false;  // the last header callback was a name (a value comes next)
   bool noBody_ = false;
   bool tooLarge_ = false;
+  bool badVersion_ = false;  // the request line's version is not 1.0 or 1.1 (505)
   bool lastWasLf_ = false;  // raw head scan state across feeds
   bool folded_ = false;
   bool headEndsMessage_ = false, pendingEnd_ = false;

@@ -28,6 +28,7 @@
 #include "xds/config_client.h"
 #include "proxy/request_record.h"
 #include "sluice/common/log.h"
+#include "ztunnel_requirements.h"
 #include "sluice_capture.h"
 
 using namespace sluice;
@@ -86,7 +87,12 @@ int main(int argc, char** argv) {
   std::string accessLog;
   app.add_option("--access-log", accessLog,
                  "one JSON line per L7 request: a file path, or - for stdout (default: off)");
+  // A callback that ends parsing (as --help does), so it needs none of the required options.
+  app.add_flag_callback(
+      "--print-requirements", [] { printRequirements(ztunnelRequirements()); throw CLI::Success(); },
+      "print the capabilities and host folders this program needs (JSON) and exit");
   CLI11_PARSE(app, argc, argv);
+  if (!startupCapabilitiesOk(ztunnelRequirements())) return 1;
   if (!accessLog.empty()) {
     // Asynchronous, dropping the oldest lines when the writer falls behind: a worker never
     // waits for the log.

@@ -24,6 +24,7 @@
 #include "daemon/agent.h"
 #include "daemon/control_server.h"
 #include "sluice/common/log.h"
+#include "daemon/agent_requirements.h"
 #include "sluice/common/mounts.h"
 #include "sluice/common/unix_socket.h"
 
@@ -86,7 +87,12 @@ int main(int argc, char** argv) {
   app.add_option("--pod-registry", options.podRegistry, "folder of pod metadata (simulated API server)");
   app.add_option("--tunnel-mark", options.capture.tunnelMark, "SO_MARK of the tunnel's sockets")->capture_default_str();
   app.add_option("--tunnel-wait-ms", tunnelWaitMs, "how long an ADD waits for the tunnel")->capture_default_str();
+  // A callback that ends parsing (as --help does), so it needs none of the required options.
+  app.add_flag_callback(
+      "--print-requirements", [] { printRequirements(agentRequirements()); throw CLI::Success(); },
+      "print the capabilities and host folders this program needs (JSON) and exit");
   CLI11_PARSE(app, argc, argv);
+  if (!startupCapabilitiesOk(agentRequirements())) return 1;
   options.tunnelWait = std::chrono::milliseconds(tunnelWaitMs);
 
   if (options.capture.cgroupPath.empty()) {

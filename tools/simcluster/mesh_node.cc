@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <sstream>
 
+#include "simcluster/least_privilege.h"
 #include "sluice/common/unix_socket.h"
 
 namespace sluice::sim {
@@ -55,11 +56,12 @@ std::string MeshNode::zdsSocket() const { return cluster_.node(node_).stateDir +
 
 Status MeshNode::startAgent() {
   const Node& n = cluster_.node(node_);
-  auto agent = cluster_.runOnNode(node_, {.argv = {siblingProgram("sluice-agent"), "--node", n.name, "--cgroup",
-                                                   n.cgroupPath, "--bpffs", n.bpffsDir, "--state-dir",
-                                                   n.stateDir + "/agent", "--socket", agentSocket(), "--zds-socket",
-                                                   zdsSocket(), "--pod-registry", cluster_.registryDir(),
-                                                   "--tunnel-wait-ms", "3000"}});
+  auto argv = withOnlyDeclaredCapabilities({siblingProgram("sluice-agent"), "--node", n.name, "--cgroup", n.cgroupPath,
+                                            "--bpffs", n.bpffsDir, "--state-dir", n.stateDir + "/agent", "--socket",
+                                            agentSocket(), "--zds-socket", zdsSocket(), "--pod-registry",
+                                            cluster_.registryDir(), "--tunnel-wait-ms", "3000"});
+  if (!argv) return fail(std::move(argv.error()));
+  auto agent = cluster_.runOnNode(node_, {.argv = std::move(*argv)});
   if (!agent) return fail(std::move(agent.error()));
   agent_ = std::move(*agent);
   // Ready once its control socket answers.
@@ -91,6 +93,11 @@ Status MeshNode::startTunnel(Tunnel kind, std::vector<std::string> extraArgs) {
                                    "--zds-socket", zdsSocket(), "--pin-dir", cluster_.node(node_).bpffsDir};
   if (kind == Tunnel::kZtunnel) argv.insert(argv.end(), {"--workers", "2"});
   argv.insert(argv.end(), extraArgs.begin(), extraArgs.end());
+  if (kind == Tunnel::kZtunnel) {
+    auto leastPrivileged = withOnlyDeclaredCapabilities(std::move(argv));
+    if (!leastPrivileged) return fail(std::move(leastPrivileged.error()));
+    argv = std::move(*leastPrivileged);
+  }
   auto tunnel = cluster_.runOnNode(node_, {.argv = argv, .captureOutput = kind == Tunnel::kTestStandin});
   if (!tunnel) return fail(std::move(tunnel.error()));
   tunnel_ = std::move(*tunnel);

@@ -13,9 +13,13 @@ LIBS=(liburing-dev libssl-dev libnghttp2-dev libprotobuf-dev protobuf-compiler
 TEST=(libgtest-dev libgmock-dev googletest libbenchmark-dev libclang-rt-14-dev clang-16 libclang-rt-16-dev)
 # The simulated cluster and the independent peers the tests and the demo talk to.
 RUNTIME=(iproute2 procps psmisc containernetworking-plugins python3 python3-h2 python3-grpcio curl openssl
-         iperf3 wrk nghttp2-proxy nghttp2-client haproxy tcpdump netcat-openbsd)
+         iperf3 wrk nghttp2-proxy nghttp2-client haproxy tcpdump netcat-openbsd util-linux)
+# The Helm chart's check (tools/chart/check.sh) runs on Node.js; a machine may already have a
+# newer Node.js than Debian's, installed some other way: then Debian's is not added.
+CHART=()
+command -v npm >/dev/null || CHART=(nodejs npm)
 
-ALL=("${BUILD[@]}" "${BPF[@]}" "${LIBS[@]}" "${TEST[@]}" "${RUNTIME[@]}")
+ALL=("${BUILD[@]}" "${BPF[@]}" "${LIBS[@]}" "${TEST[@]}" "${RUNTIME[@]}" "${CHART[@]}")
 
 if [[ $(id -u) -ne 0 ]]; then
   echo "install-deps: must run as root (it installs Debian packages)" >&2

@@ -8,6 +8,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "sluice/common/files.h"
+
 namespace sluice::agent {
 
 using nlohmann::json;
@@ -66,21 +68,7 @@ Result<PodRecord> podFromJson(const json& j) {
 Status savePods(const std::string& path, const std::vector<PodRecord>& pods) {
   json doc{{"version", 1}, {"pods", json::array()}};
   for (const auto& pod : pods) doc["pods"].push_back(toJson(pod));
-  std::string temp = path + ".tmp";
-  {
-    std::ofstream out(temp, std::ios::trunc);
-    out << doc.dump(2) << '\n';
-    out.flush();
-    if (!out) return fail("write " + temp);
-  }
-  // fsync before rename, so the rename never publishes an empty file after a power loss.
-  int fd = ::open(temp.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
-  if (::rename(temp.c_str(), path.c_str()) != 0) return failErrno("rename " + temp);
-  return {};
+  return writeFileAtomically(path, doc.dump(2) + "\n", 0600);
 }
 
 Result<std::vector<PodRecord>> loadPods(const std::string& path) {

@@ -136,27 +136,4 @@ std::string serialHex(X509* cert) {
   return out;
 }
 
-Status writeFileAtomically(const std::string& path, std::string_view content, unsigned mode) {
-  std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-  if (fd < 0) return failErrno("create " + tmp);
-  bool ok = ::fchmod(fd, mode) == 0 && ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size()) &&
-            ::fsync(fd) == 0;
-  ::close(fd);
-  if (!ok) {
-    ::unlink(tmp.c_str());
-    return failErrno("write " + path);
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return failErrno("rename " + path);
-  return {};
-}
-
-Result<std::string> readFile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return failErrno("read " + path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 }  // namespace sluice::pki

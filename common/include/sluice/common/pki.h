@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "sluice/common/error.h"
+#include "sluice/common/files.h"
 
 namespace sluice::pki {
 
@@ -48,9 +49,8 @@ std::chrono::system_clock::time_point notBefore(X509* cert);
 std::chrono::system_clock::time_point notAfter(X509* cert);
 std::string serialHex(X509* cert);
 
-// Writes `content` to `path` atomically (temporary file, fsync, rename) with `mode`, so a
-// reader never sees half a key and a private key is never readable by others, not even briefly.
-Status writeFileAtomically(const std::string& path, std::string_view content, unsigned mode);
-Result<std::string> readFile(const std::string& path);
+// Key and certificate files are written and read by the common helpers (sluice/common/files.h).
+using sluice::readFile;
+using sluice::writeFileAtomically;
 
 }  // namespace sluice::pki

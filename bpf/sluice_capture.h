@@ -2,8 +2,9 @@
  * values, counter reasons and trace events. One definition for both sides, so a layout change
  * cannot drift between them. Plain C, fixed-width fields, explicit padding.
  *
- * Map names carry a layout version (SLUICE_MAPS_V): a pinned map from an older layout is never
- * reused by a newer agent by accident. */
+ * Maps are pinned under <pin dir>/v1/ (CaptureDatapath), and an agent refuses to adopt a pinned
+ * map whose type, key, value or size differs (checkCompatible), so a layout change never reuses
+ * an older map by accident: change the layout and the version folder together. */
 #ifndef SLUICE_CAPTURE_H
 #define SLUICE_CAPTURE_H
 

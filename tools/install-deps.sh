@@ -9,7 +9,8 @@ BUILD=(build-essential cmake ninja-build pkg-config ccache git)
 BPF=(clang llvm libbpf-dev bpftool)
 LIBS=(liburing-dev libssl-dev libnghttp2-dev libprotobuf-dev protobuf-compiler
       libgrpc++-dev protobuf-compiler-grpc libspdlog-dev libfmt-dev nlohmann-json3-dev
-      libyaml-cpp-dev libcli11-dev prometheus-cpp-dev node-llhttp libre2-dev libxxhash-dev libcivetweb-dev)
+      libyaml-cpp-dev libcli11-dev prometheus-cpp-dev node-llhttp libre2-dev libxxhash-dev libcivetweb-dev
+      libcurl4-openssl-dev)
 TEST=(libgtest-dev libgmock-dev googletest libbenchmark-dev libclang-rt-14-dev clang-16 libclang-rt-16-dev)
 # The simulated cluster and the independent peers the tests and the demo talk to.
 RUNTIME=(iproute2 procps psmisc containernetworking-plugins python3 python3-h2 python3-grpcio curl openssl
@@ -97,7 +98,7 @@ if [[ ${#missing[@]} -gt 0 ]] && ! apt-get install -y -qq --no-install-recommend
 fi
 if ! curl_recent; then
   codename=$(. /etc/os-release && echo "$VERSION_CODENAME")
-  if ! apt-get install -y -qq --no-install-recommends -t "$codename-backports" curl libcurl4 \
+  if ! apt-get install -y -qq --no-install-recommends -t "$codename-backports" curl libcurl4 libcurl4-openssl-dev \
       >>/tmp/sluice-install-deps.log 2>&1 || ! curl_recent; then
     echo "install-deps: curl >= $CURL_MIN from $codename-backports could not be installed (log: /tmp/sluice-install-deps.log)" >&2
     tail -n 20 /tmp/sluice-install-deps.log >&2

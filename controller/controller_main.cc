@@ -1,6 +1,7 @@
 // sluice-controller: Sluice's control plane.
 //
-//   sluice-controller serve --config-dir DIR [--listen 0.0.0.0:15010] [--status 127.0.0.1:15014]
+//   sluice-controller serve (--config-dir DIR | --kubernetes | --kube-api URL --kube-ca FILE [--kube-token FILE])
+//                           [--listen 0.0.0.0:15010] [--status 127.0.0.1:15014]
 //                           (with --ca-dir: no plaintext discovery unless --listen names a loopback address)
 //                           [--ca-dir DIR --secure-listen 0.0.0.0:15012 --trust-domain cluster.local]
 //       watch DIR (every 300 ms) and push every accepted change to the nodes over the gRPC
@@ -8,6 +9,9 @@
 //       With --ca-dir, also the mesh's CA: discovery and workload certificates on the mTLS
 //       port (Istio's 15012), where each node authenticates with its node credential.
 //       GET /debug/nodes on --status: per node what was sent, acknowledged or refused.
+//       --kubernetes: the configuration comes from the Kubernetes API instead (pods become
+//       Workloads; Services; Istio's kinds), listed and watched with the pod's service account
+//       (--kube-api/--kube-ca/--kube-token: another API server); GET /debug/kubernetes.
 //   sluice-controller node-credential --ca-dir DIR --node NAME --out DIR
 //       a node's credential (node-key.pem 0600, node-cert.pem, root-cert.pem): how a node
 //       proves who it is on the mTLS port. Copy the folder to that node only.
@@ -25,8 +29,11 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <map>
 #include <filesystem>
 #include <thread>
+
+extern char** environ;
 
 #include "analyze/analyzer.h"
 #include "ca/certificate_service.h"
@@ -34,6 +41,7 @@
 #include "config/config_loader.h"
 #include "discovery/discovery_server.h"
 #include "discovery/listen_policy.h"
+#include "kubernetes/kube_config_source.h"
 #include "sluice/common/http_server.h"
 #include "sluice/common/log.h"
 
@@ -82,16 +90,45 @@ int issueCredential(const CaOptions& caOptions, const std::string& spiffeId, con
   return 0;
 }
 
-int serve(const std::string& dir, const std::string& listen, const std::string& statusAddress, const CaOptions& caOptions) {
+std::map<std::string, std::string> environment() {
+  std::map<std::string, std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string_view entry(*e);
+    if (size_t eq = entry.find('='); eq != std::string_view::npos) env.emplace(entry.substr(0, eq), entry.substr(eq + 1));
+  }
+  return env;
+}
+
+// Where the configuration comes from: a YAML directory, or the Kubernetes API.
+struct SourceOptions {
+  std::string dir;
+  bool inCluster = false;
+  sluice::controller::kube::ApiServer apiServer;  // url set: this API server
+};
+
+int serve(const SourceOptions& source, const std::string& listen, const std::string& statusAddress, const CaOptions& caOptions) {
+  const std::string& dir = source.dir;
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   ConfigStore store;
-  store.refresh(dir);
-  if (!store.lastError().empty()) {
-    spdlog::error("the first load of {} was refused; serving an empty configuration until it is fixed", dir);
+  std::unique_ptr<sluice::controller::kube::KubernetesSource> kubernetes;
+  if (source.inCluster || !source.apiServer.url.empty()) {
+    sluice::Result<sluice::controller::kube::ApiServer> server = source.apiServer;
+    if (source.inCluster) server = sluice::controller::kube::inClusterApiServer(environment());
+    if (!server) {
+      spdlog::error("--kubernetes: {}", server.error().message());
+      return 1;
+    }
+    kubernetes = std::make_unique<sluice::controller::kube::KubernetesSource>(*server, store);
+    kubernetes->start();
+  } else {
+    store.refresh(dir);
+    if (!store.lastError().empty()) {
+      spdlog::error("the first load of {} was refused; serving an empty configuration until it is fixed", dir);
+    }
   }
   DiscoveryServer discovery(store, caOptions.trustDomain);
   grpc::ServerBuilder builder;
@@ -140,17 +177,21 @@ int serve(const std::string& dir, const std::string& listen, const std::string& 
                                                                        {"lastNack", n.lastNack}});
                                                }
                                                return sluice::HttpResponse{200, "application/json", j.dump(2)};
+                                             }},
+                                            {"/debug/kubernetes", [&] {
+                                               if (!kubernetes) return sluice::HttpResponse{404, "text/plain", "not watching Kubernetes\n"};
+                                               return sluice::HttpResponse{200, "application/json", kubernetes->status().dump(2)};
                                              }}});
   if (!status) {
     spdlog::error("status endpoint: {}", status.error().message());
     return 1;
   }
   http.start();
-  spdlog::info("serving {} on {}{} (status on {})", dir, listen.empty() ? "(no plaintext port)" : listen,
+  spdlog::info("serving {} on {}{} (status on {})", kubernetes ? "the Kubernetes API" : dir, listen.empty() ? "(no plaintext port)" : listen,
                ca ? " and mTLS " + caOptions.secureListen + ", trust domain " + caOptions.trustDomain : "", statusAddress);
   std::atomic<bool> stopping{false};
   std::thread watcher([&] {
-    while (!stopping) {
+    while (!stopping && !kubernetes) {
       store.refresh(dir);
       std::this_thread::sleep_for(std::chrono::milliseconds(300));
     }
@@ -170,9 +211,17 @@ int main(int argc, char** argv) {
   sluice::initLogging("sluice-controller");
   CLI::App app{"Sluice controller"};
   app.require_subcommand(1);
-  std::string configDir, listen = "0.0.0.0:15010", statusAddress = "127.0.0.1:15014";
+  std::string listen = "0.0.0.0:15010", statusAddress = "127.0.0.1:15014";
   auto* serveCmd = app.add_subcommand("serve", "push the configuration directory to every node");
-  serveCmd->add_option("--config-dir", configDir, "directory of YAML files")->required();
+  SourceOptions source;
+  auto* dirOption = serveCmd->add_option("--config-dir", source.dir, "directory of YAML files");
+  auto* inClusterOption = serveCmd->add_flag("--kubernetes", source.inCluster,
+                                             "configuration from the Kubernetes API, with this pod's service account");
+  auto* apiOption = serveCmd->add_option("--kube-api", source.apiServer.url, "configuration from this Kubernetes API server (https://host:port)");
+  serveCmd->add_option("--kube-ca", source.apiServer.caFile, "CA bundle of --kube-api")->needs(apiOption);
+  serveCmd->add_option("--kube-token", source.apiServer.tokenFile, "bearer token file for --kube-api")->needs(apiOption);
+  dirOption->excludes(inClusterOption)->excludes(apiOption);
+  inClusterOption->excludes(apiOption);
   auto* listenOption = serveCmd->add_option("--listen", listen, "plaintext gRPC discovery address (with --ca-dir: off unless given, loopback only)")
                            ->capture_default_str();
   serveCmd->add_option("--status", statusAddress, "HTTP status address (keep it on loopback)")->capture_default_str();
@@ -204,6 +253,12 @@ int main(int argc, char** argv) {
   auto* analyzeCmd = app.add_subcommand("analyze", "find problems in a configuration directory");
   analyzeCmd->add_option("dir", dir, "directory of YAML files")->required();
   analyzeCmd->add_flag("--strict", strict, "fail on warnings too");
+  const sluice::ProcessRequirements requirements{.program = "sluice-controller", .capabilities = {}, .hostPaths = {},
+                                                 .apiResources = sluice::controller::kube::meshApiResources()};
+  // A callback that ends parsing (as --help does), so no subcommand is needed.
+  app.add_flag_callback(
+      "--print-requirements", [&] { sluice::printRequirements(requirements); throw CLI::Success(); },
+      "print the capabilities, host folders and Kubernetes resources this program needs (JSON) and exit");
   CLI11_PARSE(app, argc, argv);
   if (serveCmd->parsed()) {
     auto plaintext = sluice::controller::plaintextDiscoveryAddress(listen, listenOption->count() > 0, !caOptions.dir.empty());
@@ -211,7 +266,15 @@ int main(int argc, char** argv) {
       spdlog::error("{}", plaintext.error().message());
       return 1;
     }
-    return serve(configDir, *plaintext, statusAddress, caOptions);
+    if (source.dir.empty() && !source.inCluster && source.apiServer.url.empty()) {
+      spdlog::error("serve needs a configuration source: --config-dir DIR, --kubernetes or --kube-api URL");
+      return 1;
+    }
+    if (!source.apiServer.url.empty() && source.apiServer.caFile.empty()) {
+      spdlog::error("--kube-api needs --kube-ca (the API server's certificate is always verified)");
+      return 1;
+    }
+    return serve(source, *plaintext, statusAddress, caOptions);
   }
   if (credentialCmd->parsed()) {
     if (node.empty() || node.find('/') != std::string::npos) {

@@ -15,7 +15,9 @@ nlohmann::json toJson(const ProcessRequirements& requirements) {
   nlohmann::json caps = nlohmann::json::array(), paths = nlohmann::json::array();
   for (const auto& c : requirements.capabilities) caps.push_back({{"name", c.name}, {"why", c.why}});
   for (const auto& p : requirements.hostPaths) paths.push_back({{"hostPath", p.hostPath}, {"why", p.why}});
-  return {{"program", requirements.program}, {"capabilities", caps}, {"hostPaths", paths}};
+  nlohmann::json api = nlohmann::json::array();
+  for (const auto& a : requirements.apiResources) api.push_back({{"group", a.group}, {"resource", a.resource}, {"why", a.why}});
+  return {{"program", requirements.program}, {"capabilities", caps}, {"hostPaths", paths}, {"apiResources", api}};
 }
 
 std::vector<CapabilityNeed> missingCapabilities(const ProcessRequirements& requirements, uint64_t effective) {

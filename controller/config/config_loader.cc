@@ -243,6 +243,23 @@ Status loadConfigText(const std::string& file, const std::string& text, ConfigSe
   return {};
 }
 
+Status mergeConfig(ConfigSet& into, ConfigSet one) {
+  for (const auto& [name, loaded] : one.resources) {
+    if (auto it = into.resources.find(name); it != into.resources.end()) {
+      return fail(fmt::format("{}: {} is also defined in {}", loaded.file, name, it->second.file));
+    }
+  }
+  for (const auto& [address, owner] : one.workloadAddresses) {
+    if (auto it = into.workloadAddresses.find(address); it != into.workloadAddresses.end()) {
+      return fail(fmt::format("{}: {} is already the address of {}: two workloads cannot share an address",
+                              one.resources.at(owner).file, address, it->second));
+    }
+  }
+  into.workloadAddresses.merge(one.workloadAddresses);
+  into.resources.merge(one.resources);
+  return {};
+}
+
 Result<ConfigSet> loadConfigDirectory(const std::string& dir) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) return fail(fmt::format("{} is not a directory", dir));

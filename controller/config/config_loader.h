@@ -35,6 +35,12 @@ Result<ConfigSet> loadConfigDirectory(const std::string& dir);
 // Parses one file's text; `file` names it in errors. Adds to `into`.
 Status loadConfigText(const std::string& file, const std::string& text, ConfigSet& into);
 
+// Adds every resource of `one` to `into`, or nothing: refuses a resource `into` already has
+// and a workload address another workload of `into` claims. For sources that load object by
+// object and leave out the ones refused (the Kubernetes API), where the directory is all or
+// nothing.
+Status mergeConfig(ConfigSet& into, ConfigSet one);
+
 // yaml-cpp parses recursively, one stack frame chain per nesting level: a hostile file nested
 // deeply enough would exhaust the controller's stack. Refuses flow nesting ([ {) deeper than
 // 64 and lines indented more than 256 columns (which bounds block nesting), before parsing.

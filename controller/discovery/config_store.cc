@@ -47,6 +47,22 @@ bool ConfigStore::refresh(const std::string& dir) {
   return true;
 }
 
+bool ConfigStore::accept(ConfigSet config, std::string problems) {
+  // The content's fingerprint: every resource's name and content version.
+  std::string fingerprint = "accepted\n";
+  for (const auto& [name, loaded] : config.resources) fingerprint += name + "@" + loaded.resource.version() + "\n";
+  std::lock_guard lock(mutex_);
+  if (problems != lastError_ && !problems.empty()) spdlog::warn("configuration: objects left out: {}", problems);
+  lastError_ = std::move(problems);
+  if (fingerprint == fingerprint_) return false;
+  fingerprint_ = std::move(fingerprint);
+  config_ = std::make_shared<const ConfigSet>(std::move(config));
+  ++generation_;
+  spdlog::info("configuration generation {}: {} objects", generation_, config_->resources.size());
+  changed_.notify_all();
+  return true;
+}
+
 std::shared_ptr<const ConfigSet> ConfigStore::current(uint64_t* generation) const {
   std::lock_guard lock(mutex_);
   if (generation != nullptr) *generation = generation_;

@@ -19,6 +19,10 @@ class ConfigStore {
   // Returns true when a new configuration was accepted.
   bool refresh(const std::string& dir);
 
+  // Takes a configuration assembled elsewhere (the Kubernetes source). `problems` (objects left
+  // out, and why) becomes lastError. Returns true when the content changed (a new generation).
+  bool accept(ConfigSet config, std::string problems);
+
   std::shared_ptr<const ConfigSet> current(uint64_t* generation = nullptr) const;
   // Waits up to `timeout` for a generation newer than `seen`; returns the current generation.
   uint64_t waitForChange(uint64_t seen, std::chrono::milliseconds timeout) const;

@@ -58,7 +58,7 @@ void ResourceWatcher::publish(const ObjectCache& cache) {
   if (onChange_) onChange_();
 }
 
-Status ResourceWatcher::listAll() {
+Result<bool> ResourceWatcher::listAll() {
   ObjectCache fresh;
   std::string continueToken;
   do {
@@ -70,6 +70,16 @@ Status ResourceWatcher::listAll() {
       continueToken.clear();
       fresh = ObjectCache{};
       continue;
+    }
+    if (answer->status == 404 && kind_.optional) {
+      cache_ = ObjectCache{};
+      {
+        std::lock_guard lock(mutex_);
+        ++stats_.lists;
+        stats_.synced = true;
+      }
+      publish(cache_);
+      return false;
     }
     if (answer->status != 200) {
       return fail(fmt::format("list {}: HTTP {}: {}", kind_.path, answer->status, answer->body.substr(0, 300)));
@@ -92,7 +102,7 @@ Status ResourceWatcher::listAll() {
     stats_.synced = true;
   }
   publish(cache_);
-  return {};
+  return true;
 }
 
 Result<bool> ResourceWatcher::watchOnce() {
@@ -153,8 +163,13 @@ void ResourceWatcher::run() {
   while (!stopping_) {
     Status step;
     if (needList) {
-      step = listAll();
-      if (step) needList = false;
+      auto listed = listAll();
+      if (listed && !*listed) {  // an optional kind that is not installed: look again later
+        sleepFor(options_.maxBackoff);
+        continue;
+      }
+      if (listed) needList = false;
+      step = listed ? Status{} : fail(std::move(listed.error()));
     } else {
       auto watched = watchOnce();
       if (watched && *watched) {

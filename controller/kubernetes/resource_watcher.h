@@ -27,6 +27,9 @@ struct ResourceKind {
   std::string apiVersion;     // of the objects: list items carry none, so it is set from here
   std::string kind;           // ditto
   std::string fieldSelector;  // e.g. "spec.nodeName=node1"; empty: all
+  // A CustomResourceDefinition that may not be installed: a 404 on the list counts as an
+  // empty, synced list, and the list is tried again after the longest back-off.
+  bool optional = false;
 };
 
 struct WatcherOptions {
@@ -66,7 +69,8 @@ class ResourceWatcher {
 
  private:
   void run();
-  Status listAll();
+  // Lists every page; returns false when an optional kind is not installed (empty, synced).
+  Result<bool> listAll();
   // One watch request; returns true when the next step is a list (410), false to watch again.
   Result<bool> watchOnce();
   void publish(const ObjectCache& cache);

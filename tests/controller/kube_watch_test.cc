@@ -7,19 +7,14 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
-#include <filesystem>
-#include <fstream>
-#include <thread>
 
+#include "fake_kube_api.h"
 #include "kubernetes/resource_watcher.h"
-#include "sluice/common/files.h"
-#include "sluice/common/process.h"
 
 namespace sluice::controller::kube {
 namespace {
 
 using nlohmann::json;
-namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
 json pod(const std::string& name, const std::string& rv, const std::string& image = "app:1") {
@@ -31,77 +26,32 @@ std::string event(const std::string& type, const json& object) { return json{{"t
 
 class KubeWatchTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("kube-watch-" + std::to_string(::getpid()) + "-" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::create_directories(dir_);
-    makeCertificates();
-    ASSERT_TRUE(writeFileAtomically(path("token"), "secret-token\n", 0600));
-  }
   void TearDown() override {
     watcher_.reset();
-    server_.reset();
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-
-  void openssl(std::vector<std::string> args) {
-    args.insert(args.begin(), "openssl");
-    auto out = runChecked({.argv = args, .captureOutput = true});
-    ASSERT_TRUE(out) << out.error().message();
-  }
-
-  void makeCertificates() {
-    openssl({"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
-             path("ca.key"), "-out", path("ca.crt"), "-subj", "/CN=test-cluster-ca", "-days", "1"});
-    openssl({"req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", path("server.key"),
-             "-out", path("server.csr"), "-subj", "/CN=kube-apiserver"});
-    ASSERT_TRUE(writeFileAtomically(path("san.ext"), "subjectAltName=IP:127.0.0.1\n", 0600));
-    openssl({"x509", "-req", "-in", path("server.csr"), "-CA", path("ca.crt"), "-CAkey", path("ca.key"), "-CAcreateserial",
-             "-out", path("server.crt"), "-days", "1", "-extfile", path("san.ext")});
+    api_.reset();
   }
 
   // Starts the fake server with `scenario` and a watcher of its pods with fast back-off.
-  void start(const json& scenario, const std::string& caFile = "", const std::string& tokenFile = "token") {
-    ASSERT_TRUE(writeFileAtomically(path("scenario.json"), scenario.dump(), 0600));
-    auto child = spawn({.argv = {"/usr/bin/python3", SLUICE_SOURCE_DIR "/tests/interop/fake_kube_api.py", "--scenario",
-                                 path("scenario.json"), "--log", path("requests.log"), "--cert", path("server.crt"), "--key",
-                                 path("server.key"), "--token", "secret-token"},
-                        .captureOutput = true});
-    ASSERT_TRUE(child) << child.error().message();
-    server_ = std::make_unique<ChildProcess>(std::move(*child));
-    auto line = readLine(server_->stdoutPipe(), 10s);
-    ASSERT_TRUE(line) << line.error().message();
-    ASSERT_EQ(line->rfind("listening ", 0), 0u) << *line;
-    client_ = std::make_unique<KubeApiClient>(ApiServer{.url = "https://127.0.0.1:" + line->substr(10),
-                                                        .caFile = caFile.empty() ? path("ca.crt") : caFile,
-                                                        .tokenFile = tokenFile.empty() ? "" : path(tokenFile)});
+  void start(const json& scenario, const std::string& caFile = "", bool withToken = true) {
+    client_ = std::make_unique<KubeApiClient>(api_->start(scenario, caFile, withToken));
     WatcherOptions options;
     options.initialBackoff = 100ms;
     options.maxBackoff = 2s;
     options.watchTimeoutSeconds = 30;
-    watcher_ = std::make_unique<ResourceWatcher>(*client_, ResourceKind{"/api/v1/pods", "v1", "Pod", ""}, options);
+    watcher_ = std::make_unique<ResourceWatcher>(*client_, ResourceKind{"/api/v1/pods", "v1", "Pod", "", false}, options);
     watcher_->start();
   }
+  // A fresh server and watcher within one test.
+  void restart() {
+    TearDown();
+    api_ = std::make_unique<testing::FakeKubeApi>();
+  }
 
-  // Waits until `done` holds for the watcher (10 s at most).
   template <typename Pred>
   bool waitFor(Pred done) {
-    for (auto until = std::chrono::steady_clock::now() + 10s; std::chrono::steady_clock::now() < until;) {
-      if (done()) return true;
-      std::this_thread::sleep_for(20ms);
-    }
-    return done();
+    return testing::waitUntil(done);
   }
-
-  std::vector<json> requests() {
-    std::vector<json> out;
-    std::ifstream in(path("requests.log"));
-    for (std::string line; std::getline(in, line);) out.push_back(json::parse(line));
-    return out;
-  }
+  std::vector<json> requests() { return api_->requests(); }
   std::vector<json> watchRequests() {
     std::vector<json> out;
     for (auto& r : requests()) {
@@ -109,15 +59,13 @@ class KubeWatchTest : public ::testing::Test {
     }
     return out;
   }
-
   std::vector<std::string> keys() {
     std::vector<std::string> out;
     for (const auto& [key, _] : *watcher_->snapshot()) out.push_back(key);
     return out;
   }
 
-  fs::path dir_;
-  std::unique_ptr<ChildProcess> server_;
+  std::unique_ptr<testing::FakeKubeApi> api_ = std::make_unique<testing::FakeKubeApi>();
   std::unique_ptr<KubeApiClient> client_;
   std::unique_ptr<ResourceWatcher> watcher_;
 };
@@ -181,8 +129,7 @@ TEST_F(KubeWatchTest, GoneRelistsAndReplacesTheCache) {
     EXPECT_EQ(stats.relistsGone, 1u);
     ASSERT_TRUE(waitFor([&] { return watchRequests().size() == 2; }));
     EXPECT_EQ(watchRequests()[1]["query"]["resourceVersion"], "30");
-    TearDown();
-    SetUp();
+    restart();
   }
 }
 
@@ -223,17 +170,15 @@ TEST_F(KubeWatchTest, MalformedEventIsRefusedAndChangesNothing) {
 
 TEST_F(KubeWatchTest, UnknownCertificateAuthorityAndMissingTokenAreRefused) {
   // A CA that did not sign the server's certificate: the TLS handshake fails, nothing is listed.
-  openssl({"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
-           path("other.key"), "-out", path("other.crt"), "-subj", "/CN=other-ca", "-days", "1"});
+  api_->makeCa("other");
   start({{"path", "/api/v1/pods"}, {"lists", {{{"resourceVersion", "1"}, {"items", json::array()}}}}, {"watches", json::array()}},
-        path("other.crt"));
+        api_->path("other.crt"));
   ASSERT_TRUE(waitFor([&] { return watcher_->stats().failures >= 1; }));
   EXPECT_FALSE(watcher_->stats().synced);
   EXPECT_TRUE(requests().empty()) << "no request reached the server without a verified certificate";
-  TearDown();
-  SetUp();
+  restart();
   start({{"path", "/api/v1/pods"}, {"lists", {{{"resourceVersion", "1"}, {"items", json::array()}}}}, {"watches", json::array()}},
-        "", "");
+        "", false);
   ASSERT_TRUE(waitFor([&] { return watcher_->stats().failures >= 1; }));
   EXPECT_NE(watcher_->stats().lastError.find("HTTP 401"), std::string::npos) << watcher_->stats().lastError;
   EXPECT_FALSE(watcher_->stats().synced);

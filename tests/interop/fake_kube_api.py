@@ -1,16 +1,18 @@
 #!/usr/bin/python3
 """A fake Kubernetes API server for the controller's list/watch client tests.
 
-It follows the documented protocol for one resource path: list (paged with `continue`) and watch
+It follows the documented protocol per resource path: list (paged with `continue`) and watch
 (`watch=1`, JSON events one per line over chunked encoding), and plays a scenario:
 
-  {"path": "/api/v1/pods",
-   "lists":   [{"status": 200, "resourceVersion": "10", "items": [...], "continue": ""}, ...],
-   "watches": [{"status": 200, "lines": ["<event json or garbage>", ...], "end": "close"|"hold"},
-               {"status": 410}, {"status": 500}, ...]}
+  {"resources": {"/api/v1/pods": {
+     "lists":   [{"status": 200, "resourceVersion": "10", "items": [...], "continue": ""}, ...],
+     "watches": [{"status": 200, "lines": ["<event json or garbage>", ...], "end": "close"|"hold"},
+                 {"status": 410}, {"status": 500}, ...]}, ...}}
+  (or one resource: {"path": "/api/v1/pods", "lists": [...], "watches": [...]})
 
-Each list or watch request takes the next entry of its list (the last one repeats for lists;
-after the last watch every watch holds until the client goes). A request without
+Each list or watch request of a path takes the next entry of its list (the last one repeats
+for lists; after the last watch every watch holds until the client goes). A path the scenario
+does not name is 404, as for a CustomResourceDefinition that is not installed. A request without
 `Authorization: Bearer <token>` gets 401. Every request is appended to --log as a JSON line
 (path, query, time). Prints "listening <port>" when ready. HTTPS with --cert/--key.
 """
@@ -32,8 +34,9 @@ args = parser.parse_args()
 
 with open(args.scenario) as f:
     scenario = json.load(f)
+resources = scenario.get("resources") or {scenario["path"]: scenario}
 lock = threading.Lock()
-state = {"lists": 0, "watches": 0}
+state = {path: {"lists": 0, "watches": 0} for path in resources}
 
 
 def status_body(code, reason, message):
@@ -66,13 +69,14 @@ class Handler(BaseHTTPRequestHandler):
                                   "time": time.monotonic()}) + "\n")
         if self.headers.get("Authorization") != "Bearer " + args.token:
             return self.send_whole(401, status_body(401, "Unauthorized", "Unauthorized"))
-        if url.path != scenario["path"]:
-            return self.send_whole(404, status_body(404, "NotFound", "no such resource"))
+        if url.path not in resources:
+            return self.send_whole(404, status_body(404, "NotFound", "the server could not find the requested resource"))
+        resource, counts = resources[url.path], state[url.path]
         if query.get("watch", ["0"])[0] in ("1", "true"):
-            return self.watch()
+            return self.watch(resource, counts)
         with lock:
-            entry = scenario["lists"][min(state["lists"], len(scenario["lists"]) - 1)]
-            state["lists"] += 1
+            entry = resource["lists"][min(counts["lists"], len(resource["lists"]) - 1)]
+            counts["lists"] += 1
         if entry.get("status", 200) != 200:
             return self.send_whole(entry["status"], status_body(entry["status"], "Failure", "scripted"))
         body = {"kind": "List", "apiVersion": "v1",
@@ -80,11 +84,11 @@ class Handler(BaseHTTPRequestHandler):
                 "items": entry["items"]}
         self.send_whole(200, json.dumps(body).encode())
 
-    def watch(self):
+    def watch(self, resource, counts):
         with lock:
-            index = state["watches"]
-            state["watches"] += 1
-        watches = scenario["watches"]
+            index = counts["watches"]
+            counts["watches"] += 1
+        watches = resource.get("watches", [])
         entry = watches[index] if index < len(watches) else {"status": 200, "lines": [], "end": "hold"}
         if entry.get("status", 200) != 200:
             code = entry["status"]

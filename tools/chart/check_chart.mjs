@@ -1,9 +1,11 @@
 // Checks a rendered Helm chart (the output of `helm template`):
 //   1. every object validates against the Kubernetes JSON schemas of kubernetes-models (types,
 //      required fields, enums and formats of a real Kubernetes release);
-//   2. with --requirements: each DaemonSet container that runs a Sluice program is granted
-//      exactly the capabilities the program declares (`<program> --print-requirements`), drops
-//      all others, is not privileged, and mounts every host folder the program declares.
+//   2. with --requirements: the container (of a DaemonSet or Deployment) that runs each named
+//      Sluice program is granted exactly the capabilities the program declares
+//      (`<program> --print-requirements`), drops all others, is not privileged, mounts every
+//      host folder the program declares, and its service account's ClusterRole grants read
+//      access (get, list, watch) to exactly the Kubernetes resources the program declares.
 // Usage: node check_chart.mjs RENDERED.yaml [--requirements program=file.json ...]
 // Exits 1 naming every problem found.
 import { readFileSync } from "node:fs";
@@ -40,16 +42,21 @@ function validateObject(obj, where) {
   }
 }
 
-function checkRequirements(daemonSet, program, requirements) {
-  const spec = daemonSet.spec.template.spec;
-  const containers = [...(spec.initContainers ?? []), ...spec.containers].filter((c) => (c.command ?? [])[0] === program);
-  if (containers.length !== 1) {
-    problems.push(`DaemonSet ${daemonSet.metadata.name}: expected one container running ${program}, found ${containers.length}`);
+function checkRequirements(objects, program, requirements) {
+  const found = [];
+  for (const o of objects.filter((x) => x.kind === "DaemonSet" || x.kind === "Deployment")) {
+    const spec = o.spec.template.spec;
+    for (const c of [...(spec.initContainers ?? []), ...spec.containers]) {
+      if ((c.command ?? [])[0] === program) found.push({ workload: o, spec, c });
+    }
+  }
+  if (found.length !== 1) {
+    problems.push(`expected one container running ${program}, found ${found.length}`);
     return;
   }
-  const c = containers[0];
+  const { workload, spec, c } = found[0];
   const sc = c.securityContext ?? {};
-  const where = `DaemonSet ${daemonSet.metadata.name} container ${c.name} (${program})`;
+  const where = `${workload.kind} ${workload.metadata.name} container ${c.name} (${program})`;
   if (sc.privileged) problems.push(`${where}: privileged (grant the declared capabilities instead)`);
   if (!(sc.capabilities?.drop ?? []).includes("ALL")) problems.push(`${where}: does not drop ALL capabilities`);
   const granted = new Set(sc.capabilities?.add ?? []);
@@ -60,6 +67,35 @@ function checkRequirements(daemonSet, program, requirements) {
   for (const need of requirements.hostPaths) {
     const mounted = (c.volumeMounts ?? []).some((m) => volumes.get(m.name)?.hostPath?.path === need.hostPath);
     if (!mounted) problems.push(`${where}: does not mount host folder ${need.hostPath} (${need.why})`);
+  }
+  checkRbac(objects, where, spec.serviceAccountName, requirements.apiResources ?? []);
+}
+
+// The ClusterRoles bound to `account`: read access to exactly `needs` ({group, resource}).
+function checkRbac(objects, where, account, needs) {
+  const roles = objects
+    .filter((o) => o.kind === "ClusterRoleBinding" && (o.subjects ?? []).some((s) => s.kind === "ServiceAccount" && s.name === account))
+    .map((b) => objects.find((o) => o.kind === "ClusterRole" && o.metadata.name === b.roleRef.name))
+    .filter(Boolean);
+  const granted = new Map();  // "group/resource" -> Set(verbs)
+  for (const role of roles) {
+    for (const rule of role.rules ?? []) {
+      for (const group of rule.apiGroups ?? []) {
+        for (const resource of rule.resources ?? []) {
+          const key = `${group}/${resource}`;
+          granted.set(key, new Set([...(granted.get(key) ?? []), ...(rule.verbs ?? [])]));
+        }
+      }
+    }
+  }
+  const wanted = new Set(needs.map((n) => `${n.group}/${n.resource}`));
+  for (const key of wanted) {
+    const verbs = granted.get(key) ?? new Set();
+    for (const verb of ["get", "list", "watch"]) if (!verbs.has(verb)) problems.push(`${where}: its service account cannot ${verb} ${key}`);
+  }
+  for (const [key, verbs] of granted) {
+    if (!wanted.has(key)) problems.push(`${where}: its service account may access ${key}, which the program does not declare`);
+    for (const verb of verbs) if (!["get", "list", "watch"].includes(verb)) problems.push(`${where}: its service account may ${verb} ${key}`);
   }
 }
 
@@ -83,13 +119,10 @@ for (let i = 1; i < args.length; i++) {
     process.exit(2);
   }
   const [program, file] = args[++i].split("=");
-  const requirements = JSON.parse(readFileSync(file, "utf8"));
-  const daemonSets = objects.filter((o) => o.kind === "DaemonSet");
-  if (daemonSets.length !== 1) problems.push(`expected one DaemonSet, found ${daemonSets.length}`);
-  else checkRequirements(daemonSets[0], program, requirements);
+  checkRequirements(objects, program, JSON.parse(readFileSync(file, "utf8")));
 }
 if (problems.length) {
   for (const p of problems) console.error(`chart: ${p}`);
   process.exit(1);
 }
-console.log(`chart: ${objects.length} objects valid${args.length > 1 ? ", DaemonSet grants match the programs' requirements" : ""}`);
+console.log(`chart: ${objects.length} objects valid${args.length > 1 ? ", grants match the programs' requirements" : ""}`);

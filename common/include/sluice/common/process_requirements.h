@@ -1,5 +1,5 @@
-// What a Sluice program needs from its host to run: Linux capabilities and host folders, each
-// with the reason. One table per program, kept next to its main, used three ways:
+// What a Sluice program needs from its host to run: Linux capabilities, host folders and
+// Kubernetes API resources it reads, each with the reason. One table per program, kept next to its main, used three ways:
 //   - the program checks its effective capabilities at start and refuses to run without one,
 //     naming it and why (fail closed: no half-working capture because a grant was forgotten);
 //   - `--print-requirements` prints the table as JSON;
@@ -29,10 +29,18 @@ struct HostPathNeed {
   std::string why;
 };
 
+// Kubernetes API access (read: get, list, watch), for the Helm chart's RBAC.
+struct ApiResourceNeed {
+  std::string group;  // "" for the core group
+  std::string resource;
+  std::string why;
+};
+
 struct ProcessRequirements {
   std::string program;
   std::vector<CapabilityNeed> capabilities;
   std::vector<HostPathNeed> hostPaths;
+  std::vector<ApiResourceNeed> apiResources = {};
 };
 
 nlohmann::json toJson(const ProcessRequirements& requirements);

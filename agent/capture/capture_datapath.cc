@@ -319,6 +319,8 @@ std::vector<uint64_t> CaptureDatapath::installedPods() const {
   return cookies;
 }
 
+int CaptureDatapath::skLookupProgramFd() const { return bpf_program__fd(skel_->progs.sluice_sk_lookup); }
+
 void CaptureDatapath::setTrace(bool enabled) {
   uint32_t zero = 0;
   sluice_settings settings{};

@@ -73,6 +73,10 @@ class CaptureDatapath {
   Result<sluice_counters> counters(uint64_t netnsCookie) const;
   std::vector<uint64_t> installedPods() const;
 
+  // The loaded inbound program, for running it in the kernel on chosen inputs
+  // (BPF_PROG_TEST_RUN; tests/agent/sk_lookup_decision_test.cc). Owned by this object.
+  int skLookupProgramFd() const;
+
   void setTrace(bool enabled);
   int traceRingFd() const;
 

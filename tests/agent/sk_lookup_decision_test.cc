@@ -1,0 +1,153 @@
+// The inbound capture decision (sluice_sk_lookup) run in the kernel on chosen inputs with
+// BPF_PROG_TEST_RUN, from a table: the loaded program, the real maps a CaptureDatapath fills for
+// an enrolled pod, and a real listening socket in the listener map. Each row says whether the
+// connection is steered to the tunnel's listener, left alone, or dropped, and which per-pod
+// counter records it. (connect4/6 cannot be test-run: capture_datapath_test covers them with
+// real connections.)
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <gtest/gtest.h>
+#include <linux/bpf.h>
+#include <sys/socket.h>
+
+#include "capture/capture_datapath.h"
+#include "simcluster/cluster.h"
+#include "sluice/common/netns.h"
+#include "support/privileged.h"
+
+namespace sluice::agent {
+namespace {
+
+enum class Outcome { kSteered, kPassed, kDropped };
+
+struct LookupCase {
+  const char* name;
+  int family;
+  int protocol;
+  const char* src;
+  const char* dst;  // "pod4"/"pod6" stand for the pod's addresses
+  uint16_t dstPort;
+  Outcome outcome;
+  int counter;  // the per-pod counter that moves; -1: none (not an enrolled pod's address)
+};
+
+uint64_t socketCookie(int fd) {
+  uint64_t cookie = 0;
+  socklen_t len = sizeof(cookie);
+  return ::getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &len) == 0 ? cookie : 0;
+}
+
+class SkLookupDecisionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    SLUICE_REQUIRE_PRIVILEGES();
+    auto cluster = sim::Cluster::create({.nodes = 1});
+    ASSERT_TRUE(cluster) << cluster.error().message();
+    cluster_ = std::move(*cluster);
+    ASSERT_TRUE(cluster_->addPod(0, "server"));
+    auto dp = CaptureDatapath::open({.pinDir = cluster_->node(0).bpffsDir, .cgroupPath = cluster_->node(0).cgroupPath,
+                                     .tunnelMark = SLUICE_TUNNEL_MARK_DEFAULT});
+    ASSERT_TRUE(dp) << dp.error().message();
+    datapath_ = std::move(*dp);
+    pod_ = cluster_->pod("server");
+    auto cookie = netnsCookie(pod_->netnsFd.get());
+    ASSERT_TRUE(cookie);
+    cookie_ = *cookie;
+    auto plan = planPodCapture({.addresses = {pod_->ipv4, pod_->ipv6}, .annotations = {{kExcludeInboundPorts, "9090"}}});
+    ASSERT_TRUE(plan) << plan.error().message();
+    ASSERT_TRUE(datapath_->installPod(cookie_, pod_->netnsFd.get(), *plan));
+    // The tunnel's inbound listeners: real listening sockets inside the pod.
+    for (auto [family, address] : {std::pair{AF_INET, "0.0.0.0:15006"}, std::pair{AF_INET6, "[::]:15006"}}) {
+      auto listener = listenInNetns(pod_->netnsFd.get(), address, {.mark = SLUICE_TUNNEL_MARK_DEFAULT});
+      ASSERT_TRUE(listener) << listener.error().message();
+      ASSERT_TRUE(datapath_->setInboundListener(cookie_, family, listener->get()));
+      listeners_[family == AF_INET ? 0 : 1] = std::move(*listener);
+    }
+    ASSERT_TRUE(datapath_->setRedirect(cookie_, true));
+  }
+
+  // Runs the program once; the outcome and the cookie of the socket it selected (0: none).
+  std::pair<Outcome, uint64_t> run(const LookupCase& c) {
+    bpf_sk_lookup ctx{};
+    ctx.family = static_cast<uint32_t>(c.family);
+    ctx.protocol = static_cast<uint32_t>(c.protocol);
+    std::string dst = std::string(c.dst) == "pod4" ? pod_->ipv4 : std::string(c.dst) == "pod6" ? pod_->ipv6 : c.dst;
+    if (c.family == AF_INET) {
+      EXPECT_EQ(::inet_pton(AF_INET, c.src, &ctx.remote_ip4), 1) << c.src;
+      EXPECT_EQ(::inet_pton(AF_INET, dst.c_str(), &ctx.local_ip4), 1) << dst;
+    } else {
+      EXPECT_EQ(::inet_pton(AF_INET6, c.src, ctx.remote_ip6), 1) << c.src;
+      EXPECT_EQ(::inet_pton(AF_INET6, dst.c_str(), ctx.local_ip6), 1) << dst;
+    }
+    ctx.remote_port = htons(40000);  // network byte order, as the kernel fills it
+    ctx.local_port = c.dstPort;      // host byte order
+    bpf_sk_lookup out{};
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .ctx_in = &ctx, .ctx_out = &out, .ctx_size_in = sizeof(ctx),
+                .ctx_size_out = sizeof(out));
+    int err = bpf_prog_test_run_opts(datapath_->skLookupProgramFd(), &opts);
+    EXPECT_EQ(err, 0) << c.name << ": BPF_PROG_TEST_RUN: " << strerror(-err);
+    Outcome outcome = opts.retval == SK_DROP ? Outcome::kDropped : out.cookie != 0 ? Outcome::kSteered : Outcome::kPassed;
+    return {outcome, out.cookie};
+  }
+
+  std::unique_ptr<sim::Cluster> cluster_;
+  std::unique_ptr<CaptureDatapath> datapath_;
+  const sim::Pod* pod_ = nullptr;
+  uint64_t cookie_ = 0;
+  UniqueFd listeners_[2];
+};
+
+TEST_F(SkLookupDecisionTest, InboundDecisionsFollowTheTable) {
+  const LookupCase cases[] = {
+      {"TCP to the pod's IPv4", AF_INET, IPPROTO_TCP, "10.244.9.9", "pod4", 8080, Outcome::kSteered, SLUICE_CTR_INBOUND_CAPTURED},
+      {"TCP to the pod's IPv6", AF_INET6, IPPROTO_TCP, "fd00:10:244:9::9", "pod6", 8080, Outcome::kSteered,
+       SLUICE_CTR_INBOUND_CAPTURED},
+      {"HBONE port", AF_INET, IPPROTO_TCP, "10.244.9.9", "pod4", 15008, Outcome::kPassed, SLUICE_CTR_INBOUND_HBONE},
+      {"HBONE port, IPv6", AF_INET6, IPPROTO_TCP, "fd00:10:244:9::9", "pod6", 15008, Outcome::kPassed, SLUICE_CTR_INBOUND_HBONE},
+      {"from the pod itself", AF_INET, IPPROTO_TCP, "pod4", "pod4", 8080, Outcome::kPassed, SLUICE_CTR_INBOUND_LOCAL_SOURCE},
+      {"from loopback", AF_INET6, IPPROTO_TCP, "::1", "pod6", 8080, Outcome::kPassed, SLUICE_CTR_INBOUND_LOCAL_SOURCE},
+      {"excluded inbound port", AF_INET, IPPROTO_TCP, "10.244.9.9", "pod4", 9090, Outcome::kPassed,
+       SLUICE_CTR_INBOUND_EXCLUDED_PORT},
+      {"UDP is not captured", AF_INET, IPPROTO_UDP, "10.244.9.9", "pod4", 53, Outcome::kPassed, -1},
+      {"not an enrolled pod's address", AF_INET, IPPROTO_TCP, "10.244.9.9", "127.0.0.1", 8080, Outcome::kPassed, -1},
+  };
+  for (const auto& c : cases) {
+    std::string src = std::string(c.src) == "pod4" ? pod_->ipv4 : c.src;
+    LookupCase resolved = c;
+    resolved.src = src.c_str();
+    auto before = datapath_->counters(cookie_);
+    ASSERT_TRUE(before);
+    auto [outcome, selected] = run(resolved);
+    EXPECT_EQ(outcome, c.outcome) << c.name;
+    if (c.outcome == Outcome::kSteered) {
+      EXPECT_EQ(selected, socketCookie(listeners_[c.family == AF_INET ? 0 : 1].get()))
+          << c.name << ": steered to the tunnel's listener of its family";
+    }
+    auto after = datapath_->counters(cookie_);
+    ASSERT_TRUE(after);
+    for (int i = 0; i < SLUICE_CTR_MAX; ++i) {
+      EXPECT_EQ(after->value[i] - before->value[i], i == c.counter ? 1u : 0u) << c.name << ": counter " << i;
+    }
+  }
+}
+
+TEST_F(SkLookupDecisionTest, EnrolledPodWithoutListenerDropsAndRedirectOffPasses) {
+  // No listener for a family: fail closed (dropped, the client's SYN is retried).
+  ASSERT_TRUE(datapath_->removePod(cookie_));
+  auto plan = planPodCapture({.addresses = {pod_->ipv4, pod_->ipv6}, .annotations = {}});
+  ASSERT_TRUE(plan);
+  ASSERT_TRUE(datapath_->installPod(cookie_, pod_->netnsFd.get(), *plan));
+  ASSERT_TRUE(datapath_->setRedirect(cookie_, true));
+  LookupCase tcp{"TCP without listener", AF_INET, IPPROTO_TCP, "10.244.9.9", "pod4", 8080, Outcome::kDropped,
+                 SLUICE_CTR_INBOUND_NO_LISTENER};
+  EXPECT_EQ(run(tcp).first, Outcome::kDropped);
+  auto counters = datapath_->counters(cookie_);
+  ASSERT_TRUE(counters);
+  EXPECT_EQ(counters->value[SLUICE_CTR_INBOUND_NO_LISTENER], 1u);
+  // Redirection off (enrolling, or the tunnel has not acknowledged): nothing is touched.
+  ASSERT_TRUE(datapath_->setRedirect(cookie_, false));
+  EXPECT_EQ(run(tcp).first, Outcome::kPassed);
+}
+
+}  // namespace
+}  // namespace sluice::agent

@@ -19,6 +19,7 @@
 #include <bpf/bpf_helpers.h>
 
 #include "sluice_capture.h"
+#include "sluice_decision.h"
 
 #define AF_INET 2
 #define AF_INET6 10
@@ -124,37 +125,10 @@ static __always_inline void set_v6(__u8 *out, const __u32 *ip6_be) {
   __builtin_memcpy(out, words, 16);
 }
 
-static __always_inline int is_v4_mapped(const __u8 *a) {
-  for (int i = 0; i < 10; i++)
-    if (a[i]) return 0;
-  return a[10] == 0xff && a[11] == 0xff;
-}
 
-static __always_inline int is_loopback(const __u8 *a) {
-  if (is_v4_mapped(a)) return a[12] == 127;
-  for (int i = 0; i < 15; i++)
-    if (a[i]) return 0;
-  return a[15] == 1;
-}
 
-static __always_inline int same_addr(const __u8 *a, const __u8 *b) {
-  const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
-  return x[0] == y[0] && x[1] == y[1];
-}
 
-static __always_inline int is_pod_addr(const struct sluice_pod *pod, const __u8 *a) {
-  for (int i = 0; i < SLUICE_MAX_POD_ADDRS; i++) {
-    if (i < pod->addr_count && same_addr(pod->addrs[i], a)) return 1;
-  }
-  return 0;
-}
 
-static __always_inline int port_listed(const __u16 *ports, __u16 port) {
-  for (int i = 0; i < SLUICE_MAX_EXCLUDED_PORTS; i++) {
-    if (ports[i] && ports[i] == port) return 1;
-  }
-  return 0;
-}
 
 static __always_inline int cidr_excluded(__u64 netns_cookie, const __u8 *a) {
   struct sluice_cidr_key key = {.prefixlen = 64 + 128, .netns_cookie = netns_cookie};
@@ -190,10 +164,8 @@ static __always_inline int outbound_decision(struct bpf_sock_addr *ctx, __u64 ne
   struct sluice_pod *pod = bpf_map_lookup_elem(&sluice_pods, &netns_cookie);
   if (!pod || !(pod->flags & SLUICE_POD_REDIRECT)) return -1;
   struct bpf_sock *sk = ctx->sk;
-  if (sk && tunnel_mark && sk->mark == tunnel_mark) return SLUICE_CTR_BYPASS_MARK;
-  if (is_loopback(dst)) return SLUICE_CTR_EXCLUDED_LOOPBACK;
-  if (is_pod_addr(pod, dst)) return SLUICE_CTR_EXCLUDED_SELF;
-  if (port_listed(pod->exclude_outbound_ports, port)) return SLUICE_CTR_EXCLUDED_PORT;
+  int reason = sluice_outbound_reason(pod, sk && tunnel_mark && sk->mark == tunnel_mark, dst, port);
+  if (reason != SLUICE_CTR_REDIRECTED) return reason;
   if (cidr_excluded(netns_cookie, dst)) return SLUICE_CTR_EXCLUDED_CIDR;
 
   struct sluice_orig_dst orig = {.port = port, .family = family};
@@ -230,7 +202,7 @@ int sluice_connect6(struct bpf_sock_addr *ctx) {
   __u32 ip6[4] = {ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2], ctx->user_ip6[3]};
   set_v6(dst, ip6);
   __u16 port = bpf_ntohs((__u16)ctx->user_port);
-  int mapped = is_v4_mapped(dst);
+  int mapped = sluice_is_v4_mapped(dst);
   __u16 family = mapped ? AF_INET : AF_INET6;
   int reason = outbound_decision(ctx, netns_cookie, dst, port, family);
   if (reason < 0) return 1;
@@ -334,15 +306,9 @@ int sluice_sk_lookup(struct bpf_sk_lookup *ctx) {
 
   __u16 dst_port = (__u16)ctx->local_port;
   __u16 src_port = bpf_ntohs((__u16)ctx->remote_port);
-  int reason;
+  int reason = sluice_inbound_reason(pod, src, dst_port);
   int verdict = SK_PASS;
-  if (dst_port == SLUICE_PORT_HBONE) {
-    reason = SLUICE_CTR_INBOUND_HBONE;
-  } else if (is_loopback(src) || is_pod_addr(pod, src)) {
-    reason = SLUICE_CTR_INBOUND_LOCAL_SOURCE;
-  } else if (port_listed(pod->exclude_inbound_ports, dst_port)) {
-    reason = SLUICE_CTR_INBOUND_EXCLUDED_PORT;
-  } else {
+  if (reason == SLUICE_CTR_INBOUND_CAPTURED) {
     struct sluice_listener_key key = {.netns_cookie = netns_cookie, .family = ctx->family};
     struct bpf_sock *sk = bpf_map_lookup_elem(&sluice_listeners, &key);
     if (!sk) {
@@ -353,8 +319,10 @@ int sluice_sk_lookup(struct bpf_sk_lookup *ctx) {
     } else {
       long err = bpf_sk_assign(ctx, sk, 0);
       bpf_sk_release(sk);
-      reason = err == 0 ? SLUICE_CTR_INBOUND_CAPTURED : SLUICE_CTR_INBOUND_NO_LISTENER;
-      if (err) verdict = SK_DROP;
+      if (err) {
+        reason = SLUICE_CTR_INBOUND_NO_LISTENER;
+        verdict = SK_DROP;
+      }
     }
   }
   count(netns_cookie, reason);

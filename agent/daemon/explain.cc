@@ -4,6 +4,8 @@
 
 #include <cstring>
 
+#include "sluice_decision.h"
+
 namespace sluice::agent {
 namespace {
 
@@ -16,14 +18,6 @@ bool inCidr(const uint8_t* addr, const CaptureCidr& cidr) {
     bits -= take;
   }
   return true;
-}
-
-bool isLoopback(const uint8_t* a) {
-  static const uint8_t mappedPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-  if (std::memcmp(a, mappedPrefix, 12) == 0) return a[12] == 127;
-  for (int i = 0; i < 15; ++i)
-    if (a[i] != 0) return false;
-  return a[15] == 1;
 }
 
 }  // namespace
@@ -43,23 +37,22 @@ OutboundVerdict explainOutbound(const PodCapturePlan& plan, bool redirectOn, con
                                 bool socketHasTunnelMark) {
   if (plan.optedOut) return {-1, false, fmt::format("the pod opted out of capture ({})", plan.optOutReason)};
   if (!redirectOn) return {-1, false, "redirection is off for this pod (not yet acknowledged by the tunnel)"};
-  if (socketHasTunnelMark) {
-    return {SLUICE_CTR_BYPASS_MARK, false, "the socket carries the tunnel's mark: it is the tunnel's own"};
-  }
   auto bytes = addressBytes(to.ip());
   if (!bytes) return {-1, false, bytes.error().message()};
   const uint8_t* a = bytes->data();
-  if (isLoopback(a)) return {SLUICE_CTR_EXCLUDED_LOOPBACK, false, "loopback destinations are never captured"};
-  for (uint32_t i = 0; i < plan.pod.addr_count && i < SLUICE_MAX_POD_ADDRS; ++i) {
-    if (std::memcmp(plan.pod.addrs[i], a, 16) == 0) {
-      return {SLUICE_CTR_EXCLUDED_SELF, false, "the destination is the pod's own address"};
-    }
-  }
-  for (uint16_t port : plan.pod.exclude_outbound_ports) {
-    if (port != 0 && port == to.port()) {
-      return {SLUICE_CTR_EXCLUDED_PORT, false,
-              fmt::format("port {} is excluded by annotation {}", port, kExcludeOutboundPorts)};
-    }
+  // The kernel program's own checks (bpf/sluice_decision.h), then its CIDR map, mirrored here.
+  int reason = sluice_outbound_reason(&plan.pod, socketHasTunnelMark ? 1 : 0, a, to.port());
+  switch (reason) {
+    case SLUICE_CTR_BYPASS_MARK:
+      return {reason, false, "the socket carries the tunnel's mark: it is the tunnel's own"};
+    case SLUICE_CTR_EXCLUDED_LOOPBACK:
+      return {reason, false, "loopback destinations are never captured"};
+    case SLUICE_CTR_EXCLUDED_SELF:
+      return {reason, false, "the destination is the pod's own address"};
+    case SLUICE_CTR_EXCLUDED_PORT:
+      return {reason, false, fmt::format("port {} is excluded by annotation {}", to.port(), kExcludeOutboundPorts)};
+    default:
+      break;
   }
   for (const auto& cidr : plan.excludedCidrs) {
     if (inCidr(a, cidr)) {

@@ -1,6 +1,6 @@
-// "Would this connect be redirected, and why?" answered without touching the kernel: the same
-// rules, in the same order, as outbound_decision() in bpf/sluice_capture.bpf.c, as a pure
-// function over the pod's capture plan. The kernel tests check that both agree.
+// "Would this connect be redirected, and why?" answered without touching the kernel, by the
+// kernel program's own decision code (bpf/sluice_decision.h, compiled into both) over the pod's
+// capture plan; only the excluded-CIDR match (an LPM map in the kernel) is written here again.
 #pragma once
 
 #include <string>

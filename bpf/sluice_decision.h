@@ -1,0 +1,71 @@
+/* The capture decisions, written once and compiled twice: into the kernel programs
+ * (sluice_capture.bpf.c) and into the agent, whose `sluicectl explain` answers "would this
+ * connect be redirected, and why?" with the very same code (agent/daemon/explain.cc). Plain C,
+ * no helpers and no maps: what needs a map lookup is done by the caller, after these checks and
+ * in the order documented here. Addresses are 16 bytes, IPv6 or IPv4-mapped; ports host order.
+ * (Cilium's bpf/lib/ keeps its shared logic the same way.) */
+#ifndef SLUICE_DECISION_H
+#define SLUICE_DECISION_H
+
+#include "sluice_capture.h"
+
+#define SLUICE_INLINE static inline __attribute__((always_inline))
+
+SLUICE_INLINE int sluice_is_v4_mapped(const __u8 *a) {
+  for (int i = 0; i < 10; i++)
+    if (a[i]) return 0;
+  return a[10] == 0xff && a[11] == 0xff;
+}
+
+SLUICE_INLINE int sluice_is_loopback(const __u8 *a) {
+  if (sluice_is_v4_mapped(a)) return a[12] == 127;
+  for (int i = 0; i < 15; i++)
+    if (a[i]) return 0;
+  return a[15] == 1;
+}
+
+SLUICE_INLINE int sluice_same_addr(const __u8 *a, const __u8 *b) {
+  __u64 x[2], y[2];
+  __builtin_memcpy(x, a, 16);
+  __builtin_memcpy(y, b, 16);
+  return x[0] == y[0] && x[1] == y[1];
+}
+
+SLUICE_INLINE int sluice_is_pod_addr(const struct sluice_pod *pod, const __u8 *a) {
+  for (int i = 0; i < SLUICE_MAX_POD_ADDRS; i++) {
+    if ((__u32)i < pod->addr_count && sluice_same_addr(pod->addrs[i], a)) return 1;
+  }
+  return 0;
+}
+
+SLUICE_INLINE int sluice_port_listed(const __u16 *ports, __u16 port) {
+  for (int i = 0; i < SLUICE_MAX_EXCLUDED_PORTS; i++) {
+    if (ports[i] && ports[i] == port) return 1;
+  }
+  return 0;
+}
+
+/* Outbound: a connect() from an enrolled pod whose redirection is on. In order: the tunnel's own
+ * socket, a loopback destination, one of the pod's own addresses, an excluded port. Returns that
+ * reason, or SLUICE_CTR_REDIRECTED when none applies; the caller then checks the pod's excluded
+ * CIDRs (an LPM map in the kernel) before redirecting. */
+SLUICE_INLINE int sluice_outbound_reason(const struct sluice_pod *pod, int has_tunnel_mark, const __u8 *dst, __u16 port) {
+  if (has_tunnel_mark) return SLUICE_CTR_BYPASS_MARK;
+  if (sluice_is_loopback(dst)) return SLUICE_CTR_EXCLUDED_LOOPBACK;
+  if (sluice_is_pod_addr(pod, dst)) return SLUICE_CTR_EXCLUDED_SELF;
+  if (sluice_port_listed(pod->exclude_outbound_ports, port)) return SLUICE_CTR_EXCLUDED_PORT;
+  return SLUICE_CTR_REDIRECTED;
+}
+
+/* Inbound: TCP from a peer to an enrolled pod whose redirection is on. In order: the HBONE port
+ * (the tunnel's own listener takes it), a local source (loopback or the pod itself), an excluded
+ * port. Returns that reason, or SLUICE_CTR_INBOUND_CAPTURED when none applies; the caller then
+ * steers the connection to the tunnel's listener, or drops it when there is none. */
+SLUICE_INLINE int sluice_inbound_reason(const struct sluice_pod *pod, const __u8 *src, __u16 dst_port) {
+  if (dst_port == SLUICE_PORT_HBONE) return SLUICE_CTR_INBOUND_HBONE;
+  if (sluice_is_loopback(src) || sluice_is_pod_addr(pod, src)) return SLUICE_CTR_INBOUND_LOCAL_SOURCE;
+  if (sluice_port_listed(pod->exclude_inbound_ports, dst_port)) return SLUICE_CTR_INBOUND_EXCLUDED_PORT;
+  return SLUICE_CTR_INBOUND_CAPTURED;
+}
+
+#endif /* SLUICE_DECISION_H */

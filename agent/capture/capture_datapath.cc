@@ -14,6 +14,7 @@
 #include <filesystem>
 
 #include "sluice_capture.skel.h"
+#include "sluice_inbound.skel.h"
 
 namespace sluice::agent {
 namespace fs = std::filesystem;
@@ -151,9 +152,13 @@ Status CaptureDatapath::loadAndAttach() {
     bpf_link* link = bpf_link__open(entry.path().c_str());
     if (link == nullptr) return failErrno("open pinned link " + entry.path().string());
     podLinks_[cookie].reset(link);
-    if (int err = bpf_link__update_program(link, skel_->progs.sluice_sk_lookup); err != 0) {
-      return failErrno("replace program of " + entry.path().string(), libbpfErrno(err));
-    }
+    SLUICE_TRY(withPodInbound(cookie, [&](bpf_program* program) -> Status {
+                 if (int err = bpf_link__update_program(link, program); err != 0) {
+                   return failErrno("replace program of " + entry.path().string(), libbpfErrno(err));
+                 }
+                 return {};
+               }),
+               "adopt pod links");
   }
   adopted_ = reused > 0 || adoptedLinks > 0;
   spdlog::info("capture programs {} at {} (pins in {}: {} maps reused, {} links adopted)",
@@ -181,11 +186,6 @@ Status CaptureDatapath::installPod(uint64_t netnsCookie, int netnsFd, const PodC
   int err = bpf_map__update_elem(skel_->maps.sluice_counters, &netnsCookie, sizeof(netnsCookie), zero.data(),
                                  zero.size() * sizeof(sluice_counters), BPF_NOEXIST);
   if (err != 0 && libbpfErrno(err) != EEXIST) return failErrno("install pod counters", libbpfErrno(err));
-  for (uint32_t i = 0; i < pod.addr_count && i < SLUICE_MAX_POD_ADDRS; ++i) {
-    err = bpf_map__update_elem(skel_->maps.sluice_pod_addrs, pod.addrs[i], 16, &netnsCookie, sizeof(netnsCookie),
-                               BPF_ANY);
-    if (err != 0) return failErrno("install pod address", libbpfErrno(err));
-  }
   for (const auto& cidr : plan.excludedCidrs) {
     sluice_cidr_key key{};
     key.prefixlen = 64 + cidr.prefixBits;
@@ -197,12 +197,47 @@ Status CaptureDatapath::installPod(uint64_t netnsCookie, int netnsFd, const PodC
   }
   std::string pin = skLookupPin(netnsCookie);
   if (::access(pin.c_str(), F_OK) != 0) {
-    bpf_link* link = bpf_program__attach_netns(skel_->progs.sluice_sk_lookup, netnsFd);
-    if (link == nullptr) return failErrno("attach sk_lookup to the pod's network namespace");
-    podLinks_[netnsCookie].reset(link);
-    if (int e = bpf_link__pin(link, pin.c_str()); e != 0) return failErrno("pin " + pin, libbpfErrno(e));
+    return withPodInbound(netnsCookie, [&](bpf_program* program) -> Status {
+      bpf_link* link = bpf_program__attach_netns(program, netnsFd);
+      if (link == nullptr) return failErrno("attach sk_lookup to the pod's network namespace");
+      podLinks_[netnsCookie].reset(link);
+      if (int e = bpf_link__pin(link, pin.c_str()); e != 0) return failErrno("pin " + pin, libbpfErrno(e));
+      return {};
+    });
   }
   return {};
+}
+
+Status CaptureDatapath::withPodInbound(uint64_t netnsCookie, const std::function<Status(bpf_program*)>& use) {
+  std::unique_ptr<sluice_inbound, void (*)(sluice_inbound*)> inbound(sluice_inbound__open(), &sluice_inbound__destroy);
+  if (!inbound) return failErrno("open the inbound BPF object");
+  inbound->rodata->pod_netns_cookie = netnsCookie;
+  // The node's maps, not maps of its own: one set per node, whatever the number of pods.
+  bpf_map* map;
+  bpf_object__for_each_map(map, inbound->obj) {
+    if (bpf_map__is_internal(map)) continue;
+    bpf_map* nodeMap = bpf_object__find_map_by_name(skel_->obj, bpf_map__name(map));
+    if (nodeMap == nullptr) return fail(fmt::format("inbound program map {} is not one of the node's", bpf_map__name(map)));
+    if (int err = bpf_map__reuse_fd(map, bpf_map__fd(nodeMap)); err != 0) {
+      return failErrno(fmt::format("reuse map {} for the pod's inbound program", bpf_map__name(map)), libbpfErrno(err));
+    }
+  }
+  if (int err = sluice_inbound__load(inbound.get()); err != 0) {
+    return failErrno("load the pod's inbound program (the verifier log is above)", libbpfErrno(err));
+  }
+  return use(inbound->progs.sluice_pod_sk_lookup);
+}
+
+Result<UniqueFd> CaptureDatapath::podInboundProgram(uint64_t netnsCookie) const {
+  std::string pin = skLookupPin(netnsCookie);
+  UniqueFd link(bpf_obj_get(pin.c_str()));
+  if (!link) return failErrno("open pinned link " + pin);
+  bpf_link_info info{};
+  uint32_t length = sizeof(info);
+  if (bpf_obj_get_info_by_fd(link.get(), &info, &length) != 0) return failErrno("inspect " + pin);
+  UniqueFd program(bpf_prog_get_fd_by_id(info.prog_id));
+  if (!program) return failErrno(fmt::format("open program {} of {}", info.prog_id, pin));
+  return program;
 }
 
 Status CaptureDatapath::setRedirect(uint64_t netnsCookie, bool on) {
@@ -261,17 +296,6 @@ Status CaptureDatapath::removePod(uint64_t netnsCookie) {
     key.family = family;
     bpf_map__delete_elem(skel_->maps.sluice_listeners, &key, sizeof(key), 0);
   }
-  if (config && *config) {
-    const sluice_pod& pod = **config;
-    for (uint32_t i = 0; i < pod.addr_count && i < SLUICE_MAX_POD_ADDRS; ++i) {
-      uint64_t owner = 0;
-      // Only our own address entry: an address may already belong to a newer pod.
-      if (bpf_map__lookup_elem(skel_->maps.sluice_pod_addrs, pod.addrs[i], 16, &owner, sizeof(owner), 0) == 0 &&
-          owner == netnsCookie) {
-        bpf_map__delete_elem(skel_->maps.sluice_pod_addrs, pod.addrs[i], 16, 0);
-      }
-    }
-  }
   // Excluded CIDRs of this pod: walk the trie's keys.
   std::vector<sluice_cidr_key> cidrs;
   sluice_cidr_key key{}, next{};
@@ -319,8 +343,6 @@ std::vector<uint64_t> CaptureDatapath::installedPods() const {
   return cookies;
 }
 
-int CaptureDatapath::skLookupProgramFd() const { return bpf_program__fd(skel_->progs.sluice_sk_lookup); }
-
 void CaptureDatapath::setTrace(bool enabled) {
   uint32_t zero = 0;
   sluice_settings settings{};
@@ -360,7 +382,7 @@ std::vector<AttachPoint> CaptureDatapath::attachPoints() const {
   }
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(linksDir() + "/sk_lookup", ec)) {
-    out.push_back({"sluice_sk_lookup", "netns " + entry.path().filename().string(), entry.path().string()});
+    out.push_back({"sluice_pod_sk_lookup", "netns " + entry.path().filename().string(), entry.path().string()});
   }
   return out;
 }

@@ -8,10 +8,13 @@
 //
 // Pin layout:   <pinDir>/v1/maps/<map>          every map
 //               <pinDir>/v1/links/<program>     cgroup-attached programs (node cgroup root)
-//               <pinDir>/v1/links/sk_lookup/<netns cookie>   one per enrolled pod
+//               <pinDir>/v1/links/sk_lookup/<netns cookie>   one per enrolled pod, each with the
+//                                                            pod's own instance of the inbound
+//                                                            program (its cookie baked in)
 #pragma once
 
 #include <array>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -25,6 +28,7 @@
 
 struct sluice_capture;  // the generated skeleton
 struct bpf_link;
+struct bpf_program;
 
 namespace sluice::agent {
 
@@ -73,9 +77,9 @@ class CaptureDatapath {
   Result<sluice_counters> counters(uint64_t netnsCookie) const;
   std::vector<uint64_t> installedPods() const;
 
-  // The loaded inbound program, for running it in the kernel on chosen inputs
-  // (BPF_PROG_TEST_RUN; tests/agent/sk_lookup_decision_test.cc). Owned by this object.
-  int skLookupProgramFd() const;
+  // The inbound program attached to a pod's namespace, for running it in the kernel on chosen
+  // inputs (BPF_PROG_TEST_RUN; tests/agent/sk_lookup_decision_test.cc).
+  Result<UniqueFd> podInboundProgram(uint64_t netnsCookie) const;
 
   void setTrace(bool enabled);
   int traceRingFd() const;
@@ -92,6 +96,9 @@ class CaptureDatapath {
   std::string mapsDir() const { return options_.pinDir + "/v1/maps"; }
   std::string linksDir() const { return options_.pinDir + "/v1/links"; }
   std::string skLookupPin(uint64_t netnsCookie) const;
+  // Loads the pod's own instance of the inbound program (its netns cookie set, the node's maps
+  // reused) and hands it to `use` (attach, or replace a pinned link's program).
+  Status withPodInbound(uint64_t netnsCookie, const std::function<Status(bpf_program*)>& use);
 
   CaptureOptions options_;
   sluice_capture* skel_ = nullptr;

@@ -124,7 +124,7 @@ TEST_F(AgentE2eTest, SluicectlStatusExplainAndErrors) {
   bool sawConnect4 = false, sawSkLookup = false;
   for (const auto& a : status["attachPoints"]) {
     if (a["program"] == "sluice_connect4") sawConnect4 = a["target"] == cluster_->node(0).cgroupPath;
-    if (a["program"] == "sluice_sk_lookup") sawSkLookup = true;
+    if (a["program"] == "sluice_pod_sk_lookup") sawSkLookup = true;
   }
   EXPECT_TRUE(sawConnect4) << status.dump();
   EXPECT_TRUE(sawSkLookup) << status.dump();

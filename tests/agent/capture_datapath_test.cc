@@ -191,6 +191,40 @@ TEST_F(CaptureDatapathTest, InboundFromOutsideLandsOnTheTunnelNotHboneNorTheTunn
   EXPECT_EQ(counter("server", SLUICE_CTR_INBOUND_LOCAL_SOURCE), 1u);
 }
 
+// Issue 11: an address nobody reported to the agent (the pod's IPv6 link-local one) is the
+// pod's too: plaintext from the node to it lands on the tunnel, never on the app.
+TEST_F(CaptureDatapathTest, InboundToTheLinkLocalAddressLandsOnTheTunnel) {
+  auto tunnel = enroll("server");
+  ASSERT_TRUE(tunnel);
+  auto shown = cluster_->runInPod("server", {.argv = {"ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "link"},
+                                             .captureOutput = true});
+  ASSERT_TRUE(shown);
+  auto line = readLine(shown->stdoutPipe(), std::chrono::seconds(5));
+  ASSERT_TRUE(line) << "the pod has no link-local address";
+  (void)shown->wait(std::chrono::seconds(5));
+  size_t at = line->find("inet6 fe80::");
+  ASSERT_NE(at, std::string::npos) << *line;
+  std::string linkLocal = line->substr(at + 6, line->find('/', at) - at - 6);
+  // From the node's namespace, over the pod bridge: a plain TCP client that sends a line.
+  auto client = cluster_->runOnNode(
+      cluster_->pod("server")->node,
+      {.argv = {"/usr/bin/python3", "-c",
+                "import socket,sys; s=socket.create_connection((sys.argv[1], 9000), timeout=5); s.sendall(b'plain')",
+                linkLocal + "%cni0"},
+       .captureOutput = true});
+  ASSERT_TRUE(client);
+  auto failure = readLine(client->stderrPipe(), std::chrono::seconds(10));
+  auto code = client->wait(std::chrono::seconds(10));
+  ASSERT_TRUE(code);
+  EXPECT_EQ(*code, 0) << "the connection was not accepted at all: " << (failure ? *failure : "");
+  auto accepted = tunnel->waitForAccepted(1);
+  ASSERT_EQ(accepted.size(), 1u) << "plaintext to " << linkLocal << " went around the tunnel";
+  EXPECT_EQ(accepted[0].listenerPort, 15006);
+  EXPECT_EQ(accepted[0].local.port(), 9000);
+  EXPECT_EQ(accepted[0].local.ip(), linkLocal);
+  EXPECT_EQ(counter("server", SLUICE_CTR_INBOUND_CAPTURED), 1u);
+}
+
 TEST_F(CaptureDatapathTest, InboundWithoutTunnelListenerFailsClosed) {
   {
     auto tunnel = enroll("server");

@@ -1,6 +1,6 @@
-// The inbound capture decision (sluice_sk_lookup) run in the kernel on chosen inputs with
-// BPF_PROG_TEST_RUN, from a table: the loaded program, the real maps a CaptureDatapath fills for
-// an enrolled pod, and a real listening socket in the listener map. Each row says whether the
+// The inbound capture decision (sluice_pod_sk_lookup) run in the kernel on chosen inputs with
+// BPF_PROG_TEST_RUN, from a table: the pod's own instance of the program, the real maps a
+// CaptureDatapath fills for an enrolled pod, and real listening sockets in the listener map. Each row says whether the
 // connection is steered to the tunnel's listener, left alone, or dropped, and which per-pod
 // counter records it. (connect4/6 cannot be test-run: capture_datapath_test covers them with
 // real connections.)
@@ -84,7 +84,10 @@ class SkLookupDecisionTest : public ::testing::Test {
     bpf_sk_lookup out{};
     LIBBPF_OPTS(bpf_test_run_opts, opts, .ctx_in = &ctx, .ctx_out = &out, .ctx_size_in = sizeof(ctx),
                 .ctx_size_out = sizeof(out));
-    int err = bpf_prog_test_run_opts(datapath_->skLookupProgramFd(), &opts);
+    auto program = datapath_->podInboundProgram(cookie_);
+    EXPECT_TRUE(program) << program.error().message();
+    if (!program) return {Outcome::kPassed, 0};
+    int err = bpf_prog_test_run_opts(program->get(), &opts);
     EXPECT_EQ(err, 0) << c.name << ": BPF_PROG_TEST_RUN: " << strerror(-err);
     Outcome outcome = opts.retval == SK_DROP ? Outcome::kDropped : out.cookie != 0 ? Outcome::kSteered : Outcome::kPassed;
     return {outcome, out.cookie};
@@ -109,7 +112,17 @@ TEST_F(SkLookupDecisionTest, InboundDecisionsFollowTheTable) {
       {"excluded inbound port", AF_INET, IPPROTO_TCP, "10.244.9.9", "pod4", 9090, Outcome::kPassed,
        SLUICE_CTR_INBOUND_EXCLUDED_PORT},
       {"UDP is not captured", AF_INET, IPPROTO_UDP, "10.244.9.9", "pod4", 53, Outcome::kPassed, -1},
-      {"not an enrolled pod's address", AF_INET, IPPROTO_TCP, "10.244.9.9", "127.0.0.1", 8080, Outcome::kPassed, -1},
+      {"loopback destination", AF_INET, IPPROTO_TCP, "127.0.0.1", "127.0.0.1", 8080, Outcome::kPassed, -1},
+      {"loopback destination, IPv6", AF_INET6, IPPROTO_TCP, "::1", "::1", 8080, Outcome::kPassed, -1},
+      // Addresses nobody reported to the agent are the pod's too: decided, never passed.
+      {"link-local IPv6 from a neighbour", AF_INET6, IPPROTO_TCP, "fe80::1", "fe80::a8c1:abff:fe00:1", 8080,
+       Outcome::kSteered, SLUICE_CTR_INBOUND_CAPTURED},
+      {"SLAAC IPv6 nobody reported", AF_INET6, IPPROTO_TCP, "fd00:10:244:9::9", "2001:db8::a8c1:abff:fe00:1", 8080,
+       Outcome::kSteered, SLUICE_CTR_INBOUND_CAPTURED},
+      {"an IPv4 address nobody reported", AF_INET, IPPROTO_TCP, "10.244.9.9", "192.0.2.7", 8080, Outcome::kSteered,
+       SLUICE_CTR_INBOUND_CAPTURED},
+      {"the pod to its own link-local address", AF_INET6, IPPROTO_TCP, "fe80::a8c1:abff:fe00:1", "fe80::a8c1:abff:fe00:1",
+       8080, Outcome::kPassed, SLUICE_CTR_INBOUND_LOCAL_SOURCE},
   };
   for (const auto& c : cases) {
     std::string src = std::string(c.src) == "pod4" ? pod_->ipv4 : c.src;

@@ -9,6 +9,7 @@
 
 #include "simcluster/cluster.h"
 #include "sluice/common/netns.h"
+#include "support/link_local.h"
 #include "support/privileged.h"
 #include "support/standin_tunnel.h"
 
@@ -196,15 +197,8 @@ TEST_F(CaptureDatapathTest, InboundFromOutsideLandsOnTheTunnelNotHboneNorTheTunn
 TEST_F(CaptureDatapathTest, InboundToTheLinkLocalAddressLandsOnTheTunnel) {
   auto tunnel = enroll("server");
   ASSERT_TRUE(tunnel);
-  auto shown = cluster_->runInPod("server", {.argv = {"ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "link"},
-                                             .captureOutput = true});
-  ASSERT_TRUE(shown);
-  auto line = readLine(shown->stdoutPipe(), std::chrono::seconds(5));
-  ASSERT_TRUE(line) << "the pod has no link-local address";
-  (void)shown->wait(std::chrono::seconds(5));
-  size_t at = line->find("inet6 fe80::");
-  ASSERT_NE(at, std::string::npos) << *line;
-  std::string linkLocal = line->substr(at + 6, line->find('/', at) - at - 6);
+  std::string linkLocal = testing::linkLocalAddress(*cluster_, "server");
+  ASSERT_FALSE(linkLocal.empty()) << "the pod has no link-local address";
   // From the node's namespace, over the pod bridge: a plain TCP client that sends a line.
   auto client = cluster_->runOnNode(
       cluster_->pod("server")->node,

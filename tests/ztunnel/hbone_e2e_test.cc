@@ -16,6 +16,7 @@
 #include "simcluster/cluster.h"
 #include "simcluster/mesh_controller.h"
 #include "simcluster/mesh_node.h"
+#include "support/link_local.h"
 #include "support/mesh_fixture.h"
 #include "support/privileged.h"
 #include "support/tunnel_stats.h"
@@ -323,6 +324,55 @@ TEST_F(HboneTest, StrictRefusesPlaintextAndPermissiveRelaysIt) {
                                    "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\n"
                                    "metadata: {name: strict, namespace: shop}\nspec: {mtls: {mode: PERMISSIVE}}\n"));
   EXPECT_TRUE(waitFor([&] { return send() == 0; }, std::chrono::seconds(15)));
+}
+
+// Issue 11: every address of a STRICT pod, not only those CNI reported. From the server's own
+// node (the pod bridge: link-local reaches it), with the app listening on [::]: under PERMISSIVE
+// plaintext to IPv4 and the global IPv6 is echoed (the probe sees bytes), plaintext to the
+// link-local address is captured and refused (not an address the configuration knows for the
+// pod: fail closed; before, it reached the app around the tunnel); under STRICT nothing.
+TEST_F(HboneTest, StrictHoldsOnEveryAddressOfThePodIncludingLinkLocal) {
+  std::string linkLocalIp = testing::linkLocalAddress(*cluster_, "server");
+  ASSERT_FALSE(linkLocalIp.empty()) << "the server pod has no link-local address";
+  std::string linkLocal = linkLocalIp + "%cni0";
+  const sim::Pod* server = cluster_->pod("server");
+  // A pod outside the mesh on the same bridge.
+  ASSERT_TRUE(cluster_->addPod(server->node, "outsider", {.ns = "other", .serviceAccount = "default",
+                                                          .labels = {{"istio.io/dataplane-mode", "none"}}}));
+  // Bytes echoed back to a plaintext client (0: refused or closed), on the server's node or in
+  // `fromPod`.
+  auto echoed = [&](const std::string& address, const std::string& fromPod = "") {
+    SpawnOptions options{.argv = {"/usr/bin/python3", "-c",
+                                  "import socket,sys\n"
+                                  "try:\n"
+                                  "  s=socket.create_connection((sys.argv[1],8080),timeout=3); s.sendall(b'x'*100)\n"
+                                  "  s.shutdown(socket.SHUT_WR); n=0\n"
+                                  "  while True:\n"
+                                  "    d=s.recv(4096)\n"
+                                  "    if not d: break\n"
+                                  "    n+=len(d)\n"
+                                  "  print(n)\n"
+                                  "except OSError: print(0)\n",
+                                  address},
+                         .captureOutput = true};
+    options.netnsFd = fromPod.empty() ? cluster_->node(server->node).netnsFd.get() : cluster_->pod(fromPod)->netnsFd.get();
+    auto out = run(options, {}, std::chrono::seconds(20));
+    return out ? std::atoi(out->out.c_str()) : -1;
+  };
+  const std::string addresses[] = {server->ipv4, server->ipv6, linkLocal};
+  EXPECT_EQ(echoed(server->ipv4), 100) << "under PERMISSIVE";
+  EXPECT_EQ(echoed(server->ipv6), 100) << "under PERMISSIVE";
+  EXPECT_EQ(echoed(linkLocal), 0) << "plaintext to the link-local address went around the tunnel";
+  EXPECT_EQ(echoed(server->ipv4, "outsider"), 100) << "the non-mesh pod reaches the server under PERMISSIVE";
+  ASSERT_TRUE(sim::writeConfigFile(controller_.configDir(), "peerauth.yaml",
+                                   "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\n"
+                                   "metadata: {name: strict, namespace: shop}\nspec: {mtls: {mode: STRICT}}\n"));
+  ASSERT_TRUE(waitFor([&] { return echoed(server->ipv4) == 0; }, std::chrono::seconds(15))) << "STRICT never took effect";
+  for (const auto& address : addresses) EXPECT_EQ(echoed(address), 0) << address << ": plaintext reached the app under STRICT";
+  for (const auto& address : {server->ipv4, server->ipv6, linkLocalIp + "%eth0"}) {
+    EXPECT_EQ(echoed(address, "outsider"), 0) << address << ": plaintext from a non-mesh pod reached the app under STRICT";
+  }
+  EXPECT_EQ(echoFromClient("mesh traffic is mTLS"), "mesh traffic is mTLS");
 }
 
 TEST_F(HboneTest, CertificatesRotateUnderLiveTraffic) {

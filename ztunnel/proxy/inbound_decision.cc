@@ -28,7 +28,11 @@ InboundDecision decideInbound(const InboundRequest& request, const InboundPod& p
   auto ours = SocketAddress::fromIp(ip, target->port());
   if (!ours) return {V::kMalformed, {}, {}, ours.error().message()};
   bool isPod = std::find(pod.addresses.begin(), pod.addresses.end(), ip) != pod.addresses.end();
-  if (!isPod) return {V::kMalformed, {}, {}, fmt::format("target {} is not this pod", request.target)};
+  if (!isPod) {
+    // Plaintext captured on an address the configuration does not list for the pod (IPv6
+    // link-local or SLAAC: the kernel steered it, so it is the pod's) is refused too: fail closed.
+    return {V::kMalformed, {}, {}, fmt::format("target {} is not one of the pod's known addresses", request.target)};
+  }
   if (target->port() == 0 || isTunnelPort(target->port())) {
     return {V::kMalformed, {}, {}, fmt::format("target port {} is not an app port", target->port())};
   }

@@ -1,11 +1,11 @@
 #include "simcluster/canary_config.h"
 
 #include "simcluster/mesh_controller.h"
+#include "sluice/common/files.h"
 
 #include <fmt/format.h>
 
 #include <cstdio>
-#include <fstream>
 
 namespace sluice::sim {
 
@@ -90,14 +90,8 @@ std::string localityYaml(const L7Service& service) {
 }
 
 Status writeConfigFile(const std::string& dir, const std::string& file, const std::string& yaml) {
-  std::string temp = dir + "/." + file + ".tmp";
-  {
-    std::ofstream out(temp);
-    out << yaml;
-    if (!out) return fail("write " + temp);
-  }
-  if (std::rename(temp.c_str(), (dir + "/" + file).c_str()) != 0) return failErrno("rename " + temp);
-  return {};
+  // The temporary "<file>.tmp" does not end in .yaml, so the controller never reads half a file.
+  return writeFileAtomically(dir + "/" + file, yaml, 0644);
 }
 
 }  // namespace sluice::sim

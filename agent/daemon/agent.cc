@@ -26,6 +26,7 @@ zds::v1::WorkloadRequest addRequest(const PodRecord& pod) {
   w->set_namespace_(pod.ns);
   w->set_service_account(pod.serviceAccount);
   for (const auto& a : pod.addresses) w->add_addresses(a);
+  w->mutable_labels()->insert(pod.labels.begin(), pod.labels.end());
   return request;
 }
 

@@ -375,6 +375,29 @@ TEST_F(HboneTest, StrictHoldsOnEveryAddressOfThePodIncludingLinkLocal) {
   EXPECT_EQ(echoFromClient("mesh traffic is mTLS"), "mesh traffic is mTLS");
 }
 
+// Issue 11: policy does not depend on the controller's workload list alone. A pod the
+// configuration does not list is selected by the labels the node agent sent with AddWorkload: a
+// STRICT PeerAuthentication selecting it refuses plaintext from its first connection.
+TEST_F(HboneTest, APodTheControllerDoesNotListIsSelectedByItsLabels) {
+  ASSERT_TRUE(cluster_->addPod(1, "newcomer", {.ns = "shop", .serviceAccount = "db", .labels = {{"app", "newcomer"}}}));
+  auto echo = startEcho(*cluster_, "newcomer");
+  ASSERT_TRUE(echo) << echo.error().message();
+  const std::string target = withPort(cluster_->pod("newcomer")->ipv4, 8080);
+  auto send = [&] {
+    return runIn("", {siblingProgram("sluice-tcpcheck"), "send", "--to", target, "--bytes", "10000"}).exitCode;
+  };
+  ASSERT_TRUE(waitFor([&] { return send() == 0; }, std::chrono::seconds(15))) << "PERMISSIVE must relay plaintext";
+  ASSERT_TRUE(sim::writeConfigFile(controller_.configDir(), "peerauth.yaml",
+                                   "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\n"
+                                   "metadata: {name: strict-newcomer, namespace: shop}\n"
+                                   "spec: {selector: {matchLabels: {app: newcomer}}, mtls: {mode: STRICT}}\n"));
+  ASSERT_TRUE(waitFor([&] { return send() != 0; }, std::chrono::seconds(15)))
+      << "a STRICT policy selecting the pod by label never applied: the controller does not list it";
+  EXPECT_GE(counter(1, "newcomer", "/failed/plaintext_refused"), 1u);
+  // The listed server pod is not selected: plaintext still reaches it.
+  EXPECT_EQ(runIn("", {siblingProgram("sluice-tcpcheck"), "send", "--to", withPort(serverIp_, 8080), "--bytes", "100"}).exitCode, 0);
+}
+
 TEST_F(HboneTest, CertificatesRotateUnderLiveTraffic) {
   // One connection kept busy across the rotation (20 s certificates rotate at about 10 s).
   std::string before = serial(0, kWeb);

@@ -9,6 +9,15 @@ namespace {
 namespace v1 = config::v1;
 using V = InboundDecision::Verdict;
 
+std::shared_ptr<v1::PeerAuthentication> strictFor(const std::string& app) {
+  auto pa = std::make_shared<v1::PeerAuthentication>();
+  pa->set_namespace_("shop");
+  pa->set_name("strict-" + app);
+  pa->set_mode(v1::PeerAuthentication::STRICT);
+  (*pa->mutable_selector()->mutable_match_labels())["app"] = app;
+  return pa;
+}
+
 ConfigSnapshot snapshotWith(bool strict, bool denyWeb) {
   ConfigSnapshot s;
   auto db = std::make_shared<WorkloadEntry>(WorkloadEntry{"u1", "db-0", "shop", "db", "node1", {{"app", "db"}}, {"10.244.1.5"}});
@@ -67,6 +76,23 @@ TEST(InboundDecision, Table) {
       EXPECT_FALSE(d.reason.empty()) << c.name;
     }
   }
+}
+
+// A pod the configuration does not list yet (just started, or the controller is behind) is
+// still selected by its labels as the node agent sent them: a label-selected STRICT holds from
+// its first connection; the controller's labels win when it lists the pod.
+TEST(InboundDecision, LabelsFromTheAgentSelectPolicyForAPodTheConfigurationDoesNotList) {
+  ConfigSnapshot s;
+  s.peerAuthentications.push_back(strictFor("newcomer"));
+  const InboundRequest plaintext{false, "", "10.244.0.3", "10.244.1.9:8080"};
+  InboundPod unlisted{"shop", {"10.244.1.9"}, {{"app", "newcomer"}}};
+  EXPECT_EQ(decideInbound(plaintext, unlisted, s).verdict, V::kPlaintextRefused);
+  InboundPod otherApp{"shop", {"10.244.1.9"}, {{"app", "other"}}};
+  EXPECT_EQ(decideInbound(plaintext, otherApp, s).verdict, V::kAllow);
+  // Listed by the controller with other labels: the controller's view decides.
+  s.workloadsByIp["10.244.1.9"] =
+      std::make_shared<WorkloadEntry>(WorkloadEntry{"u9", "n-0", "shop", "default", "node1", {{"app", "other"}}, {"10.244.1.9"}});
+  EXPECT_EQ(decideInbound(plaintext, unlisted, s).verdict, V::kAllow);
 }
 
 }  // namespace

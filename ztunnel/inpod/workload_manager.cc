@@ -49,6 +49,7 @@ Result<WorkloadManager::PodEntry> WorkloadManager::createPod(const zds::v1::Work
                                          runtime->serviceAccount.empty() ? "default" : runtime->serviceAccount);
   }
   runtime->addresses.assign(info.addresses().begin(), info.addresses().end());
+  runtime->labels.insert(info.labels().begin(), info.labels().end());
   auto cookie = netnsCookie(netns.get());
   if (!cookie) return fail(std::move(cookie.error()));
   runtime->netnsCookie = *cookie;

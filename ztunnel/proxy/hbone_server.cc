@@ -54,7 +54,7 @@ void HboneServer::onRequest(int32_t stream) {
   if (session.status(stream) == 400) return answer(stream, 400, FailReason::kMalformed, "not a CONNECT with an authority");
   auto config = context_.config.current();
   InboundDecision verdict = decideInbound({true, peerIdentity_, peer_.ip(), session.request(stream)->authority},
-                                          {pod_->ns, pod_->addresses}, *config);
+                                          {pod_->ns, pod_->addresses, pod_->labels}, *config);
   if (verdict.verdict != InboundDecision::Verdict::kAllow) {
     return answer(stream, verdict.httpStatus(),
                   verdict.verdict == InboundDecision::Verdict::kDenied ? FailReason::kDenied : FailReason::kMalformed,

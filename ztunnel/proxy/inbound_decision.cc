@@ -37,9 +37,10 @@ InboundDecision decideInbound(const InboundRequest& request, const InboundPod& p
     return {V::kMalformed, {}, {}, fmt::format("target port {} is not an app port", target->port())};
   }
   d.target = *ours;
+  // The controller's view when it lists the pod (fresher: labels can change), else the agent's.
   const WorkloadEntry* workload = nullptr;
   if (auto it = config.workloadsByIp.find(ip); it != config.workloadsByIp.end()) workload = it->second.get();
-  std::map<std::string, std::string> labels = workload != nullptr ? workload->labels : std::map<std::string, std::string>{};
+  const std::map<std::string, std::string>& labels = workload != nullptr ? workload->labels : pod.labels;
   if (!request.hbone) {
     MtlsDecision mtls = effectiveMtlsMode(config.peerAuthentications, pod.ns, labels, target->port());
     if (mtls.mode == MtlsMode::kStrict) {

@@ -6,6 +6,7 @@
 //   - then AuthorizationPolicy: denied is 401 over HBONE, a reset for plaintext.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,9 @@ struct InboundRequest {
 struct InboundPod {
   std::string ns;
   std::vector<std::string> addresses;
+  // The node agent's labels for the pod: policy is selected by them when the configuration does
+  // not list the pod's address (yet), so label-selected STRICT or DENY never fails open.
+  std::map<std::string, std::string> labels;
 };
 
 struct InboundDecision {

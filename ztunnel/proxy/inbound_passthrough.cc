@@ -17,7 +17,7 @@ void InboundPassthroughAcceptor::onAccepted(UniqueFd fd) {
   // sk_lookup kept the original destination as the accepted socket's local address.
   SocketAddress target = unmapped(localAddress(fd.get()));
   auto config = context_.config.current();
-  InboundDecision verdict = decideInbound({false, "", unmapped(peer).ip(), target.toString()}, {pod.ns, pod.addresses}, *config);
+  InboundDecision verdict = decideInbound({false, "", unmapped(peer).ip(), target.toString()}, {pod.ns, pod.addresses, pod.labels}, *config);
   if (verdict.verdict != InboundDecision::Verdict::kAllow) {
     spdlog::debug("{}: plaintext from {} refused: {}", pod.key(), peer.toString(), verdict.reason);
     FailReason reason = verdict.verdict == InboundDecision::Verdict::kPlaintextRefused ? FailReason::kPlaintextRefused

@@ -6,6 +6,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <optional>
 #include <cstdint>
 #include <string>
@@ -35,6 +36,7 @@ struct PodRuntime {
   std::string uid, name, ns, serviceAccount;
   std::string identity;  // spiffe://<trust-domain>/ns/<ns>/sa/<serviceAccount>; "" when the node has no credentials
   std::vector<std::string> addresses;
+  std::map<std::string, std::string> labels;  // as the node agent saw them (policy fallback)
   UniqueFd netns;
   uint64_t netnsCookie = 0;
   int worker = 0;  // every listener and connection of the pod lives on this worker

@@ -18,10 +18,13 @@
 #include <vector>
 
 #include "discovery/config_store.h"
-#include "kubernetes/resource_watcher.h"
+#include "sluice/kube/resource_watcher.h"
 #include "sluice/common/process_requirements.h"
 
 namespace sluice::controller::kube {
+
+// The generic list/watch client (common/include/sluice/kube).
+using namespace sluice::kube;
 
 // Pods, Services, and the Istio and Sluice kinds the loader supports (CRDs are optional).
 std::vector<ResourceKind> meshResourceKinds();

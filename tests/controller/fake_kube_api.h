@@ -13,11 +13,11 @@
 #include <fstream>
 #include <thread>
 
-#include "kubernetes/kube_api_client.h"
+#include "sluice/kube/kube_api_client.h"
 #include "sluice/common/files.h"
 #include "sluice/common/process.h"
 
-namespace sluice::controller::kube::testing {
+namespace sluice::kube::testing {
 
 class FakeKubeApi {
  public:
@@ -103,4 +103,4 @@ bool waitUntil(Pred done) {
   return done();
 }
 
-}  // namespace sluice::controller::kube::testing
+}  // namespace sluice::kube::testing

@@ -37,7 +37,7 @@ class KubeConfigSourceTest : public ::testing::Test {
 
   template <typename Pred>
   bool waitFor(Pred done) {
-    return testing::waitUntil(done);
+    return sluice::kube::testing::waitUntil(done);
   }
 
   const config::v1::Service* service(const std::string& name) {
@@ -47,7 +47,7 @@ class KubeConfigSourceTest : public ::testing::Test {
     return nullptr;
   }
 
-  testing::FakeKubeApi api_;
+  sluice::kube::testing::FakeKubeApi api_;
   ConfigStore store_;
   std::unique_ptr<KubernetesSource> source_;
 };

@@ -9,9 +9,9 @@
 #include <chrono>
 
 #include "fake_kube_api.h"
-#include "kubernetes/resource_watcher.h"
+#include "sluice/kube/resource_watcher.h"
 
-namespace sluice::controller::kube {
+namespace sluice::kube {
 namespace {
 
 using nlohmann::json;
@@ -185,4 +185,4 @@ TEST_F(KubeWatchTest, UnknownCertificateAuthorityAndMissingTokenAreRefused) {
 }
 
 }  // namespace
-}  // namespace sluice::controller::kube
+}  // namespace sluice::kube

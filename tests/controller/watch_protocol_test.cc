@@ -1,11 +1,11 @@
 // The Kubernetes list/watch protocol's pure parts: pages, events, the cache, queries, back-off.
-#include "kubernetes/watch_protocol.h"
+#include "sluice/kube/watch_protocol.h"
 
 #include <gtest/gtest.h>
 
-#include "kubernetes/resource_watcher.h"
+#include "sluice/kube/resource_watcher.h"
 
-namespace sluice::controller::kube {
+namespace sluice::kube {
 namespace {
 
 struct EventCase {
@@ -102,4 +102,4 @@ TEST(WatchProtocol, BackoffDoublesWithEqualJitterUpToTheMaximum) {
 }
 
 }  // namespace
-}  // namespace sluice::controller::kube
+}  // namespace sluice::kube

@@ -8,10 +8,11 @@
 
 #include "config/config_loader.h"
 #include "kubernetes/kube_objects.h"
-#include "kubernetes/watch_protocol.h"
+#include "sluice/kube/watch_protocol.h"
 
 using namespace sluice::controller;
 using namespace sluice::controller::kube;
+using namespace sluice::kube;
 
 namespace {
 void check(bool ok) {

@@ -1,11 +1,11 @@
-#include "kubernetes/resource_watcher.h"
+#include "sluice/kube/resource_watcher.h"
 
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <random>
 
-namespace sluice::controller::kube {
+namespace sluice::kube {
 
 std::chrono::milliseconds backoffDelay(const WatcherOptions& options, int attempt, double random01) {
   double ceiling = static_cast<double>(options.initialBackoff.count());
@@ -189,4 +189,4 @@ void ResourceWatcher::run() {
   }
 }
 
-}  // namespace sluice::controller::kube
+}  // namespace sluice::kube

@@ -13,7 +13,7 @@
 
 #include "sluice/common/error.h"
 
-namespace sluice::controller::kube {
+namespace sluice::kube {
 
 struct ApiServer {
   std::string url;        // https://host:port (no path)
@@ -50,4 +50,4 @@ class KubeApiClient {
   ApiServer server_;
 };
 
-}  // namespace sluice::controller::kube
+}  // namespace sluice::kube

@@ -1,4 +1,4 @@
-#include "kubernetes/kube_api_client.h"
+#include "sluice/kube/kube_api_client.h"
 
 #include <curl/curl.h>
 
@@ -7,10 +7,10 @@
 #include <memory>
 #include <mutex>
 
-#include "kubernetes/watch_protocol.h"
+#include "sluice/kube/watch_protocol.h"
 #include "sluice/common/files.h"
 
-namespace sluice::controller::kube {
+namespace sluice::kube {
 
 namespace {
 
@@ -152,4 +152,4 @@ Result<HttpResult> KubeApiClient::stream(const std::string& pathAndQuery, const 
   return perform(server_, pathAndQuery, t, std::chrono::seconds(0), idleLimit);
 }
 
-}  // namespace sluice::controller::kube
+}  // namespace sluice::kube

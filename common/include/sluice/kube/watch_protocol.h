@@ -21,7 +21,7 @@
 
 #include "sluice/common/error.h"
 
-namespace sluice::controller::kube {
+namespace sluice::kube {
 
 // The longest watch line or list page accepted (the API server's own object limit is ~1.5 MiB).
 inline constexpr size_t kMaxMessageBytes = 8 << 20;
@@ -61,4 +61,4 @@ struct ObjectCache {
 std::string listQuery(size_t limit, std::string_view continueToken, std::string_view fieldSelector);
 std::string watchQuery(std::string_view resourceVersion, int timeoutSeconds, std::string_view fieldSelector);
 
-}  // namespace sluice::controller::kube
+}  // namespace sluice::kube

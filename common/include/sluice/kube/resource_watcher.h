@@ -17,10 +17,10 @@
 #include <mutex>
 #include <thread>
 
-#include "kubernetes/kube_api_client.h"
-#include "kubernetes/watch_protocol.h"
+#include "sluice/kube/kube_api_client.h"
+#include "sluice/kube/watch_protocol.h"
 
-namespace sluice::controller::kube {
+namespace sluice::kube {
 
 struct ResourceKind {
   std::string path;           // "/api/v1/pods", "/apis/networking.istio.io/v1/virtualservices"
@@ -91,4 +91,4 @@ class ResourceWatcher {
   std::thread thread_;
 };
 
-}  // namespace sluice::controller::kube
+}  // namespace sluice::kube

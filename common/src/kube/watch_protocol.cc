@@ -1,8 +1,8 @@
-#include "kubernetes/watch_protocol.h"
+#include "sluice/kube/watch_protocol.h"
 
 #include <fmt/format.h>
 
-namespace sluice::controller::kube {
+namespace sluice::kube {
 
 using nlohmann::json;
 
@@ -144,4 +144,4 @@ std::string watchQuery(std::string_view resourceVersion, int timeoutSeconds, std
   return q;
 }
 
-}  // namespace sluice::controller::kube
+}  // namespace sluice::kube

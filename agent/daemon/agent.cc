@@ -34,26 +34,6 @@ PodCaptureSpec specOf(const PodRecord& pod) {
   return {.addresses = pod.addresses, .labels = pod.labels, .annotations = pod.annotations};
 }
 
-// Metadata the API server would give (service account, labels, annotations); absent file: none.
-Status readRegistry(const std::string& dir, PodRecord& pod) {
-  if (dir.empty()) return {};
-  std::string path = fmt::format("{}/{}_{}.json", dir, pod.ns, pod.name);
-  std::ifstream in(path);
-  if (!in) return {};
-  std::stringstream text;
-  text << in.rdbuf();
-  json j = json::parse(text.str(), nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return fail(path + ": not a JSON object");
-  try {
-    if (j.contains("serviceAccount")) pod.serviceAccount = j["serviceAccount"].get<std::string>();
-    if (j.contains("labels")) pod.labels = j["labels"].get<std::map<std::string, std::string>>();
-    if (j.contains("annotations")) pod.annotations = j["annotations"].get<std::map<std::string, std::string>>();
-  } catch (const json::exception& e) {
-    return fail(fmt::format("{}: {}", path, e.what()));
-  }
-  return {};
-}
-
 }  // namespace
 
 Result<std::unique_ptr<Agent>> Agent::start(AgentOptions options) {
@@ -145,7 +125,12 @@ Status Agent::addPod(const CniPodRequest& request) {
     return fail("CNI_ARGS lacks K8S_POD_NAMESPACE / K8S_POD_NAME: cannot tell which pod this is");
   }
   PodRecord pod = recordFor(request);
-  SLUICE_TRY(readRegistry(options_.podRegistry, pod), "pod metadata");
+  auto lookup = options_.podMetadata ? options_.podMetadata : registryPodMetadata(options_.podRegistry);
+  auto metadata = lookup(pod.ns, pod.name, pod.uid == pod.containerId ? std::string() : pod.uid);
+  if (!metadata) return fail(std::move(metadata.error()).context("pod metadata"));
+  pod.serviceAccount = metadata->serviceAccount;
+  pod.labels = std::move(metadata->labels);
+  pod.annotations = std::move(metadata->annotations);
   auto plan = planPodCapture(specOf(pod));
   if (!plan) return fail(std::move(plan.error()).context("pod " + pod.key()));
 

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "capture/capture_datapath.h"
+#include "daemon/pod_metadata.h"
 #include "daemon/pod_record.h"
 #include "daemon/tunnel_link.h"
 #include "sluice/common/error.h"
@@ -34,6 +35,7 @@ struct AgentOptions {
   CaptureOptions capture;
   std::string stateDir;     // pods.json lives here
   std::string podRegistry;  // folder of pod metadata "<namespace>_<name>.json" (simulated API server)
+  PodMetadataLookup podMetadata;  // set: pods' metadata from here (the Kubernetes API) instead
   std::chrono::milliseconds tunnelWait{10000};  // how long an ADD waits for a tunnel to connect
   std::chrono::milliseconds ackTimeout{10000};
 };

@@ -22,6 +22,11 @@ ProcessRequirements agentRequirements() {
               {"/run/sluice", "control socket for sluice-cni and sluicectl, tunnel socket for ztunnel"},
               {"/var/run/netns", "pods' network namespaces, named by the container runtime in CNI calls"},
           },
+      .apiResources =
+          {
+              {.group = "", .resource = "pods", .why = "a pod's service account, labels and annotations when it is enrolled (--kubernetes)",
+               .verbs = {"get"}},
+          },
   };
 }
 

@@ -16,7 +16,9 @@ nlohmann::json toJson(const ProcessRequirements& requirements) {
   for (const auto& c : requirements.capabilities) caps.push_back({{"name", c.name}, {"why", c.why}});
   for (const auto& p : requirements.hostPaths) paths.push_back({{"hostPath", p.hostPath}, {"why", p.why}});
   nlohmann::json api = nlohmann::json::array();
-  for (const auto& a : requirements.apiResources) api.push_back({{"group", a.group}, {"resource", a.resource}, {"why", a.why}});
+  for (const auto& a : requirements.apiResources) {
+    api.push_back({{"group", a.group}, {"resource", a.resource}, {"verbs", a.verbs}, {"why", a.why}});
+  }
   return {{"program", requirements.program}, {"capabilities", caps}, {"hostPaths", paths}, {"apiResources", api}};
 }
 

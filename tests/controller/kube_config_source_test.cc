@@ -6,7 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "fake_kube_api.h"
+#include "support/fake_kube_api.h"
 #include "kubernetes/kube_config_source.h"
 
 namespace sluice::controller::kube {

@@ -8,7 +8,7 @@
 
 #include <chrono>
 
-#include "fake_kube_api.h"
+#include "support/fake_kube_api.h"
 #include "sluice/kube/resource_watcher.h"
 
 namespace sluice::kube {

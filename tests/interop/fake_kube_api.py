@@ -9,6 +9,7 @@ It follows the documented protocol per resource path: list (paged with `continue
      "watches": [{"status": 200, "lines": ["<event json or garbage>", ...], "end": "close"|"hold"},
                  {"status": 410}, {"status": 500}, ...]}, ...}}
   (or one resource: {"path": "/api/v1/pods", "lists": [...], "watches": [...]})
+  and single objects: {"objects": {"/api/v1/namespaces/shop/pods/web-1": {...}}} (GET returns it)
 
 Each list or watch request of a path takes the next entry of its list (the last one repeats
 for lists; after the last watch every watch holds until the client goes). A path the scenario
@@ -34,7 +35,8 @@ args = parser.parse_args()
 
 with open(args.scenario) as f:
     scenario = json.load(f)
-resources = scenario.get("resources") or {scenario["path"]: scenario}
+resources = scenario.get("resources") or ({scenario["path"]: scenario} if "path" in scenario else {})
+objects = scenario.get("objects", {})
 lock = threading.Lock()
 state = {path: {"lists": 0, "watches": 0} for path in resources}
 
@@ -69,6 +71,8 @@ class Handler(BaseHTTPRequestHandler):
                                   "time": time.monotonic()}) + "\n")
         if self.headers.get("Authorization") != "Bearer " + args.token:
             return self.send_whole(401, status_body(401, "Unauthorized", "Unauthorized"))
+        if url.path in objects:
+            return self.send_whole(200, json.dumps(objects[url.path]).encode())
         if url.path not in resources:
             return self.send_whole(404, status_body(404, "NotFound", "the server could not find the requested resource"))
         resource, counts = resources[url.path], state[url.path]

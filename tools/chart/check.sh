@@ -85,6 +85,6 @@ expect_failure "a DaemonSet without a declared capability" "lacks SYS_ADMIN" \
 # ... and a ClusterRole that also lets the controller read Secrets.
 sed 's/resources: \[pods, services\]/resources: [pods, services, secrets]/' "$work/default.yaml" > "$work/mutated-rbac.yaml"
 cmp -s "$work/default.yaml" "$work/mutated-rbac.yaml" && { echo "chart: the RBAC mutation did not apply" >&2; exit 1; }
-expect_failure "a ClusterRole wider than the controller declares" "/secrets, which the program does not declare" \
+expect_failure "a ClusterRole wider than the controller declares" "/secrets, which its programs do not declare" \
   node "$here/check_chart.mjs" "$work/mutated-rbac.yaml" "${requirements[@]}"
 echo "chart: all checks passed"

@@ -68,10 +68,15 @@ function checkRequirements(objects, program, requirements) {
     const mounted = (c.volumeMounts ?? []).some((m) => volumes.get(m.name)?.hostPath?.path === need.hostPath);
     if (!mounted) problems.push(`${where}: does not mount host folder ${need.hostPath} (${need.why})`);
   }
-  checkRbac(objects, where, spec.serviceAccountName, requirements.apiResources ?? []);
+  // RBAC belongs to the pod's service account: checked once per workload, for all its programs.
+  const key = `${workload.kind}/${workload.metadata.name}`;
+  const entry = rbacNeeds.get(key) ?? { where: `${workload.kind} ${workload.metadata.name}`, account: spec.serviceAccountName, needs: [] };
+  entry.needs.push(...(requirements.apiResources ?? []));
+  rbacNeeds.set(key, entry);
 }
+const rbacNeeds = new Map();
 
-// The ClusterRoles bound to `account`: read access to exactly `needs` ({group, resource}).
+// The ClusterRoles bound to `account` grant exactly `needs` ({group, resource, verbs}).
 function checkRbac(objects, where, account, needs) {
   const roles = objects
     .filter((o) => o.kind === "ClusterRoleBinding" && (o.subjects ?? []).some((s) => s.kind === "ServiceAccount" && s.name === account))
@@ -88,14 +93,21 @@ function checkRbac(objects, where, account, needs) {
       }
     }
   }
-  const wanted = new Set(needs.map((n) => `${n.group}/${n.resource}`));
-  for (const key of wanted) {
-    const verbs = granted.get(key) ?? new Set();
-    for (const verb of ["get", "list", "watch"]) if (!verbs.has(verb)) problems.push(`${where}: its service account cannot ${verb} ${key}`);
+  const wanted = new Map();  // "group/resource" -> Set(verbs)
+  for (const n of needs) {
+    const key = `${n.group}/${n.resource}`;
+    wanted.set(key, new Set([...(wanted.get(key) ?? []), ...(n.verbs ?? ["get", "list", "watch"])]));
+  }
+  for (const [key, verbs] of wanted) {
+    const have = granted.get(key) ?? new Set();
+    for (const verb of verbs) if (!have.has(verb)) problems.push(`${where}: its service account cannot ${verb} ${key}`);
   }
   for (const [key, verbs] of granted) {
-    if (!wanted.has(key)) problems.push(`${where}: its service account may access ${key}, which the program does not declare`);
-    for (const verb of verbs) if (!["get", "list", "watch"].includes(verb)) problems.push(`${where}: its service account may ${verb} ${key}`);
+    if (!wanted.has(key)) {
+      problems.push(`${where}: its service account may access ${key}, which its programs do not declare`);
+      continue;
+    }
+    for (const verb of verbs) if (!wanted.get(key).has(verb)) problems.push(`${where}: its service account may ${verb} ${key}, which its programs do not declare`);
   }
 }
 
@@ -121,6 +133,7 @@ for (let i = 1; i < args.length; i++) {
   const [program, file] = args[++i].split("=");
   checkRequirements(objects, program, JSON.parse(readFileSync(file, "utf8")));
 }
+for (const { where, account, needs } of rbacNeeds.values()) checkRbac(objects, where, account, needs);
 if (problems.length) {
   for (const p of problems) console.error(`chart: ${p}`);
   process.exit(1);

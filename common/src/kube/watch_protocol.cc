@@ -25,12 +25,6 @@ Status checkObject(const json& object, std::string_view what) {
   return {};
 }
 
-std::string stringAt(const json& object, const char* a, const char* b) {
-  auto x = object.find(a);
-  if (x == object.end() || !x->is_object()) return {};
-  auto y = x->find(b);
-  return y != x->end() && y->is_string() ? y->get<std::string>() : std::string();
-}
 
 std::string percentEncode(std::string_view s) {
   std::string out;
@@ -46,6 +40,13 @@ std::string percentEncode(std::string_view s) {
 
 }  // namespace
 
+std::string nestedString(const json& object, const char* a, const char* b) {
+  auto x = object.find(a);
+  if (x == object.end() || !x->is_object()) return {};
+  auto y = x->find(b);
+  return y != x->end() && y->is_string() ? y->get<std::string>() : std::string();
+}
+
 Result<ListPage> parseListPage(std::string_view body) {
   if (body.size() > kMaxMessageBytes) return fail("list response larger than 8 MiB");
   json doc = json::parse(body, nullptr, false);
@@ -54,9 +55,9 @@ Result<ListPage> parseListPage(std::string_view body) {
   // An empty list may come as "items": null.
   if (items == doc.end() || !(items->is_array() || items->is_null())) return fail("list response has no \"items\" list");
   ListPage page;
-  page.resourceVersion = stringAt(doc, "metadata", "resourceVersion");
+  page.resourceVersion = nestedString(doc, "metadata", "resourceVersion");
   if (page.resourceVersion.empty()) return fail("list response has no metadata.resourceVersion");
-  page.continueToken = stringAt(doc, "metadata", "continue");
+  page.continueToken = nestedString(doc, "metadata", "continue");
   if (items->is_array()) {
     for (size_t i = 0; i < items->size(); ++i) {
       SLUICE_TRY(checkObject((*items)[i], fmt::format("list item {}", i)), "list response");
@@ -91,7 +92,7 @@ Result<WatchEvent> parseWatchEvent(std::string_view line) {
     event.object = std::move(*object);
     return event;
   }
-  event.resourceVersion = stringAt(*object, "metadata", "resourceVersion");
+  event.resourceVersion = nestedString(*object, "metadata", "resourceVersion");
   if (event.type == WatchEvent::Type::kBookmark) {
     if (event.resourceVersion.empty()) return fail("watch BOOKMARK has no metadata.resourceVersion");
     return event;
@@ -103,8 +104,8 @@ Result<WatchEvent> parseWatchEvent(std::string_view line) {
 }
 
 std::string objectKey(const json& object) {
-  std::string ns = stringAt(object, "metadata", "namespace");
-  std::string name = stringAt(object, "metadata", "name");
+  std::string ns = nestedString(object, "metadata", "namespace");
+  std::string name = nestedString(object, "metadata", "name");
   return ns.empty() ? name : ns + "/" + name;
 }
 

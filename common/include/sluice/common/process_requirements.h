@@ -29,11 +29,12 @@ struct HostPathNeed {
   std::string why;
 };
 
-// Kubernetes API access (read: get, list, watch), for the Helm chart's RBAC.
+// Kubernetes API access, for the Helm chart's RBAC (read-only verbs).
 struct ApiResourceNeed {
   std::string group;  // "" for the core group
   std::string resource;
   std::string why;
+  std::vector<std::string> verbs = {"get", "list", "watch"};
 };
 
 struct ProcessRequirements {

@@ -44,6 +44,9 @@ struct WatchEvent {
 
 Result<WatchEvent> parseWatchEvent(std::string_view line);
 
+// object[a][b] when it is a string, else "" (e.g. nestedString(pod, "metadata", "name")).
+std::string nestedString(const nlohmann::json& object, const char* a, const char* b);
+
 // "namespace/name" (or "name" for cluster-scoped objects) of a validated object.
 std::string objectKey(const nlohmann::json& object);
 

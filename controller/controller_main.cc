@@ -33,7 +33,6 @@
 #include <filesystem>
 #include <thread>
 
-extern char** environ;
 
 #include "analyze/analyzer.h"
 #include "ca/certificate_service.h"
@@ -42,6 +41,8 @@ extern char** environ;
 #include "discovery/discovery_server.h"
 #include "discovery/listen_policy.h"
 #include "kubernetes/kube_config_source.h"
+#include "sluice/common/process.h"
+#include "sluice/kube/api_server_flags.h"
 #include "sluice/common/http_server.h"
 #include "sluice/common/log.h"
 
@@ -90,20 +91,10 @@ int issueCredential(const CaOptions& caOptions, const std::string& spiffeId, con
   return 0;
 }
 
-std::map<std::string, std::string> environment() {
-  std::map<std::string, std::string> env;
-  for (char** e = environ; *e != nullptr; ++e) {
-    std::string_view entry(*e);
-    if (size_t eq = entry.find('='); eq != std::string_view::npos) env.emplace(entry.substr(0, eq), entry.substr(eq + 1));
-  }
-  return env;
-}
-
 // Where the configuration comes from: a YAML directory, or the Kubernetes API.
 struct SourceOptions {
   std::string dir;
-  bool inCluster = false;
-  sluice::controller::kube::ApiServer apiServer;  // url set: this API server
+  sluice::kube::ApiServerFlags api;
 };
 
 int serve(const SourceOptions& source, const std::string& listen, const std::string& statusAddress, const CaOptions& caOptions) {
@@ -115,14 +106,13 @@ int serve(const SourceOptions& source, const std::string& listen, const std::str
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   ConfigStore store;
   std::unique_ptr<sluice::controller::kube::KubernetesSource> kubernetes;
-  if (source.inCluster || !source.apiServer.url.empty()) {
-    sluice::Result<sluice::controller::kube::ApiServer> server = source.apiServer;
-    if (source.inCluster) server = sluice::controller::kube::inClusterApiServer(environment());
-    if (!server) {
-      spdlog::error("--kubernetes: {}", server.error().message());
-      return 1;
-    }
-    kubernetes = std::make_unique<sluice::controller::kube::KubernetesSource>(*server, store);
+  auto apiServer = sluice::kube::chosenApiServer(source.api.inCluster, source.api.server, sluice::environmentVariables());
+  if (!apiServer) {
+    spdlog::error("{}", apiServer.error().message());
+    return 1;
+  }
+  if (*apiServer) {
+    kubernetes = std::make_unique<sluice::controller::kube::KubernetesSource>(**apiServer, store);
     kubernetes->start();
   } else {
     store.refresh(dir);
@@ -215,13 +205,8 @@ int main(int argc, char** argv) {
   auto* serveCmd = app.add_subcommand("serve", "push the configuration directory to every node");
   SourceOptions source;
   auto* dirOption = serveCmd->add_option("--config-dir", source.dir, "directory of YAML files");
-  auto* inClusterOption = serveCmd->add_flag("--kubernetes", source.inCluster,
-                                             "configuration from the Kubernetes API, with this pod's service account");
-  auto* apiOption = serveCmd->add_option("--kube-api", source.apiServer.url, "configuration from this Kubernetes API server (https://host:port)");
-  serveCmd->add_option("--kube-ca", source.apiServer.caFile, "CA bundle of --kube-api")->needs(apiOption);
-  serveCmd->add_option("--kube-token", source.apiServer.tokenFile, "bearer token file for --kube-api")->needs(apiOption);
-  dirOption->excludes(inClusterOption)->excludes(apiOption);
-  inClusterOption->excludes(apiOption);
+  sluice::kube::addApiServerFlags(*serveCmd, source.api, "configuration");
+  dirOption->excludes(source.api.inClusterOption)->excludes(source.api.apiOption);
   auto* listenOption = serveCmd->add_option("--listen", listen, "plaintext gRPC discovery address (with --ca-dir: off unless given, loopback only)")
                            ->capture_default_str();
   serveCmd->add_option("--status", statusAddress, "HTTP status address (keep it on loopback)")->capture_default_str();
@@ -266,12 +251,8 @@ int main(int argc, char** argv) {
       spdlog::error("{}", plaintext.error().message());
       return 1;
     }
-    if (source.dir.empty() && !source.inCluster && source.apiServer.url.empty()) {
+    if (source.dir.empty() && !source.api.inCluster && source.api.server.url.empty()) {
       spdlog::error("serve needs a configuration source: --config-dir DIR, --kubernetes or --kube-api URL");
-      return 1;
-    }
-    if (!source.apiServer.url.empty() && source.apiServer.caFile.empty()) {
-      spdlog::error("--kube-api needs --kube-ca (the API server's certificate is always verified)");
       return 1;
     }
     return serve(source, *plaintext, statusAddress, caOptions);

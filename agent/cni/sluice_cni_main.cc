@@ -16,9 +16,9 @@
 #include <map>
 
 #include "cni/cni_invocation.h"
+#include "sluice/common/process.h"
 #include "sluice/common/unix_socket.h"
 
-extern char** environ;
 
 namespace {
 
@@ -34,12 +34,7 @@ int failWith(const std::string& cniVersion, const CniFailure& f) {
 }  // namespace
 
 int main() {
-  std::map<std::string, std::string> env;
-  for (char** e = environ; *e != nullptr; ++e) {
-    std::string_view entry(*e);
-    size_t eq = entry.find('=');
-    if (eq != std::string_view::npos) env[std::string(entry.substr(0, eq))] = std::string(entry.substr(eq + 1));
-  }
+  std::map<std::string, std::string> env = environmentVariables();
   std::string input;
   if (env["CNI_COMMAND"] != "VERSION") {
     char buf[65536];

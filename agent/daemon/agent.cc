@@ -6,8 +6,6 @@
 #include <spdlog/spdlog.h>
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "daemon/explain.h"
 #include "sluice/common/netns.h"
@@ -40,6 +38,8 @@ Result<std::unique_ptr<Agent>> Agent::start(AgentOptions options) {
   std::error_code ec;
   fs::create_directories(options.stateDir, ec);
   if (ec) return fail(fmt::format("create state folder {}: {}", options.stateDir, ec.message()));
+  // Pods' metadata: the Kubernetes API when the caller set it up, else the registry folder.
+  if (!options.podMetadata) options.podMetadata = registryPodMetadata(options.podRegistry);
   std::unique_ptr<Agent> agent(new Agent(std::move(options)));
   auto dp = CaptureDatapath::open(agent->options_.capture);
   if (!dp) return fail(std::move(dp.error()));
@@ -125,8 +125,7 @@ Status Agent::addPod(const CniPodRequest& request) {
     return fail("CNI_ARGS lacks K8S_POD_NAMESPACE / K8S_POD_NAME: cannot tell which pod this is");
   }
   PodRecord pod = recordFor(request);
-  auto lookup = options_.podMetadata ? options_.podMetadata : registryPodMetadata(options_.podRegistry);
-  auto metadata = lookup(pod.ns, pod.name, pod.uid == pod.containerId ? std::string() : pod.uid);
+  auto metadata = options_.podMetadata(pod.ns, pod.name, pod.uid == pod.containerId ? std::string() : pod.uid);
   if (!metadata) return fail(std::move(metadata.error()).context("pod metadata"));
   pod.serviceAccount = metadata->serviceAccount;
   pod.labels = std::move(metadata->labels);

@@ -35,7 +35,7 @@ struct AgentOptions {
   CaptureOptions capture;
   std::string stateDir;     // pods.json lives here
   std::string podRegistry;  // folder of pod metadata "<namespace>_<name>.json" (simulated API server)
-  PodMetadataLookup podMetadata;  // set: pods' metadata from here (the Kubernetes API) instead
+  PodMetadataLookup podMetadata;  // pods' metadata (the Kubernetes API); unset: from podRegistry
   std::chrono::milliseconds tunnelWait{10000};  // how long an ADD waits for a tunnel to connect
   std::chrono::milliseconds ackTimeout{10000};
 };

@@ -23,13 +23,13 @@
 
 #include "daemon/agent.h"
 #include "daemon/control_server.h"
+#include "daemon/agent_requirements.h"
 #include "daemon/pod_metadata.h"
 #include "sluice/common/log.h"
-#include "daemon/agent_requirements.h"
 #include "sluice/common/mounts.h"
+#include "sluice/common/process.h"
 #include "sluice/common/unix_socket.h"
-
-extern char** environ;
+#include "sluice/kube/api_server_flags.h"
 
 using namespace sluice;
 using namespace sluice::agent;
@@ -88,14 +88,9 @@ int main(int argc, char** argv) {
   app.add_option("--socket", socketPath, "control socket for sluice-cni and sluicectl")->capture_default_str();
   app.add_option("--zds-socket", zdsPath, "socket the tunnel connects to")->capture_default_str();
   auto* registryOption = app.add_option("--pod-registry", options.podRegistry, "folder of pod metadata (simulated API server)");
-  bool inCluster = false;
-  kube::ApiServer apiServer;
-  auto* inClusterOption = app.add_flag("--kubernetes", inCluster, "pods' metadata from the Kubernetes API, with this pod's service account");
-  auto* apiOption = app.add_option("--kube-api", apiServer.url, "pods' metadata from this Kubernetes API server (https://host:port)");
-  app.add_option("--kube-ca", apiServer.caFile, "CA bundle of --kube-api")->needs(apiOption);
-  app.add_option("--kube-token", apiServer.tokenFile, "bearer token file for --kube-api")->needs(apiOption);
-  registryOption->excludes(inClusterOption)->excludes(apiOption);
-  inClusterOption->excludes(apiOption);
+  kube::ApiServerFlags api;
+  kube::addApiServerFlags(app, api, "pods' metadata");
+  registryOption->excludes(api.inClusterOption)->excludes(api.apiOption);
   app.add_option("--tunnel-mark", options.capture.tunnelMark, "SO_MARK of the tunnel's sockets")->capture_default_str();
   app.add_option("--tunnel-wait-ms", tunnelWaitMs, "how long an ADD waits for the tunnel")->capture_default_str();
   // A callback that ends parsing (as --help does), so it needs none of the required options.
@@ -105,22 +100,13 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (!startupCapabilitiesOk(agentRequirements())) return 1;
   std::unique_ptr<kube::KubeApiClient> kubeClient;  // outlives the agent that looks pods up with it
-  if (inCluster || !apiServer.url.empty()) {
-    if (!apiServer.url.empty() && apiServer.caFile.empty()) {
-      spdlog::error("--kube-api needs --kube-ca (the API server's certificate is always verified)");
-      return 1;
-    }
-    std::map<std::string, std::string> env;
-    for (char** e = environ; *e != nullptr; ++e) {
-      std::string_view entry(*e);
-      if (size_t eq = entry.find('='); eq != std::string_view::npos) env.emplace(entry.substr(0, eq), entry.substr(eq + 1));
-    }
-    auto server = inCluster ? kube::inClusterApiServer(env) : Result<kube::ApiServer>(apiServer);
-    if (!server) {
-      spdlog::error("--kubernetes: {}", server.error().message());
-      return 1;
-    }
-    kubeClient = std::make_unique<kube::KubeApiClient>(*server);
+  auto server = kube::chosenApiServer(api.inCluster, api.server, environmentVariables());
+  if (!server) {
+    spdlog::error("{}", server.error().message());
+    return 1;
+  }
+  if (*server) {
+    kubeClient = std::make_unique<kube::KubeApiClient>(**server);
     options.podMetadata = kubernetesPodMetadata(*kubeClient, options.node);
   }
   options.tunnelWait = std::chrono::milliseconds(tunnelWaitMs);

@@ -37,7 +37,6 @@ Status readLabelsAndAnnotations(const json& holder, std::string_view where, PodM
   return {};
 }
 
-
 }  // namespace
 
 Result<PodMetadata> podMetadataFromApi(const json& pod, std::string_view node, std::string_view expectedUid) {

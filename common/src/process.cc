@@ -51,6 +51,19 @@ std::vector<std::string> buildEnvironment(const SpawnOptions& options) {
   return out;
 }
 
+}  // namespace
+
+std::map<std::string, std::string> environmentVariables() {
+  std::map<std::string, std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string_view entry(*e);
+    if (size_t eq = entry.find('='); eq != std::string_view::npos) env.emplace(entry.substr(0, eq), entry.substr(eq + 1));
+  }
+  return env;
+}
+
+namespace {
+
 // Resolves argv[0] through PATH before fork, because execvpe's search allocates.
 std::string resolveProgram(const std::string& name, const std::vector<std::string>& env) {
   if (name.find('/') != std::string::npos) return name;

@@ -101,5 +101,28 @@ TEST(WatchProtocol, BackoffDoublesWithEqualJitterUpToTheMaximum) {
   }
 }
 
+TEST(WatchProtocol, TheApiServerAProgramWasToldToUse) {
+  const std::map<std::string, std::string> inPod = {{"KUBERNETES_SERVICE_HOST", "10.96.0.1"}, {"KUBERNETES_SERVICE_PORT", "443"}};
+  auto none = chosenApiServer(false, {}, inPod);
+  ASSERT_TRUE(none);
+  EXPECT_FALSE(*none) << "no flag: no API server";
+  auto cluster = chosenApiServer(true, {}, inPod);
+  ASSERT_TRUE(cluster && *cluster);
+  EXPECT_EQ((*cluster)->url, "https://10.96.0.1:443");
+  EXPECT_EQ((*cluster)->tokenFile, "/var/run/secrets/kubernetes.io/serviceaccount/token");
+  auto v6 = chosenApiServer(true, {}, {{"KUBERNETES_SERVICE_HOST", "fd00::1"}, {"KUBERNETES_SERVICE_PORT", "443"}});
+  ASSERT_TRUE(v6 && *v6);
+  EXPECT_EQ((*v6)->url, "https://[fd00::1]:443");
+  auto outside = chosenApiServer(true, {}, {});
+  ASSERT_FALSE(outside);
+  EXPECT_NE(outside.error().message().find("--kubernetes: not in a Kubernetes pod"), std::string::npos);
+  auto given = chosenApiServer(false, {.url = "https://api:6443", .caFile = "/ca.crt", .tokenFile = ""}, {});
+  ASSERT_TRUE(given && *given);
+  EXPECT_EQ((*given)->url, "https://api:6443");
+  auto noCa = chosenApiServer(false, {.url = "https://api:6443", .caFile = "", .tokenFile = ""}, {});
+  ASSERT_FALSE(noCa);
+  EXPECT_NE(noCa.error().message().find("--kube-api needs --kube-ca"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace sluice::kube

@@ -88,6 +88,18 @@ Result<ApiServer> inClusterApiServer(const std::map<std::string, std::string>& e
                    .tokenFile = accountDir + "/token"};
 }
 
+Result<std::optional<ApiServer>> chosenApiServer(bool inCluster, const ApiServer& given,
+                                                 const std::map<std::string, std::string>& env) {
+  if (inCluster) {
+    auto server = inClusterApiServer(env);
+    if (!server) return fail(std::move(server.error()).context("--kubernetes"));
+    return std::optional<ApiServer>(std::move(*server));
+  }
+  if (given.url.empty()) return std::optional<ApiServer>();
+  if (given.caFile.empty()) return fail("--kube-api needs --kube-ca (the API server's certificate is always verified)");
+  return std::optional<ApiServer>(given);
+}
+
 KubeApiClient::KubeApiClient(ApiServer server) : server_(std::move(server)) { globalInit(); }
 
 namespace {

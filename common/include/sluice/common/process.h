@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -92,6 +93,9 @@ Result<std::string> readLine(UniqueFd& pipe, std::chrono::milliseconds timeout);
 
 // The first executable "<folder>/<name>" along a ':'-separated list of folders, if any.
 std::optional<std::string> findInPath(std::string_view folders, std::string_view name);
+
+// This process's environment as name -> value.
+std::map<std::string, std::string> environmentVariables();
 
 // The path of another Sluice program installed beside the running one (same folder).
 std::string siblingProgram(std::string_view name);

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -24,6 +25,12 @@ struct ApiServer {
 // In a pod: KUBERNETES_SERVICE_HOST/PORT and the service account's token and CA.
 Result<ApiServer> inClusterApiServer(const std::map<std::string, std::string>& env,
                                      const std::string& accountDir = "/var/run/secrets/kubernetes.io/serviceaccount");
+
+// The API server a program was told to use: in-cluster (`inCluster`), `given` (its url set), or
+// none (nullopt). Fails naming what is missing: the pod's environment, or --kube-ca for a given
+// server (its certificate is always verified).
+Result<std::optional<ApiServer>> chosenApiServer(bool inCluster, const ApiServer& given,
+                                                 const std::map<std::string, std::string>& env);
 
 struct HttpResult {
   long status = 0;

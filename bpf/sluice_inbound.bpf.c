@@ -51,7 +51,9 @@ int sluice_pod_sk_lookup(struct bpf_sk_lookup *ctx) {
       reason = SLUICE_CTR_INBOUND_NO_LISTENER;
       verdict = SK_DROP;
     } else {
-      long err = bpf_sk_assign(ctx, sk, 0);
+      /* Exactly this listener, not another of its SO_REUSEPORT group: during an upgrade the
+       * group holds the old tunnel's 15006 too, and the map already names the successor's. */
+      long err = bpf_sk_assign(ctx, sk, BPF_SK_LOOKUP_F_NO_REUSEPORT);
       bpf_sk_release(sk);
       if (err) {
         reason = SLUICE_CTR_INBOUND_NO_LISTENER;

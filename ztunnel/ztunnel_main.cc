@@ -4,6 +4,13 @@
 //
 // Threads: N data-plane workers (one io_uring each), the control thread (agent protocol:
 // per-pod listeners), and the admin thread (HTTP 15000 loopback, 15020 metrics, 15021 ready).
+//
+// Upgrades (docs/architecture.md "Upgrading the tunnel"): a new ztunnel starts beside this one;
+// every port it needs is shared (SO_REUSEPORT). When the agent has replayed every pod to the new
+// one, it tells this one it is Replaced: the pods are handed over, the admin ports closed, and
+// on SIGTERM this one exits once its connections are done or at the drain deadline. A SIGTERM
+// before any successor waits up to --handover-wait-ms for one (an orchestrator may stop the
+// old tunnel as soon as the new one looks ready), then exits. A second signal exits at once.
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -16,11 +23,14 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <poll.h>
+
 #include <thread>
 
 #include "admin/admin_views.h"
 #include "sluice/common/http_server.h"
 #include "capture/orig_dst_table.h"
+#include "proxy/listener_migration.h"
 #include "proxy/worker.h"
 #include "inpod/workload_manager.h"
 #include "identity/certificate_manager.h"
@@ -28,6 +38,7 @@
 #include "xds/config_client.h"
 #include "proxy/request_record.h"
 #include "sluice/common/log.h"
+#include "sluice/common/process.h"
 #include "ztunnel_requirements.h"
 #include "sluice_capture.h"
 
@@ -35,6 +46,9 @@ using namespace sluice;
 using namespace sluice::ztunnel;
 
 int main(int argc, char** argv) {
+  // Before any thread exists (gRPC starts its own with the controller channel): every thread
+  // inherits the mask, so SIGTERM reaches only the signalfd read at the end of main.
+  UniqueFd signalFd = stopSignalFd();
   initLogging("ztunnel");
   CLI::App app{"Sluice node tunnel"};
   std::string zdsSocket = "/run/sluice/zds.sock", pinDir = "/sys/fs/bpf/sluice";
@@ -42,7 +56,7 @@ int main(int argc, char** argv) {
   unsigned workers = std::max(1u, std::thread::hardware_concurrency());
   WorkerOptions base;
   uint32_t mark = SLUICE_TUNNEL_MARK_DEFAULT;
-  int connectTimeoutMs = 10000, idleTimeoutS = 3600, drainTimeoutMs = 30000;
+  int connectTimeoutMs = 10000, idleTimeoutS = 3600, drainTimeoutMs = 30000, handoverWaitMs = 0;
   int handshakeTimeoutMs = 5000, hboneIdleTimeoutS = 120;
   size_t maxPerSourceHbone = 512, maxPerSourcePlaintext = 1024, maxQueuedCiphertextKiB = 1024;
   uint64_t podBufferShareKiB = 8192;
@@ -55,7 +69,11 @@ int main(int argc, char** argv) {
   app.add_option("--readiness-address", readyAddress, "readiness probe")->capture_default_str();
   app.add_option("--connect-timeout-ms", connectTimeoutMs)->check(CLI::Range(1, 600000))->capture_default_str();
   app.add_option("--idle-timeout-s", idleTimeoutS)->check(CLI::Range(1, 86400 * 7))->capture_default_str();
-  app.add_option("--drain-timeout-ms", drainTimeoutMs, "how long a removed pod's connections may finish")
+  app.add_option("--drain-timeout-ms", drainTimeoutMs,
+                 "how long the connections of a removed pod, or of every pod once a newer tunnel took over, may finish")
+      ->check(CLI::Range(0, 3600000))->capture_default_str();
+  app.add_option("--handover-wait-ms", handoverWaitMs,
+                 "on SIGTERM before a newer tunnel took over, keep serving this long for one to take over")
       ->check(CLI::Range(0, 3600000))->capture_default_str();
   app.add_option("--handshake-timeout-ms", handshakeTimeoutMs,
                  "an HBONE connection must finish TLS and prove its identity this soon after accept/connect")
@@ -143,7 +161,12 @@ int main(int argc, char** argv) {
   base.podBufferShareBytes = podBufferShareKiB * 1024;
   SourceLimits limits{SourceLimiter(maxPerSourcePlaintext), SourceLimiter(maxPerSourceHbone)};
   NodeTrafficState traffic;  // outlier detection, retry budgets, circuit breakers: per node
-  NetnsSocketFactory sockets(mark);
+  auto migration = ListenerMigration::load();
+  if (!migration) {
+    spdlog::error("{}", migration.error().message());
+    return 1;
+  }
+  NetnsSocketFactory sockets(mark, migration->programFd());
 
   // Every relayed connection costs two descriptors; take as many as the system allows.
   rlimit files{};
@@ -155,13 +178,6 @@ int main(int argc, char** argv) {
     }
   }
 
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);  // inherited by every thread started below
-  ::signal(SIGPIPE, SIG_IGN);
-  UniqueFd signalFd(::signalfd(-1, &signals, SFD_CLOEXEC));
 
   auto origDst = agent::OrigDstTable::open(pinDir);
   if (!origDst) {
@@ -199,7 +215,7 @@ int main(int argc, char** argv) {
     }
     return view;
   };
-  HttpServer http;
+  HttpServer http(/*reusePort=*/true);  // a successor binds the same ports during an upgrade
   // Live connection count without building the connection list (cheap enough to poll).
   auto activeCount = [&pool] {
     size_t active = 0;
@@ -234,6 +250,14 @@ int main(int argc, char** argv) {
   http.start();
 
   std::atomic<bool> stopping{false};
+  std::atomic<std::chrono::steady_clock::time_point> replacedAt{};
+  manager.setOnReplaced([&] {
+    replacedAt = std::chrono::steady_clock::now();
+    http.stop();  // the successor answers 15000/15020/15021 from now on
+  });
+  if (!controller.empty()) {
+    manager.setServingCheck([&config] { return config.current()->version > 0 ? "" : "the controller's first configuration"; });
+  }
   std::thread control([&] { manager.run(stopping); });
   ConfigClient configClient(channel, nodeName, config, &traffic);
   std::thread xds, certificateThread;
@@ -241,6 +265,33 @@ int main(int argc, char** argv) {
   if (certificates) certificateThread = std::thread([&] { certificates->run(stopping); });
   signalfd_siginfo info;
   while (::read(signalFd.get(), &info, sizeof(info)) < 0 && errno == EINTR) {
+  }
+  // Waits `timeout` for `done`; false when a second signal asked to stop at once.
+  auto waitFor = [&](std::chrono::milliseconds timeout, auto done) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!done() && std::chrono::steady_clock::now() < deadline) {
+      pollfd p{signalFd.get(), POLLIN, 0};
+      if (::poll(&p, 1, 50) > 0) return false;
+    }
+    return true;
+  };
+  bool patient = true;
+  if (!manager.replaced() && handoverWaitMs > 0) {
+    spdlog::info("stopping: serving up to {} ms for a newer tunnel to take over", handoverWaitMs);
+    patient = waitFor(std::chrono::milliseconds(handoverWaitMs), [&] { return manager.replaced(); });
+  }
+  if (patient && manager.replaced()) {
+    // Drained: no connection left, and a second since the hand-over, so a stream a peer opened
+    // before our GOAWAY reached it has arrived and counts.
+    auto drained = [&] {
+      size_t active = 0;
+      for (auto& w : pool) active += w->liveConnections();
+      return active == 0 && std::chrono::steady_clock::now() - replacedAt.load() >= std::chrono::seconds(1);
+    };
+    auto left = replacedAt.load() + std::chrono::milliseconds(drainTimeoutMs) + std::chrono::seconds(1) -
+                std::chrono::steady_clock::now();
+    spdlog::info("stopping: replaced, draining");
+    waitFor(std::max(std::chrono::duration_cast<std::chrono::milliseconds>(left), std::chrono::milliseconds(0)), drained);
   }
   spdlog::info("stopping");
   stopping = true;

@@ -212,7 +212,10 @@ Status Agent::checkPod(const CniPodRequest& request) {
 
 Status Agent::tunnelConnected(UniqueFd connection) {
   std::lock_guard lock(mu_);
-  tunnel_.attach(std::move(connection));
+  // Closed on every path below; told it is replaced only once the new tunnel has every pod (a
+  // failed replay leaves it connected to nobody: it reconnects and gets a replay of its own).
+  UniqueFd previous = tunnel_.attach(std::move(connection));
+  tunnelReplayed_ = false;
   ++replays_;
   int replayed = 0;
   for (const auto& pod : pods_) {
@@ -236,7 +239,18 @@ Status Agent::tunnelConnected(UniqueFd connection) {
   done.mutable_snapshot_sent();
   auto ack = tunnel_.request(done, -1, options_.ackTimeout);
   if (!ack) return fail(std::move(ack.error()).context("replay"));
-  spdlog::info("tunnel connected: replayed {} pods", replayed);
+  tunnelReplayed_ = true;
+  spdlog::info("tunnel connected (pid {}): replayed {} pods", tunnel_.peerPid(), replayed);
+  if (previous) {
+    // Every pod's listeners of the new tunnel exist and the inbound map names them: the old
+    // tunnel may let go (see zds.proto Replaced).
+    if (auto retired = TunnelLink::retire(std::move(previous), options_.ackTimeout); !retired) {
+      spdlog::warn("{}", retired.error().message());
+    } else {
+      ++handovers_;
+      spdlog::info("the previous tunnel handed every pod over and drains");
+    }
+  }
   return {};
 }
 
@@ -267,7 +281,10 @@ json Agent::status() {
   std::lock_guard lock(mu_);
   return {{"node", options_.node},
           {"tunnelConnected", tunnel_.connected()},
+          {"tunnelPid", tunnel_.peerPid()},
+          {"tunnelReplayed", tunnelReplayed_},
           {"tunnelReplays", replays_},
+          {"tunnelHandovers", handovers_},
           {"traceSubscribers", traceSubscribers_},
           {"adoptedPins", datapath_->adopted()},
           {"tunnelMark", options_.capture.tunnelMark},

@@ -7,7 +7,8 @@
 //         Any failure undoes every step and fails the pod's creation: an app never runs
 //         uncaptured while the agent believes it is captured (no silent bypass).
 //   DEL:  redirection OFF -> tunnel drains the pod -> kernel config removed -> persist.
-//   Tunnel (re)connects: replay every enrolled pod, then "snapshot sent".
+//   Tunnel (re)connects: replay every enrolled pod, then "snapshot sent"; a tunnel still
+//   connected before (an upgrade) is then told it is replaced, and drains.
 //
 // Every public method is safe to call from any thread; one mutex serialises them, so the
 // enrollment steps of two pods never interleave.
@@ -89,6 +90,8 @@ class Agent {
   std::vector<PodRecord> pods_;
   int traceSubscribers_ = 0;
   uint64_t replays_ = 0;
+  uint64_t handovers_ = 0;       // previous tunnels told they were replaced (upgrades)
+  bool tunnelReplayed_ = false;  // the connected tunnel acknowledged its replay's SnapshotSent
 };
 
 }  // namespace sluice::agent

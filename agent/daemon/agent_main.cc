@@ -8,7 +8,6 @@
 // waits for the tunnel on --zds-socket. SIGTERM/SIGINT stop it; capture stays in force through
 // the pins, so stopping or upgrading the agent never interrupts traffic.
 #include <signal.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <poll.h>
 
@@ -128,13 +127,7 @@ int main(int argc, char** argv) {
     options.capture.pinDir = *bpffs + "/sluice";
   }
 
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  sigprocmask(SIG_BLOCK, &signals, nullptr);
-  ::signal(SIGPIPE, SIG_IGN);
-  UniqueFd signalFd(::signalfd(-1, &signals, SFD_CLOEXEC));
+  UniqueFd signalFd = stopSignalFd();
 
   auto agent = Agent::start(options);
   if (!agent) {

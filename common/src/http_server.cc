@@ -54,6 +54,9 @@ Status HttpServer::listen(const std::string& address, std::map<std::string, Http
   if (!fd) return failErrno("socket for " + address);
   int one = 1, zero = 0;
   ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (reusePort_ && ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+    return failErrno("SO_REUSEPORT for " + address);
+  }
   if (addr->family() == AF_INET6) ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
   if (::bind(fd.get(), addr->sockaddrPtr(), addr->length()) != 0) return failErrno("bind " + address);
   if (::listen(fd.get(), 64) != 0) return failErrno("listen " + address);
@@ -72,11 +75,13 @@ void HttpServer::start() {
 }
 
 void HttpServer::stop() {
-  if (!thread_.joinable()) return;
-  uint64_t one = 1;
-  [[maybe_unused]] auto n = ::write(stopEvent_.get(), &one, sizeof(one));
-  thread_.join();
+  if (thread_.joinable()) {
+    uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(stopEvent_.get(), &one, sizeof(one));
+    thread_.join();
+  }
   connections_.clear();
+  endpoints_.clear();
 }
 
 void HttpServer::run() {

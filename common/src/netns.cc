@@ -43,7 +43,9 @@ Result<UniqueFd> listenInNetns(int netnsFd, const std::string& address, const Li
   if (!fd) return fd;
   int one = 1, v6only = options.dualStack ? 0 : 1;
   ::setsockopt(fd->get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  if (options.reusePort) ::setsockopt(fd->get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+  if (options.reusePort && ::setsockopt(fd->get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+    return failErrno("SO_REUSEPORT");
+  }
   if (addr->family() == AF_INET6) ::setsockopt(fd->get(), IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));
   if (options.mark != 0 &&
       ::setsockopt(fd->get(), SOL_SOCKET, SO_MARK, &options.mark, sizeof(options.mark)) != 0) {
@@ -51,6 +53,13 @@ Result<UniqueFd> listenInNetns(int netnsFd, const std::string& address, const Li
   }
   if (::bind(fd->get(), addr->sockaddrPtr(), addr->length()) != 0) return failErrno("bind " + address);
   if (::listen(fd->get(), options.backlog) != 0) return failErrno("listen " + address);
+  // After listen(): only then has the socket joined its port's group (a program attached
+  // before would stay with a group of its own that the kernel drops on joining).
+  if (options.reusePort && options.reuseportProgram >= 0 &&
+      ::setsockopt(fd->get(), SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, &options.reuseportProgram,
+                   sizeof(options.reuseportProgram)) != 0) {
+    return failErrno("SO_ATTACH_REUSEPORT_EBPF on " + address);
+  }
   return fd;
 }
 

@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -385,6 +386,16 @@ std::string siblingProgram(std::string_view name) {
   if (n <= 0) return std::string(name);
   std::string path(self, static_cast<size_t>(n));
   return path.substr(0, path.rfind('/') + 1) + std::string(name);
+}
+
+UniqueFd stopSignalFd() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+  return UniqueFd(::signalfd(-1, &signals, SFD_CLOEXEC));
 }
 
 }  // namespace sluice

@@ -11,6 +11,8 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "sluice/common/unique_fd.h"
 
 namespace sluice {
@@ -99,6 +101,30 @@ TEST_F(HttpServerTest, StalledClientsDoNotBlockAnotherClient) {
     EXPECT_EQ(::recv(fd.get(), &c, 1, MSG_DONTWAIT), -1);
     EXPECT_EQ(errno, EAGAIN);
   }
+}
+
+// An upgrade's two tunnels: the successor binds the same port while the old one serves; once the
+// old one stops, every request reaches the successor (its listening socket is closed, not just
+// left unserved, which would strand connections in its backlog).
+TEST(HttpServerSharing, ASuccessorBindsTheSamePortAndServesEverythingOnceTheOldOneStops) {
+  HttpServer old(/*reusePort=*/true), successor(/*reusePort=*/true);
+  auto route = [](const char* who) {
+    return std::map<std::string, HttpHandler>{{"/who", [who] { return HttpResponse{200, "text/plain", who}; }}};
+  };
+  ASSERT_TRUE(old.listen("127.0.0.1:0", route("old")));
+  int port = old.port(0);
+  ASSERT_TRUE(successor.listen("127.0.0.1:" + std::to_string(port), route("new")));
+  old.start();
+  successor.start();
+  old.stop();
+  for (int i = 0; i < 20; ++i) {
+    std::string answer = roundTrip(port, "GET /who HTTP/1.1\r\n\r\n");
+    EXPECT_NE(answer.find("\r\n\r\nnew"), std::string::npos) << answer;
+  }
+  old.stop();  // idempotent
+
+  HttpServer exclusive;  // without reusePort the port stays exclusive
+  EXPECT_FALSE(exclusive.listen("127.0.0.1:" + std::to_string(port), route("third")));
 }
 
 }  // namespace

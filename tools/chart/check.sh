@@ -87,4 +87,9 @@ sed 's/resources: \[pods, services\]/resources: [pods, services, secrets]/' "$wo
 cmp -s "$work/default.yaml" "$work/mutated-rbac.yaml" && { echo "chart: the RBAC mutation did not apply" >&2; exit 1; }
 expect_failure "a ClusterRole wider than the controller declares" "/secrets, which its programs do not declare" \
   node "$here/check_chart.mjs" "$work/mutated-rbac.yaml" "${requirements[@]}"
+# ... and a tunnel DaemonSet that would stop the old tunnel before the new one takes over.
+sed 's/rollingUpdate: {maxSurge: 1, maxUnavailable: 0}/rollingUpdate: {maxSurge: 0, maxUnavailable: 1}/' "$work/default.yaml" > "$work/mutated-upgrade.yaml"
+cmp -s "$work/default.yaml" "$work/mutated-upgrade.yaml" && { echo "chart: the upgrade mutation did not apply" >&2; exit 1; }
+expect_failure "a tunnel DaemonSet that does not surge" "upgrades must surge" \
+  node "$here/check_chart.mjs" "$work/mutated-upgrade.yaml" "${requirements[@]}"
 echo "chart: all checks passed"

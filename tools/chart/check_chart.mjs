@@ -5,7 +5,11 @@
 //      Sluice program is granted exactly the capabilities the program declares
 //      (`<program> --print-requirements`), drops all others, is not privileged, mounts every
 //      host folder the program declares, and its service account's ClusterRole grants read
-//      access (get, list, watch) to exactly the Kubernetes resources the program declares.
+//      access (get, list, watch) to exactly the Kubernetes resources the program declares;
+//   3. the tunnel's DaemonSet can be upgraded without failing a connection: it surges (a new
+//      ztunnel starts beside the old one: maxSurge >= 1, maxUnavailable 0), declares no ports (on
+//      hostNetwork they are hostPorts, which keep the scheduler from placing the surge pod), and
+//      its grace period covers --handover-wait-ms and --drain-timeout-ms.
 // Usage: node check_chart.mjs RENDERED.yaml [--requirements program=file.json ...]
 // Exits 1 naming every problem found.
 import { readFileSync } from "node:fs";
@@ -76,6 +80,27 @@ function checkRequirements(objects, program, requirements) {
 }
 const rbacNeeds = new Map();
 
+function checkTunnelUpgrade(objects) {
+  for (const o of objects.filter((x) => x.kind === "DaemonSet")) {
+    const spec = o.spec.template.spec;
+    const tunnel = spec.containers.find((c) => (c.command ?? [])[0] === "ztunnel");
+    if (!tunnel) continue;
+    const where = `DaemonSet ${o.metadata.name}`;
+    const rolling = o.spec.updateStrategy?.rollingUpdate ?? {};
+    if (o.spec.updateStrategy?.type !== "RollingUpdate" || !(Number(rolling.maxSurge) >= 1) || Number(rolling.maxUnavailable ?? 1) !== 0) {
+      problems.push(`${where}: upgrades must surge (RollingUpdate, maxSurge >= 1, maxUnavailable 0) so the new tunnel takes the pods over from the old one`);
+    }
+    if (spec.hostNetwork && spec.containers.some((c) => (c.ports ?? []).length > 0)) {
+      problems.push(`${where}: declares ports on hostNetwork; they become hostPorts and the surge pod cannot be scheduled beside the old one`);
+    }
+    const ms = (flag) => Number((tunnel.args ?? []).find((a) => a.startsWith(`${flag}=`))?.split("=")[1] ?? 0);
+    const needed = (ms("--handover-wait-ms") + ms("--drain-timeout-ms")) / 1000;
+    if ((spec.terminationGracePeriodSeconds ?? 30) <= needed) {
+      problems.push(`${where}: terminationGracePeriodSeconds ${spec.terminationGracePeriodSeconds ?? 30} does not cover the handover wait and drain (${needed} s)`);
+    }
+  }
+}
+
 // The ClusterRoles bound to `account` grant exactly `needs` ({group, resource, verbs}).
 function checkRbac(objects, where, account, needs) {
   const roles = objects
@@ -134,6 +159,7 @@ for (let i = 1; i < args.length; i++) {
   checkRequirements(objects, program, JSON.parse(readFileSync(file, "utf8")));
 }
 for (const { where, account, needs } of rbacNeeds.values()) checkRbac(objects, where, account, needs);
+checkTunnelUpgrade(objects);
 if (problems.length) {
   for (const p of problems) console.error(`chart: ${p}`);
   process.exit(1);

@@ -101,6 +101,7 @@ Status MeshNode::startTunnel(Tunnel kind, std::vector<std::string> extraArgs) {
   auto tunnel = cluster_.runOnNode(node_, {.argv = argv, .captureOutput = kind == Tunnel::kTestStandin});
   if (!tunnel) return fail(std::move(tunnel.error()));
   tunnel_ = std::move(*tunnel);
+  tunnelArgv_ = kind == Tunnel::kZtunnel ? argv : std::vector<std::string>{};
   if (kind == Tunnel::kZtunnel) {
     // Ready when its readiness endpoint says the agent's snapshot arrived.
     for (int i = 0; i < 500; ++i) {
@@ -164,6 +165,45 @@ Result<double> MeshNode::metricSum(const std::string& family, const std::map<std
     if (all) sum += std::strtod(line.c_str() + line.rfind(' ') + 1, nullptr);
   }
   return sum;
+}
+
+Result<json> MeshNode::agentStatus() const {
+  SLUICE_TRY_ASSIGN(out, sluicectl({"-o", "json", "status"}));
+  if (out.exitCode != 0) return fail("sluicectl status exited with " + std::to_string(out.exitCode) + ": " + out.err);
+  json status = json::parse(out.out, nullptr, false);
+  if (!status.is_object()) return fail("sluicectl status printed no JSON object: " + out.out);
+  return status;
+}
+
+Status MeshNode::upgradeTunnel(std::chrono::milliseconds exitWithin) {
+  if (!tunnel_.running() || tunnelArgv_.empty()) return fail("no ztunnel runs on this node to upgrade");
+  SLUICE_TRY_ASSIGN(before, agentStatus());
+  uint64_t handovers = before.value("tunnelHandovers", uint64_t{0});
+  auto started = cluster_.runOnNode(node_, {.argv = tunnelArgv_});
+  if (!started) return fail(std::move(started.error()).context("start the new ztunnel"));
+  ChildProcess old = std::exchange(tunnel_, std::move(*started));
+  bool handedOver = false;
+  for (int i = 0; i < 200 && !handedOver; ++i) {
+    if (auto code = tunnel_.wait(std::chrono::milliseconds(50)); code) {
+      (void)old.stop();
+      return fail("the new ztunnel exited with " + std::to_string(*code) + " at start");
+    }
+    auto status = agentStatus();
+    handedOver = status && status->value("tunnelPid", 0) == tunnel_.pid() && status->value("tunnelReplayed", false) &&
+                 status->value("tunnelHandovers", uint64_t{0}) > handovers;
+  }
+  if (!handedOver) {
+    (void)old.stop();
+    return fail("the agent did not report the new ztunnel holding every pod and the old one handed over within 10 s");
+  }
+  SLUICE_TRY(old.signal(SIGTERM), "stop the old ztunnel");
+  auto code = old.wait(exitWithin);
+  if (!code) {
+    (void)old.stop(std::chrono::milliseconds(100));
+    return fail("the old ztunnel did not exit within " + std::to_string(exitWithin.count()) + " ms of SIGTERM");
+  }
+  if (*code != 0) return fail("the old ztunnel exited with " + std::to_string(*code));
+  return {};
 }
 
 Status MeshNode::killTunnel() {

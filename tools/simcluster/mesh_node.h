@@ -45,6 +45,13 @@ class MeshNode {
   Status startTunnel(Tunnel kind = Tunnel::kZtunnel, std::vector<std::string> extraArgs = {});
   Status stopTunnel();
   Status killTunnel();
+  // An upgrade as a DaemonSet with maxSurge makes it: a new ztunnel with the same arguments
+  // starts beside the running one; once the agent reports that the new one has every pod and the
+  // old one handed over, the old one gets SIGTERM and must exit within `exitWithin` (its drain
+  // deadline and a margin). Fails if any step does not happen.
+  Status upgradeTunnel(std::chrono::milliseconds exitWithin);
+  // The agent's status (sluicectl -o json status).
+  Result<nlohmann::json> agentStatus() const;
   pid_t tunnelPid() const { return tunnel_.pid(); }
   // GET http://<address><path> from inside the node (ztunnel's admin is on the node's loopback).
   Result<std::string> httpGet(const std::string& address, const std::string& path) const;
@@ -66,6 +73,7 @@ class MeshNode {
   const Cluster& cluster_;
   int node_;
   ChildProcess agent_, tunnel_;
+  std::vector<std::string> tunnelArgv_;  // the real ztunnel's, for upgrades
   std::thread reader_;
   mutable std::mutex mutex_;
   std::vector<nlohmann::json> events_;

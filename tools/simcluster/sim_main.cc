@@ -401,6 +401,44 @@ bool showLocality(const Cluster& cluster, const MeshNode& node0, const std::stri
   return before["pods"].value("near", 0) == 200 && after["pods"].value("far", 0) == 200;
 }
 
+// Upgrades: node1's ztunnel is replaced twice (a new one beside it takes every pod over, the
+// old one drains and exits) while the client opens new connections to the server without pause.
+bool showUpgrade(const Cluster& cluster, MeshNode& node1, const std::string& to) {
+  fmt::print("\nTunnel upgrade: node1's ztunnel replaced twice while the client opens new connections to {} "
+             "(4 at a time, each echoing a byte)\n", to);
+  auto churn = cluster.runInPod("client", {.argv = {siblingProgram("sluice-tcpcheck"), "crr", "--to", to, "--threads", "4",
+                                                    "--seconds", "120"},
+                                           .captureOutput = true});
+  if (!churn) {
+    fmt::print(stderr, "sluice-sim demo: {}\n", churn.error().message());
+    return false;
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  bool upgraded = true;
+  for (int i = 0; i < 2 && upgraded; ++i) {
+    pid_t before = node1.tunnelPid();
+    auto done = node1.upgradeTunnel(std::chrono::seconds(35));
+    upgraded = done.has_value();
+    if (done) {
+      fmt::print("  ztunnel pid {} handed every pod to pid {} and exited\n", before, node1.tunnelPid());
+    } else {
+      fmt::print(stderr, "sluice-sim demo: upgrade: {}\n", done.error().message());
+    }
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  (void)churn->signal(SIGTERM);
+  auto line = readLine(churn->stdoutPipe(), std::chrono::seconds(30));
+  (void)churn->wait(std::chrono::seconds(10));
+  auto result = nlohmann::json::parse(line.value_or("{}"), nullptr, false);
+  if (!result.is_object()) {
+    fmt::print(stderr, "sluice-sim demo: the connection client printed no result\n");
+    return false;
+  }
+  fmt::print("  {} new connections ({:.0f}/s), {} failed\n", result.value("connections", 0), result.value("per_second", 0.0),
+             result.value("failed", -1));
+  return upgraded && result.value("failed", -1) == 0 && result.value("connections", 0) > 0;
+}
+
 int demo(int nodeCount, uint64_t bytes) {
   // The controller (and CA) runs on node0 and serves every node over the underlay; each node
   // gets a node credential and talks to it over mTLS.
@@ -480,6 +518,7 @@ int demo(int nodeCount, uint64_t bytes) {
   if (!showLocalRateLimit(cluster, *mesh[0], configDir)) ++failures;
   if (!showMirroring(cluster, *mesh[0], configDir)) ++failures;
   if (!showLocality(cluster, *mesh[0], configDir, apps)) ++failures;
+  if (!showUpgrade(cluster, *mesh[1], withPort(server->ipv4, 8080))) ++failures;
   fmt::print("\nsluicectl pods (node0):\n");
   if (auto pods = mesh[0]->sluicectl({"pods"})) fmt::print("{}", pods->out);
   fmt::print("\nsluicectl explain --pod shop/client --to {}:\n", withPort(server->ipv4, 8080));

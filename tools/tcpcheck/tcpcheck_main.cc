@@ -8,7 +8,13 @@
 //       it byte for byte; prints one JSON line; exit 0 when every byte came back in order,
 //       1 on a mismatch or short echo, 2 when the connection failed.
 //   sluice-tcpcheck pingpong --to ADDR --count N [--size B]   latency percentiles (echo checked)
-//   sluice-tcpcheck crr --to ADDR [--seconds S]               connect+1-byte echo+close rate
+//   sluice-tcpcheck crr --to ADDR [--to ADDR2...] [--seconds S] [--threads T]
+//       connect+1-byte echo+close rate (several targets: taken in turn)
+//   sluice-tcpcheck streams --to ADDR --count N --seconds S [--interval-ms I]
+//       N long-lived connections each echoing 16 checked bytes every I ms (50); one that ends is
+//       recorded (its steady-clock time) and opened again
+//   crr and streams end early on SIGTERM (still printing their line), so a test can run them
+//   for exactly as long as it needs load.
 //   sluice-tcpcheck verify --listen ADDR [--seed S]           one-way receiver checking bytes;
 //   sluice-tcpcheck send --one-way --to ADDR --bytes N        ... and its sender
 //   sluice-tcpcheck hold --to ADDR --count N                  hold N echo-checked connections
@@ -27,7 +33,9 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstring>
+#include <mutex>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -369,27 +377,117 @@ int pingpong(const std::string& to, uint64_t count, size_t size) {
   return 0;
 }
 
-// Connection rate: for `seconds` (or exactly `count` connections when count > 0), connect,
-// send 1 byte, read it back, close (TCP_CRR).
-int crr(const std::string& to, double seconds, uint64_t count) {
-  auto address = SocketAddress::parse(to);
-  if (!address) return 2;
-  uint64_t done = 0, failed = 0;
+// Set by SIGTERM: crr and streams finish what they do and report.
+volatile std::sig_atomic_t stopRequested = 0;
+
+template <typename TimePoint>
+bool running(TimePoint end) {
+  return stopRequested == 0 && std::chrono::steady_clock::now() < end;
+}
+
+// Nanoseconds on the steady clock (CLOCK_MONOTONIC): comparable with a test's own clock.
+int64_t steadyNanos() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// A failure as JSON: when (steady-clock ns) and what.
+std::string failureJson(const char* what, int error) {
+  return fmt::format("{{\"t_ns\":{},\"error\":\"{}: {}\"}}", steadyNanos(), what, std::strerror(error));
+}
+
+// Connection rate: for `seconds` (or exactly `count` connections when count > 0), each of
+// `threads` threads connects, sends 1 byte, reads it back, closes (TCP_CRR), taking the targets
+// in turn. The first failures are listed with their time, so a test can tell when they happened.
+int crr(const std::vector<std::string>& to, double seconds, uint64_t count, unsigned threads) {
+  std::vector<SocketAddress> targets;
+  for (const auto& t : to) {
+    auto address = SocketAddress::parse(t);
+    if (!address) {
+      fmt::print(stderr, "crr: {}\n", address.error().message());
+      return 2;
+    }
+    targets.push_back(*address);
+  }
+  std::atomic<uint64_t> done{0}, failed{0};
+  std::mutex mutex;
+  std::vector<std::string> failures;  // the first 20
   auto start = std::chrono::steady_clock::now();
   auto end = start + std::chrono::duration<double>(seconds);
-  while (count > 0 ? done + failed < count : std::chrono::steady_clock::now() < end) {
-    UniqueFd fd(connectTo(*address));
-    unsigned char byte = 'x', back = 0;
-    if (!fd || !writeAll(fd.get(), &byte, 1) || !readExactly(fd.get(), &back, 1)) {
-      ++failed;
-      continue;
+  auto run = [&](size_t next) {
+    while (count > 0 ? done + failed < count && stopRequested == 0 : running(end)) {
+      UniqueFd fd(connectTo(targets[next++ % targets.size()]));
+      unsigned char byte = 'x', back = 0;
+      const char* step = !fd ? "connect" : !writeAll(fd.get(), &byte, 1) ? "send" : !readExactly(fd.get(), &back, 1) ? "echo" : nullptr;
+      if (step != nullptr) {
+        int error = errno;
+        ++failed;
+        std::lock_guard lock(mutex);
+        if (failures.size() < 20) failures.push_back(failureJson(step, error));
+        continue;
+      }
+      ++done;
     }
-    ++done;
-  }
+  };
+  std::vector<std::thread> pool;
+  for (unsigned i = 0; i < threads; ++i) pool.emplace_back(run, size_t{i});
+  for (auto& t : pool) t.join();
   double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  fmt::print("{{\"ok\":{},\"connections\":{},\"failed\":{},\"per_second\":{:.1f}}}\n", failed == 0, done, failed,
-             done / elapsed);
+  fmt::print("{{\"ok\":{},\"connections\":{},\"failed\":{},\"per_second\":{:.1f},\"failures\":[{}]}}\n",
+             failed == 0, done.load(), failed.load(), done / elapsed, fmt::join(failures, ","));
   return failed == 0 ? 0 : 1;
+}
+
+// Long-lived connections: `count` threads, each holding one connection that echoes 16 bytes of
+// its own byte stream every `interval`, checked. A connection that fails or ends is recorded with
+// its time (steady-clock ns) and opened again; a reopen that fails is a failed new connection.
+// Prints one JSON line after `seconds`; exit 0 when no echo came back wrong and no reopen failed.
+int streams(const std::string& to, uint64_t count, double seconds, std::chrono::milliseconds interval) {
+  auto address = SocketAddress::parse(to);
+  if (!address) return 2;
+  std::atomic<uint64_t> exchanges{0}, corrupt{0}, reopenFailures{0};
+  std::mutex mutex;
+  std::vector<int64_t> ends;
+  std::vector<std::string> failures;
+  auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  auto run = [&](uint64_t index) {
+    timeval wait{10, 0};  // an echo slower than this counts as the connection's end
+    auto open = [&] {
+      UniqueFd fd(connectTo(*address));
+      if (fd) ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof(wait));
+      return fd;
+    };
+    UniqueFd fd = open();
+    sluice::tcpcheck::ByteStream stream(index + 1);
+    unsigned char message[16], echo[16];
+    while (running(end)) {
+      if (!fd) {
+        int error = errno;
+        ++reopenFailures;
+        std::lock_guard lock(mutex);
+        if (failures.size() < 20) failures.push_back(failureJson("connect", error));
+      } else {
+        stream.fill(message, sizeof(message));
+        if (writeAll(fd.get(), message, sizeof(message)) && readExactly(fd.get(), echo, sizeof(echo))) {
+          ++exchanges;
+          if (std::memcmp(message, echo, sizeof(echo)) != 0) ++corrupt;
+          std::this_thread::sleep_for(interval);
+          continue;
+        }
+        std::lock_guard lock(mutex);
+        ends.push_back(steadyNanos());
+      }
+      fd = open();
+      stream = sluice::tcpcheck::ByteStream(index + 1);  // the echo server starts each connection afresh
+    }
+  };
+  std::vector<std::thread> pool;
+  for (uint64_t i = 0; i < count; ++i) pool.emplace_back(run, i);
+  for (auto& t : pool) t.join();
+  bool ok = corrupt == 0 && reopenFailures == 0;
+  fmt::print("{{\"ok\":{},\"streams\":{},\"exchanges\":{},\"corrupt\":{},\"reopen_failures\":{},\"ends_ns\":[{}],"
+             "\"failures\":[{}]}}\n",
+             ok, count, exchanges.load(), corrupt.load(), reopenFailures.load(), fmt::join(ends, ","), fmt::join(failures, ","));
+  return ok ? 0 : 1;
 }
 
 // Opens `count` connections, checks each with a 1-byte echo, prints "held N", then keeps them
@@ -442,10 +540,20 @@ int main(int argc, char** argv) {
   pingCmd->add_option("--count", count)->capture_default_str();
   pingCmd->add_option("--size", size, "bytes per message")->check(CLI::Range(1, 1 << 20))->capture_default_str();
   auto* crrCmd = app.add_subcommand("crr", "new connection per request");
-  crrCmd->add_option("--to", to)->required();
+  std::vector<std::string> crrTargets;
+  crrCmd->add_option("--to", crrTargets, "address:port; several are taken in turn")->required();
   crrCmd->add_option("--seconds", seconds)->capture_default_str();
   uint64_t crrCount = 0;
   crrCmd->add_option("--count", crrCount, "exactly this many connections instead of --seconds");
+  unsigned threads = 1;
+  crrCmd->add_option("--threads", threads, "connections opened at once")->check(CLI::Range(1u, 256u))->capture_default_str();
+  auto* streamsCmd = app.add_subcommand("streams", "long-lived connections echoing at an interval");
+  streamsCmd->add_option("--to", to)->required();
+  uint64_t streamCount = 100;
+  streamsCmd->add_option("--count", streamCount)->check(CLI::Range(uint64_t{1}, uint64_t{1000}))->capture_default_str();
+  streamsCmd->add_option("--seconds", seconds)->capture_default_str();
+  int intervalMs = 50;
+  streamsCmd->add_option("--interval-ms", intervalMs, "between one stream's echoes")->check(CLI::Range(1, 60000))->capture_default_str();
   auto* verifyCmd = app.add_subcommand("verify", "one-way receiver checking every byte");
   verifyCmd->add_option("--listen", listen)->capture_default_str();
   verifyCmd->add_option("--seed", seed)->capture_default_str();
@@ -466,7 +574,9 @@ int main(int argc, char** argv) {
   }
   if (serveCmd->parsed()) return serve(listen);
   if (pingCmd->parsed()) return pingpong(to, count, size);
-  if (crrCmd->parsed()) return crr(to, seconds, crrCount);
+  if (crrCmd->parsed() || streamsCmd->parsed()) ::signal(SIGTERM, [](int) { stopRequested = 1; });
+  if (crrCmd->parsed()) return crr(crrTargets, seconds, crrCount, threads);
+  if (streamsCmd->parsed()) return streams(to, streamCount, seconds, std::chrono::milliseconds(intervalMs));
   if (holdCmd->parsed()) return hold(to, count);
   if (verifyCmd->parsed()) return verifyServer(listen, seed);
   if (oneWay) return sendOneWay(to, bytes, seed);

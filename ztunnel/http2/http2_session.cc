@@ -435,6 +435,11 @@ void Http2Session::release(int32_t stream) {
   streams_.erase(it);
 }
 
+void Http2Session::shutdownNotice() {
+  if (shutdown_) return;
+  nghttp2_submit_shutdown_notice(session_);  // fails (ignored) for a client session
+}
+
 void Http2Session::shutdown() {
   if (shutdown_) return;
   shutdown_ = true;

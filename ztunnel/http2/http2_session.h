@@ -130,6 +130,9 @@ class Http2Session {
   void release(int32_t stream);
   // No new streams; open ones finish (GOAWAY).
   void shutdown();
+  // Server: tells the client to open no more streams here (GOAWAY with the highest stream id,
+  // RFC 9113 §6.8) while streams it opens meanwhile are still served.
+  void shutdownNotice();
   size_t openStreams() const { return open_; }
   bool acceptsStreams() const;
 

@@ -77,12 +77,21 @@ Result<WorkloadManager::PodEntry> WorkloadManager::createPod(const zds::v1::Work
     listeners.emplace_back(std::move(*fd), spec.kind);
   }
   // All listen() calls succeeded: connections queue in the backlogs from now on, so the Ack can
-  // go out while the worker arms its accepts.
+  // go out while the worker arms its accepts. Before the first snapshot is complete the accepts
+  // wait (see startAccepting): the listeners share their ports with a running tunnel during an
+  // upgrade, and what reaches ours must wait for configuration and certificates, not fail.
   Worker& worker = *workers_[static_cast<size_t>(runtime->worker)];
   auto shared = std::make_shared<std::vector<std::pair<UniqueFd, ListenerKind>>>(std::move(listeners));
-  worker.post([&worker, shared, runtime] {
-    for (auto& [fd, kind] : *shared) worker.addListener(std::move(fd), kind, runtime);
-  });
+  auto start = [&worker, shared, runtime] {
+    worker.post([&worker, shared, runtime] {
+      for (auto& [fd, kind] : *shared) worker.addListener(std::move(fd), kind, runtime);
+    });
+  };
+  if (serving_) {
+    start();
+  } else {
+    notAccepting_.push_back(std::move(start));
+  }
   // Fetched now, so the certificate is usually there before the pod's first connection.
   if (certificates_ != nullptr) certificates_->want(runtime->identity);
   entry.runtime = std::move(runtime);
@@ -103,6 +112,34 @@ void WorkloadManager::removePod(const std::string& uid) {
   auto runtime = entry.runtime;
   if (certificates_ != nullptr) certificates_->release(runtime->identity);
   worker.post([&worker, runtime] { worker.drainPod(runtime); });
+}
+
+std::string WorkloadManager::notYetServing() const {
+  if (servingCheck_) {
+    if (std::string missing = servingCheck_(); !missing.empty()) return missing;
+  }
+  if (certificates_ == nullptr) return "";
+  std::lock_guard lock(mutex_);
+  for (const auto& [_, entry] : pods_) {
+    if (certificates_->get(entry.runtime->identity) == nullptr) return "the certificate of " + entry.runtime->identity;
+  }
+  return "";
+}
+
+void WorkloadManager::handOverEveryPod() {
+  std::map<std::string, PodEntry> pods;
+  {
+    std::lock_guard lock(mutex_);
+    pods.swap(pods_);
+  }
+  // Our references to the inbound listeners close with `pods`; the workers close theirs, and
+  // the kernel moves what waits in each queue to the successor's listener of the same port.
+  for (auto& [_, entry] : pods) {
+    Worker& worker = *workers_[static_cast<size_t>(entry.runtime->worker)];
+    auto runtime = entry.runtime;
+    worker.post([&worker, runtime] { worker.handOverPod(runtime); });
+  }
+  spdlog::info("replaced by a newer tunnel: {} pods handed over, their connections draining", pods.size());
 }
 
 std::pair<zds::v1::WorkloadResponse, int> WorkloadManager::handle(const zds::v1::WorkloadRequest& request,
@@ -146,6 +183,15 @@ std::pair<zds::v1::WorkloadResponse, int> WorkloadManager::handle(const zds::v1:
     return {ack(), -1};
   }
   if (request.has_snapshot_sent()) {
+    auto deadline = std::chrono::steady_clock::now() + kServingWait;
+    std::string missing;
+    while (!(missing = notYetServing()).empty() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (!missing.empty()) spdlog::warn("serving before {} (waited {} ms)", missing, kServingWait.count());
+    serving_ = true;
+    for (auto& start : notAccepting_) start();
+    notAccepting_.clear();
     std::vector<std::string> gone;
     {
       std::lock_guard lock(mutex_);
@@ -156,6 +202,11 @@ std::pair<zds::v1::WorkloadResponse, int> WorkloadManager::handle(const zds::v1:
     for (const auto& uid : gone) removePod(uid);
     snapshotReceived_ = true;
     spdlog::info("agent snapshot complete: {} pods ({} dropped)", pods().size(), gone.size());
+    return {ack(), -1};
+  }
+  if (request.has_replaced()) {
+    replaced_ = true;
+    handOverEveryPod();
     return {ack(), -1};
   }
   return {ack("unknown request"), -1};
@@ -196,8 +247,13 @@ void WorkloadManager::run(const std::atomic<bool>& stopping) {
         spdlog::warn("agent connection: {}", sent.error().message());
         break;
       }
+      if (replaced_) break;
     }
     connected_ = false;
+    if (replaced_) {
+      if (onReplaced_) onReplaced_();
+      return;  // never again: reconnecting would take the pods back from the successor
+    }
     if (!stopping) spdlog::warn("lost the node agent; pods keep being served, reconnecting");
   }
 }

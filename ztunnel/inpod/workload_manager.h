@@ -9,11 +9,16 @@
 // Acknowledges only when every listener is listening. Pods survive a lost agent connection;
 // after a reconnect's replay, "snapshot sent" drops pods the replay did not mention.
 // Removal: listeners stop accepting at once; connections drain (see WorkerOptions::drainTimeout).
+// Replaced (a newer tunnel took over, see zds.proto): every pod is handed over (Worker::
+// handOverPod), the agent connection ends and is never made again, and `onReplaced` runs (the
+// tunnel closes its admin ports so the successor answers them).
 #pragma once
 
 #include <nlohmann/json.hpp>
 
 #include <atomic>
+#include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -34,10 +39,21 @@ class WorkloadManager {
   WorkloadManager(std::string zdsSocket, const PodSocketFactory& sockets, std::vector<std::unique_ptr<Worker>>& workers,
                   CertificateManager* certificates = nullptr, std::string trustDomain = "cluster.local");
 
-  // Serves the agent until `stopping`; reconnects with backoff when the agent goes away.
+  // Serves the agent until `stopping` or until replaced; reconnects with backoff when the agent
+  // goes away.
   void run(const std::atomic<bool>& stopping);
+  // Runs on the control thread when the agent says a newer tunnel took over. Set before run().
+  void setOnReplaced(std::function<void()> onReplaced) { onReplaced_ = std::move(onReplaced); }
+  // What else must be there before the tunnel serves (its first configuration from the
+  // controller): "" when ready, else what is missing. Set before run().
+  void setServingCheck(std::function<std::string()> missing) { servingCheck_ = std::move(missing); }
+  // How long SnapshotSent's Ack waits for the serving check and every pod's certificate: the
+  // agent hands the pods over (and an upgrade's old tunnel lets go) once it has the Ack, so a
+  // tunnel acknowledges when it can serve them. Below the agent's Ack timeout (10 s).
+  static constexpr std::chrono::milliseconds kServingWait{5000};
 
-  bool ready() const { return snapshotReceived_.load(); }
+  bool ready() const { return snapshotReceived_.load() && !replaced_.load(); }
+  bool replaced() const { return replaced_.load(); }
   bool connected() const { return connected_.load(); }
   std::vector<std::shared_ptr<PodRuntime>> pods() const;
 
@@ -51,6 +67,9 @@ class WorkloadManager {
                                                    std::vector<UniqueFd>& fds);
   Result<PodEntry> createPod(const zds::v1::WorkloadInfo& info, UniqueFd netns);
   void removePod(const std::string& uid);
+  void handOverEveryPod();
+  // "" when the tunnel can serve its pods (configuration, certificates), else what is missing.
+  std::string notYetServing() const;
 
   std::string zdsSocket_;
   const PodSocketFactory& sockets_;
@@ -61,7 +80,13 @@ class WorkloadManager {
   std::map<std::string, PodEntry> pods_;
   std::set<std::string> seenInReplay_;
   size_t nextWorker_ = 0;
-  std::atomic<bool> connected_{false}, snapshotReceived_{false};
+  std::atomic<bool> connected_{false}, snapshotReceived_{false}, replaced_{false};
+  std::function<void()> onReplaced_;
+  std::function<std::string()> servingCheck_;
+  // Control thread only: whether the first snapshot completed (accepts run at once from then
+  // on), and until then the listeners whose accepts wait for it.
+  bool serving_ = false;
+  std::vector<std::function<void()>> notAccepting_;
 };
 
 }  // namespace sluice::ztunnel

@@ -59,6 +59,8 @@ class HboneLink : public IoHandler, public EndpointOwner {
   // orderly close: the peer ended it, or an idle connection is let go).
   void abort(std::optional<FailReason> reason);
   bool closing() const { return aborting_; }
+  // A newer tunnel took the pod over: a server asks its peer to open new streams elsewhere.
+  virtual void handOver() {}
   size_t openStreams() const { return streams_.size(); }
   std::chrono::steady_clock::time_point lastUsed() const { return lastUsed_; }
   const std::shared_ptr<PodRuntime>& pod() const { return pod_; }

@@ -13,7 +13,7 @@ namespace sluice::ztunnel {
 
 void HboneServerAcceptor::onAccepted(UniqueFd fd) {
   PodRuntime& pod = *pod_;
-  if (pod.draining) return;
+  if (pod.refusesNewConnections()) return;
   SocketAddress peer = unmapped(peerAddress(fd.get()));
   auto lease = context_.limits.hbone.acquire(peer.ip());
   if (!lease) return refuse(pod, std::move(fd), FailReason::kSourceLimit);
@@ -60,7 +60,9 @@ void HboneServer::onRequest(int32_t stream) {
                   verdict.verdict == InboundDecision::Verdict::kDenied ? FailReason::kDenied : FailReason::kMalformed,
                   verdict.reason);
   }
-  if (pod_->draining) return answer(stream, 503, FailReason::kConnectRefused, "the pod is leaving");
+  // A pod handed over to a newer tunnel is still there: a stream the peer opened before our
+  // GOAWAY reached it is served, not refused.
+  if (pod_->refusesNewConnections()) return answer(stream, 503, FailReason::kConnectRefused, "the pod is leaving");
   auto up = context_.sockets.upstream(*pod_, verdict.target.family());
   if (!up) return answer(stream, 503, FailReason::kSocketError, up.error().message());
   auto series = pod_->tcp.series(inboundTcpLabels(*config, *pod_, peer_.ip(), peerIdentity_, true, context_.options.trustDomain));
@@ -72,6 +74,12 @@ void HboneServer::onRequest(int32_t stream) {
   if (!connecting.connect(verdict.target, context_.options.connectTimeout)) {
     relay.onEndpointConnected(connecting, false, FailReason::kSocketError);
   }
+}
+
+void HboneServer::handOver() {
+  if (closing()) return;
+  session().shutdownNotice();
+  requestFlush();
 }
 
 PoolInfo HboneServer::describe() const {

@@ -27,6 +27,8 @@ class HboneServer final : public HboneLink {
               std::unique_ptr<hbone::HboneConnection> connection, SocketAddress peer, std::shared_ptr<void> lease);
   void start() { connected(); }
   PoolInfo describe() const override;
+  // GOAWAY (shutdown notice): the peer's pool dials again, reaching the successor's listener.
+  void handOver() override;
 
  protected:
   std::string checkPeer(const std::string& identity) const override;

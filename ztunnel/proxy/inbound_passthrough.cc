@@ -10,7 +10,7 @@ namespace sluice::ztunnel {
 
 void InboundPassthroughAcceptor::onAccepted(UniqueFd fd) {
   PodRuntime& pod = *pod_;
-  if (pod.draining) return;
+  if (pod.refusesNewConnections()) return;
   SocketAddress peer = peerAddress(fd.get());
   auto lease = context_.limits.plaintext.acquire(unmapped(peer).ip());
   if (!lease) return refuse(pod, std::move(fd), FailReason::kSourceLimit);

@@ -16,7 +16,7 @@ namespace sluice::ztunnel {
 
 void OutboundAcceptor::onAccepted(UniqueFd fd) {
   PodRuntime& pod = *pod_;
-  if (pod.draining) return;  // closed: the pod is leaving
+  if (pod.refusesNewConnections()) return;
   SocketAddress peer = peerAddress(fd.get());
   auto dst = context_.origDst != nullptr ? context_.origDst->take(pod.netnsCookie, peer)
                                          : Result<SocketAddress>(fail("no original-destination table"));

@@ -44,11 +44,17 @@ struct PodRuntime {
   RequestMetrics requests;  // L7: the pod's outbound requests (reporter=source)
   TcpMetrics tcp;           // connections by peer (both directions)
   std::atomic<bool> draining{false};
+  // Draining because a newer tunnel took the pod over (ZDS Replaced), not because the pod is
+  // leaving: the app is still there, so HBONE streams that arrive are still served.
+  std::atomic<bool> handedOver{false};
   // Worker-thread only: the pod's share of its worker's receive buffers, and when its draining
   // connections are reset (set when the pod is removed).
   BufferShare buffers;
   std::optional<std::chrono::steady_clock::time_point> drainDeadline;
   std::string key() const { return ns + "/" + name; }
+  // A connection accepted (or an HBONE stream opened) now is dropped only when the pod is
+  // leaving; once handed over, what still reaches this tunnel is served (the app is there).
+  bool refusesNewConnections() const { return draining && !handedOver; }
 };
 
 }  // namespace sluice::ztunnel

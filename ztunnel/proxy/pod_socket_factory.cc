@@ -42,7 +42,7 @@ Result<UniqueFd> NetnsSocketFactory::upstream(const PodRuntime& pod, int family)
 }
 
 Result<UniqueFd> NetnsSocketFactory::listener(const PodRuntime& pod, const std::string& address, bool dualStack) const {
-  return listenInNetns(pod.netns.get(), address, {.mark = mark_, .dualStack = dualStack, .reusePort = true});
+  return listenInNetns(pod.netns.get(), address, {.mark = mark_, .dualStack = dualStack, .reusePort = true, .reuseportProgram = reuseportProgram_});
 }
 
 Result<UniqueFd> LocalSocketFactory::upstream(const PodRuntime&, int family) const {

@@ -26,15 +26,17 @@ class PodSocketFactory {
 };
 
 // The real one: setns into the pod, mark, options. upstream() runs on a worker thread and
-// returns it to the host namespace before it returns.
+// returns it to the host namespace before it returns. Listeners share their port with a
+// successor tunnel (SO_REUSEPORT) and carry `reuseportProgram` (ListenerMigration; -1: none).
 class NetnsSocketFactory final : public PodSocketFactory {
  public:
-  explicit NetnsSocketFactory(uint32_t mark) : mark_(mark) {}
+  explicit NetnsSocketFactory(uint32_t mark, int reuseportProgram = -1) : mark_(mark), reuseportProgram_(reuseportProgram) {}
   Result<UniqueFd> upstream(const PodRuntime& pod, int family) const override;
   Result<UniqueFd> listener(const PodRuntime& pod, const std::string& address, bool dualStack) const override;
 
  private:
   uint32_t mark_;
+  int reuseportProgram_;
 };
 
 // Tests without root: sockets in the caller's own namespace, no mark.

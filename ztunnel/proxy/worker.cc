@@ -85,6 +85,14 @@ void Worker::drainPod(const std::shared_ptr<PodRuntime>& pod) {
   });
 }
 
+void Worker::handOverPod(const std::shared_ptr<PodRuntime>& pod) {
+  pod->handedOver = true;
+  drainPod(pod);
+  loop_->forEach([&](IoHandler& h) {
+    if (auto* link = dynamic_cast<HboneLink*>(&h); link != nullptr && link->pod() == pod) link->handOver();
+  });
+}
+
 std::vector<ConnectionInfo> Worker::connections() {
   return ask([this] {
     std::vector<ConnectionInfo> out;

@@ -57,6 +57,10 @@ class Worker {
   void addListener(UniqueFd fd, ListenerKind kind, std::shared_ptr<PodRuntime> pod);
   // Stops the pod's listeners; its connections drain until the drain timeout, then are reset.
   void drainPod(const std::shared_ptr<PodRuntime>& pod);
+  // A newer tunnel took the pod over: as drainPod (what waits in the listeners' queues moves to
+  // the successor's listeners, see ListenerMigration), and HBONE peers get a GOAWAY so their next
+  // streams go to the successor while the ones they open meanwhile are still served.
+  void handOverPod(const std::shared_ptr<PodRuntime>& pod);
 
   // Snapshots for the admin thread (block until the worker answers).
   std::vector<ConnectionInfo> connections();

@@ -17,6 +17,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 
 {{- define "sluice.controllerName" -}}sluice-controller{{- end -}}
 {{- define "sluice.nodeName" -}}sluice-node{{- end -}}
+{{- define "sluice.ztunnelName" -}}sluice-ztunnel{{- end -}}
 {{- define "sluice.configMapName" -}}
 {{- default "sluice-controller-config" .Values.controller.existingConfigMap -}}
 {{- end -}}

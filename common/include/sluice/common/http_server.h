@@ -43,7 +43,9 @@ class HttpServer {
   static constexpr size_t kMaxConnections = 256;
   static constexpr std::chrono::milliseconds kDeadline{3000};
 
-  HttpServer() = default;
+  // `reusePort`: listeners set SO_REUSEPORT, so a successor process (a tunnel upgrade) can bind
+  // the same ports while this one still serves; the old one stop()s once replaced.
+  explicit HttpServer(bool reusePort = false) : reusePort_(reusePort) {}
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
@@ -52,6 +54,7 @@ class HttpServer {
   // (exact path -> handler); requests are served once start() runs.
   Status listen(const std::string& address, std::map<std::string, HttpHandler> routes);
   void start();
+  // Stops serving and closes the listening sockets (idempotent).
   void stop();
   // The port of listener `index` (in listen() order; tests listen on port 0).
   int port(size_t index) const;
@@ -76,6 +79,7 @@ class HttpServer {
   bool onWritable(Connection& c);
   void answer(Connection& c);
 
+  bool reusePort_ = false;
   std::vector<Endpoint> endpoints_;
   std::vector<Connection> connections_;
   UniqueFd stopEvent_;

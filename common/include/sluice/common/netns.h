@@ -18,6 +18,9 @@ struct ListenOptions {
   uint32_t mark = 0;       // SO_MARK (0: none)
   bool dualStack = false;  // for [::]: accept IPv4 too (IPV6_V6ONLY off)
   bool reusePort = false;  // SO_REUSEPORT: a successor process can bind beside this one
+  // With reusePort: an SK_REUSEPORT program attached once listening (SO_ATTACH_REUSEPORT_EBPF;
+  // the group takes the last one attached), -1 for none.
+  int reuseportProgram = -1;
   int backlog = 4096;
 };
 

@@ -97,6 +97,10 @@ std::optional<std::string> findInPath(std::string_view folders, std::string_view
 // This process's environment as name -> value.
 std::map<std::string, std::string> environmentVariables();
 
+// For a daemon's main, before it starts any thread (threads inherit the mask): blocks SIGTERM
+// and SIGINT, ignores SIGPIPE, and returns a signalfd that becomes readable when either arrives.
+UniqueFd stopSignalFd();
+
 // The path of another Sluice program installed beside the running one (same folder).
 std::string siblingProgram(std::string_view name);
 

@@ -256,7 +256,7 @@ int main(int argc, char** argv) {
     http.stop();  // the successor answers 15000/15020/15021 from now on
   });
   if (!controller.empty()) {
-    manager.setServingCheck([&config] { return config.current()->version > 0 ? "" : "the controller's first configuration"; });
+    manager.setConnectCheck([&config] { return config.current()->version > 0 ? "" : "the controller's first configuration"; });
   }
   std::thread control([&] { manager.run(stopping); });
   ConfigClient configClient(channel, nodeName, config, &traffic);

@@ -37,11 +37,12 @@ class Http2SessionTest : public ::testing::Test {
       std::string toServer, toClient;
       ASSERT_TRUE(client->produce(toServer));
       ASSERT_TRUE(server->produce(toClient));
-      if (toServer.empty() && toClient.empty()) return;
       ASSERT_TRUE(server->receive(bytes(toServer)));
       ASSERT_TRUE(client->receive(bytes(toClient)));
+      // Producing can raise events too (a stream nghttp2 refuses to send).
       for (auto e : server->takeEvents()) serverEvents.push_back(e);
       for (auto e : client->takeEvents()) clientEvents.push_back(e);
+      if (toServer.empty() && toClient.empty()) return;
     }
     FAIL() << "the sessions kept talking";
   }
@@ -123,6 +124,36 @@ TEST_F(Http2SessionTest, TrailersOnlyAnswerEndsTheStreamWithItsHead) {
   EXPECT_TRUE(client->peerEnded(*id));
   EXPECT_EQ(*field(client->fields(*id), "grpc-status"), "14");
   EXPECT_TRUE(client->trailers(*id).empty());
+}
+
+// A tunnel upgrade's GOAWAY shutdown notice (ztunnel/proxy/hbone_server.h): streams the client
+// already sent are served, no new one is taken, and a stream the client had queued but not sent
+// when the notice arrived is refused locally with REFUSED_STREAM (never processed: StreamEndpoint
+// opens it again on another connection).
+TEST_F(Http2SessionTest, AfterAShutdownNoticeSentStreamsAreServedAndUnsentOnesRefused) {
+  Fields head{{":method", "GET"}, {":scheme", "http"}, {":authority", "a:80"}, {":path", "/"}};
+  auto sent = client->submitRequest(head, true);
+  ASSERT_TRUE(sent);
+  exchange();
+  ASSERT_TRUE(has(serverEvents, Kind::kRequest, *sent));
+
+  server->shutdownNotice();
+  std::string notice;
+  ASSERT_TRUE(server->produce(notice));
+  auto queued = client->submitRequest(head, true);  // submitted, not yet on the wire
+  ASSERT_TRUE(queued);
+  ASSERT_TRUE(client->receive(bytes(notice)));
+  EXPECT_FALSE(client->acceptsStreams()) << "a client must open no stream after a GOAWAY";
+  exchange();
+  EXPECT_TRUE(has(clientEvents, Kind::kClosed, *queued));
+  EXPECT_EQ(client->errorCode(*queued), 0x7u) << "not REFUSED_STREAM";
+  EXPECT_FALSE(has(serverEvents, Kind::kRequest, *queued));
+
+  // The stream sent before the notice is still answered.
+  server->respond(*sent, 200);
+  exchange();
+  EXPECT_TRUE(has(clientEvents, Kind::kResponse, *sent));
+  EXPECT_EQ(client->status(*sent), 200);
 }
 
 }  // namespace

@@ -110,7 +110,15 @@ class UpgradeTest : public ::testing::Test {
 
     std::string when;
     for (const auto& w : windows) when += " [" + std::to_string(w.from) + ", " + std::to_string(w.to) + "]";
-    EXPECT_EQ(churned.value("failed", -1), 0) << "new connections failed: " << churned.dump() << "; disruptions (ns):" << when;
+    // Where failures were counted, for the reader of a failed run.
+    std::string counters;
+    for (auto& node : mesh_.nodes) {
+      auto dump = node->configDump();
+      if (!dump) continue;
+      for (const auto& pod : (*dump)["pods"]) counters += " " + pod.value("name", "") + ": " + pod["counters"].dump();
+    }
+    EXPECT_EQ(churned.value("failed", -1), 0) << "new connections failed: " << churned.dump() << "; disruptions (ns):" << when
+                                              << "; tunnel counters:" << counters;
     EXPECT_GE(churned.value("per_second", 0.0), 1000.0) << churned.dump();
     EXPECT_EQ(held.value("reopen_failures", -1), 0) << held.dump();
     EXPECT_EQ(held.value("corrupt", -1), 0) << held.dump();

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include <thread>
+#include <utility>
 
 #include "sluice/common/netns.h"
 #include "sluice/common/unix_socket.h"
@@ -114,10 +115,7 @@ void WorkloadManager::removePod(const std::string& uid) {
   worker.post([&worker, runtime] { worker.drainPod(runtime); });
 }
 
-std::string WorkloadManager::notYetServing() const {
-  if (servingCheck_) {
-    if (std::string missing = servingCheck_(); !missing.empty()) return missing;
-  }
+std::string WorkloadManager::missingCertificate() const {
   if (certificates_ == nullptr) return "";
   std::lock_guard lock(mutex_);
   for (const auto& [_, entry] : pods_) {
@@ -185,7 +183,7 @@ std::pair<zds::v1::WorkloadResponse, int> WorkloadManager::handle(const zds::v1:
   if (request.has_snapshot_sent()) {
     auto deadline = std::chrono::steady_clock::now() + kServingWait;
     std::string missing;
-    while (!(missing = notYetServing()).empty() && std::chrono::steady_clock::now() < deadline) {
+    while (!(missing = missingCertificate()).empty() && std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     if (!missing.empty()) spdlog::warn("serving before {} (waited {} ms)", missing, kServingWait.count());
@@ -213,6 +211,11 @@ std::pair<zds::v1::WorkloadResponse, int> WorkloadManager::handle(const zds::v1:
 }
 
 void WorkloadManager::run(const std::atomic<bool>& stopping) {
+  bool logged = false;
+  for (std::string missing; connectCheck_ && !stopping && !(missing = connectCheck_()).empty();) {
+    if (!std::exchange(logged, true)) spdlog::info("waiting for {} before connecting to the node agent", missing);
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   auto backoff = std::chrono::milliseconds(50);
   while (!stopping) {
     auto conn = connectUnix(zdsSocket_, SOCK_SEQPACKET);

@@ -44,12 +44,14 @@ class WorkloadManager {
   void run(const std::atomic<bool>& stopping);
   // Runs on the control thread when the agent says a newer tunnel took over. Set before run().
   void setOnReplaced(std::function<void()> onReplaced) { onReplaced_ = std::move(onReplaced); }
-  // What else must be there before the tunnel serves (its first configuration from the
-  // controller): "" when ready, else what is missing. Set before run().
-  void setServingCheck(std::function<std::string()> missing) { servingCheck_ = std::move(missing); }
-  // How long SnapshotSent's Ack waits for the serving check and every pod's certificate: the
-  // agent hands the pods over (and an upgrade's old tunnel lets go) once it has the Ack, so a
-  // tunnel acknowledges when it can serve them. Below the agent's Ack timeout (10 s).
+  // What must be there before the tunnel connects to the agent at all (its first configuration
+  // from the controller): "" when ready, else what is missing. Set before run(). Until then
+  // the agent has no tunnel: a running one (an upgrade's old tunnel) keeps every pod, and new
+  // pods wait (fail closed) rather than be served without policy.
+  void setConnectCheck(std::function<std::string()> missing) { connectCheck_ = std::move(missing); }
+  // How long SnapshotSent's Ack waits for every pod's certificate: the agent hands the pods
+  // over (and an upgrade's old tunnel lets go) once it has the Ack, so a tunnel acknowledges
+  // when it can serve them. Below the agent's Ack timeout (10 s).
   static constexpr std::chrono::milliseconds kServingWait{5000};
 
   bool ready() const { return snapshotReceived_.load() && !replaced_.load(); }
@@ -68,8 +70,8 @@ class WorkloadManager {
   Result<PodEntry> createPod(const zds::v1::WorkloadInfo& info, UniqueFd netns);
   void removePod(const std::string& uid);
   void handOverEveryPod();
-  // "" when the tunnel can serve its pods (configuration, certificates), else what is missing.
-  std::string notYetServing() const;
+  // "" when the tunnel has every pod's certificate, else the first one missing.
+  std::string missingCertificate() const;
 
   std::string zdsSocket_;
   const PodSocketFactory& sockets_;
@@ -82,7 +84,7 @@ class WorkloadManager {
   size_t nextWorker_ = 0;
   std::atomic<bool> connected_{false}, snapshotReceived_{false}, replaced_{false};
   std::function<void()> onReplaced_;
-  std::function<std::string()> servingCheck_;
+  std::function<std::string()> connectCheck_;
   // Control thread only: whether the first snapshot completed (accepts run at once from then
   // on), and until then the listeners whose accepts wait for it.
   bool serving_ = false;

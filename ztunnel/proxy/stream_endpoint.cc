@@ -7,11 +7,13 @@
 namespace sluice::ztunnel {
 namespace {
 constexpr uint32_t kNoError = 0x0;
+constexpr uint32_t kRefusedStream = 0x7;
 constexpr uint32_t kCancel = 0x8;
 }  // namespace
 
-StreamEndpoint::StreamEndpoint(HboneLink& link, int32_t stream, Side side, EndpointOwner& owner, PodCounters& counters)
-    : link_(&link), stream_(stream), side_(side), owner_(owner), counters_(counters) {
+StreamEndpoint::StreamEndpoint(HboneLink& link, int32_t stream, Side side, EndpointOwner& owner, PodCounters& counters,
+                               Reopen reopen)
+    : link_(&link), stream_(stream), side_(side), owner_(owner), counters_(counters), reopen_(std::move(reopen)) {
   link.attach(stream, this);
 }
 
@@ -48,6 +50,7 @@ void StreamEndpoint::onSessionEvent(const http2::SessionEvent& e) {
       break;
     case Kind::kClosed:
       closedByPeer_ = true;
+      if (side_ == Side::kClient && !established_ && session.errorCode(stream_) == kRefusedStream && reopened()) return;
       if (session.errorCode(stream_) != kNoError || !peerEnded_) {
         peerFailed_ = true;
         if (side_ == Side::kClient && !established_) {
@@ -95,6 +98,7 @@ IoResult StreamEndpoint::write(std::span<const uint8_t> bytes) {
   // Backpressure: refuse while the stream holds more than its high water (kWritable resumes).
   if (session.queued(stream_) >= http2::Http2Session::kHighWater) return IoResult::pending();
   session.write(stream_, bytes);
+  wrote_ = true;
   link_->requestFlush();
   return IoResult::done(bytes.size());
 }
@@ -103,6 +107,7 @@ IoResult StreamEndpoint::shutdownWrite() {
   if (link_ == nullptr) return IoResult::error();
   if (closedByPeer_) return IoResult::done();
   link_->session().finish(stream_);  // END_STREAM after the queued bytes
+  wrote_ = true;
   link_->requestFlush();
   return IoResult::done();
 }
@@ -121,6 +126,23 @@ void StreamEndpoint::abort(bool) {
   // answer is out (RFC 9113 8.1); otherwise CANCEL tells the peer the flow broke.
   if (responded_ == 0 || responded_ == 200) link_->session().reset(stream_, kCancel);
   link_->requestFlush();
+}
+
+bool StreamEndpoint::reopened() {
+  if (!reopen_ || wrote_) return false;
+  Reopen reopen = std::exchange(reopen_, {});
+  auto next = reopen();
+  if (!next) {
+    spdlog::debug("HBONE stream refused unprocessed; opening it again failed: {}", next.error().message());
+    return false;
+  }
+  close();  // forget the refused stream (the session already closed it)
+  closedByPeer_ = peerEnded_ = false;
+  link_ = next->first;
+  stream_ = next->second;
+  link_->attach(stream_, this);
+  link_->requestFlush();
+  return true;
 }
 
 void StreamEndpoint::close() {

@@ -9,6 +9,30 @@
 #include "sluice/common/pki.h"
 
 namespace sluice::ztunnel {
+namespace {
+
+// A CONNECT for `request` on a pooled connection of `key` that takes streams, or on a new one.
+std::expected<std::pair<HboneClient*, int32_t>, UpstreamFailure> connectStream(
+    WorkerContext& context, const std::shared_ptr<PodRuntime>& pod, const WorkloadCertificate& certificate,
+    const PoolKey& key, const std::string& expected, const http2::ConnectRequest& request) {
+  HboneClient* client = context.pool.find(key);
+  if (client == nullptr) {
+    auto dialled = HboneClient::dial(context, pod, certificate, key, expected);
+    if (!dialled) {
+      return std::unexpected(UpstreamFailure{FailReason::kSocketError,
+                                             fmt::format("HBONE to {}: {}", key.destination, dialled.error().message())});
+    }
+    client = *dialled;
+  }
+  auto stream = client->session().connect(request);
+  if (!stream) {
+    return std::unexpected(UpstreamFailure{FailReason::kHboneProtocol,
+                                           fmt::format("HBONE CONNECT to {}: {}", request.authority, stream.error().message())});
+  }
+  return std::pair{client, *stream};
+}
+
+}  // namespace
 
 std::expected<OpenedUpstream, UpstreamFailure> openUpstream(WorkerContext& context, const std::shared_ptr<PodRuntime>& pod,
                                                             const UpstreamTarget& t, IoHandler& handler,
@@ -18,22 +42,21 @@ std::expected<OpenedUpstream, UpstreamFailure> openUpstream(WorkerContext& conte
     if (!certificate) return std::unexpected(UpstreamFailure{FailReason::kNoCertificate, "no certificate for " + pod->identity});
     std::string expected = pki::spiffeIdFor(context.options.trustDomain, t.workload->ns, t.workload->serviceAccount);
     PoolKey key = poolKey(pod->uid, pod->identity, expected, t.target);
-    HboneClient* client = context.pool.find(key);
-    if (client == nullptr) {
-      auto dialled = HboneClient::dial(context, pod, *certificate, key, expected);
-      if (!dialled) {
-        return std::unexpected(UpstreamFailure{FailReason::kSocketError,
-                                               fmt::format("HBONE to {}: {}", key.destination, dialled.error().message())});
-      }
-      client = *dialled;
-    }
     auto& random = context.random;
-    auto stream = client->session().connect({t.target.toString(), forwardedFor(t.peer), traceparent(random(), random(), random())});
-    if (!stream) {
-      return std::unexpected(UpstreamFailure{FailReason::kHboneProtocol,
-                                             fmt::format("HBONE CONNECT to {}: {}", t.target.toString(), stream.error().message())});
-    }
-    auto endpoint = std::make_unique<StreamEndpoint>(*client, *stream, StreamEndpoint::Side::kClient, owner, pod->counters);
+    http2::ConnectRequest request{t.target.toString(), forwardedFor(t.peer), traceparent(random(), random(), random())};
+    auto opened = connectStream(context, pod, *certificate, key, expected, request);
+    if (!opened) return std::unexpected(std::move(opened.error()));
+    auto [client, stream] = *opened;
+    // A refused, unprocessed stream opens once more on a connection that takes streams.
+    StreamEndpoint::Reopen reopen = [&context, pod, key, expected, request]() -> Result<std::pair<HboneLink*, int32_t>> {
+      auto current = context.certificates->get(pod->identity);  // it may have rotated
+      if (!current) return fail("no certificate for " + pod->identity);
+      auto next = connectStream(context, pod, *current, key, expected, request);
+      if (!next) return fail(next.error().message);
+      return std::pair<HboneLink*, int32_t>{next->first, next->second};
+    };
+    auto endpoint = std::make_unique<StreamEndpoint>(*client, stream, StreamEndpoint::Side::kClient, owner, pod->counters,
+                                                     std::move(reopen));
     client->requestFlush();
     return OpenedUpstream{std::move(endpoint), "HBONE", expected};
   }

@@ -159,7 +159,7 @@ int serve(const SourceOptions& source, const std::string& listen, const std::str
                                                store.current(&generation);
                                                j["generation"] = generation;
                                                for (const auto& n : discovery.nodes()) {
-                                                 j["nodes"].push_back({{"node", n.node}, {"connected", n.connected},
+                                                 j["nodes"].push_back({{"node", n.node}, {"connected", n.connected}, {"streams", n.streams},
                                                                        {"sentGeneration", n.sentGeneration},
                                                                        {"ackedGeneration", n.ackedGeneration},
                                                                        {"responses", n.responses}, {"acks", n.acks},

@@ -106,6 +106,7 @@ grpc::Status DiscoveryServer::Stream(grpc::ServerContext* context,
     auto& status = nodes_[node];
     status.node = node;
     status.connected = true;
+    ++status.streams;
     forgetOldNodes();
   }
   spdlog::info("node {} subscribed ({} resources already held)", node, acked.size());
@@ -158,8 +159,14 @@ grpc::Status DiscoveryServer::Stream(grpc::ServerContext* context,
     store_.waitForChange(generation, std::chrono::milliseconds(200));
   }
   std::lock_guard lock(mutex_);
-  nodes_[node].connected = false;
-  spdlog::info("node {} disconnected", node);
+  auto& status = nodes_[node];
+  status.streams = status.streams > 0 ? status.streams - 1 : 0;
+  status.connected = status.streams > 0;
+  if (status.connected) {
+    spdlog::info("node {}: one of its {} streams ended (its tunnel was upgraded)", node, status.streams + 1);
+  } else {
+    spdlog::info("node {} disconnected", node);
+  }
   return grpc::Status::OK;
 }
 

@@ -28,7 +28,9 @@ namespace sluice::controller {
 
 struct NodeStatus {
   std::string node;
-  bool connected = false;
+  bool connected = false;  // at least one stream open
+  // Open streams: a node's tunnel and, during its upgrade, its successor subscribe at once.
+  uint32_t streams = 0;
   uint64_t sentGeneration = 0, ackedGeneration = 0;
   uint64_t responses = 0, acks = 0, nacks = 0;
   uint64_t bytesSent = 0;

@@ -146,6 +146,20 @@ class UpgradeTest : public ::testing::Test {
         ASSERT_TRUE(upgraded) << "upgrade " << i + 1 << ": " << upgraded.error().message();
       }
     });
+    // The controller saw each successor subscribe before its predecessor left: the node is
+    // connected through exactly one stream, not reported gone.
+    auto status = mesh_.nodes[0]->httpGet("127.0.0.1:15014", "/debug/nodes");
+    ASSERT_TRUE(status) << status.error().message();
+    std::string name = mesh_.cluster->node(node).name;
+    bool seen = false;
+    json nodes = json::parse(*status)["nodes"];  // held: a range-for over a temporary's member dangles
+    for (const auto& n : nodes) {
+      if (n.value("node", "") != name) continue;
+      seen = true;
+      EXPECT_TRUE(n.value("connected", false)) << n.dump();
+      EXPECT_EQ(n.value("streams", 0), 1) << n.dump();
+    }
+    EXPECT_TRUE(seen) << *status;
   }
 
   sim::MeshRun mesh_;

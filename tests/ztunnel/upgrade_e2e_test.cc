@@ -171,6 +171,22 @@ TEST_F(UpgradeTest, TenUpgradesOfTheClientNodesTunnelFailNoNewConnection) { upgr
 
 TEST_F(UpgradeTest, TenUpgradesOfTheServerNodesTunnelFailNoNewConnection) { upgradeTenTimes(1); }
 
+TEST_F(UpgradeTest, AnUpgradeDuringAControllerOutageLeavesTheOldTunnelServing) {
+  // Without its first configuration the new tunnel does not connect to the agent (it would
+  // serve the pods without policy): the upgrade does not happen and nothing fails meanwhile.
+  ASSERT_TRUE(mesh_.controller.stop());
+  pid_t before = mesh_.nodes[0]->tunnelPid();
+  underLoad([&](std::vector<Window>&) {
+    auto upgraded = mesh_.nodes[0]->upgradeTunnel(kDrain + 3s);
+    ASSERT_FALSE(upgraded) << "a tunnel without configuration took the pods over";
+    EXPECT_NE(upgraded.error().message().find("the old one keeps serving"), std::string::npos) << upgraded.error().message();
+  });
+  EXPECT_EQ(mesh_.nodes[0]->tunnelPid(), before);
+  auto status = mesh_.nodes[0]->agentStatus();
+  ASSERT_TRUE(status) << status.error().message();
+  EXPECT_EQ(status->value("tunnelPid", 0), before) << status->dump();
+}
+
 TEST_F(UpgradeTest, RestartingTheAgentUnderLoadFailsNothing) {
   // Capture is pinned in the kernel and the tunnel keeps serving while no agent runs; the
   // restarted agent adopts the pins and replays the pods to the same tunnel. Nothing may end.

@@ -181,21 +181,23 @@ Status MeshNode::upgradeTunnel(std::chrono::milliseconds exitWithin) {
   uint64_t handovers = before.value("tunnelHandovers", uint64_t{0});
   auto started = cluster_.runOnNode(node_, {.argv = tunnelArgv_});
   if (!started) return fail(std::move(started.error()).context("start the new ztunnel"));
-  ChildProcess old = std::exchange(tunnel_, std::move(*started));
+  ChildProcess fresh = std::move(*started);
   bool handedOver = false;
   for (int i = 0; i < 200 && !handedOver; ++i) {
-    if (auto code = tunnel_.wait(std::chrono::milliseconds(50)); code) {
-      (void)old.stop();
-      return fail("the new ztunnel exited with " + std::to_string(*code) + " at start");
+    if (auto code = fresh.wait(std::chrono::milliseconds(50)); code) {
+      return fail("the new ztunnel exited with " + std::to_string(*code) + " at start; the old one keeps serving");
     }
     auto status = agentStatus();
-    handedOver = status && status->value("tunnelPid", 0) == tunnel_.pid() && status->value("tunnelReplayed", false) &&
+    handedOver = status && status->value("tunnelPid", 0) == fresh.pid() && status->value("tunnelReplayed", false) &&
                  status->value("tunnelHandovers", uint64_t{0}) > handovers;
   }
   if (!handedOver) {
-    (void)old.stop();
-    return fail("the agent did not report the new ztunnel holding every pod and the old one handed over within 10 s");
+    // As a DaemonSet whose surge pod never gets ready: the new one goes, the old one stays.
+    (void)fresh.stop();
+    return fail("the agent did not report the new ztunnel holding every pod and the old one handed over within 10 s; "
+                "the new one was stopped, the old one keeps serving");
   }
+  ChildProcess old = std::exchange(tunnel_, std::move(fresh));
   SLUICE_TRY(old.signal(SIGTERM), "stop the old ztunnel");
   auto code = old.wait(exitWithin);
   if (!code) {

@@ -48,7 +48,8 @@ class MeshNode {
   // An upgrade as a DaemonSet with maxSurge makes it: a new ztunnel with the same arguments
   // starts beside the running one; once the agent reports that the new one has every pod and the
   // old one handed over, the old one gets SIGTERM and must exit within `exitWithin` (its drain
-  // deadline and a margin). Fails if any step does not happen.
+  // deadline and a margin). Fails if any step does not happen; when the new one never takes
+  // over (10 s), it is stopped and the old one keeps running.
   Status upgradeTunnel(std::chrono::milliseconds exitWithin);
   // The agent's status (sluicectl -o json status).
   Result<nlohmann::json> agentStatus() const;

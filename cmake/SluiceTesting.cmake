@@ -26,7 +26,11 @@ function(sluice_test name)
       set(ARG_TIMEOUT 300)
     endif()
   endif()
-  set(properties LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT})
+  # LABELS is set after discovery (below): gtest_discover_tests's PROPERTIES cannot carry a
+  # list (CMake 3.25 splits it), and "LABELS privileged e2e" had every property after it read as
+  # name/value pairs shifted by one, so RUN_SERIAL, TIMEOUT and the leak-check fixture were
+  # silently lost for the e2e tests.
+  set(properties TIMEOUT ${ARG_TIMEOUT})
   if(ARG_RUN_SERIAL)
     list(APPEND properties RUN_SERIAL TRUE)
   endif()
@@ -34,5 +38,11 @@ function(sluice_test name)
   if("privileged" IN_LIST ARG_LABELS)
     list(APPEND properties FIXTURES_REQUIRED sluice_sim_leak_check)
   endif()
-  gtest_discover_tests(${name} DISCOVERY_MODE PRE_TEST NO_PRETTY_VALUES PROPERTIES ${properties})
+  gtest_discover_tests(${name} DISCOVERY_MODE PRE_TEST NO_PRETTY_VALUES TEST_LIST ${name}_TESTS PROPERTIES ${properties})
+  # Included by ctest after the discovery file (TEST_INCLUDE_FILES keeps order), which sets
+  # ${name}_TESTS to the discovered tests.
+  set(labels_file "${CMAKE_CURRENT_BINARY_DIR}/${name}_labels.cmake")
+  file(WRITE "${labels_file}"
+       "if(${name}_TESTS)\n  set_tests_properties(\${${name}_TESTS} PROPERTIES LABELS \"${ARG_LABELS}\")\nendif()\n")
+  set_property(DIRECTORY APPEND PROPERTY TEST_INCLUDE_FILES "${labels_file}")
 endfunction()

@@ -79,8 +79,8 @@ Result<WorkloadManager::PodEntry> WorkloadManager::createPod(const zds::v1::Work
   }
   // All listen() calls succeeded: connections queue in the backlogs from now on, so the Ack can
   // go out while the worker arms its accepts. Before the first snapshot is complete the accepts
-  // wait (see startAccepting): the listeners share their ports with a running tunnel during an
-  // upgrade, and what reaches ours must wait for configuration and certificates, not fail.
+  // wait (until SnapshotSent, see handle()): the listeners share their ports with a running
+  // tunnel during an upgrade, and what reaches ours must wait for certificates, not fail.
   Worker& worker = *workers_[static_cast<size_t>(runtime->worker)];
   auto shared = std::make_shared<std::vector<std::pair<UniqueFd, ListenerKind>>>(std::move(listeners));
   auto start = [&worker, shared, runtime] {
@@ -181,12 +181,16 @@ std::pair<zds::v1::WorkloadResponse, int> WorkloadManager::handle(const zds::v1:
     return {ack(), -1};
   }
   if (request.has_snapshot_sent()) {
-    auto deadline = std::chrono::steady_clock::now() + kServingWait;
-    std::string missing;
-    while (!(missing = missingCertificate()).empty() && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    // Only before the first snapshot: a later replay (the agent restarted) finds the pods served
+    // already, and the agent's other requests wait while this one does.
+    if (!serving_) {
+      auto deadline = std::chrono::steady_clock::now() + kServingWait;
+      std::string missing;
+      while (!(missing = missingCertificate()).empty() && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+      if (!missing.empty()) spdlog::warn("serving before {} (waited {} ms)", missing, kServingWait.count());
     }
-    if (!missing.empty()) spdlog::warn("serving before {} (waited {} ms)", missing, kServingWait.count());
     serving_ = true;
     for (auto& start : notAccepting_) start();
     notAccepting_.clear();

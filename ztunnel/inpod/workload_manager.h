@@ -49,9 +49,9 @@ class WorkloadManager {
   // the agent has no tunnel: a running one (an upgrade's old tunnel) keeps every pod, and new
   // pods wait (fail closed) rather than be served without policy.
   void setConnectCheck(std::function<std::string()> missing) { connectCheck_ = std::move(missing); }
-  // How long SnapshotSent's Ack waits for every pod's certificate: the agent hands the pods
-  // over (and an upgrade's old tunnel lets go) once it has the Ack, so a tunnel acknowledges
-  // when it can serve them. Below the agent's Ack timeout (10 s).
+  // How long the first SnapshotSent's Ack waits for every pod's certificate: the agent hands the
+  // pods over (and an upgrade's old tunnel lets go) once it has the Ack, so a tunnel
+  // acknowledges when it can serve them. Below the agent's Ack timeout (10 s).
   static constexpr std::chrono::milliseconds kServingWait{5000};
 
   bool ready() const { return snapshotReceived_.load() && !replaced_.load(); }

@@ -250,9 +250,7 @@ int main(int argc, char** argv) {
   http.start();
 
   std::atomic<bool> stopping{false};
-  std::atomic<std::chrono::steady_clock::time_point> replacedAt{};
   manager.setOnReplaced([&] {
-    replacedAt = std::chrono::steady_clock::now();
     http.stop();  // the successor answers 15000/15020/15021 from now on
   });
   if (!controller.empty()) {
@@ -286,9 +284,9 @@ int main(int argc, char** argv) {
     auto drained = [&] {
       size_t active = 0;
       for (auto& w : pool) active += w->liveConnections();
-      return active == 0 && std::chrono::steady_clock::now() - replacedAt.load() >= std::chrono::seconds(1);
+      return active == 0 && std::chrono::steady_clock::now() - manager.replacedAt() >= std::chrono::seconds(1);
     };
-    auto left = replacedAt.load() + std::chrono::milliseconds(drainTimeoutMs) + std::chrono::seconds(1) -
+    auto left = manager.replacedAt() + std::chrono::milliseconds(drainTimeoutMs) + std::chrono::seconds(1) -
                 std::chrono::steady_clock::now();
     spdlog::info("stopping: replaced, draining");
     waitFor(std::max(std::chrono::duration_cast<std::chrono::milliseconds>(left), std::chrono::milliseconds(0)), drained);

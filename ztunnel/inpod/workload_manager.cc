@@ -207,6 +207,7 @@ std::pair<zds::v1::WorkloadResponse, int> WorkloadManager::handle(const zds::v1:
     return {ack(), -1};
   }
   if (request.has_replaced()) {
+    replacedAt_ = std::chrono::steady_clock::now();
     replaced_ = true;
     handOverEveryPod();
     return {ack(), -1};

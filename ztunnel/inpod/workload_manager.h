@@ -56,6 +56,8 @@ class WorkloadManager {
 
   bool ready() const { return snapshotReceived_.load() && !replaced_.load(); }
   bool replaced() const { return replaced_.load(); }
+  // When the agent said so (valid once replaced() is true).
+  std::chrono::steady_clock::time_point replacedAt() const { return replacedAt_.load(); }
   bool connected() const { return connected_.load(); }
   std::vector<std::shared_ptr<PodRuntime>> pods() const;
 
@@ -83,6 +85,7 @@ class WorkloadManager {
   std::set<std::string> seenInReplay_;
   size_t nextWorker_ = 0;
   std::atomic<bool> connected_{false}, snapshotReceived_{false}, replaced_{false};
+  std::atomic<std::chrono::steady_clock::time_point> replacedAt_{};  // stored before replaced_
   std::function<void()> onReplaced_;
   std::function<std::string()> connectCheck_;
   // Control thread only: whether the first snapshot completed (accepts run at once from then

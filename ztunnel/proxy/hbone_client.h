@@ -26,6 +26,10 @@ class HboneClient final : public HboneLink {
 
   bool acceptsStreams() const { return !closing() && session().acceptsStreams(); }
   PoolInfo describe() const override;
+  // What a stream refused on this connection needs to be opened on another of its pool.
+  WorkerContext& context() { return context_; }
+  const PoolKey& key() const { return key_; }
+  const std::string& expectedPeer() const { return expectedPeer_; }
 
  protected:
   std::string checkPeer(const std::string& identity) const override;

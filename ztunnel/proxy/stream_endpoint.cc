@@ -2,7 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include "proxy/hbone_client.h"
 #include "proxy/hbone_link.h"
+#include "proxy/upstream.h"
 
 namespace sluice::ztunnel {
 namespace {
@@ -11,9 +13,8 @@ constexpr uint32_t kRefusedStream = 0x7;
 constexpr uint32_t kCancel = 0x8;
 }  // namespace
 
-StreamEndpoint::StreamEndpoint(HboneLink& link, int32_t stream, Side side, EndpointOwner& owner, PodCounters& counters,
-                               Reopen reopen)
-    : link_(&link), stream_(stream), side_(side), owner_(owner), counters_(counters), reopen_(std::move(reopen)) {
+StreamEndpoint::StreamEndpoint(HboneLink& link, int32_t stream, Side side, EndpointOwner& owner, PodCounters& counters)
+    : link_(&link), stream_(stream), side_(side), owner_(owner), counters_(counters) {
   link.attach(stream, this);
 }
 
@@ -129,9 +130,10 @@ void StreamEndpoint::abort(bool) {
 }
 
 bool StreamEndpoint::reopened() {
-  if (!reopen_ || wrote_) return false;
-  Reopen reopen = std::exchange(reopen_, {});
-  auto next = reopen();
+  if (side_ != Side::kClient || reopenedOnce_ || wrote_) return false;
+  reopenedOnce_ = true;
+  // A client stream's link is the pooled HboneClient (upstream.cc opens them nowhere else).
+  auto next = reopenStream(static_cast<HboneClient&>(*link_), stream_);
   if (!next) {
     spdlog::debug("HBONE stream refused unprocessed; opening it again failed: {}", next.error().message());
     return false;

@@ -11,14 +11,12 @@
 //
 // A client stream refused before the server processed it (REFUSED_STREAM, RFC 9113 §8.7: nghttp2
 // also refuses locally the streams it had not sent yet when a GOAWAY arrives, as during a
-// tunnel upgrade) is opened once more on another connection (`reopen`), when nothing was
-// written on it yet; the relay only sees a slower connect.
+// tunnel upgrade) is opened once more on another connection of its pool (reopenStream), when
+// nothing was written on it yet; the relay only sees a slower connect.
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <string>
-#include <utility>
 
 #include "engine/endpoint.h"
 #include "http2/http2_session.h"
@@ -31,10 +29,7 @@ class HboneLink;
 class StreamEndpoint final : public Endpoint {
  public:
   enum class Side { kClient, kServer };
-  // Client: opens the same CONNECT on a connection that takes streams (the refusing one does not).
-  using Reopen = std::function<Result<std::pair<HboneLink*, int32_t>>()>;
-  StreamEndpoint(HboneLink& link, int32_t stream, Side side, EndpointOwner& owner, PodCounters& counters,
-                 Reopen reopen = {});
+  StreamEndpoint(HboneLink& link, int32_t stream, Side side, EndpointOwner& owner, PodCounters& counters);
   ~StreamEndpoint() override;
 
   // From the link.
@@ -71,7 +66,7 @@ class StreamEndpoint final : public Endpoint {
   bool closedByPeer_ = false;  // the stream is gone on the peer's side
   bool peerFailed_ = false;    // ... with an error, or before its END_STREAM
   int responded_ = 0;          // server: the status we answered
-  Reopen reopen_;              // client: empty once used (one more try)
+  bool reopenedOnce_ = false;  // client: a refused stream is opened again once, not more
   bool wrote_ = false;         // bytes or END_STREAM were queued on the stream
 };
 

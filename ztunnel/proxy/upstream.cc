@@ -34,6 +34,19 @@ std::expected<std::pair<HboneClient*, int32_t>, UpstreamFailure> connectStream(
 
 }  // namespace
 
+Result<std::pair<HboneClient*, int32_t>> reopenStream(HboneClient& refusedOn, int32_t stream) {
+  const http2::ConnectRequest* refused = refusedOn.session().request(stream);
+  if (refused == nullptr) return fail("the refused stream is gone");
+  http2::ConnectRequest request = *refused;  // the session forgets it when the stream is released
+  WorkerContext& context = refusedOn.context();
+  const std::shared_ptr<PodRuntime>& pod = refusedOn.pod();
+  auto certificate = context.certificates->get(pod->identity);  // it may have rotated since
+  if (!certificate) return fail("no certificate for " + pod->identity);
+  auto next = connectStream(context, pod, *certificate, refusedOn.key(), refusedOn.expectedPeer(), request);
+  if (!next) return fail(next.error().message);
+  return *next;
+}
+
 std::expected<OpenedUpstream, UpstreamFailure> openUpstream(WorkerContext& context, const std::shared_ptr<PodRuntime>& pod,
                                                             const UpstreamTarget& t, IoHandler& handler,
                                                             EndpointOwner& owner, uint8_t opBase) {
@@ -47,16 +60,7 @@ std::expected<OpenedUpstream, UpstreamFailure> openUpstream(WorkerContext& conte
     auto opened = connectStream(context, pod, *certificate, key, expected, request);
     if (!opened) return std::unexpected(std::move(opened.error()));
     auto [client, stream] = *opened;
-    // A refused, unprocessed stream opens once more on a connection that takes streams.
-    StreamEndpoint::Reopen reopen = [&context, pod, key, expected, request]() -> Result<std::pair<HboneLink*, int32_t>> {
-      auto current = context.certificates->get(pod->identity);  // it may have rotated
-      if (!current) return fail("no certificate for " + pod->identity);
-      auto next = connectStream(context, pod, *current, key, expected, request);
-      if (!next) return fail(next.error().message);
-      return std::pair<HboneLink*, int32_t>{next->first, next->second};
-    };
-    auto endpoint = std::make_unique<StreamEndpoint>(*client, stream, StreamEndpoint::Side::kClient, owner, pod->counters,
-                                                     std::move(reopen));
+    auto endpoint = std::make_unique<StreamEndpoint>(*client, stream, StreamEndpoint::Side::kClient, owner, pod->counters);
     client->requestFlush();
     return OpenedUpstream{std::move(endpoint), "HBONE", expected};
   }

@@ -37,6 +37,13 @@ struct UpstreamFailure {
   std::string message;
 };
 
+class HboneClient;
+
+// The CONNECT of `stream`, refused unprocessed on `refusedOn`, opened again on another connection
+// of the same pool key that takes streams (or a new one), with the pod's current certificate.
+// Everything it needs is the connection's (context, pod, key) and the session's (the request).
+Result<std::pair<HboneClient*, int32_t>> reopenStream(HboneClient& refusedOn, int32_t stream);
+
 // Starts connecting; the owner hears onEndpointConnected() (asynchronously). Socket endpoints
 // send their completions to `handler` under ops from `opBase` (SocketEndpoint::kOpCount).
 std::expected<OpenedUpstream, UpstreamFailure> openUpstream(WorkerContext& context, const std::shared_ptr<PodRuntime>& pod,

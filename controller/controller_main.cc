@@ -12,9 +12,15 @@
 //       --kubernetes: the configuration comes from the Kubernetes API instead (pods become
 //       Workloads; Services; Istio's kinds), listed and watched with the pod's service account
 //       (--kube-api/--kube-ca/--kube-token: another API server); GET /debug/kubernetes.
-//   sluice-controller node-credential --ca-dir DIR --node NAME --out DIR
+//   sluice-controller node-credential --ca-dir DIR --node NAME --out DIR [--validity-s 86400]
 //       a node's credential (node-key.pem 0600, node-cert.pem, root-cert.pem): how a node
-//       proves who it is on the mTLS port. Copy the folder to that node only.
+//       proves who it is on the mTLS port. Copy the folder to that node only. It is short-lived:
+//       the node's tunnel renews it over mTLS at half of its lifetime (each renewal lasts
+//       serve's --node-credential-validity-s), so a node down for longer needs a new one.
+//   sluice-controller revoke-node --ca-dir DIR --node NAME
+//       from now on every credential of NAME issued so far is refused (discovery, certificates,
+//       renewal; its open discovery streams are cancelled); a running controller reads the
+//       change within a second. Re-admit the node with a new node-credential.
 //   sluice-controller certificate --ca-dir DIR --spiffe-id spiffe://<td>/... --out DIR
 //       a key and certificate for any identity of the trust domain (interop clients, debugging).
 //   sluice-controller analyze DIR [--strict]   lint a configuration directory; exit 1 when a
@@ -25,7 +31,9 @@
 
 #include <grpcpp/grpcpp.h>
 #include <nlohmann/json.hpp>
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <spdlog/spdlog.h>
 
 #include <atomic>
@@ -42,6 +50,9 @@
 #include "discovery/listen_policy.h"
 #include "kubernetes/kube_config_source.h"
 #include "sluice/common/process.h"
+#include "sluice/common/files.h"
+#include "sluice/common/k8s_names.h"
+#include "sluice/common/unique_fd.h"
 #include "sluice/kube/api_server_flags.h"
 #include "sluice/common/http_server.h"
 #include "sluice/common/log.h"
@@ -53,6 +64,7 @@ using namespace sluice::controller;
 struct CaOptions {
   std::string dir, trustDomain = "cluster.local", secureListen = "0.0.0.0:15012";
   int validitySeconds = 86400;
+  int nodeCredentialValiditySeconds = 86400;
 };
 
 // mTLS for the secure port: the controller's certificate (issued by its own CA at each start,
@@ -91,6 +103,31 @@ int issueCredential(const CaOptions& caOptions, const std::string& spiffeId, con
   return 0;
 }
 
+// Adds `node` to the CA folder's revocation list (atomically; a list that cannot be read is
+// left as it is and reported).
+int revokeNode(const std::string& caDir, const std::string& node) {
+  if (!std::filesystem::is_directory(caDir)) {
+    spdlog::error("--ca-dir {}: not a folder", caDir);
+    return 1;
+  }
+  // Two revocations at once must not lose one: read-modify-write under a lock.
+  sluice::UniqueFd lock(::open((caDir + "/.revocations.lock").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600));
+  if (!lock || ::flock(lock.get(), LOCK_EX) != 0) {
+    spdlog::error("revoke node {}: lock {}: {}", node, caDir, std::strerror(errno));
+    return 1;
+  }
+  RevocationFile file(revocationFileIn(caDir));
+  auto now = std::chrono::system_clock::now();
+  auto written = file.load();
+  if (written) written = sluice::writeFileAtomically(file.path(), file.current()->with(node, now).serialize(), 0644);
+  if (!written) {
+    spdlog::error("revoke node {}: {}", node, written.error().message());
+    return 1;
+  }
+  spdlog::info("node {} revoked: every credential issued to it until now is refused ({})", node, file.path());
+  return 0;
+}
+
 // Where the configuration comes from: a YAML directory, or the Kubernetes API.
 struct SourceOptions {
   std::string dir;
@@ -120,7 +157,17 @@ int serve(const SourceOptions& source, const std::string& listen, const std::str
       spdlog::error("the first load of {} was refused; serving an empty configuration until it is fixed", dir);
     }
   }
-  DiscoveryServer discovery(store, caOptions.trustDomain);
+  // With the CA, the revoked nodes (read before anything is served: a list that cannot be read
+  // stops the start rather than lift revocations).
+  std::unique_ptr<RevocationFile> revocations;
+  if (!caOptions.dir.empty()) {
+    revocations = std::make_unique<RevocationFile>(revocationFileIn(caOptions.dir));
+    if (auto loaded = revocations->load(); !loaded) {
+      spdlog::error("revoked nodes: {}", loaded.error().message());
+      return 1;
+    }
+  }
+  DiscoveryServer discovery(store, caOptions.trustDomain, {}, revocations.get());
   grpc::ServerBuilder builder;
   // The synchronous server holds a thread per call: as many as the discovery streams it takes,
   // and a few for certificate calls, never unbounded.
@@ -143,7 +190,8 @@ int serve(const SourceOptions& source, const std::string& listen, const std::str
     CertificatePolicy policy;
     policy.defaultValidity = policy.maxValidity = std::chrono::seconds(caOptions.validitySeconds);
     policy.minValidity = std::min(policy.minValidity, policy.maxValidity);
-    certificates = std::make_unique<CertificateService>(*ca, store, policy);
+    policy.nodeCredentialValidity = std::chrono::seconds(caOptions.nodeCredentialValiditySeconds);
+    certificates = std::make_unique<CertificateService>(*ca, store, policy, revocations.get());
     builder.AddListeningPort(caOptions.secureListen, *credentials, &securePort);
     builder.RegisterService(certificates.get());
   }
@@ -181,8 +229,9 @@ int serve(const SourceOptions& source, const std::string& listen, const std::str
                ca ? " and mTLS " + caOptions.secureListen + ", trust domain " + caOptions.trustDomain : "", statusAddress);
   std::atomic<bool> stopping{false};
   std::thread watcher([&] {
-    while (!stopping && !kubernetes) {
-      store.refresh(dir);
+    while (!stopping) {
+      if (!kubernetes) store.refresh(dir);
+      if (revocations) revocations->refresh();
       std::this_thread::sleep_for(std::chrono::milliseconds(300));
     }
   });
@@ -216,14 +265,21 @@ int main(int argc, char** argv) {
   serveCmd->add_option("--trust-domain", caOptions.trustDomain)->capture_default_str();
   serveCmd->add_option("--certificate-validity-s", caOptions.validitySeconds, "workload certificate lifetime (default and maximum)")
       ->check(CLI::Range(10, 86400 * 90))->capture_default_str();
+  serveCmd->add_option("--node-credential-validity-s", caOptions.nodeCredentialValiditySeconds,
+                       "lifetime of a renewed node credential (nodes renew at half of it)")
+      ->check(CLI::Range(10, 86400 * 30))->capture_default_str();
   std::string node, out;
-  int nodeValidityDays = 365;
+  int nodeValiditySeconds = 86400;
   auto* credentialCmd = app.add_subcommand("node-credential", "issue a node's credential for the mTLS port");
   credentialCmd->add_option("--ca-dir", caOptions.dir, "CA root folder (created when absent)")->required();
   credentialCmd->add_option("--trust-domain", caOptions.trustDomain)->capture_default_str();
   credentialCmd->add_option("--node", node, "the node's name")->required();
   credentialCmd->add_option("--out", out, "folder to write node-key.pem, node-cert.pem, root-cert.pem")->required();
-  credentialCmd->add_option("--validity-days", nodeValidityDays)->check(CLI::Range(1, 3650))->capture_default_str();
+  credentialCmd->add_option("--validity-s", nodeValiditySeconds, "lifetime until the node's first renewal")
+      ->check(CLI::Range(10, 86400 * 30))->capture_default_str();
+  auto* revokeCmd = app.add_subcommand("revoke-node", "refuse every credential of a node issued so far");
+  revokeCmd->add_option("--ca-dir", caOptions.dir, "CA root folder")->required();
+  revokeCmd->add_option("--node", node, "the node's name")->required();
   std::string spiffeId;
   int certificateValidityS = 86400;
   auto* certificateCmd = app.add_subcommand(
@@ -257,14 +313,15 @@ int main(int argc, char** argv) {
     }
     return serve(source, *plaintext, statusAddress, caOptions);
   }
-  if (credentialCmd->parsed()) {
-    if (node.empty() || node.find('/') != std::string::npos) {
-      spdlog::error("--node '{}': a node name must be non-empty and contain no '/'", node);
-      return 1;
-    }
-    return issueCredential(caOptions, nodeIdentityFor(caOptions.trustDomain, node), out,
-                           std::chrono::hours(24) * nodeValidityDays, "node-");
+  if ((credentialCmd->parsed() || revokeCmd->parsed()) && !sluice::isDnsSubdomain(node)) {
+    spdlog::error("--node '{}': a node name must be a DNS-1123 subdomain (lowercase letters, digits, '-', '.')", node);
+    return 1;
   }
+  if (credentialCmd->parsed()) {
+    return issueCredential(caOptions, nodeIdentityFor(caOptions.trustDomain, node), out,
+                           std::chrono::seconds(nodeValiditySeconds), "node-");
+  }
+  if (revokeCmd->parsed()) return revokeNode(caOptions.dir, node);
   if (certificateCmd->parsed()) {
     if (spiffeId.rfind("spiffe://" + caOptions.trustDomain + "/", 0) != 0) {
       spdlog::error("--spiffe-id '{}' is not an identity of trust domain {}", spiffeId, caOptions.trustDomain);

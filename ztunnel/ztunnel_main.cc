@@ -34,7 +34,7 @@
 #include "proxy/worker.h"
 #include "inpod/workload_manager.h"
 #include "identity/certificate_manager.h"
-#include "identity/controller_channel.h"
+#include "identity/controller_link.h"
 #include "xds/config_client.h"
 #include "proxy/request_record.h"
 #include "sluice/common/log.h"
@@ -137,20 +137,20 @@ int main(int argc, char** argv) {
   }
   base.trustDomain = trustDomain;
   base.poolIdleTimeout = std::chrono::seconds(poolIdleS);
-  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<ControllerLink> controllerLink;
   if (!controller.empty()) {
-    auto made = controllerChannel(controller, credentialDir);
+    auto made = ControllerLink::open(controller, credentialDir);
     if (!made) {
-      spdlog::error("controller channel: {}", made.error().message());
+      spdlog::error("controller: {}", made.error().message());
       return 1;
     }
-    channel = std::move(*made);
+    controllerLink = std::move(*made);
   }
   std::unique_ptr<CertificateManager> certificates;
   if (!credentialDir.empty()) {
     CertificateManager::Options certOptions;
     certOptions.requestedValidity = std::chrono::seconds(certificateValidityS);
-    certificates = std::make_unique<CertificateManager>(channel, certOptions);
+    certificates = std::make_unique<CertificateManager>(controllerLink->source(), certOptions);
   }
   base.connectTimeout = std::chrono::milliseconds(connectTimeoutMs);
   base.idleTimeout = std::chrono::seconds(idleTimeoutS);
@@ -206,9 +206,11 @@ int main(int argc, char** argv) {
     }
     return out;
   };
-  auto identityView = [&pool, &certificates] {
+  auto identityView = [&pool, &certificates, &controllerLink](bool withConnections) {
     IdentityView view;
+    if (controllerLink) view.nodeCredential = controllerLink->credential();
     if (certificates) view.certificates = certificates->describe();
+    if (!withConnections) return view;
     for (auto& w : pool) {
       auto c = w->hboneConnections();
       view.hboneConnections.insert(view.hboneConnections.end(), c.begin(), c.end());
@@ -227,13 +229,12 @@ int main(int argc, char** argv) {
                                                 return HttpResponse{200, "application/json",
                                                                     configDump(manager.pods(), *config.current(),
                                                                                allConnections(), pool.front()->features(),
-                                                                               identityView(), &traffic)
+                                                                               identityView(true), &traffic)
                                                                             .dump(2)};
                                               }}});
   auto metrics = [&] {
     return HttpResponse{200, "text/plain; version=0.0.4",
-                        prometheusText(manager.pods(), certificates ? certificates->describe() : std::vector<CertificateStatus>{},
-                                       &traffic)};
+                        prometheusText(manager.pods(), identityView(false), &traffic)};
   };
   if (listened) listened = http.listen(metricsAddress, {{"/metrics", metrics}, {"/stats/prometheus", metrics}});
   if (listened) {
@@ -257,9 +258,13 @@ int main(int argc, char** argv) {
     manager.setConnectCheck([&config] { return config.current()->version > 0 ? "" : "the controller's first configuration"; });
   }
   std::thread control([&] { manager.run(stopping); });
-  ConfigClient configClient(channel, nodeName, config, &traffic);
-  std::thread xds, certificateThread;
-  if (!controller.empty()) xds = std::thread([&] { configClient.run(stopping); });
+  std::unique_ptr<ConfigClient> configClient;
+  std::thread xds, certificateThread, credentialThread;
+  if (controllerLink) {
+    configClient = std::make_unique<ConfigClient>(controllerLink->source(), nodeName, config, &traffic);
+    xds = std::thread([&] { configClient->run(stopping); });
+    credentialThread = std::thread([&] { controllerLink->run(stopping); });
+  }
   if (certificates) certificateThread = std::thread([&] { certificates->run(stopping); });
   signalfd_siginfo info;
   while (::read(signalFd.get(), &info, sizeof(info)) < 0 && errno == EINTR) {
@@ -296,6 +301,7 @@ int main(int argc, char** argv) {
   control.join();
   if (xds.joinable()) xds.join();
   if (certificateThread.joinable()) certificateThread.join();
+  if (credentialThread.joinable()) credentialThread.join();
   http.stop();
   for (auto& w : pool) w->stop();
   return 0;

@@ -54,8 +54,7 @@ Status setSerialAndValidity(X509* cert, std::chrono::seconds validity, std::stri
     *serialHex = hex;
     OPENSSL_free(hex);
   }
-  // A minute of slack for clocks slightly behind ours.
-  X509_gmtime_adj(X509_getm_notBefore(cert), -60);
+  X509_gmtime_adj(X509_getm_notBefore(cert), -static_cast<long>(pki::kNotBeforeBackdate.count()));
   X509_gmtime_adj(X509_getm_notAfter(cert), static_cast<long>(validity.count()));
   return {};
 }

@@ -18,8 +18,10 @@ void computeIncrement(const ConfigSet& config, const std::map<std::string, std::
   }
 }
 
-DiscoveryServer::DiscoveryServer(const ConfigStore& store, std::string trustDomain, DiscoveryLimits limits)
-    : store_(store), trustDomain_(std::move(trustDomain)), limits_(limits), watchdog_([this] { watch(); }) {}
+DiscoveryServer::DiscoveryServer(const ConfigStore& store, std::string trustDomain, DiscoveryLimits limits,
+                                 const RevocationFile* revocations)
+    : store_(store), trustDomain_(std::move(trustDomain)), limits_(limits), revocations_(revocations),
+      watchdog_([this] { watch(); }) {}
 
 DiscoveryServer::~DiscoveryServer() {
   {
@@ -53,10 +55,28 @@ void DiscoveryServer::setWaiting(uint64_t id, bool waiting) {
   else it->second.waitingSince.reset();
 }
 
+void DiscoveryServer::cancelRevoked(const NodeRevocations& revocations) {
+  for (auto& [id, s] : live_) {
+    if (!s.caller) continue;
+    if (auto ok = revocations.check(s.caller->node, s.caller->issuedAt); !ok) {
+      spdlog::warn("cancelling a discovery stream: {}", ok.error().message());
+      s.context->TryCancel();
+      s.caller.reset();  // once
+    }
+  }
+}
+
 void DiscoveryServer::watch() {
   std::unique_lock lock(mutex_);
+  std::shared_ptr<const NodeRevocations> enforced;
   while (!stopping_) {
     wake_.wait_for(lock, std::chrono::milliseconds(100));
+    if (revocations_) {
+      // A stream admitted before a revocation was read is checked again when the list changes.
+      auto latest = revocations_->current();
+      if (latest != enforced) cancelRevoked(*latest);
+      enforced = std::move(latest);
+    }
     auto now = std::chrono::steady_clock::now();
     for (auto& [id, s] : live_) {
       if (!peerOverdue(s.waitingSince, limits_.ackDeadline, now)) continue;
@@ -91,13 +111,23 @@ grpc::Status DiscoveryServer::Stream(grpc::ServerContext* context,
   setWaiting(live->id(), false);
   if (hello.node().empty()) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "the first request must name the node");
   const std::string node = hello.node();
-  // On the mTLS port the node is who its certificate says, whatever it claims.
+  // On the mTLS port the node is who its certificate says, whatever it claims, and its
+  // credential must not be revoked.
   if (context->auth_context() && context->auth_context()->IsPeerAuthenticated()) {
-    std::string proven = authenticatedNode(*context, trustDomain_);
+    auto caller = authenticatedCaller(*context, trustDomain_);
+    std::string proven = caller ? caller->node : "";
     if (proven != node) {
       return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
                           fmt::format("the node certificate names node '{}', not '{}'", proven, node));
     }
+    std::lock_guard lock(mutex_);
+    if (revocations_) {
+      if (auto ok = revocations_->current()->check(caller->node, caller->issuedAt); !ok) {
+        spdlog::warn("discovery refused: {}", ok.error().message());
+        return grpc::Status(grpc::StatusCode::PERMISSION_DENIED, ok.error().message());
+      }
+    }
+    live_[live->id()].caller = std::move(caller);
   }
   // What the node holds: acknowledged versions per resource (its own word on reconnect).
   std::map<std::string, std::string> acked(hello.known_versions().begin(), hello.known_versions().end());

@@ -11,6 +11,9 @@
 // (a watchdog thread; waiting for the next change is not waiting on the peer), and at most
 // `maxRememberedNodes` nodes are remembered for /debug/nodes (disconnected ones are forgotten
 // first).
+//
+// On the mTLS port a revoked node (node_revocations.h) cannot subscribe, and its open streams
+// are cancelled within the watchdog's period (100 ms) of the revocation being read.
 #pragma once
 
 #include <chrono>
@@ -22,6 +25,8 @@
 #include <thread>
 
 #include "discovery/config_store.h"
+#include "discovery/node_identity.h"
+#include "discovery/node_revocations.h"
 #include "sluice/discovery/v1/discovery.grpc.pb.h"
 
 namespace sluice::controller {
@@ -58,7 +63,9 @@ class DiscoveryServer final : public discovery::v1::Discovery::Service {
  public:
   // `trustDomain`: a subscriber that presents a node certificate (the mTLS port) must
   // subscribe as the node it names.
-  explicit DiscoveryServer(const ConfigStore& store, std::string trustDomain = "cluster.local", DiscoveryLimits limits = {});
+  // `revocations`: none means no node is revoked.
+  explicit DiscoveryServer(const ConfigStore& store, std::string trustDomain = "cluster.local", DiscoveryLimits limits = {},
+                           const RevocationFile* revocations = nullptr);
   ~DiscoveryServer() override;
   DiscoveryServer(const DiscoveryServer&) = delete;
   DiscoveryServer& operator=(const DiscoveryServer&) = delete;
@@ -73,15 +80,18 @@ class DiscoveryServer final : public discovery::v1::Discovery::Service {
   struct Live {
     grpc::ServerContext* context;
     std::optional<std::chrono::steady_clock::time_point> waitingSince;
+    std::optional<NodeCaller> caller;  // set on the mTLS port once the first request is read
   };
   class LiveStream;  // registers a stream for its lifetime
   void setWaiting(uint64_t id, bool waiting);
   void watch();
+  void cancelRevoked(const NodeRevocations& revocations);  // mutex_ held
   void forgetOldNodes();  // mutex_ held
 
   const ConfigStore& store_;
   std::string trustDomain_;
   DiscoveryLimits limits_;
+  const RevocationFile* revocations_;
   mutable std::mutex mutex_;
   std::map<std::string, NodeStatus> nodes_;
   std::map<uint64_t, Live> live_;

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <grpc/grpc_security_constants.h>
 
+#include "sluice/common/pki.h"
+
 namespace sluice::controller {
 
 std::string nodeIdentityFor(const std::string& trustDomain, const std::string& node) {
@@ -22,6 +24,17 @@ std::string authenticatedNode(const grpc::ServerContext& context, const std::str
   auto ids = auth->FindPropertyValues(GRPC_PEER_SPIFFE_ID_PROPERTY_NAME);
   if (ids.size() != 1) return {};
   return nodeFromIdentity(trustDomain, std::string(ids[0].data(), ids[0].size()));
+}
+
+std::optional<NodeCaller> authenticatedCaller(const grpc::ServerContext& context, const std::string& trustDomain) {
+  std::string node = authenticatedNode(context, trustDomain);
+  if (node.empty()) return std::nullopt;
+  // grpc exposes the verified leaf as PEM; its notBefore dates the credential.
+  auto pems = context.auth_context()->FindPropertyValues(GRPC_X509_PEM_CERT_PROPERTY_NAME);
+  if (pems.size() != 1) return std::nullopt;
+  auto leaf = pki::parseCertificate(std::string_view(pems[0].data(), pems[0].size()));
+  if (!leaf) return std::nullopt;
+  return NodeCaller{std::move(node), pki::notBefore(leaf->get()) + pki::kNotBeforeBackdate};
 }
 
 }  // namespace sluice::controller

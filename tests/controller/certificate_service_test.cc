@@ -1,6 +1,7 @@
 // The CA over gRPC mTLS, as nodes use it: the controller's CertificateService on a loopback
 // port with client certificates required, and the tunnel's own CertificateManager and
-// controllerChannel as the client, with node credentials from the CA.
+// ControllerLink as the client, with node credentials from the CA: workload certificates, node
+// credential renewal, revocation.
 #include "ca/certificate_service.h"
 
 #include <gtest/gtest.h>
@@ -12,7 +13,7 @@
 #include <thread>
 
 #include "identity/certificate_manager.h"
-#include "identity/controller_channel.h"
+#include "identity/controller_link.h"
 #include "sluice/common/pki.h"
 
 namespace sluice::controller {
@@ -39,7 +40,9 @@ class CertificateServiceTest : public ::testing::Test {
     ca_ = std::move(*ca);
     CertificatePolicy policy;
     policy.minValidity = std::chrono::seconds(2);  // lets the rotation test run in seconds
-    service_ = std::make_unique<CertificateService>(*ca_, store_, policy);
+    revocations_ = std::make_unique<RevocationFile>(revocationFileIn(dir_ + "/ca"));
+    ASSERT_TRUE(revocations_->load());
+    service_ = std::make_unique<CertificateService>(*ca_, store_, policy, revocations_.get());
     auto serving = ca_->issueKeyPair({"DNS:sluice-controller"}, std::chrono::hours(1));
     ASSERT_TRUE(serving);
     grpc::SslServerCredentialsOptions options(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
@@ -56,31 +59,60 @@ class CertificateServiceTest : public ::testing::Test {
     fs::remove_all(dir_);
   }
   // A node credential folder, as `sluice-controller node-credential` writes it.
-  std::string nodeCredential(const std::string& node, CertificateAuthority& ca) {
-    std::string out = dir_ + "/cred-" + node;
+  std::string nodeCredential(const std::string& node, CertificateAuthority& ca,
+                             std::chrono::seconds validity = std::chrono::hours(1), const std::string& suffix = "") {
+    std::string out = dir_ + "/cred-" + node + suffix;
     fs::create_directories(out);
-    auto pair = ca.issueKeyPair({"URI:" + nodeIdentityFor("cluster.local", node)}, std::chrono::hours(1));
+    auto pair = ca.issueKeyPair({"URI:" + nodeIdentityFor("cluster.local", node)}, validity);
     EXPECT_TRUE(pair);
     EXPECT_TRUE(pki::writeFileAtomically(out + "/node-key.pem", pair->privateKeyPem, 0600));
     EXPECT_TRUE(pki::writeFileAtomically(out + "/node-cert.pem", pair->certificate.certificatePem, 0644));
     EXPECT_TRUE(pki::writeFileAtomically(out + "/root-cert.pem", ca_->rootCertificatePem(), 0644));
     return out;
   }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   grpc::Status request(const std::string& credentialDir, const std::string& identity, ca::v1::CertificateResponse* out) {
-    auto channel = ztunnel::controllerChannel("127.0.0.1:" + std::to_string(port_), credentialDir);
-    EXPECT_TRUE(channel);
+    auto link = ztunnel::ControllerLink::open(address(), credentialDir);
+    EXPECT_TRUE(link) << link.error().message();
+    if (!link) return grpc::Status(grpc::StatusCode::INTERNAL, "no link");
+    return request((*link)->channel(), identity, out);
+  }
+  grpc::Status request(std::shared_ptr<grpc::Channel> channel, const std::string& identity, ca::v1::CertificateResponse* out) {
     auto key = pki::generateP256Key();
     ca::v1::CertificateRequest req;
     req.set_csr(*pki::makeCsr(key->get(), identity));
     req.set_identity(identity);
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    return ca::v1::CertificateService::NewStub(*channel)->CreateCertificate(&context, req, out);
+    return ca::v1::CertificateService::NewStub(channel)->CreateCertificate(&context, req, out);
+  }
+  grpc::Status renew(const std::string& credentialDir, ca::v1::CertificateResponse* out) {
+    auto link = ztunnel::ControllerLink::open(address(), credentialDir);
+    EXPECT_TRUE(link) << link.error().message();
+    if (!link) return grpc::Status(grpc::StatusCode::INTERNAL, "no link");
+    auto key = pki::generateP256Key();
+    ca::v1::NodeCredentialRequest req;
+    auto files = ztunnel::readNodeCredential(credentialDir);
+    req.set_csr(*pki::makeCsr(key->get(), files->identity));
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    return ca::v1::CertificateService::NewStub((*link)->channel())->RenewNodeCredential(&context, req, out);
+  }
+  void revoke(const std::string& node) {
+    auto list = revocations_->current()->with(node, std::chrono::system_clock::now());
+    ASSERT_TRUE(pki::writeFileAtomically(revocations_->path(), list.serialize(), 0644));
+    for (int i = 0; i < 20 && !revocations_->refresh(); ++i) {
+      // The modification time may not have moved within the file system's granularity.
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      fs::last_write_time(revocations_->path(), fs::file_time_type::clock::now());
+    }
+    ASSERT_FALSE(revocations_->current()->check(node, std::chrono::system_clock::now()));
   }
 
   std::string dir_;
   ConfigStore store_;
   std::unique_ptr<CertificateAuthority> ca_;
+  std::unique_ptr<RevocationFile> revocations_;
   std::unique_ptr<CertificateService> service_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
@@ -124,11 +156,11 @@ TEST_F(CertificateServiceTest, CallersWithoutAValidNodeCredentialAreRefused) {
 
 TEST_F(CertificateServiceTest, CertificateManagerFetchesAndRotatesAtHalfLife) {
   std::string node1 = nodeCredential("node1", *ca_);
-  auto channel = ztunnel::controllerChannel("127.0.0.1:" + std::to_string(port_), node1);
-  ASSERT_TRUE(channel);
+  auto link = ztunnel::ControllerLink::open(address(), node1);
+  ASSERT_TRUE(link);
   ztunnel::CertificateManager::Options options;
   options.requestedValidity = std::chrono::seconds(2);
-  ztunnel::CertificateManager manager(*channel, options);
+  ztunnel::CertificateManager manager((*link)->source(), options);
   std::atomic<bool> stopping{false};
   std::thread runner([&] { manager.run(stopping); });
   manager.want(kWeb);
@@ -161,6 +193,121 @@ TEST_F(CertificateServiceTest, CertificateManagerFetchesAndRotatesAtHalfLife) {
   EXPECT_TRUE(dbRefused);
   stopping = true;
   runner.join();
+}
+
+TEST_F(CertificateServiceTest, TheLinkRenewsTheNodeCredentialAtHalfLifeAndWritesItBack) {
+  // Issued for 4 s: due for renewal 2 s after issue.
+  std::string node1 = nodeCredential("node1", *ca_, std::chrono::seconds(4));
+  auto before = ztunnel::readNodeCredential(node1);
+  ASSERT_TRUE(before);
+  auto link = ztunnel::ControllerLink::open(address(), node1);
+  ASSERT_TRUE(link) << link.error().message();
+  std::atomic<bool> stopping{false};
+  std::thread runner([&] { (*link)->run(stopping); });
+  std::optional<ztunnel::NodeCredentialStatus> status;
+  for (int i = 0; i < 100; ++i) {
+    status = (*link)->credential();
+    if (status && status->renewals > 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  stopping = true;
+  runner.join();
+  ASSERT_TRUE(status);
+  ASSERT_EQ(status->renewals, 1u) << status->lastError;
+  EXPECT_EQ(status->identity, nodeIdentityFor("cluster.local", "node1"));
+  EXPECT_NE(status->serial, before->serial);
+  // The CA's renewal lifetime (CertificatePolicy's default, 24 h), not the bootstrap's 4 s.
+  EXPECT_EQ(status->notAfter - status->notBefore, std::chrono::hours(24) + std::chrono::seconds(60));
+  // Written back: a restart starts from it; the previous key is kept for a cut-short renewal.
+  auto after = ztunnel::readNodeCredential(node1);
+  ASSERT_TRUE(after) << after.error().message();
+  EXPECT_EQ(after->serial, status->serial);
+  EXPECT_NE(after->keyPem, before->keyPem);
+  EXPECT_EQ(*pki::readFile(node1 + "/node-key.pem.previous"), before->keyPem);
+  EXPECT_EQ(fs::status(node1 + "/node-key.pem").permissions() & fs::perms::others_read, fs::perms::none);
+  // And the renewed credential works on the mTLS port.
+  ca::v1::CertificateResponse response;
+  grpc::Status ok = request((*link)->channel(), kWeb, &response);
+  EXPECT_TRUE(ok.ok()) << ok.error_message();
+}
+
+TEST_F(CertificateServiceTest, ARenewalCutShortBetweenKeyAndCertificateStillReadsAsAPair) {
+  std::string node1 = nodeCredential("node1", *ca_);
+  auto old = ztunnel::readNodeCredential(node1);
+  ASSERT_TRUE(old);
+  std::string other = nodeCredential("node1", *ca_, std::chrono::hours(1), "-next");
+  // The previous key written, then the new key, then the process died before the certificate.
+  ASSERT_TRUE(pki::writeFileAtomically(node1 + "/node-key.pem.previous", old->keyPem, 0600));
+  ASSERT_TRUE(pki::writeFileAtomically(node1 + "/node-key.pem", *pki::readFile(other + "/node-key.pem"), 0600));
+  auto read = ztunnel::readNodeCredential(node1);
+  ASSERT_TRUE(read) << read.error().message();
+  EXPECT_EQ(read->serial, old->serial);
+  EXPECT_EQ(read->keyPem, old->keyPem);
+  // Without the previous key the mismatch is an error naming the folder.
+  fs::remove(node1 + "/node-key.pem.previous");
+  auto refused = ztunnel::readNodeCredential(node1);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message().find("the key does not belong to the certificate"), std::string::npos)
+      << refused.error().message();
+  EXPECT_NE(refused.error().message().find(node1), std::string::npos);
+}
+
+TEST_F(CertificateServiceTest, ARevokedNodeGetsNoCertificateAndNoRenewalUntilReadmitted) {
+  std::string node1 = nodeCredential("node1", *ca_);
+  ca::v1::CertificateResponse response;
+  ASSERT_TRUE(request(node1, kWeb, &response).ok());
+  ASSERT_TRUE(renew(node1, &response).ok());
+  revoke("node1");
+  grpc::Status refused = request(node1, kWeb, &response);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_NE(refused.error_message().find("node node1 was revoked"), std::string::npos) << refused.error_message();
+  grpc::Status notRenewed = renew(node1, &response);
+  EXPECT_EQ(notRenewed.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_NE(notRenewed.error_message().find("node node1 was revoked"), std::string::npos) << notRenewed.error_message();
+  // Another node is unaffected.
+  std::string node2 = nodeCredential("node2", *ca_);
+  EXPECT_TRUE(request(node2, kDb, &response).ok());
+  // Re-admitted: a credential issued after the revocation (a later second) is honoured.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  std::string readmitted = nodeCredential("node1", *ca_, std::chrono::hours(1), "-readmitted");
+  grpc::Status ok = request(readmitted, kWeb, &response);
+  EXPECT_TRUE(ok.ok()) << ok.error_message();
+}
+
+TEST_F(CertificateServiceTest, ARenewalAsksOnlyForTheCallersOwnIdentity) {
+  std::string node1 = nodeCredential("node1", *ca_);
+  auto link = ztunnel::ControllerLink::open(address(), node1);
+  ASSERT_TRUE(link);
+  auto key = pki::generateP256Key();
+  ca::v1::NodeCredentialRequest req;
+  req.set_csr(*pki::makeCsr(key->get(), nodeIdentityFor("cluster.local", "node2")));
+  ca::v1::CertificateResponse response;
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  grpc::Status refused = ca::v1::CertificateService::NewStub((*link)->channel())->RenewNodeCredential(&context, req, &response);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(refused.error_message().find("may only get spiffe://cluster.local/sluice/node/node1"), std::string::npos)
+      << refused.error_message();
+}
+
+TEST(NodeCredentialRenewAt, HalfOfTheLifetimeFromIssue) {
+  using namespace std::chrono;
+  system_clock::time_point issued{seconds(1'800'000'000)};
+  struct Case {
+    const char* name;
+    seconds lifetime;
+    seconds expectedAfterIssue;
+  } cases[] = {
+      {"a day", hours(24), hours(12)},
+      {"ten seconds", seconds(10), seconds(5)},
+      {"an hour", hours(1), minutes(30)},
+  };
+  for (const auto& c : cases) {
+    auto at = ztunnel::nodeCredentialRenewAt(issued - pki::kNotBeforeBackdate, issued + c.lifetime);
+    EXPECT_EQ(duration_cast<seconds>(at - issued), c.expectedAfterIssue) << c.name;
+  }
+  // A notAfter before the issue time: renew at once (never wait on a broken lifetime).
+  EXPECT_EQ(ztunnel::nodeCredentialRenewAt(issued, issued - seconds(5)), issued);
 }
 
 }  // namespace

@@ -89,8 +89,8 @@ int main(int argc, char** argv) {
   std::vector<std::unique_ptr<ztunnel::ConfigClient>> clients;
   std::vector<std::thread> threads;
   for (int n = 0; n < 2; ++n) {
-    clients.push_back(std::make_unique<ztunnel::ConfigClient>(
-        grpc::CreateChannel(listen, grpc::InsecureChannelCredentials()), fmt::format("node{}", n), stores[n]));
+    auto channel = grpc::CreateChannel(listen, grpc::InsecureChannelCredentials());
+    clients.push_back(std::make_unique<ztunnel::ConfigClient>([channel] { return channel; }, fmt::format("node{}", n), stores[n]));
     threads.emplace_back([&, n] { clients[static_cast<size_t>(n)]->run(stopping); });
   }
   auto bothAt = [&](const std::string& version, std::chrono::seconds timeout) {

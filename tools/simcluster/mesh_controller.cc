@@ -72,6 +72,9 @@ Result<MeshController> MeshController::start(const Cluster& cluster, MeshControl
     if (options.certificateValiditySeconds > 0) {
       argv.insert(argv.end(), {"--certificate-validity-s", std::to_string(options.certificateValiditySeconds)});
     }
+    if (options.nodeCredentialValiditySeconds > 0) {
+      argv.insert(argv.end(), {"--node-credential-validity-s", std::to_string(options.nodeCredentialValiditySeconds)});
+    }
   }
   SLUICE_TRY_ASSIGN(process, cluster.runOnNode(0, {.argv = argv}));
   c.process_ = std::move(process);
@@ -79,8 +82,16 @@ Result<MeshController> MeshController::start(const Cluster& cluster, MeshControl
 }
 
 Status MeshController::issueNodeCredential(const std::string& node, const std::string& out) const {
-  return discardValue(runChecked({.argv = {siblingProgram("sluice-controller"), "node-credential", "--ca-dir", caDir_,
-                                           "--node", node, "--out", out}}));
+  std::vector<std::string> argv = {siblingProgram("sluice-controller"), "node-credential", "--ca-dir", caDir_, "--node", node,
+                                   "--out", out};
+  if (options_.nodeCredentialValiditySeconds > 0) {
+    argv.insert(argv.end(), {"--validity-s", std::to_string(options_.nodeCredentialValiditySeconds)});
+  }
+  return discardValue(runChecked({.argv = argv}));
+}
+
+Status MeshController::revokeNode(const std::string& node) const {
+  return discardValue(runChecked({.argv = {siblingProgram("sluice-controller"), "revoke-node", "--ca-dir", caDir_, "--node", node}}));
 }
 
 Status MeshController::issueCertificate(const std::string& spiffeId, const std::string& out,

@@ -27,6 +27,8 @@ bool waitForPodCertificates(const Cluster& cluster, const std::vector<std::uniqu
 struct MeshControllerOptions {
   bool certificateAuthority = true;
   int certificateValiditySeconds = 0;  // 0: the controller's default (24 h)
+  // Node credentials' lifetime, the first one and every renewal (0: the controller's, 24 h).
+  int nodeCredentialValiditySeconds = 0;
 };
 
 class MeshController {
@@ -46,6 +48,8 @@ class MeshController {
   // from this controller's CA or, with `caDir`, another one (created when absent).
   Status issueCertificate(const std::string& spiffeId, const std::string& out, const std::string& caDir = "") const;
   std::string caDir() const { return caDir_; }
+  // `sluice-controller revoke-node` for `node` (the running controller reads it within a second).
+  Status revokeNode(const std::string& node) const;
   ChildProcess& process() { return process_; }
   Status stop() { return discardValue(process_.stop()); }
 

@@ -205,6 +205,11 @@ json configDump(const std::vector<std::shared_ptr<PodRuntime>>& pods, const Conf
                      {"fetches", c.fetches}, {"failures", c.failures}, {"lastError", c.lastError}, {"pods", c.users}});
   }
   out["certificates"] = certs;
+  if (const auto& n = identity.nodeCredential) {
+    out["nodeCredential"] = {{"identity", n->identity}, {"serial", n->serial},  {"notBefore", unix(n->notBefore)},
+                             {"notAfter", unix(n->notAfter)}, {"renewAt", unix(n->renewAt)}, {"renewals", n->renewals},
+                             {"adopted", n->adopted}, {"failures", n->failures}, {"lastError", n->lastError}};
+  }
   json pools = json::array();
   for (const auto& p : identity.hboneConnections) {
     pools.push_back({{"pod", p.pod}, {"role", p.role}, {"peer", p.peer}, {"peerIdentity", p.peerIdentity},
@@ -333,8 +338,8 @@ void appendRequestMetrics(const std::vector<std::shared_ptr<PodRuntime>>& pods, 
 
 // The exposition is prometheus-cpp's (TextSerializer); we only build the families from the
 // pods' counters at scrape time (the counters live in the data path, not in a registry).
-std::string prometheusText(const std::vector<std::shared_ptr<PodRuntime>>& pods,
-                           const std::vector<CertificateStatus>& certificates, const NodeTrafficState* traffic) {
+std::string prometheusText(const std::vector<std::shared_ptr<PodRuntime>>& pods, const IdentityView& identity,
+                           const NodeTrafficState* traffic) {
   using prometheus::ClientMetric;
   using prometheus::MetricFamily;
   using prometheus::MetricType;
@@ -367,6 +372,16 @@ std::string prometheusText(const std::vector<std::shared_ptr<PodRuntime>>& pods,
   families.push_back(std::move(failed));
   families.push_back(std::move(active));
   appendRequestMetrics(pods, families);
+  const auto& certificates = identity.certificates;
+  if (const auto& n = identity.nodeCredential) {
+    auto notAfter = std::chrono::duration_cast<std::chrono::seconds>(n->notAfter.time_since_epoch()).count();
+    families.push_back(MetricFamily{"sluice_node_credential_expiry_seconds", "When the node credential expires (Unix time)",
+                                    MetricType::Gauge, {sample({}, MetricType::Gauge, static_cast<double>(notAfter))}});
+    families.push_back(MetricFamily{"sluice_node_credential_renewals_total", "Node credential renewals",
+                                    MetricType::Counter, {sample({}, MetricType::Counter, static_cast<double>(n->renewals))}});
+    families.push_back(MetricFamily{"sluice_node_credential_renewal_failures_total", "Failed node credential renewals",
+                                    MetricType::Counter, {sample({}, MetricType::Counter, static_cast<double>(n->failures))}});
+  }
   if (!certificates.empty()) {
     MetricFamily expiry{"sluice_certificate_expiry_seconds", "When the workload certificate expires (Unix time)",
                         MetricType::Gauge, {}};

@@ -10,6 +10,7 @@
 
 #include "proxy/worker.h"
 #include "identity/certificate_manager.h"
+#include "identity/controller_link.h"
 #include "proxy/config_snapshot.h"
 #include "proxy/pod_runtime.h"
 
@@ -17,6 +18,7 @@ namespace sluice::ztunnel {
 
 // What /config_dump shows of identities and HBONE.
 struct IdentityView {
+  std::optional<NodeCredentialStatus> nodeCredential;  // none: no node credential (plaintext)
   std::vector<CertificateStatus> certificates;
   std::vector<PoolInfo> hboneConnections;
 };
@@ -25,8 +27,7 @@ nlohmann::json configDump(const std::vector<std::shared_ptr<PodRuntime>>& pods, 
                           const std::vector<ConnectionInfo>& connections, const std::string& features,
                           const IdentityView& identity = {}, const NodeTrafficState* traffic = nullptr);
 
-std::string prometheusText(const std::vector<std::shared_ptr<PodRuntime>>& pods,
-                           const std::vector<CertificateStatus>& certificates = {},
+std::string prometheusText(const std::vector<std::shared_ptr<PodRuntime>>& pods, const IdentityView& identity = {},
                            const NodeTrafficState* traffic = nullptr);
 
 }  // namespace sluice::ztunnel

@@ -7,7 +7,7 @@
 
 namespace sluice::ztunnel {
 
-CertificateManager::CertificateManager(std::shared_ptr<grpc::Channel> channel, Options options)
+CertificateManager::CertificateManager(ChannelSource channel, Options options)
     : channel_(std::move(channel)), options_(options) {}
 
 void CertificateManager::want(const std::string& identity) {
@@ -61,7 +61,7 @@ Result<std::shared_ptr<const WorkloadCertificate>> CertificateManager::fetch(con
   ca::v1::CertificateResponse response;
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + options_.rpcTimeout);
-  auto stub = ca::v1::CertificateService::NewStub(channel_);
+  auto stub = ca::v1::CertificateService::NewStub(channel_());
   grpc::Status status = stub->CreateCertificate(&context, request, &response);
   if (!status.ok()) return fail("the CA refused: " + status.error_message());
   std::string chain;

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "identity/controller_link.h"
 #include "identity/workload_certificate.h"
 
 namespace sluice::ztunnel {
@@ -45,8 +46,10 @@ class CertificateManager {
     std::chrono::milliseconds minBackoff{200}, maxBackoff{30000};
     std::chrono::seconds rpcTimeout{10};
   };
-  CertificateManager(std::shared_ptr<grpc::Channel> channel, Options options);
-  CertificateManager(std::shared_ptr<grpc::Channel> channel) : CertificateManager(std::move(channel), Options{}) {}
+  // `channel`: the controller channel to use for each fetch (it changes when the node
+  // credential is renewed).
+  CertificateManager(ChannelSource channel, Options options);
+  explicit CertificateManager(ChannelSource channel) : CertificateManager(std::move(channel), Options{}) {}
 
   // A pod with this identity arrived / left (reference counted).
   void want(const std::string& identity);
@@ -70,7 +73,7 @@ class CertificateManager {
   };
   Result<std::shared_ptr<const WorkloadCertificate>> fetch(const std::string& identity, std::string* rootPem);
 
-  std::shared_ptr<grpc::Channel> channel_;
+  ChannelSource channel_;
   Options options_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;

@@ -20,7 +20,7 @@ std::string ConfigClient::lastError() const {
 void ConfigClient::run(const std::atomic<bool>& stopping) {
   auto backoff = std::chrono::milliseconds(100);
   while (!stopping) {
-    auto stub = d1::Discovery::NewStub(channel_);
+    auto stub = d1::Discovery::NewStub(channel_());
     grpc::ClientContext context;
     auto stream = stub->Stream(&context);
     d1::DiscoveryRequest hello;

@@ -8,6 +8,8 @@
 
 #include <grpcpp/channel.h>
 
+#include "identity/controller_link.h"
+
 #include <atomic>
 #include <map>
 #include <mutex>
@@ -22,8 +24,9 @@ namespace sluice::ztunnel {
 class ConfigClient {
  public:
   // `traffic` (may be null): the node's state the snapshots it builds attach to (breakers, buckets).
-  ConfigClient(std::shared_ptr<grpc::Channel> channel, std::string node, SnapshotStore& store,
-               NodeTrafficState* traffic = nullptr)
+  // `channel`: the controller channel to use for each new stream (it changes when the node
+  // credential is renewed).
+  ConfigClient(ChannelSource channel, std::string node, SnapshotStore& store, NodeTrafficState* traffic = nullptr)
       : channel_(std::move(channel)), node_(std::move(node)), store_(store), traffic_(traffic) {}
 
   void run(const std::atomic<bool>& stopping);
@@ -34,7 +37,7 @@ class ConfigClient {
   uint64_t nacks() const { return nacks_.load(); }
 
  private:
-  std::shared_ptr<grpc::Channel> channel_;
+  ChannelSource channel_;
   std::string node_;
   SnapshotStore& store_;
   NodeTrafficState* traffic_;

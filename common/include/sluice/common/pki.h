@@ -46,6 +46,9 @@ Result<std::string> makeCsr(EVP_PKEY* key, const std::string& spiffeId);
 // The URI subjectAltNames of `cert`.
 std::vector<std::string> uriSans(X509* cert);
 std::chrono::system_clock::time_point notBefore(X509* cert);
+// The CA backdates every certificate's notBefore by this much (slack for clocks slightly behind
+// its own), so a certificate was issued at notBefore + kNotBeforeBackdate.
+inline constexpr std::chrono::seconds kNotBeforeBackdate{60};
 std::chrono::system_clock::time_point notAfter(X509* cert);
 std::string serialHex(X509* cert);
 

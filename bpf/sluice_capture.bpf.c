@@ -24,6 +24,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* Sockets carrying this mark are the tunnel's own and are never redirected. */
 const volatile __u32 tunnel_mark = 0;
+/* ... and so are the tunnel's inbound delivery sockets (they connect from the client's address). */
+const volatile __u32 delivery_mark = 0;
 
 /* The outbound decision, shared by connect4 and connect6: a reason code, and the original
  * destination recorded when the reason is SLUICE_CTR_REDIRECTED. Returns -1 when the socket is
@@ -33,7 +35,8 @@ static __always_inline int outbound_decision(struct bpf_sock_addr *ctx, __u64 ne
   struct sluice_pod *pod = bpf_map_lookup_elem(&sluice_pods, &netns_cookie);
   if (!pod || !(pod->flags & SLUICE_POD_REDIRECT)) return -1;
   struct bpf_sock *sk = ctx->sk;
-  int reason = sluice_outbound_reason(pod, sk && tunnel_mark && sk->mark == tunnel_mark, dst, port);
+  int tunnels = sk && ((tunnel_mark && sk->mark == tunnel_mark) || (delivery_mark && sk->mark == delivery_mark));
+  int reason = sluice_outbound_reason(pod, tunnels, dst, port);
   if (reason != SLUICE_CTR_REDIRECTED) return reason;
   if (cidr_excluded(netns_cookie, dst)) return SLUICE_CTR_EXCLUDED_CIDR;
 

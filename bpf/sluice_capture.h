@@ -21,6 +21,15 @@
  * capture never redirects a socket that carries it. */
 #define SLUICE_TUNNEL_MARK_DEFAULT 0x539
 
+/* Inbound delivery with the client's address (agent/capture/transparent_delivery.h): the SO_MARK
+ * of the tunnel's sockets that connect to the app from the client's address, the routing table
+ * in the pod that sends the app's replies to such sockets back through loopback, and the
+ * priority of the rule choosing that table. Capture never redirects this mark either. */
+#define SLUICE_DELIVERY_MARK_DEFAULT 0x53a
+#define SLUICE_DELIVERY_ROUTE_TABLE 15006
+#define SLUICE_DELIVERY_RULE_PRIORITY 32700
+
+
 /* Limits of per-pod configuration held in the kernel. */
 #define SLUICE_MAX_POD_ADDRS 4
 #define SLUICE_MAX_EXCLUDED_PORTS 8
@@ -63,6 +72,19 @@ struct sluice_conn_key {
   __u64 netns_cookie;
   __u16 port;
   __u16 family;
+  __u32 _pad;
+};
+
+/* A delivery the tunnel is making to a pod's app from its client's address, registered by the
+ * tunnel (agent/capture/delivery_table.h) between bind() and connect() and removed when the
+ * connection ends, so the pod's sk_lookup program lets exactly that SYN through: it looks like
+ * a client's, and nothing else in sk_lookup's view (no mark; the ingress device of a local
+ * delivery is the one owning the address) tells it apart. Address IPv6 or IPv4-mapped. */
+struct sluice_delivery_key {
+  __u64 netns_cookie;
+  __u8 src[16];
+  __u16 src_port; /* host order */
+  __u16 dst_port; /* host order */
   __u32 _pad;
 };
 

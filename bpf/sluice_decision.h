@@ -46,7 +46,7 @@ SLUICE_INLINE int sluice_port_listed(const __u16 *ports, __u16 port) {
 }
 
 /* Outbound: a connect() from an enrolled pod whose redirection is on. In order: the tunnel's own
- * socket, a loopback destination, one of the pod's own addresses, an excluded port. Returns that
+ * socket (its mark, or its delivery mark), a loopback destination, one of the pod's own addresses, an excluded port. Returns that
  * reason, or SLUICE_CTR_REDIRECTED when none applies; the caller then checks the pod's excluded
  * CIDRs (an LPM map in the kernel) before redirecting. */
 SLUICE_INLINE int sluice_outbound_reason(const struct sluice_pod *pod, int has_tunnel_mark, const __u8 *dst, __u16 port) {
@@ -59,13 +59,16 @@ SLUICE_INLINE int sluice_outbound_reason(const struct sluice_pod *pod, int has_t
 
 /* Inbound: TCP to any non-loopback address of an enrolled pod whose redirection is on (every
  * address: the ones CNI reported, and link-local or SLAAC ones nobody reported). In order: the
- * HBONE port (the tunnel's own listener takes it), a local source (loopback, one of the pod's
- * known addresses, or the destination itself: the pod talking to an address of its own), an
- * excluded port. Returns that reason, or SLUICE_CTR_INBOUND_CAPTURED when none applies; the
- * caller then steers the connection to the tunnel's listener, or drops it when there is none. */
-SLUICE_INLINE int sluice_inbound_reason(const struct sluice_pod *pod, const __u8 *src, const __u8 *dst, __u16 dst_port) {
+ * HBONE port (the tunnel's own listener takes it), a local source (the tunnel delivering a
+ * connection from its client's address, as the caller found in the tunnel's registered
+ * deliveries; a loopback source; one of the pod's known addresses; or the destination itself:
+ * the pod talking to an address of its own), an excluded port. Returns that reason, or
+ * SLUICE_CTR_INBOUND_CAPTURED when none applies; the caller then steers the connection to the
+ * tunnel's listener, or drops it when there is none. */
+SLUICE_INLINE int sluice_inbound_reason(const struct sluice_pod *pod, const __u8 *src, const __u8 *dst, __u16 dst_port,
+                                        int tunnel_delivery) {
   if (dst_port == SLUICE_PORT_HBONE) return SLUICE_CTR_INBOUND_HBONE;
-  if (sluice_is_loopback(src) || sluice_is_pod_addr(pod, src) || sluice_same_addr(src, dst)) {
+  if (tunnel_delivery || sluice_is_loopback(src) || sluice_is_pod_addr(pod, src) || sluice_same_addr(src, dst)) {
     return SLUICE_CTR_INBOUND_LOCAL_SOURCE;
   }
   if (sluice_port_listed(pod->exclude_inbound_ports, dst_port)) return SLUICE_CTR_INBOUND_EXCLUDED_PORT;

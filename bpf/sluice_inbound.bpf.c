@@ -42,7 +42,10 @@ int sluice_pod_sk_lookup(struct bpf_sk_lookup *ctx) {
 
   __u16 dst_port = (__u16)ctx->local_port;
   __u16 src_port = bpf_ntohs((__u16)ctx->remote_port);
-  int reason = sluice_inbound_reason(pod, src, dst, dst_port);
+  struct sluice_delivery_key delivery = {.netns_cookie = netns_cookie, .src_port = src_port, .dst_port = dst_port};
+  __builtin_memcpy(delivery.src, src, 16);
+  int tunnel_delivery = bpf_map_lookup_elem(&sluice_deliveries, &delivery) != 0;
+  int reason = sluice_inbound_reason(pod, src, dst, dst_port, tunnel_delivery);
   int verdict = SK_PASS;
   if (reason == SLUICE_CTR_INBOUND_CAPTURED) {
     struct sluice_listener_key key = {.netns_cookie = netns_cookie, .family = ctx->family};

@@ -45,6 +45,15 @@ struct {
   __type(value, struct sluice_orig_dst);
 } sluice_conn_dst SEC(".maps");
 
+/* The tunnel's deliveries in progress (struct sluice_delivery_key): written by the tunnel, read
+ * by the pods' sk_lookup programs. LRU: a tunnel that dies cannot leave it full. */
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 65536);
+  __type(key, struct sluice_delivery_key);
+  __type(value, __u8);
+} sluice_deliveries SEC(".maps");
+
 struct {
   __uint(type, BPF_MAP_TYPE_SOCKHASH);
   __uint(max_entries, 8192);

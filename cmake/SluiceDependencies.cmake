@@ -20,6 +20,7 @@ find_package(prometheus-cpp CONFIG REQUIRED)
 find_package(civetweb CONFIG REQUIRED)  # sluicectl reads the tunnel's admin endpoint with its client
 pkg_check_modules(RE2 REQUIRED IMPORTED_TARGET re2)
 pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash)
+pkg_check_modules(LIBNL_ROUTE REQUIRED IMPORTED_TARGET libnl-route-3.0)
 
 # llhttp (Node.js's HTTP/1.1 parser): Debian's node-llhttp ships its C sources, not a library;
 # built here once as a static library with its own warnings silenced (generated code).

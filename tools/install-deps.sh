@@ -10,7 +10,7 @@ BPF=(clang llvm libbpf-dev bpftool)
 LIBS=(liburing-dev libssl-dev libnghttp2-dev libprotobuf-dev protobuf-compiler
       libgrpc++-dev protobuf-compiler-grpc libspdlog-dev libfmt-dev nlohmann-json3-dev
       libyaml-cpp-dev libcli11-dev prometheus-cpp-dev node-llhttp libre2-dev libxxhash-dev libcivetweb-dev
-      libcurl4-openssl-dev)
+      libcurl4-openssl-dev libnl-route-3-dev)
 TEST=(libgtest-dev libgmock-dev googletest libbenchmark-dev libclang-rt-14-dev clang-16 libclang-rt-16-dev)
 # The simulated cluster and the independent peers the tests and the demo talk to.
 RUNTIME=(iproute2 procps psmisc containernetworking-plugins python3 python3-h2 python3-grpcio curl openssl

@@ -64,6 +64,11 @@ int main(int argc, char** argv) {
   app.add_option("--pin-dir", pinDir, "the node agent's bpffs pin folder")->capture_default_str();
   app.add_option("--workers", workers, "data-plane threads")->check(CLI::Range(1u, 64u))->capture_default_str();
   app.add_option("--mark", mark, "SO_MARK of the tunnel's sockets")->capture_default_str();
+  uint32_t deliveryMark = SLUICE_DELIVERY_MARK_DEFAULT;
+  app.add_option("--delivery-mark", deliveryMark,
+                 "SO_MARK of inbound deliveries, which reach the app from the client's own address (the agent routes "
+                 "the pods' replies by it); 0: deliver from the pod's address")
+      ->capture_default_str();
   app.add_option("--admin-address", adminAddress, "admin HTTP (keep it on loopback)")->capture_default_str();
   app.add_option("--metrics-address", metricsAddress, "Prometheus metrics")->capture_default_str();
   app.add_option("--readiness-address", readyAddress, "readiness probe")->capture_default_str();
@@ -166,7 +171,15 @@ int main(int argc, char** argv) {
     spdlog::error("{}", migration.error().message());
     return 1;
   }
-  NetnsSocketFactory sockets(mark, migration->programFd());
+  // Transparent delivery needs the agent's delivery table (an agent older than this tunnel has
+  // none: deliveries then come from the pod's address).
+  std::shared_ptr<const agent::DeliveryTable> deliveries;
+  if (deliveryMark != 0) {
+    auto opened = agent::DeliveryTable::open(pinDir);
+    if (opened) deliveries = std::move(*opened);
+    else spdlog::warn("inbound deliveries come from the pod's address, not the client's: {}", opened.error().message());
+  }
+  NetnsSocketFactory sockets(mark, migration->programFd(), deliveryMark, deliveries);
 
   // Every relayed connection costs two descriptors; take as many as the system allows.
   rlimit files{};

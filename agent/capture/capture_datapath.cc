@@ -93,6 +93,7 @@ Status CaptureDatapath::loadAndAttach() {
   skel_ = sluice_capture__open();
   if (skel_ == nullptr) return failErrno("open BPF skeleton");
   skel_->rodata->tunnel_mark = options_.tunnelMark;
+  skel_->rodata->delivery_mark = options_.deliveryMark;
 
   SLUICE_TRY(ensureDir(mapsDir()), "pin folder");
   SLUICE_TRY(ensureDir(linksDir() + "/sk_lookup"), "pin folder");

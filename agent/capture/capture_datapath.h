@@ -36,6 +36,7 @@ struct CaptureOptions {
   std::string pinDir;      // bpffs folder of this node's agent
   std::string cgroupPath;  // cgroup v2 folder whose subtree is captured (the node's root)
   uint32_t tunnelMark = 0;  // SO_MARK of the tunnel's sockets: never redirected
+  uint32_t deliveryMark = 0;  // SO_MARK of its inbound delivery sockets: never redirected either
 };
 
 struct MapFill {

@@ -70,6 +70,11 @@ Status Agent::reconcileAtStart() {
       (void)datapath_->removePod(pod.netnsCookie);
       continue;
     }
+    // Pods enrolled by an agent before this one may lack it (idempotent for the others).
+    if (auto delivery = enableTransparentDelivery(netns->get(), transparentDelivery()); !delivery) {
+      spdlog::warn("pod {}: {} (its app sees the tunnel's address instead of its clients')", pod.key(),
+                   delivery.error().message());
+    }
     kept.push_back(pod);
   }
   pods_ = std::move(kept);
@@ -82,6 +87,10 @@ Status Agent::reconcileAtStart() {
   }
   spdlog::info("agent for {} holds {} pods after reconciliation", options_.node, pods_.size());
   return persist();
+}
+
+TransparentDelivery Agent::transparentDelivery() const {
+  return {.mark = options_.capture.deliveryMark, .table = SLUICE_DELIVERY_ROUTE_TABLE, .rulePriority = SLUICE_DELIVERY_RULE_PRIORITY};
 }
 
 Status Agent::persist() { return savePods(options_.stateDir + "/pods.json", pods_); }
@@ -161,6 +170,7 @@ Status Agent::addPod(const CniPodRequest& request) {
   }
   lock.lock();
   if (findByContainer(pod.containerId) != nullptr) return {};  // enrolled meanwhile by a retry
+  SLUICE_TRY(enableTransparentDelivery(netns->get(), transparentDelivery()), "enroll " + pod.key());
   SLUICE_TRY(datapath_->installPod(pod.netnsCookie, netns->get(), *plan), "install capture of " + pod.key());
   auto undo = [&](Error error) {
     (void)datapath_->removePod(pod.netnsCookie);

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "capture/capture_datapath.h"
+#include "capture/transparent_delivery.h"
 #include "daemon/pod_metadata.h"
 #include "daemon/pod_record.h"
 #include "daemon/tunnel_link.h"
@@ -76,6 +77,7 @@ class Agent {
  private:
   explicit Agent(AgentOptions options) : options_(std::move(options)) {}
   Status reconcileAtStart();
+  TransparentDelivery transparentDelivery() const;
   Status persist();  // mu_ held
   Status enrollWithTunnel(const PodRecord& pod, int netnsFd);  // mu_ held
   nlohmann::json podJson(const PodRecord& pod);  // mu_ held

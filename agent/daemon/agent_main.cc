@@ -78,6 +78,7 @@ int main(int argc, char** argv) {
   CLI::App app{"Sluice node agent: eBPF capture and pod enrollment"};
   AgentOptions options;
   options.capture.tunnelMark = SLUICE_TUNNEL_MARK_DEFAULT;
+  options.capture.deliveryMark = SLUICE_DELIVERY_MARK_DEFAULT;
   std::string socketPath = "/run/sluice/agent.sock", zdsPath = "/run/sluice/zds.sock";
   int tunnelWaitMs = 10000;
   app.add_option("--node", options.node, "this node's name")->required();
@@ -91,6 +92,9 @@ int main(int argc, char** argv) {
   kube::addApiServerFlags(app, api, "pods' metadata");
   registryOption->excludes(api.inClusterOption)->excludes(api.apiOption);
   app.add_option("--tunnel-mark", options.capture.tunnelMark, "SO_MARK of the tunnel's sockets")->capture_default_str();
+  app.add_option("--delivery-mark", options.capture.deliveryMark,
+                 "SO_MARK of the tunnel's inbound delivery sockets (the pods' replies to them are routed back by it)")
+      ->capture_default_str();
   app.add_option("--tunnel-wait-ms", tunnelWaitMs, "how long an ADD waits for the tunnel")->capture_default_str();
   // A callback that ends parsing (as --help does), so it needs none of the required options.
   app.add_flag_callback(

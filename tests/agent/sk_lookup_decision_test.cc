@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include "capture/capture_datapath.h"
+#include "capture/delivery_table.h"
 #include "simcluster/cluster.h"
 #include "sluice/common/netns.h"
 #include "support/privileged.h"
@@ -29,6 +30,7 @@ struct LookupCase {
   uint16_t dstPort;
   Outcome outcome;
   int counter;  // the per-pod counter that moves; -1: none (not an enrolled pod's address)
+  bool registered = false;  // the source is a delivery registered in the tunnel's table
 };
 
 uint64_t socketCookie(int fd) {
@@ -123,11 +125,25 @@ TEST_F(SkLookupDecisionTest, InboundDecisionsFollowTheTable) {
        SLUICE_CTR_INBOUND_CAPTURED},
       {"the pod to its own link-local address", AF_INET6, IPPROTO_TCP, "fe80::a8c1:abff:fe00:1", "fe80::a8c1:abff:fe00:1",
        8080, Outcome::kPassed, SLUICE_CTR_INBOUND_LOCAL_SOURCE},
+      // The tunnel delivering from the client's address: let through only with the exact
+      // source and port the tunnel registered.
+      {"a registered delivery from a client's address", AF_INET, IPPROTO_TCP, "10.244.9.9", "pod4", 8080, Outcome::kPassed,
+       SLUICE_CTR_INBOUND_LOCAL_SOURCE, true},
+      {"a registered IPv6 delivery", AF_INET6, IPPROTO_TCP, "fd00:10:244:9::9", "pod6", 8080, Outcome::kPassed,
+       SLUICE_CTR_INBOUND_LOCAL_SOURCE, true},
   };
   for (const auto& c : cases) {
     std::string src = std::string(c.src) == "pod4" ? pod_->ipv4 : c.src;
     LookupCase resolved = c;
     resolved.src = src.c_str();
+    std::shared_ptr<void> registration;
+    if (c.registered) {
+      auto table = DeliveryTable::open(cluster_->node(0).bpffsDir);
+      ASSERT_TRUE(table) << table.error().message();
+      auto added = (*table)->add(cookie_, *SocketAddress::fromIp(src, 40000), c.dstPort);
+      ASSERT_TRUE(added) << added.error().message();
+      registration = std::move(*added);
+    }
     auto before = datapath_->counters(cookie_);
     ASSERT_TRUE(before);
     auto [outcome, selected] = run(resolved);
@@ -142,6 +158,26 @@ TEST_F(SkLookupDecisionTest, InboundDecisionsFollowTheTable) {
       EXPECT_EQ(after->value[i] - before->value[i], i == c.counter ? 1u : 0u) << c.name << ": counter " << i;
     }
   }
+}
+
+TEST_F(SkLookupDecisionTest, ADeliveryIsLetInOnlyForItsExactSourceAndOnlyWhileRegistered) {
+  auto table = DeliveryTable::open(cluster_->node(0).bpffsDir);
+  ASSERT_TRUE(table) << table.error().message();
+  LookupCase fromClient{"a client's connection", AF_INET, IPPROTO_TCP, "10.244.9.9", "pod4", 8080, Outcome::kSteered,
+                        SLUICE_CTR_INBOUND_CAPTURED};
+  // Another port of the same client, or another app port: still captured.
+  auto otherPort = (*table)->add(cookie_, *SocketAddress::fromIp("10.244.9.9", 40001), 8080);
+  ASSERT_TRUE(otherPort);
+  auto otherApp = (*table)->add(cookie_, *SocketAddress::fromIp("10.244.9.9", 40000), 8081);
+  ASSERT_TRUE(otherApp);
+  EXPECT_EQ(run(fromClient).first, Outcome::kSteered);
+  {
+    auto exact = (*table)->add(cookie_, *SocketAddress::fromIp("10.244.9.9", 40000), 8080);
+    ASSERT_TRUE(exact);
+    EXPECT_EQ(run(fromClient).first, Outcome::kPassed);
+  }
+  // The registration ended with its handle: captured again.
+  EXPECT_EQ(run(fromClient).first, Outcome::kSteered);
 }
 
 TEST_F(SkLookupDecisionTest, EnrolledPodWithoutListenerDropsAndRedirectOffPasses) {

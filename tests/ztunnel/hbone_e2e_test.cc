@@ -398,6 +398,35 @@ TEST_F(HboneTest, APodTheControllerDoesNotListIsSelectedByItsLabels) {
   EXPECT_EQ(runIn("", {siblingProgram("sluice-tcpcheck"), "send", "--to", withPort(serverIp_, 8080), "--bytes", "100"}).exitCode, 0);
 }
 
+TEST_F(HboneTest, TheAppSeesItsClientsOwnAddress) {
+  // An app in the server pod that tells each client what getpeername() says of it.
+  auto app = cluster_->runInPod("server", {.argv = {"/usr/bin/python3", sourceFile("tests/interop/peer_address.py"), "serve", "8081"},
+                                           .captureOutput = true});
+  ASSERT_TRUE(app);
+  ASSERT_TRUE(readLine(app->stdoutPipe(), std::chrono::seconds(10)));
+  // Asks from `from` (a pod, or "" for node0's network); the server pod's tunnel must have
+  // relayed the connection (else the app would see the client without the mesh in between).
+  auto ask = [&](const std::string& from, const std::string& to) {
+    uint64_t relayed = counter(1, "server", "/inbound/opened");
+    auto out = runIn(from, {"/usr/bin/python3", sourceFile("tests/interop/peer_address.py"), "ask", to, "8081"});
+    EXPECT_EQ(counter(1, "server", "/inbound/opened"), relayed + 1) << "not relayed by the server's tunnel: " << to;
+    json answer = json::parse(out.out, nullptr, false);
+    return answer.is_discarded() ? json::object() : answer;
+  };
+  const sim::Pod* client = cluster_->pod("client");
+  const sim::Pod* server = cluster_->pod("server");
+  // A mesh client (over HBONE between nodes), IPv4 and IPv6: the client pod's own address of
+  // that family. (The client's socket itself is connected to its tunnel's 15001 on loopback.)
+  EXPECT_EQ(ask("client", server->ipv4).value("seen", ""), client->ipv4);
+  EXPECT_EQ(ask("client", server->ipv6).value("seen", ""), client->ipv6);
+  // A plaintext client the default PERMISSIVE lets in (node0's network, outside the mesh).
+  for (const std::string& to : {server->ipv4, server->ipv6}) {
+    json plaintext = ask("", to);
+    EXPECT_FALSE(plaintext.value("self", "").empty()) << plaintext.dump();
+    EXPECT_EQ(plaintext.value("seen", ""), plaintext.value("self", "-")) << "to " << to << ": " << plaintext.dump();
+  }
+}
+
 TEST_F(HboneTest, CertificatesRotateUnderLiveTraffic) {
   // One connection kept busy across the rotation (20 s certificates rotate at about 10 s).
   std::string before = serial(0, kWeb);

@@ -8,10 +8,13 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
+#include "capture/delivery_table.h"
 #include "proxy/pod_runtime.h"
 #include "sluice/common/error.h"
+#include "sluice/common/socket_address.h"
 #include "sluice/common/unique_fd.h"
 
 namespace sluice::ztunnel {
@@ -23,20 +26,45 @@ class PodSocketFactory {
   virtual Result<UniqueFd> upstream(const PodRuntime& pod, int family) const = 0;
   // A listening socket on `address` ("[::]:15008") inside the pod.
   virtual Result<UniqueFd> listener(const PodRuntime& pod, const std::string& address, bool dualStack) const = 0;
+  // A TCP socket that will connect to the pod's app at `target` for an inbound connection from
+  // `client`: from the client's own address where it can (the app sees its real client), from
+  // the pod's address otherwise. TCP_NODELAY set.
+  struct Delivery {
+    UniqueFd fd;
+    std::shared_ptr<void> registration;  // hold it as long as the connection: lets its SYN in
+  };
+  virtual Result<Delivery> delivery(const PodRuntime& pod, const SocketAddress& target, const SocketAddress& client) const = 0;
 };
+
+// The address (port 0) a delivery to `target` binds to for `client`: the client's IP in the
+// target's notation (IPv4 arrives on a dual-stack listener as ::ffff:a.b.c.d, and a dual-stack
+// socket sends IPv4 that way too); nullopt when the two are not of one IP version (an IPv6
+// client of an IPv4 target) or the client has no address (unset, unspecified). Pure.
+std::optional<SocketAddress> transparentSource(const SocketAddress& client, const SocketAddress& target);
 
 // The real one: setns into the pod, mark, options. upstream() runs on a worker thread and
 // returns it to the host namespace before it returns. Listeners share their port with a
 // successor tunnel (SO_REUSEPORT) and carry `reuseportProgram` (ListenerMigration; -1: none).
+// Deliveries carry `deliveryMark` and are bound to the client's address (IP_TRANSPARENT), which
+// needs the pod's routing for that mark (agent/capture/transparent_delivery.h) and a
+// registration in the agent's delivery table (agent/capture/delivery_table.h) for the pod's
+// capture to let the SYN through; without a mark or a table they come from the pod's address.
 class NetnsSocketFactory final : public PodSocketFactory {
  public:
-  explicit NetnsSocketFactory(uint32_t mark, int reuseportProgram = -1) : mark_(mark), reuseportProgram_(reuseportProgram) {}
+  // `deliveries`: the agent's table that lets transparent deliveries in (none: no transparency).
+  explicit NetnsSocketFactory(uint32_t mark, int reuseportProgram = -1, uint32_t deliveryMark = 0,
+                              std::shared_ptr<const agent::DeliveryTable> deliveries = nullptr)
+      : mark_(mark), reuseportProgram_(reuseportProgram), deliveryMark_(deliveryMark), deliveries_(std::move(deliveries)) {}
   Result<UniqueFd> upstream(const PodRuntime& pod, int family) const override;
   Result<UniqueFd> listener(const PodRuntime& pod, const std::string& address, bool dualStack) const override;
+  Result<Delivery> delivery(const PodRuntime& pod, const SocketAddress& target, const SocketAddress& client) const override;
 
  private:
+  Result<UniqueFd> socketIn(const PodRuntime& pod, int family, uint32_t mark) const;
   uint32_t mark_;
   int reuseportProgram_;
+  uint32_t deliveryMark_;
+  std::shared_ptr<const agent::DeliveryTable> deliveries_;
 };
 
 // Tests without root: sockets in the caller's own namespace, no mark.
@@ -44,6 +72,10 @@ class LocalSocketFactory final : public PodSocketFactory {
  public:
   Result<UniqueFd> upstream(const PodRuntime& pod, int family) const override;
   Result<UniqueFd> listener(const PodRuntime& pod, const std::string& address, bool dualStack) const override;
+  Result<Delivery> delivery(const PodRuntime& pod, const SocketAddress& target, const SocketAddress&) const override {
+    SLUICE_TRY_ASSIGN(fd, upstream(pod, target.family()));
+    return Delivery{std::move(fd), nullptr};
+  }
 };
 
 // TCP_NODELAY: the tunnel forwards what it has at once; batching is the app's business.

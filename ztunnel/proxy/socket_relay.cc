@@ -22,7 +22,20 @@ Relay& newRelay(WorkerContext& context, RelayInfo info) {
 void startSocketRelay(WorkerContext& context, RelayInfo info, UniqueFd down, std::shared_ptr<void> lease,
                       const TcpKeepalive* keepalive) {
   PodRuntime& pod = *info.pod;
-  auto up = context.sockets.upstream(pod, info.target.family());
+  // Inbound, the app sees the client's own address (PodSocketFactory::delivery).
+  std::shared_ptr<void> registration;
+  Result<UniqueFd> up = fail("none");
+  if (info.direction == Direction::kInbound) {
+    auto delivery = context.sockets.delivery(pod, info.target, info.peer);
+    if (delivery) {
+      registration = std::move(delivery->registration);
+      up = std::move(delivery->fd);
+    } else {
+      up = fail(std::move(delivery.error()));
+    }
+  } else {
+    up = context.sockets.upstream(pod, info.target.family());
+  }
   if (!up) {
     spdlog::warn("{}: upstream socket: {}", pod.key(), up.error().message());
     return refuse(pod, std::move(down), FailReason::kSocketError);
@@ -37,6 +50,7 @@ void startSocketRelay(WorkerContext& context, RelayInfo info, UniqueFd down, std
   SocketAddress target = info.target;
   Relay& relay = newRelay(context, std::move(info));
   relay.hold(std::move(lease));
+  if (registration) relay.hold(std::move(registration));
   auto downEndpoint = std::make_unique<SocketEndpoint>(context.loop, relay, relay, Relay::kDownOps, std::move(down), &pod.buffers);
   auto upEndpoint = std::make_unique<SocketEndpoint>(context.loop, relay, relay, Relay::kUpOps, std::move(*up), &pod.buffers);
   SocketEndpoint& connecting = *upEndpoint;

@@ -1,0 +1,52 @@
+#include "capture/delivery_table.h"
+
+#include <bpf/bpf.h>
+#include <netinet/in.h>
+
+#include <cstring>
+
+#include "sluice_capture.h"
+
+namespace sluice::agent {
+namespace {
+
+// The key as sk_lookup builds it: IPv4 as ::ffff:a.b.c.d, ports in host order.
+sluice_delivery_key keyFor(uint64_t netnsCookie, const SocketAddress& source, uint16_t dstPort) {
+  sluice_delivery_key key{};
+  key.netns_cookie = netnsCookie;
+  if (source.family() == AF_INET) {
+    auto v4 = reinterpret_cast<const sockaddr_in*>(source.sockaddrPtr());
+    key.src[10] = 0xff;
+    key.src[11] = 0xff;
+    std::memcpy(key.src + 12, &v4->sin_addr, 4);
+  } else {
+    std::memcpy(key.src, &reinterpret_cast<const sockaddr_in6*>(source.sockaddrPtr())->sin6_addr, 16);
+  }
+  key.src_port = source.port();
+  key.dst_port = dstPort;
+  return key;
+}
+
+}  // namespace
+
+Result<std::shared_ptr<const DeliveryTable>> DeliveryTable::open(const std::string& pinDir) {
+  std::string path = pinDir + "/v1/maps/sluice_deliveries";
+  int fd = bpf_obj_get(path.c_str());
+  if (fd < 0) return failErrno("open " + path + " (is the node agent running, and as new as this tunnel?)");
+  return std::shared_ptr<const DeliveryTable>(new DeliveryTable(UniqueFd(fd)));  // (private constructor)
+}
+
+Result<std::shared_ptr<void>> DeliveryTable::add(uint64_t netnsCookie, const SocketAddress& source, uint16_t dstPort) const {
+  sluice_delivery_key key = keyFor(netnsCookie, source, dstPort);
+  uint8_t one = 1;
+  if (bpf_map_update_elem(fd_.get(), &key, &one, BPF_ANY) != 0) return failErrno("register the delivery");
+  // Removes the entry when the last holder lets go; keeps the table open until then.
+  struct Registration {
+    std::shared_ptr<const DeliveryTable> table;
+    sluice_delivery_key key;
+    ~Registration() { bpf_map_delete_elem(table->fd_.get(), &key); }
+  };
+  return std::static_pointer_cast<void>(std::make_shared<Registration>(shared_from_this(), key));
+}
+
+}  // namespace sluice::agent

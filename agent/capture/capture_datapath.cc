@@ -268,6 +268,34 @@ Status CaptureDatapath::setInboundListener(uint64_t netnsCookie, int family, int
   return {};
 }
 
+Status CaptureDatapath::closePod(uint64_t netnsCookie) {
+  for (uint32_t family : {2u, 10u}) {
+    sluice_listener_key key{};
+    key.netns_cookie = netnsCookie;
+    key.family = family;
+    bpf_map__delete_elem(skel_->maps.sluice_listeners, &key, sizeof(key), 0);
+  }
+  return setRedirect(netnsCookie, true);
+}
+
+Result<bool> CaptureDatapath::namespaceGone(uint64_t netnsCookie) {
+  int fd = -1;
+  LinkPtr opened;
+  if (auto owned = podLinks_.find(netnsCookie); owned != podLinks_.end()) {
+    fd = bpf_link__fd(owned->second.get());
+  } else {
+    std::string pin = skLookupPin(netnsCookie);
+    if (::access(pin.c_str(), F_OK) != 0) return true;
+    opened.reset(bpf_link__open(pin.c_str()));
+    if (!opened) return failErrno("open pinned link " + pin);
+    fd = bpf_link__fd(opened.get());
+  }
+  bpf_link_info info{};
+  uint32_t length = sizeof(info);
+  if (bpf_obj_get_info_by_fd(fd, &info, &length) != 0) return failErrno("inspect the pod's sk_lookup link");
+  return info.netns.netns_ino == 0;
+}
+
 Status CaptureDatapath::removePod(uint64_t netnsCookie) {
   Status first;
   auto note = [&first](Status s) {

@@ -71,6 +71,13 @@ class CaptureDatapath {
   Status setInboundListener(uint64_t netnsCookie, int family, int listenerFd);
   // Removes everything of the pod: config, counters, addresses, CIDRs, listeners, sk_lookup link.
   Status removePod(uint64_t netnsCookie);
+  // Closes a leaving pod while its namespace lives on: its listeners leave the socket map and
+  // redirection stays on, so sk_lookup drops what it would have captured and outbound connects
+  // still go to the (now absent) tunnel: nothing reaches or leaves the pod in plaintext.
+  Status closePod(uint64_t netnsCookie);
+  // Whether the pod's network namespace is gone (its sk_lookup link reports no namespace; a pod
+  // without a link has nothing left to keep).
+  Result<bool> namespaceGone(uint64_t netnsCookie);
 
   // The pod's configuration as the kernel holds it (nullopt when not installed).
   Result<std::optional<sluice_pod>> podConfig(uint64_t netnsCookie) const;

@@ -63,6 +63,17 @@ Status Agent::reconcileAtStart() {
       if (fs::exists(pod.netnsPath)) kept.push_back(pod);
       continue;
     }
+    if (pod.closing) {
+      // Kept closed until its namespace is gone (collectClosedPods), as before the restart.
+      auto gone = datapath_->namespaceGone(pod.netnsCookie);
+      if (gone && *gone) {
+        (void)datapath_->removePod(pod.netnsCookie);
+        continue;
+      }
+      (void)datapath_->closePod(pod.netnsCookie);
+      kept.push_back(pod);
+      continue;
+    }
     auto netns = openNetns(pod.netnsPath);
     auto cookie = netns ? netnsCookie(netns->get()) : Result<uint64_t>(fail("gone"));
     if (!cookie || *cookie != pod.netnsCookie) {
@@ -144,6 +155,7 @@ Status Agent::addPod(const CniPodRequest& request) {
 
   std::unique_lock lock(mu_);
   if (PodRecord* existing = findByContainer(pod.containerId)) {
+    if (existing->closing) return fail(fmt::format("container {} was removed (DEL) and is still closing", pod.containerId));
     // A repeated ADD (the runtime retried): already done.
     if (existing->netnsPath == pod.netnsPath) return {};
     return fail(fmt::format("container {} is already enrolled with another namespace", pod.containerId));
@@ -190,28 +202,57 @@ Status Agent::addPod(const CniPodRequest& request) {
 Status Agent::delPod(const CniPodRequest& request) {
   std::lock_guard lock(mu_);
   PodRecord* found = findByContainer(request.containerId);
-  if (found == nullptr) return {};  // DEL is idempotent: nothing (left) to do
-  PodRecord pod = *found;
-  if (!pod.optedOut) {
-    (void)datapath_->setRedirect(pod.netnsCookie, false);
-    zds::v1::WorkloadRequest del;
-    del.mutable_del()->set_uid(pod.uid);
-    if (tunnel_.connected()) {
-      auto ack = tunnel_.request(del, -1, options_.ackTimeout);
-      // A tunnel that can't be told now learns it at its next replay (the pod is absent).
-      if (!ack) spdlog::warn("pod {}: tunnel not told of removal: {}", pod.key(), ack.error().message());
-    }
-    SLUICE_TRY(datapath_->removePod(pod.netnsCookie), "remove capture of " + pod.key());
+  if (found == nullptr || found->closing) return {};  // DEL is idempotent: nothing (left) to do
+  if (found->optedOut) {
+    spdlog::info("pod {} removed", found->key());
+    pods_.erase(pods_.begin() + (found - pods_.data()));
+    return persist();
   }
-  pods_.erase(pods_.begin() + (found - pods_.data()));
-  spdlog::info("pod {} removed", pod.key());
+  // The namespace may outlive DEL (a container still stopping, the runtime's own order): the
+  // pod is closed, not opened, until the namespace is gone (collectClosedPods).
+  SLUICE_TRY(datapath_->closePod(found->netnsCookie), "close capture of " + found->key());
+  found->closing = true;
+  PodRecord pod = *found;
+  zds::v1::WorkloadRequest del;
+  del.mutable_del()->set_uid(pod.uid);
+  if (tunnel_.connected()) {
+    auto ack = tunnel_.request(del, -1, options_.ackTimeout);
+    // A tunnel that can't be told now learns it at its next replay (the pod is absent).
+    if (!ack) spdlog::warn("pod {}: tunnel not told of removal: {}", pod.key(), ack.error().message());
+  }
+  spdlog::info("pod {} removed; its namespace stays closed to plaintext until it is gone", pod.key());
   return persist();
+}
+
+void Agent::collectClosedPods() {
+  std::lock_guard lock(mu_);
+  bool changed = false;
+  for (auto it = pods_.begin(); it != pods_.end();) {
+    if (!it->closing) {
+      ++it;
+      continue;
+    }
+    auto gone = datapath_->namespaceGone(it->netnsCookie);
+    if (!gone) spdlog::warn("pod {}: {}", it->key(), gone.error().message());
+    if (!gone || !*gone) {
+      ++it;
+      continue;
+    }
+    if (auto removed = datapath_->removePod(it->netnsCookie); !removed) {
+      spdlog::warn("pod {}: {}", it->key(), removed.error().message());
+    }
+    spdlog::info("pod {}: its namespace is gone, capture state removed", it->key());
+    it = pods_.erase(it);
+    changed = true;
+  }
+  if (changed) (void)persist();
 }
 
 Status Agent::checkPod(const CniPodRequest& request) {
   std::lock_guard lock(mu_);
   PodRecord* pod = findByContainer(request.containerId);
   if (pod == nullptr) return fail(fmt::format("container {} is not known to the agent", request.containerId));
+  if (pod->closing) return fail(fmt::format("pod {} was removed (DEL)", pod->key()));
   if (pod->optedOut) return {};
   auto config = datapath_->podConfig(pod->netnsCookie);
   if (!config || !*config || !((*config)->flags & SLUICE_POD_REDIRECT)) {
@@ -229,7 +270,7 @@ Status Agent::tunnelConnected(UniqueFd connection) {
   ++replays_;
   int replayed = 0;
   for (const auto& pod : pods_) {
-    if (pod.optedOut) continue;
+    if (pod.optedOut || pod.closing) continue;
     auto netns = openNetns(pod.netnsPath);
     if (!netns) {
       // The pod exists in our records but its namespace can't be opened right now: ask the

@@ -56,8 +56,11 @@ class Agent {
   static Result<std::unique_ptr<Agent>> start(AgentOptions options);
 
   Status addPod(const CniPodRequest& request);
+  // DEL closes the pod (PodRecord::closing) rather than dropping its capture at once.
   Status delPod(const CniPodRequest& request);
   Status checkPod(const CniPodRequest& request);
+  // Removes the capture state of closed pods whose namespace is gone (called every second).
+  void collectClosedPods();
 
   // A tunnel connected: attach it and replay every enrolled pod to it.
   Status tunnelConnected(UniqueFd connection);

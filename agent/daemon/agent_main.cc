@@ -150,9 +150,14 @@ int main(int argc, char** argv) {
   Workers workers;
   std::vector<int> openConnections;  // shut down at exit to wake their threads
   std::mutex connectionsMutex;
+  auto nextCollection = std::chrono::steady_clock::now();
   for (;;) {
+    if (std::chrono::steady_clock::now() >= nextCollection) {
+      (*agent)->collectClosedPods();
+      nextCollection = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    }
     pollfd fds[3] = {{control->get(), POLLIN, 0}, {zds->get(), POLLIN, 0}, {signalFd.get(), POLLIN, 0}};
-    if (::poll(fds, 3, -1) < 0) {
+    if (::poll(fds, 3, 1000) < 0) {
       if (errno == EINTR) continue;
       spdlog::error("poll: {}", std::strerror(errno));
       break;

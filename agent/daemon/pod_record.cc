@@ -26,7 +26,8 @@ json toJson(const PodRecord& pod) {
               {"labels", pod.labels},
               {"annotations", pod.annotations},
               {"optedOut", pod.optedOut},
-              {"optOutReason", pod.optOutReason}};
+              {"optOutReason", pod.optOutReason},
+              {"closing", pod.closing}};
 }
 
 namespace {
@@ -62,6 +63,7 @@ Result<PodRecord> podFromJson(const json& j) {
   SLUICE_TRY(field(j, "annotations", pod.annotations, false), "pod record");
   SLUICE_TRY(field(j, "optedOut", pod.optedOut, false), "pod record");
   SLUICE_TRY(field(j, "optOutReason", pod.optOutReason, false), "pod record");
+  SLUICE_TRY(field(j, "closing", pod.closing, false), "pod record");
   return pod;
 }
 

@@ -27,6 +27,9 @@ struct PodRecord {
   std::map<std::string, std::string> annotations;
   bool optedOut = false;
   std::string optOutReason;
+  // Removed by CNI DEL, its namespace still alive: capture stays (inbound dropped, outbound to
+  // nowhere) until the namespace is gone, then the agent removes the rest (Agent::collectClosedPods).
+  bool closing = false;
 
   std::string key() const { return ns + "/" + name; }
 };

@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <filesystem>
+#include <thread>
 
 #include "simcluster/cluster.h"
 #include "simcluster/mesh_node.h"
@@ -232,6 +233,8 @@ TEST_F(AgentE2eTest, DeleteRestoresDirectTrafficAndLeavesNoPins) {
   EXPECT_TRUE(fs::exists(linkPin));
   ASSERT_TRUE(cluster_->removePod("client"));
   ASSERT_TRUE(nodes_[0]->waitForEvent([](const json& e) { return e.value("removed", "") == "default/client"; }));
+  // Its capture goes once its namespace is gone (the agent checks every second).
+  for (int i = 0; i < 50 && fs::exists(linkPin); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   EXPECT_FALSE(fs::exists(linkPin));
   json status = ctlJson(0, {"status"});
   for (const auto& m : status["maps"]) {

@@ -67,6 +67,14 @@ class HboneTest : public ::testing::Test {
     return "";
   }
 
+  // A capture counter of `pod` ("namespace/name") as the node's agent reports it.
+  uint64_t podCounter(int node, const std::string& pod, const std::string& reason) {
+    auto out = nodes_[static_cast<size_t>(node)]->sluicectl({"-o", "json", "pod", pod});
+    if (!out || out->exitCode != 0) return 0;
+    json record = json::parse(out->out, nullptr, false);
+    return record.is_discarded() ? 0 : record["counters"].value(reason, uint64_t{0});
+  }
+
   uint64_t counter(int node, const std::string& pod, const std::string& path) {
     auto dump = nodes_[static_cast<size_t>(node)]->configDump();
     if (!dump) return 0;
@@ -324,6 +332,42 @@ TEST_F(HboneTest, StrictRefusesPlaintextAndPermissiveRelaysIt) {
                                    "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\n"
                                    "metadata: {name: strict, namespace: shop}\nspec: {mtls: {mode: PERMISSIVE}}\n"));
   EXPECT_TRUE(waitFor([&] { return send() == 0; }, std::chrono::seconds(15)));
+}
+
+// A pod the runtime removes is closed before its network goes: after the mesh's CNI DEL (the
+// runtime's first step), with the app still running and its interface still up, plaintext that
+// PERMISSIVE relayed a moment ago gets no byte from the app (captured, and no tunnel listener
+// to steer to: dropped), until the namespace is gone and the agent removes the rest.
+TEST_F(HboneTest, ARemovedPodStaysClosedToPlaintextUntilItsNamespaceIsGone) {
+  auto send = [&] {
+    return runIn("", {siblingProgram("sluice-tcpcheck"), "send", "--to", withPort(serverIp_, 8080), "--bytes", "1000"}).exitCode;
+  };
+  ASSERT_EQ(send(), 0) << "PERMISSIVE (the default) must relay plaintext";
+  auto podRecord = nodes_[1]->sluicectl({"-o", "json", "pod", "shop/server"});
+  ASSERT_TRUE(podRecord && podRecord->exitCode == 0);
+  uint64_t cookie = json::parse(podRecord->out).value("netnsCookie", uint64_t{0});
+  ASSERT_NE(cookie, 0u);
+  std::string linkPin = cluster_->node(1).bpffsDir + "/v1/links/sk_lookup/" + std::to_string(cookie);
+  auto dropped = [&] { return podCounter(1, "shop/server", "inbound_no_listener"); };
+  uint64_t droppedBefore = dropped();
+  ASSERT_TRUE(cluster_->delistFromMesh("server"));
+  EXPECT_NE(send(), 0) << "the removed pod's app answered plaintext";
+  EXPECT_GT(dropped(), droppedBefore) << "the SYN was not dropped by the pod's capture";
+  auto closing = nodes_[1]->sluicectl({"-o", "json", "pod", "shop/server"});
+  ASSERT_TRUE(closing && closing->exitCode == 0);
+  EXPECT_TRUE(json::parse(closing->out).value("closing", false)) << closing->out;
+  EXPECT_TRUE(std::filesystem::exists(linkPin));
+  // The tunnel lets the pod go: its idle HBONE connection closes at once, not at its idle
+  // timeout (a socket left in the namespace keeps the namespace, and its capture, alive).
+  EXPECT_TRUE(waitFor([&] { return nodes_[1]->configDump().value_or(json::object())["hboneConnections"].empty(); },
+                      std::chrono::seconds(5)));
+  // The namespace goes (the runtime's last step): the agent removes the pod's capture.
+  echo_ = ChildProcess();
+  ASSERT_TRUE(cluster_->removePod("server"));
+  EXPECT_TRUE(waitFor([&] { return !std::filesystem::exists(linkPin); }, std::chrono::seconds(20)))
+      << "the closed pod's capture outlived its namespace";
+  EXPECT_TRUE(waitFor([&] { return nodes_[1]->agentStatus().value_or(json::object()).value("pods", 1) == 0; },
+                      std::chrono::seconds(5)));
 }
 
 // Issue 11: every address of a STRICT pod, not only those CNI reported. From the server's own

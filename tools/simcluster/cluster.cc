@@ -271,6 +271,15 @@ Status Cluster::removePod(const std::string& name) {
   return {};
 }
 
+Status Cluster::delistFromMesh(const std::string& name) {
+  auto it = pods_.find(name);
+  if (it == pods_.end()) return fail(fmt::format("delist pod {}: no such pod", name));
+  const Pod& pod = *it->second;
+  const Node& node = *nodes_[static_cast<size_t>(pod.node)];
+  if (pod.cniResult.is_null()) return fail(fmt::format("delist pod {}: it was never added by CNI", name));
+  return cniDel(podNetworkConfig(node), cniTarget(pod, node), pod.cniResult, 1);
+}
+
 CniTarget Cluster::cniTarget(const Pod& pod, const Node& node) const {
   return {.containerId = pod.containerId,
           .netnsPath = pod.netnsPath,

@@ -105,6 +105,10 @@ class Cluster {
   Result<const Pod*> addPod(int node, const std::string& name, const PodSpec& spec = {});
   // Runs CNI DEL, kills the pod's processes, removes its netns and cgroup.
   Status removePod(const std::string& name);
+  // Runs CNI DEL for the mesh's plugin (the chain's last) only, leaving the pod, its processes
+  // and its network as they are: the moment of a real removal after the runtime called the mesh's
+  // plugin and before it tore the pod's network down.
+  Status delistFromMesh(const std::string& name);
 
   // Starts a process inside a pod (its netns and cgroup) or on a node (node netns, system cgroup).
   Result<ChildProcess> runInPod(const std::string& pod, SpawnOptions options) const;

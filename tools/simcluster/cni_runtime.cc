@@ -115,9 +115,10 @@ Result<json> cniAdd(const CniConfList& list, const CniTarget& target) {
   return prev;
 }
 
-Status cniDel(const CniConfList& list, const CniTarget& target, const json& lastResult) {
+Status cniDel(const CniConfList& list, const CniTarget& target, const json& lastResult, size_t plugins) {
   Status first;
-  for (size_t i = list.plugins.size(); i-- > 0;) {
+  size_t stop = plugins >= list.plugins.size() ? 0 : list.plugins.size() - plugins;
+  for (size_t i = list.plugins.size(); i-- > stop;) {
     auto done = invokePlugin("DEL", list, i, target, &lastResult);
     if (!done && first) first = fail(std::move(done.error()));
   }

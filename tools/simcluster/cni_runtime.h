@@ -57,6 +57,9 @@ Result<nlohmann::json> cniAdd(const CniConfList& list, const CniTarget& target);
 
 // Runs DEL in reverse order, each plugin given `lastResult` as prevResult. Runs every plugin
 // even when one fails (DEL must release what it can) and reports the first failure.
-Status cniDel(const CniConfList& list, const CniTarget& target, const nlohmann::json& lastResult);
+// `plugins`: how many of the chain's plugins, from its end, get the DEL (all by default; 1: only
+// the last, the mesh's, which a runtime calls first).
+Status cniDel(const CniConfList& list, const CniTarget& target, const nlohmann::json& lastResult,
+              size_t plugins = static_cast<size_t>(-1));
 
 }  // namespace sluice::sim

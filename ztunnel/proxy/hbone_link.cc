@@ -202,6 +202,12 @@ void HboneLink::onTick(std::chrono::steady_clock::time_point now) {
     return abort(FailReason::kHandshake);
   }
   if (pod_->drainDeadline && now >= *pod_->drainDeadline) return abort(std::nullopt);
+  // A removed pod's link closes as soon as it carries nothing: draining is for streams, and an
+  // idle link would keep the pod's namespace alive (and its capture with it) until its idle
+  // timeout. (A pod handed over to a newer tunnel is still there: its links wind down as usual.)
+  if (pod_->draining && !pod_->handedOver && verified_ && streams_.empty() && session().openStreams() == 0) {
+    return abort(std::nullopt);
+  }
   if (verified_ && idleExpired(now)) abort(std::nullopt);
 }
 

@@ -50,7 +50,7 @@ void startSocketRelay(WorkerContext& context, RelayInfo info, UniqueFd down, std
   SocketAddress target = info.target;
   Relay& relay = newRelay(context, std::move(info));
   relay.hold(std::move(lease));
-  if (registration) relay.hold(std::move(registration));
+  if (registration) relay.holdUntilConnected(std::move(registration));
   auto downEndpoint = std::make_unique<SocketEndpoint>(context.loop, relay, relay, Relay::kDownOps, std::move(down), &pod.buffers);
   auto upEndpoint = std::make_unique<SocketEndpoint>(context.loop, relay, relay, Relay::kUpOps, std::move(*up), &pod.buffers);
   SocketEndpoint& connecting = *upEndpoint;

@@ -2,8 +2,8 @@
 // is making right now, so the pod's sk_lookup program lets their SYN reach the app instead of
 // capturing it (it comes from a client's address, like any captured connection). An entry names
 // the pod's namespace, the source the delivery socket is bound to (the client's IP and the port
-// bind() chose) and the app's port; it lives from just before connect() until the connect
-// completes, in the pinned map <pinDir>/v1/maps/sluice_deliveries.
+// bind() chose) and the app's port; it lives from just before connect() until just before the
+// socket closes, in the pinned map <pinDir>/v1/maps/sluice_deliveries.
 #pragma once
 
 #include <cstdint>

@@ -136,4 +136,15 @@ std::string serialHex(X509* cert) {
   return out;
 }
 
+std::string issuedToNode(X509* cert) {
+  X509_NAME* subject = X509_get_subject_name(cert);
+  int index = subject == nullptr ? -1 : X509_NAME_get_index_by_NID(subject, NID_organizationalUnitName, -1);
+  if (index < 0) return {};
+  ASN1_STRING* data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, index));
+  if (data == nullptr) return {};
+  std::string unit(reinterpret_cast<const char*>(ASN1_STRING_get0_data(data)), static_cast<size_t>(ASN1_STRING_length(data)));
+  if (unit.rfind(kIssuedToNodePrefix, 0) != 0) return {};
+  return unit.substr(kIssuedToNodePrefix.size());
+}
+
 }  // namespace sluice::pki

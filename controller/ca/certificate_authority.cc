@@ -119,7 +119,7 @@ Result<std::unique_ptr<CertificateAuthority>> CertificateAuthority::openOrCreate
 }
 
 Result<IssuedCertificate> CertificateAuthority::sign(const std::string& csrPem, const std::string& spiffeId,
-                                                     std::chrono::seconds validity) const {
+                                                     std::chrono::seconds validity, const std::string& issuedTo) const {
   if (csrPem.size() > 64 * 1024) return fail("CSR larger than 64 KiB");
   Bio bio(BIO_new_mem_buf(csrPem.data(), static_cast<int>(csrPem.size())));
   pki::Req req(PEM_read_bio_X509_REQ(bio.get(), nullptr, nullptr, nullptr));
@@ -147,13 +147,20 @@ Result<IssuedCertificate> CertificateAuthority::sign(const std::string& csrPem, 
       if (asked != spiffeId) return fail(fmt::format("CSR asks for {}, but the caller may only get {}", asked, spiffeId));
     }
   }
-  return issue(pub.get(), "critical,URI:" + spiffeId, validity);
+  return issue(pub.get(), "critical,URI:" + spiffeId, validity, issuedTo);
 }
 
 Result<IssuedCertificate> CertificateAuthority::issue(EVP_PKEY* publicKey, const std::string& subjectAltNames,
-                                                      std::chrono::seconds validity) const {
+                                                      std::chrono::seconds validity, const std::string& issuedTo) const {
   Cert cert(X509_new());
   X509_set_version(cert.get(), 2);
+  if (!issuedTo.empty()) {
+    std::string unit = std::string(pki::kIssuedToNodePrefix) + issuedTo;
+    if (X509_NAME_add_entry_by_NID(X509_get_subject_name(cert.get()), NID_organizationalUnitName, MBSTRING_UTF8,
+                                   reinterpret_cast<const unsigned char*>(unit.c_str()), -1, -1, 0) != 1) {
+      return fail(opensslError("record the node in the subject"));
+    }
+  }
   IssuedCertificate issued;
   SLUICE_TRY(setSerialAndValidity(cert.get(), validity, &issued.serialHex), "certificate");
   X509_set_issuer_name(cert.get(), X509_get_subject_name(impl_->cert.get()));

@@ -49,8 +49,10 @@ class CertificateAuthority {
   // Signs `csrPem` for `spiffeId` (which the caller has already authorised; see
   // identityAllowedForNode). Refuses a CSR whose signature is bad, whose key is not ECDSA
   // P-256, or which asks for any other identity.
+  // `issuedTo`: the node the certificate is for, recorded in it (pki::issuedToNode) so a
+  // revocation of that node reaches it; "" records none.
   Result<IssuedCertificate> sign(const std::string& csrPem, const std::string& spiffeId,
-                                 std::chrono::seconds validity = std::chrono::hours(24)) const;
+                                 std::chrono::seconds validity = std::chrono::hours(24), const std::string& issuedTo = "") const;
 
   // A new P-256 key and a certificate for it with the given subjectAltNames ("URI:...",
   // "DNS:..."), usable for TLS client and server authentication.
@@ -58,7 +60,8 @@ class CertificateAuthority {
 
  private:
   CertificateAuthority() = default;
-  Result<IssuedCertificate> issue(EVP_PKEY* publicKey, const std::string& subjectAltNames, std::chrono::seconds validity) const;
+  Result<IssuedCertificate> issue(EVP_PKEY* publicKey, const std::string& subjectAltNames, std::chrono::seconds validity,
+                                  const std::string& issuedTo = "") const;
   struct Impl;
   std::unique_ptr<Impl> impl_;
   std::string rootPem_, trustDomain_;

@@ -46,7 +46,7 @@ grpc::Status CertificateService::CreateCertificate(grpc::ServerContext* context,
   std::chrono::seconds validity = request->validity_seconds() > 0 ? std::chrono::seconds(request->validity_seconds())
                                                                   : policy_.defaultValidity;
   validity = std::clamp(validity, policy_.minValidity, policy_.maxValidity);
-  auto issued = ca_.sign(request->csr(), request->identity(), validity);
+  auto issued = ca_.sign(request->csr(), request->identity(), validity, *node);
   if (!issued) return refuse(grpc::StatusCode::INVALID_ARGUMENT, request->identity(), issued.error().message());
   fill(*issued, ca_.rootCertificatePem(), response);
   ++issued_;

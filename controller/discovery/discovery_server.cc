@@ -14,7 +14,8 @@ void computeIncrement(const ConfigSet& config, const std::map<std::string, std::
     if (it == known.end() || it->second != loaded.resource.version()) *out->add_resources() = loaded.resource;
   }
   for (const auto& [name, _] : known) {
-    if (!config.resources.contains(name)) out->add_removed(name);
+    // The revoked nodes are the controller's own resource, never in a configuration.
+    if (name != kRevokedNodesResource && !config.resources.contains(name)) out->add_removed(name);
   }
 }
 
@@ -142,12 +143,21 @@ grpc::Status DiscoveryServer::Stream(grpc::ServerContext* context,
   spdlog::info("node {} subscribed ({} resources already held)", node, acked.size());
   uint64_t generation = 0, nonce = 0;
   bool first = true;
+  std::shared_ptr<const NodeRevocations> sentRevocations;
   while (!context->IsCancelled()) {
     uint64_t current = 0;
     auto config = store_.current(&current);
-    if (first || current != generation) {
+    // The revoked nodes travel as one more resource (checked at every wake-up, 200 ms at most).
+    auto revocations = revocations_ ? revocations_->current() : nullptr;
+    if (first || current != generation || revocations != sentRevocations) {
       d1::DiscoveryResponse response;
       computeIncrement(*config, acked, &response);
+      if (revocations && (!revocations->empty() || acked.contains(kRevokedNodesResource))) {
+        auto resource = revokedNodesResource(*revocations);
+        auto known = acked.find(resource.name());
+        if (known == acked.end() || known->second != resource.version()) *response.add_resources() = std::move(resource);
+      }
+      sentRevocations = revocations;
       response.set_system_version(std::to_string(current));
       response.set_nonce(std::to_string(++nonce));
       bool empty = response.resources_size() == 0 && response.removed_size() == 0;

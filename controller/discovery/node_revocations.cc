@@ -66,6 +66,19 @@ Status NodeRevocations::check(const std::string& node, Clock::time_point issuedA
 
 std::string revocationFileIn(const std::string& caDir) { return caDir + "/revoked-nodes.json"; }
 
+config::v1::Resource revokedNodesResource(const NodeRevocations& revocations) {
+  config::v1::Resource resource;
+  resource.set_name(kRevokedNodesResource);
+  auto* list = resource.mutable_revoked_nodes()->mutable_revoked_at_unix();
+  std::string content;
+  for (const auto& [node, at] : revocations.revokedAt()) {
+    (*list)[node] = at;
+    content += fmt::format("{}={};", node, at);
+  }
+  resource.set_version(fmt::format("{:016x}", std::hash<std::string>{}(content)));
+  return resource;
+}
+
 Result<NodeRevocations> RevocationFile::read() const {
   std::error_code ec;
   if (!std::filesystem::exists(path_, ec)) return NodeRevocations{};

@@ -20,6 +20,7 @@
 #include <string_view>
 
 #include "sluice/common/error.h"
+#include "sluice/config/v1/config.pb.h"
 
 namespace sluice::controller {
 
@@ -68,5 +69,10 @@ class RevocationFile {
 
 // The file's place in a CA folder.
 std::string revocationFileIn(const std::string& caDir);
+
+// The list as the resource every node receives (name kRevokedNodesResource; its version changes
+// with its content), so tunnels refuse workload certificates issued to a revoked node.
+inline constexpr const char* kRevokedNodesResource = "RevokedNodes/sluice/nodes";
+config::v1::Resource revokedNodesResource(const NodeRevocations& revocations);
 
 }  // namespace sluice::controller

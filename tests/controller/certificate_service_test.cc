@@ -127,6 +127,7 @@ TEST_F(CertificateServiceTest, NodeGetsCertificatesOnlyForItsOwnWorkloads) {
   auto cert = pki::parseCertificate(response.cert_chain(0));
   ASSERT_TRUE(cert);
   EXPECT_EQ(pki::uriSans(cert->get()), std::vector<std::string>{kWeb});
+  EXPECT_EQ(pki::issuedToNode(cert->get()), "node1") << "the node it went to, for revocation";
   EXPECT_EQ(response.root_cert(), ca_->rootCertificatePem());
   EXPECT_EQ(response.serial(), pki::serialHex(cert->get()));
 

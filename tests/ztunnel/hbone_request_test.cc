@@ -61,6 +61,32 @@ INSTANTIATE_TEST_SUITE_P(
         VerdictCase{"uppercase namespace", {kClient, "spiffe://td/ns/A/sa/x", "", "td"}, "is not a workload identity"},
         VerdictCase{"dotted service account", {kClient, "spiffe://td/ns/a/sa/x.y", "", "td"}, ""}));
 
+TEST(RevokedIssuer, RefusesCertificatesIssuedToARevokedNodeUntilItsRevocation) {
+  using std::chrono::seconds;
+  std::chrono::system_clock::time_point at{seconds(1'796'000'000)};
+  const std::map<std::string, int64_t> revoked{{"node1", 1'796'000'000}};
+  struct Case {
+    const char* name;
+    const char* issuedTo;
+    std::chrono::system_clock::time_point issuedAt;
+    bool refused;
+  } cases[] = {
+      {"issued to the revoked node before", "node1", at - seconds(3600), true},
+      {"issued to it in the revocation's second", "node1", at, true},
+      {"issued to it after (re-admitted)", "node1", at + seconds(1), false},
+      {"issued to another node", "node2", at - seconds(3600), false},
+      {"names no node (another CA's)", "", at - seconds(3600), false},
+  };
+  for (const auto& c : cases) {
+    std::string why = revokedIssuerVerdict(revoked, c.issuedTo, c.issuedAt);
+    EXPECT_EQ(!why.empty(), c.refused) << c.name << ": " << why;
+    if (c.refused) {
+      EXPECT_NE(why.find("issued to node node1, revoked at 1796000000"), std::string::npos) << why;
+    }
+  }
+  EXPECT_EQ(revokedIssuerVerdict({}, "node1", at), "");
+}
+
 TEST(Unmapped, TurnsV4MappedAddressesIntoIpv4AndLeavesOthers) {
   EXPECT_EQ(unmapped(*SocketAddress::parse("[::ffff:10.1.2.3]:80")).toString(), "10.1.2.3:80");
   EXPECT_EQ(unmapped(*SocketAddress::parse("[fd00::1]:80")).toString(), "[fd00::1]:80");

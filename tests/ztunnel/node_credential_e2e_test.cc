@@ -116,6 +116,8 @@ TEST_F(NodeCredentialTest, TunnelsRenewTheirCredentialAndKeepWorkingAfterTheFirs
 
 TEST_F(NodeCredentialTest, ARevokedNodeGetsNoCertificateNoRenewalAndNoConfiguration) {
   ASSERT_TRUE(waitFor([&] { return controllerNode("node1").value("connected", false); }, std::chrono::seconds(10)));
+  ASSERT_TRUE(waitFor([&] { return echoes(mesh_.cluster->pod("server")->ipv4); }, std::chrono::seconds(15)))
+      << "mesh traffic before the revocation";
   ASSERT_TRUE(mesh_.controller.revokeNode("node1"));
   // Its discovery stream is cancelled and it cannot subscribe again.
   EXPECT_TRUE(waitFor([&] { return !controllerNode("node1").value("connected", true); }, std::chrono::seconds(5)))
@@ -131,6 +133,11 @@ TEST_F(NodeCredentialTest, ARevokedNodeGetsNoCertificateNoRenewalAndNoConfigurat
   EXPECT_TRUE(waitFor([&] { return nodeCredential(1).value("lastError", "").find("node node1 was revoked") != std::string::npos; },
                       std::chrono::seconds(kNodeCredentialSeconds)))
       << nodeCredential(1).dump();
+  // Every tunnel refuses the workload certificates node1 holds (issued to it before the
+  // revocation): node0's client can no longer reach node1's server, even over the HBONE
+  // connection it had pooled before.
+  EXPECT_TRUE(waitFor([&] { return !echoes(mesh_.cluster->pod("server")->ipv4); }, std::chrono::seconds(15)))
+      << "node0 still reaches a workload of the revoked node";
   // node0 is unaffected: a new identity there is issued, and it stays subscribed.
   addPodWithNewIdentity(0, "other");
   EXPECT_TRUE(sim::waitForPodCertificates(*mesh_.cluster, mesh_.nodes, {"other"}));

@@ -41,7 +41,6 @@ void Relay::onCompletion(uint8_t op, int res, uint32_t flags) {
 }
 
 void Relay::onEndpointConnected(Endpoint&, bool ok, FailReason reason) {
-  untilConnected_.reset();
   if (aborting_ || finished_) return;
   if (info_.connectOutcome) std::exchange(info_.connectOutcome, nullptr)(ok);
   if (!ok) {
@@ -155,7 +154,6 @@ void Relay::endFlow(Flow& f) {
 }
 
 void Relay::abort(bool reset) {
-  untilConnected_.reset();  // before the sockets close: the port is still ours
   if (aborting_ || finished_) return;
   aborting_ = true;
   if (down_) down_->abort(reset);

@@ -81,10 +81,7 @@ class Relay final : public IoHandler, public EndpointOwner {
     SLUICE_CHECK(!held_[1], "a relay holds two resources at most");
     held_[held_[0] ? 1 : 0] = std::move(resource);
   }
-  // Keeps `resource` until the upstream connect completes (or the relay ends first): a
-  // delivery's registration, needed only while its SYN is on the way, and released while its
-  // socket still holds the port (a later delivery on the same port registers anew).
-  void holdUntilConnected(std::shared_ptr<void> resource) { untilConnected_ = std::move(resource); }
+
   void abort(bool reset);
   ConnectionInfo describe() const;
   const RelayInfo& info() const { return info_; }
@@ -124,7 +121,6 @@ class Relay final : public IoHandler, public EndpointOwner {
   std::chrono::steady_clock::time_point lastActivity_;
   std::chrono::steady_clock::time_point started_;
   std::array<std::shared_ptr<void>, 2> held_;
-  std::shared_ptr<void> untilConnected_;
   bool connected_ = false, counted_ = false, aborting_ = false, finished_ = false, pumping_ = false;
 };
 

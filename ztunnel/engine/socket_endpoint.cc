@@ -107,6 +107,7 @@ void SocketEndpoint::close() {
     loop_.buffers().recycle(*recvBuffer_);
     recvBuffer_.reset();
   }
+  whileOpen_.reset();
   fd_.reset();
 }
 

@@ -31,6 +31,11 @@ class SocketEndpoint final : public Endpoint {
   SocketEndpoint(EventLoop& loop, IoHandler& handler, EndpointOwner& owner, uint8_t opBase, UniqueFd fd,
                  BufferShare* share);
   ~SocketEndpoint() override;
+  // Keeps `resource` while the socket is open and releases it just before the socket closes:
+  // a delivery's registration (agent/capture/delivery_table.h) must outlive every packet of
+  // the handshake (a SYN-cookie ACK is looked up like a new connection) and must end while the
+  // port is still this socket's, so a later delivery on the same port keeps its own.
+  void holdWhileOpen(std::shared_ptr<void> resource) { whileOpen_ = std::move(resource); }
 
   // Starts a connect to `to`, bounded by `timeout`; the owner hears onEndpointConnected().
   // False when it could not even be submitted.
@@ -61,6 +66,8 @@ class SocketEndpoint final : public Endpoint {
   EndpointOwner& owner_;
   uint8_t opBase_;
   UniqueFd fd_;
+  // Released just before fd_ closes (and destroyed before it): see holdWhileOpen.
+  std::shared_ptr<void> whileOpen_;
   BufferShare* share_;
   int inflight_ = 0;
   bool aborted_ = false;

@@ -37,6 +37,7 @@ class HboneConnection {
   void peerVerified() { verified_ = true; }
   bool peerClosed() const { return peerClosed_; }
   std::string peerIdentity() const { return tls_.peerIdentity(); }
+  TlsChannel::Issuance peerIssuance() const { return tls_.peerIssuance(); }
   void close() { tls_.close(); }
   // Whatever TLS has queued (e.g. the alert of a failed handshake), without driving anything.
   void takeCiphertext(std::string& out) { tls_.takeCiphertext(out); }

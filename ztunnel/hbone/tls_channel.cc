@@ -107,4 +107,10 @@ std::string TlsChannel::peerIdentity() const {
   return found;
 }
 
+TlsChannel::Issuance TlsChannel::peerIssuance() const {
+  X509* peer = SSL_get0_peer_certificate(ssl_.get());
+  if (peer == nullptr) return {};
+  return {pki::issuedToNode(peer), pki::notBefore(peer) + pki::kNotBeforeBackdate};
+}
+
 }  // namespace sluice::ztunnel::hbone

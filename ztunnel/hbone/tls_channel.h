@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <span>
+#include <chrono>
 #include <string>
 
 #include "sluice/common/error.h"
@@ -44,6 +45,12 @@ class TlsChannel {
 
   // The peer's SPIFFE ID (its certificate's one spiffe:// URI SAN), "" when none or several.
   std::string peerIdentity() const;
+  // The node the peer's certificate was issued to ("" when it names none) and when.
+  struct Issuance {
+    std::string node;
+    std::chrono::system_clock::time_point issuedAt;
+  };
+  Issuance peerIssuance() const;
   SSL* ssl() const { return ssl_.get(); }
 
  private:

@@ -134,6 +134,8 @@ struct ConfigSnapshot {
   std::vector<std::shared_ptr<const config::v1::AuthorizationPolicy>> authorizationPolicies;
   std::vector<std::shared_ptr<const config::v1::PeerAuthentication>> peerAuthentications;
   size_t resourceCount = 0;
+  // Nodes the controller revoked: node name -> revocation time (Unix seconds).
+  std::map<std::string, int64_t> revokedNodes;
   // Istio's outboundTrafficPolicy: ALLOW_ANY passes unknown destinations through;
   // REGISTRY_ONLY refuses them (there is no registry before the controller issue: all unknown).
   enum class OutboundPolicy { kAllowAny, kRegistryOnly } outboundPolicy = OutboundPolicy::kAllowAny;

@@ -1,5 +1,7 @@
 #include "proxy/hbone_link.h"
 
+#include "proxy/hbone_request.h"
+
 #include <sys/socket.h>
 
 #include <spdlog/spdlog.h>
@@ -112,6 +114,8 @@ bool HboneLink::receive(const Chunk& chunk) {
     // Verified before any of the peer's requests or responses is looked at.
     std::string identity = connection_->peerIdentity();
     std::string why = checkPeer(identity);
+    peerIssuance_ = connection_->peerIssuance();
+    if (why.empty()) why = revokedIssuer();
     if (!why.empty()) {
       spdlog::warn("{}: HBONE peer {} refused: {}", pod_->key(), peer_.toString(), why);
       abort(FailReason::kHandshake);
@@ -195,6 +199,12 @@ void HboneLink::maybeFinish() {
   context_.loop.retire(*this);
 }
 
+std::string HboneLink::revokedIssuer() const {
+  const auto& revoked = context_.config.current()->revokedNodes;
+  if (revoked.empty()) return "";
+  return revokedIssuerVerdict(revoked, peerIssuance_.node, peerIssuance_.issuedAt);
+}
+
 void HboneLink::onTick(std::chrono::steady_clock::time_point now) {
   if (aborting_) return;
   if (!verified_ && now - createdAt_ > context_.options.handshakeTimeout) {
@@ -202,6 +212,13 @@ void HboneLink::onTick(std::chrono::steady_clock::time_point now) {
     return abort(FailReason::kHandshake);
   }
   if (pod_->drainDeadline && now >= *pod_->drainDeadline) return abort(std::nullopt);
+  // A peer whose node was revoked since the handshake: the link ends (streams and all).
+  if (verified_) {
+    if (std::string why = revokedIssuer(); !why.empty()) {
+      spdlog::warn("{}: HBONE peer {} ({}) cut off: {}", pod_->key(), peer_.toString(), peerIdentity_, why);
+      return abort(FailReason::kHandshake);
+    }
+  }
   // A removed pod's link closes as soon as it carries nothing: draining is for streams, and an
   // idle link would keep the pod's namespace alive (and its capture with it) until its idle
   // timeout. (A pod handed over to a newer tunnel is still there: its links wind down as usual.)

@@ -93,12 +93,15 @@ class HboneLink : public IoHandler, public EndpointOwner {
   SocketEndpoint socket_;
   SocketAddress peer_;
   std::string peerIdentity_;  // once verified
+  hbone::TlsChannel::Issuance peerIssuance_;  // who the peer's certificate was issued to, and when
   bool verified_ = false;
   std::map<int32_t, StreamEndpoint*> streams_;
 
  private:
   void pump();
   bool receive(const Chunk& chunk);  // false when the link closed
+  // "" unless the peer's certificate was issued to a node revoked by the current configuration.
+  std::string revokedIssuer() const;
   void handleEvents();
   void maybeFinish();
 

@@ -37,4 +37,14 @@ std::string peerIdentityVerdict(const PeerCheck& c) {
   return fmt::format("{} is not a workload identity (spiffe://{}/ns/<namespace>/sa/<service account>)", c.identity, c.trustDomain);
 }
 
+std::string revokedIssuerVerdict(const std::map<std::string, int64_t>& revoked, const std::string& issuedTo,
+                                 std::chrono::system_clock::time_point issuedAt) {
+  if (issuedTo.empty() || revoked.empty()) return "";
+  auto it = revoked.find(issuedTo);
+  if (it == revoked.end()) return "";
+  int64_t issued = std::chrono::duration_cast<std::chrono::seconds>(issuedAt.time_since_epoch()).count();
+  if (issued > it->second) return "";
+  return fmt::format("its certificate was issued to node {}, revoked at {} (Unix seconds)", issuedTo, it->second);
+}
+
 }  // namespace sluice::ztunnel

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <chrono>
+#include <map>
 #include <string>
 
 #include "sluice/common/socket_address.h"
@@ -31,5 +33,11 @@ struct PeerCheck {
 // destination workload's identity; a client of our server must prove a workload identity of
 // our trust domain, never a node's (authorization policy then decides what it may reach).
 std::string peerIdentityVerdict(const PeerCheck& check);
+
+// "" unless the peer's certificate was issued to a node the controller revoked (`revoked`: node
+// -> revocation time, Unix seconds) at or before its revocation; else why it is refused. A
+// certificate that names no node (another CA's, or issued before nodes were recorded) passes.
+std::string revokedIssuerVerdict(const std::map<std::string, int64_t>& revoked, const std::string& issuedTo,
+                                 std::chrono::system_clock::time_point issuedAt);
 
 }  // namespace sluice::ztunnel

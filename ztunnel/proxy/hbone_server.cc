@@ -70,8 +70,8 @@ void HboneServer::onRequest(int32_t stream) {
   auto series = pod_->tcp.series(inboundTcpLabels(*config, *pod_, peer_.ip(), peerIdentity_, true, context_.options.trustDomain));
   Relay& relay = newRelay(context_, {pod_, Direction::kInbound, peer_, verdict.target, "HBONE", peerIdentity_, std::move(series)});
   auto down = std::make_unique<StreamEndpoint>(*this, stream, StreamEndpoint::Side::kServer, relay, pod_->counters);
-  if (up->registration) relay.holdUntilConnected(std::move(up->registration));
   auto upEndpoint = std::make_unique<SocketEndpoint>(context_.loop, relay, relay, Relay::kUpOps, std::move(up->fd), &pod_->buffers);
+  if (up->registration) upEndpoint->holdWhileOpen(std::move(up->registration));
   SocketEndpoint& connecting = *upEndpoint;
   relay.attach(std::move(down), std::move(upEndpoint));
   if (!connecting.connect(verdict.target, context_.options.connectTimeout)) {

@@ -250,6 +250,9 @@ Result<ConfigSnapshot> buildSnapshot(const std::map<std::string, v1::Resource>& 
     if (r.has_virtual_service()) routes.push_back(&r.virtual_service());
     // One LocalRateLimit per host: the first by resource name (analyze reports the others).
     if (r.has_local_rate_limit()) limits.emplace(fqdn(r.local_rate_limit().host(), r.local_rate_limit().namespace_()), &r.local_rate_limit());
+    if (r.has_revoked_nodes()) {
+      for (const auto& [revoked, at] : r.revoked_nodes().revoked_at_unix()) snapshot.revokedNodes[revoked] = at;
+    }
   }
   for (const auto& [name, r] : resources) {
     if (r.has_workload()) {

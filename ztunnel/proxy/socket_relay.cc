@@ -50,9 +50,9 @@ void startSocketRelay(WorkerContext& context, RelayInfo info, UniqueFd down, std
   SocketAddress target = info.target;
   Relay& relay = newRelay(context, std::move(info));
   relay.hold(std::move(lease));
-  if (registration) relay.holdUntilConnected(std::move(registration));
   auto downEndpoint = std::make_unique<SocketEndpoint>(context.loop, relay, relay, Relay::kDownOps, std::move(down), &pod.buffers);
   auto upEndpoint = std::make_unique<SocketEndpoint>(context.loop, relay, relay, Relay::kUpOps, std::move(*up), &pod.buffers);
+  if (registration) upEndpoint->holdWhileOpen(std::move(registration));
   SocketEndpoint& connecting = *upEndpoint;
   relay.attach(std::move(downEndpoint), std::move(upEndpoint));
   auto timeout = relay.info().connectTimeout.count() > 0 ? relay.info().connectTimeout : context.options.connectTimeout;

@@ -52,6 +52,12 @@ inline constexpr std::chrono::seconds kNotBeforeBackdate{60};
 std::chrono::system_clock::time_point notAfter(X509* cert);
 std::string serialHex(X509* cert);
 
+// The node a workload certificate was issued to: the CA writes it as the subject's
+// organizationalUnitName "sluice-node/<name>" (the identity itself is the only SAN, as SPIFFE
+// requires). "" when the certificate names none (issued by another CA, or not to a node).
+inline constexpr std::string_view kIssuedToNodePrefix = "sluice-node/";
+std::string issuedToNode(X509* cert);
+
 // Key and certificate files are written and read by the common helpers (sluice/common/files.h).
 using sluice::readFile;
 using sluice::writeFileAtomically;

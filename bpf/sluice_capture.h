@@ -29,7 +29,6 @@
 #define SLUICE_DELIVERY_ROUTE_TABLE 15006
 #define SLUICE_DELIVERY_RULE_PRIORITY 32700
 
-
 /* Limits of per-pod configuration held in the kernel. */
 #define SLUICE_MAX_POD_ADDRS 4
 #define SLUICE_MAX_EXCLUDED_PORTS 8
@@ -76,8 +75,8 @@ struct sluice_conn_key {
 };
 
 /* A delivery the tunnel is making to a pod's app from its client's address, registered by the
- * tunnel (agent/capture/delivery_table.h) between bind() and connect() and removed when the
- * connection ends, so the pod's sk_lookup program lets exactly that SYN through: it looks like
+ * tunnel (agent/capture/delivery_table.h) between bind() and connect() and removed just before
+ * its socket closes, so the pod's sk_lookup program lets exactly that connection through: it looks like
  * a client's, and nothing else in sk_lookup's view (no mark; the ingress device of a local
  * delivery is the one owning the address) tells it apart. Address IPv6 or IPv4-mapped. */
 struct sluice_delivery_key {

@@ -268,13 +268,17 @@ Status CaptureDatapath::setInboundListener(uint64_t netnsCookie, int family, int
   return {};
 }
 
-Status CaptureDatapath::closePod(uint64_t netnsCookie) {
+void CaptureDatapath::removeInboundListeners(uint64_t netnsCookie) {
   for (uint32_t family : {2u, 10u}) {
     sluice_listener_key key{};
     key.netns_cookie = netnsCookie;
     key.family = family;
     bpf_map__delete_elem(skel_->maps.sluice_listeners, &key, sizeof(key), 0);
   }
+}
+
+Status CaptureDatapath::closePod(uint64_t netnsCookie) {
+  removeInboundListeners(netnsCookie);
   return setRedirect(netnsCookie, true);
 }
 
@@ -319,12 +323,7 @@ Status CaptureDatapath::removePod(uint64_t netnsCookie) {
     if (int err = bpf_link__detach(link.get()); err != 0) note(failErrno("detach sk_lookup", libbpfErrno(err)));
   }
   if (::access(pin.c_str(), F_OK) == 0 && ::unlink(pin.c_str()) != 0) note(failErrno("unpin " + pin));
-  for (uint32_t family : {2u, 10u}) {
-    sluice_listener_key key{};
-    key.netns_cookie = netnsCookie;
-    key.family = family;
-    bpf_map__delete_elem(skel_->maps.sluice_listeners, &key, sizeof(key), 0);
-  }
+  removeInboundListeners(netnsCookie);
   // Excluded CIDRs of this pod: walk the trie's keys.
   std::vector<sluice_cidr_key> cidrs;
   sluice_cidr_key key{}, next{};

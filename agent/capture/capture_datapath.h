@@ -99,6 +99,7 @@ class CaptureDatapath {
   Status uninstall();
 
  private:
+  void removeInboundListeners(uint64_t netnsCookie);  // both families; absent ones are fine
   explicit CaptureDatapath(CaptureOptions options) : options_(std::move(options)) {}
   Status loadAndAttach();
   std::string mapsDir() const { return options_.pinDir + "/v1/maps"; }

@@ -1,27 +1,22 @@
 #include "capture/delivery_table.h"
 
 #include <bpf/bpf.h>
-#include <netinet/in.h>
 
 #include <cstring>
 
+#include "capture/pod_capture_plan.h"
 #include "sluice_capture.h"
 
 namespace sluice::agent {
 namespace {
 
-// The key as sk_lookup builds it: IPv4 as ::ffff:a.b.c.d, ports in host order.
-sluice_delivery_key keyFor(uint64_t netnsCookie, const SocketAddress& source, uint16_t dstPort) {
+// The key as sk_lookup builds it: the address in the kernel's form (addressBytes: IPv4 as
+// ::ffff:a.b.c.d), ports in host order.
+Result<sluice_delivery_key> keyFor(uint64_t netnsCookie, const SocketAddress& source, uint16_t dstPort) {
+  SLUICE_TRY_ASSIGN(address, addressBytes(source.ip()));
   sluice_delivery_key key{};
   key.netns_cookie = netnsCookie;
-  if (source.family() == AF_INET) {
-    auto v4 = reinterpret_cast<const sockaddr_in*>(source.sockaddrPtr());
-    key.src[10] = 0xff;
-    key.src[11] = 0xff;
-    std::memcpy(key.src + 12, &v4->sin_addr, 4);
-  } else {
-    std::memcpy(key.src, &reinterpret_cast<const sockaddr_in6*>(source.sockaddrPtr())->sin6_addr, 16);
-  }
+  std::memcpy(key.src, address.data(), sizeof(key.src));
   key.src_port = source.port();
   key.dst_port = dstPort;
   return key;
@@ -37,7 +32,7 @@ Result<std::shared_ptr<const DeliveryTable>> DeliveryTable::open(const std::stri
 }
 
 Result<std::shared_ptr<void>> DeliveryTable::add(uint64_t netnsCookie, const SocketAddress& source, uint16_t dstPort) const {
-  sluice_delivery_key key = keyFor(netnsCookie, source, dstPort);
+  SLUICE_TRY_ASSIGN(key, keyFor(netnsCookie, source, dstPort));
   uint8_t one = 1;
   if (bpf_map_update_elem(fd_.get(), &key, &one, BPF_ANY) != 0) return failErrno("register the delivery");
   // Removes the entry when the last holder lets go; keeps the table open until then.

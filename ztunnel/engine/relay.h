@@ -27,7 +27,6 @@
 #include "engine/endpoint.h"
 #include "engine/event_loop.h"
 #include "proxy/pod_runtime.h"
-#include "sluice/common/assert.h"
 #include "sluice/common/socket_address.h"
 
 namespace sluice::ztunnel {
@@ -76,12 +75,8 @@ class Relay final : public IoHandler, public EndpointOwner {
 
   // Endpoints come after construction: a socket endpoint names the relay as its handler.
   void attach(std::unique_ptr<Endpoint> down, std::unique_ptr<Endpoint> up);
-  // Keeps `resource` (a per-source lease) until the relay ends; two at most.
-  void hold(std::shared_ptr<void> resource) {
-    SLUICE_CHECK(!held_[1], "a relay holds two resources at most");
-    held_[held_[0] ? 1 : 0] = std::move(resource);
-  }
-
+  // Keeps `resource` (e.g. a per-source connection lease) until the relay is destroyed.
+  void hold(std::shared_ptr<void> resource) { held_ = std::move(resource); }
   void abort(bool reset);
   ConnectionInfo describe() const;
   const RelayInfo& info() const { return info_; }
@@ -120,7 +115,7 @@ class Relay final : public IoHandler, public EndpointOwner {
   Flow toUp_, toDown_;
   std::chrono::steady_clock::time_point lastActivity_;
   std::chrono::steady_clock::time_point started_;
-  std::array<std::shared_ptr<void>, 2> held_;
+  std::shared_ptr<void> held_;
   bool connected_ = false, counted_ = false, aborting_ = false, finished_ = false, pumping_ = false;
 };
 

@@ -92,11 +92,6 @@ Status ControllerLink::use(NodeCredentialFiles files) {
   SLUICE_TRY_ASSIGN(channel, makeChannel(files));
   std::lock_guard lock(mutex_);
   channel_ = std::move(channel);
-  status_.identity = files.identity;
-  status_.serial = files.serial;
-  status_.notBefore = files.notBefore;
-  status_.notAfter = files.notAfter;
-  status_.renewAt = nodeCredentialRenewAt(files.notBefore, files.notAfter);
   files_ = std::move(files);
   return {};
 }
@@ -109,7 +104,9 @@ std::shared_ptr<grpc::Channel> ControllerLink::channel() const {
 std::optional<NodeCredentialStatus> ControllerLink::credential() const {
   std::lock_guard lock(mutex_);
   if (!files_) return std::nullopt;
-  return status_;
+  return NodeCredentialStatus{files_->identity, files_->serial, files_->notBefore, files_->notAfter,
+                              nodeCredentialRenewAt(files_->notBefore, files_->notAfter), renewals_, adopted_, failures_,
+                              lastError_};
 }
 
 Status ControllerLink::renew() {
@@ -126,7 +123,7 @@ Status ControllerLink::renew() {
   if (auto disk = readNodeCredential(folder_); disk && disk->identity == current.identity && disk->notAfter > current.notAfter) {
     SLUICE_TRY(use(std::move(*disk)), "adopt the credential in " + folder_);
     std::lock_guard guard(mutex_);
-    ++status_.adopted;
+    ++adopted_;
     return {};
   }
   SLUICE_TRY_ASSIGN(key, pki::generateP256Key());
@@ -151,11 +148,12 @@ Status ControllerLink::renew() {
   SLUICE_TRY(pki::writeFileAtomically(folder_ + kKey, next.keyPem, 0600), "write " + folder_);
   SLUICE_TRY(pki::writeFileAtomically(folder_ + kCert, next.certPem, 0644), "write " + folder_);
   std::string serial = next.serial;
+  auto notAfter = next.notAfter;
   SLUICE_TRY(use(std::move(next)), "renewed credential");
   std::lock_guard guard(mutex_);
-  ++status_.renewals;
+  ++renewals_;
   spdlog::info("node credential renewed: serial {} until {} s from now", serial,
-               std::chrono::duration_cast<std::chrono::seconds>(status_.notAfter - std::chrono::system_clock::now()).count());
+               std::chrono::duration_cast<std::chrono::seconds>(notAfter - std::chrono::system_clock::now()).count());
   return {};
 }
 
@@ -167,7 +165,7 @@ void ControllerLink::run(const std::atomic<bool>& stopping) {
     std::chrono::system_clock::time_point renewAt;
     {
       std::lock_guard lock(mutex_);
-      renewAt = status_.renewAt;
+      renewAt = nodeCredentialRenewAt(files_->notBefore, files_->notAfter);
     }
     if (std::chrono::system_clock::now() < renewAt || std::chrono::steady_clock::now() < nextAttempt) {
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -176,17 +174,17 @@ void ControllerLink::run(const std::atomic<bool>& stopping) {
     auto renewed = renew();
     std::lock_guard lock(mutex_);
     if (renewed) {
-      status_.lastError.clear();
+      lastError_.clear();
       backoff = std::chrono::milliseconds(0);
       continue;
     }
-    ++status_.failures;
-    status_.lastError = renewed.error().message();
+    ++failures_;
+    lastError_ = renewed.error().message();
     backoff = std::clamp(backoff * 2, options_.minBackoff, options_.maxBackoff);
     nextAttempt = std::chrono::steady_clock::now() + backoff;
-    bool expired = std::chrono::system_clock::now() >= status_.notAfter;
+    bool expired = std::chrono::system_clock::now() >= files_->notAfter;
     spdlog::log(expired ? spdlog::level::err : spdlog::level::warn, "node credential renewal{}: {} (retry in {} ms)",
-                expired ? " (the credential has expired)" : "", status_.lastError, backoff.count());
+                expired ? " (the credential has expired)" : "", lastError_, backoff.count());
   }
 }
 

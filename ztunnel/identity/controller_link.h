@@ -91,8 +91,9 @@ class ControllerLink {
   Options options_;
   mutable std::mutex mutex_;
   std::shared_ptr<grpc::Channel> channel_;
-  std::optional<NodeCredentialFiles> files_;
-  NodeCredentialStatus status_;
+  std::optional<NodeCredentialFiles> files_;  // the credential in use (none: plaintext)
+  uint64_t renewals_ = 0, adopted_ = 0, failures_ = 0;
+  std::string lastError_;
 };
 
 }  // namespace sluice::ztunnel

@@ -31,7 +31,7 @@ class PodSocketFactory {
   // the pod's address otherwise. TCP_NODELAY set.
   struct Delivery {
     UniqueFd fd;
-    std::shared_ptr<void> registration;  // hold it as long as the connection: lets its SYN in
+    std::shared_ptr<void> registration;  // held while fd is open (SocketEndpoint::holdWhileOpen): lets it in
   };
   virtual Result<Delivery> delivery(const PodRuntime& pod, const SocketAddress& target, const SocketAddress& client) const = 0;
 };

@@ -148,6 +148,64 @@ TEST_F(HboneConnectionTest, FlowControlHoldsUnconsumedBytesToTheWindow) {
   EXPECT_TRUE(has(client->session().takeEvents(), Kind::kWritable, *stream));
 }
 
+// TLS reads the received bytes in place and keeps a partial record for the next call; HTTP/2
+// DATA goes out without copies, in frames only up to the caller's budget. Ciphertext handed over
+// in odd pieces (1 and 7 bytes, then 4093) and a 1 KiB budget per flush must still carry 1 MiB
+// and its end exactly, from the handshake on.
+TEST_F(HboneConnectionTest, CiphertextInOddPiecesAndSmallFlushBudgetsStillCarryEveryByte) {
+  auto client = make(HboneConnection::Role::kClient, client_);
+  auto server = make(HboneConnection::Role::kServer, server_);
+  auto stream = client->session().connect({"10.244.1.5:8080", "", ""});
+  ASSERT_TRUE(stream);
+  std::string up(1 << 20, 'u');
+  for (size_t i = 0; i < up.size(); ++i) up[i] = static_cast<char>('a' + (i * 7) % 26);
+  int32_t s = 0;
+  std::string received;
+  bool ended = false, answered = false;
+  const size_t pieces[] = {1, 7, 4093};
+  for (int round = 0; round < 100000 && !ended; ++round) {
+    std::string ab, ba;
+    ASSERT_TRUE(client->flush(ab, 1024));
+    ASSERT_TRUE(server->flush(ba, 1024));
+    for (size_t at = 0, i = 0; at < ab.size(); ++i) {
+      size_t n = std::min(pieces[i % 3], ab.size() - at);
+      ASSERT_TRUE(server->receive({reinterpret_cast<const uint8_t*>(ab.data()) + at, n}));
+      at += n;
+    }
+    for (size_t at = 0, i = 0; at < ba.size(); ++i) {
+      size_t n = std::min(pieces[(i + 1) % 3], ba.size() - at);
+      ASSERT_TRUE(client->receive({reinterpret_cast<const uint8_t*>(ba.data()) + at, n}));
+      at += n;
+    }
+    if (client->justEstablished()) client->peerVerified();
+    if (server->justEstablished()) server->peerVerified();
+    for (const auto& e : server->session().takeEvents()) {
+      if (e.kind == Kind::kRequest) {
+        s = e.stream;
+        server->session().respond(s, 200);
+      }
+      if (e.kind == Kind::kData) {
+        std::string& inbox = server->session().inbox(s);
+        received += inbox;
+        server->session().consumed(s, inbox.size());
+        inbox.clear();
+      }
+      if (e.kind == Kind::kEnd) ended = true;
+    }
+    for (const auto& e : client->session().takeEvents()) {
+      if (e.kind == Kind::kResponse && !answered) {
+        answered = true;
+        client->session().write(*stream, bytes(up));
+        client->session().finish(*stream);
+      }
+    }
+  }
+  EXPECT_TRUE(answered);
+  EXPECT_TRUE(ended);
+  EXPECT_EQ(received.size(), up.size());
+  EXPECT_TRUE(received == up) << "the bytes differ";
+}
+
 TEST_F(HboneConnectionTest, ConnectWithoutAuthorityIsResetByTheProtocolLayer) {
   auto client = make(HboneConnection::Role::kClient, client_);
   auto server = make(HboneConnection::Role::kServer, server_);

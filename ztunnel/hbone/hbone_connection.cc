@@ -16,14 +16,9 @@ bool HboneConnection::justEstablished() {
 }
 
 Status HboneConnection::receive(std::span<const uint8_t> ciphertext) {
-  tls_.receiveCiphertext(ciphertext);
-  if (!tls_.established()) {
-    SLUICE_TRY_ASSIGN(done, tls_.handshake());
-    if (!done) return {};
-  }
   plaintext_.clear();
-  SLUICE_TRY_ASSIGN(open, tls_.readPlaintext(plaintext_));
-  if (!open) peerClosed_ = true;
+  SLUICE_TRY_ASSIGN(received, tls_.receive(ciphertext, plaintext_));
+  if (!received.open) peerClosed_ = true;
   if (plaintext_.empty()) return {};
   // Verification happens between justEstablished() and peerVerified(); a peer that sends
   // frames before we verified it (possible only in the same read) is still judged first by
@@ -33,15 +28,15 @@ Status HboneConnection::receive(std::span<const uint8_t> ciphertext) {
 
 Status HboneConnection::flush(std::string& out, size_t frameBudget) {
   // A client's first flush sends its ClientHello.
-  if (!tls_.established()) SLUICE_TRY(tls_.handshake(), "TLS");
+  if (!tls_.established()) SLUICE_TRY(tls_.handshake(out), "TLS");
   if (tls_.established() && verified_ && frameBudget > 0) {
     plaintext_.clear();
     SLUICE_TRY(session_->produce(plaintext_, frameBudget), "HTTP/2");
     if (!plaintext_.empty()) {
-      SLUICE_TRY(tls_.writePlaintext({reinterpret_cast<const uint8_t*>(plaintext_.data()), plaintext_.size()}), "TLS");
+      SLUICE_TRY(tls_.writePlaintext({reinterpret_cast<const uint8_t*>(plaintext_.data()), plaintext_.size()}, out), "TLS");
     }
   }
-  tls_.takeCiphertext(out);
+  tls_.takeCiphertext(out);  // what receiving or close() queued, when nothing above wrote
   return {};
 }
 

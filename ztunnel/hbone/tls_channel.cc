@@ -1,25 +1,122 @@
 #include "hbone/tls_channel.h"
 
+#include <openssl/bio.h>
 #include <openssl/err.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include <fmt/format.h>
 
 #include "sluice/common/pki.h"
 
 namespace sluice::ztunnel::hbone {
+namespace {
+
+using Buffers = TlsChannel::Buffers;
+
+Buffers& buffersOf(BIO* bio) { return *static_cast<Buffers*>(BIO_get_data(bio)); }
+
+// Reads the borrowed input. Nothing left reads as "try again later", never as end of file.
+int bioRead(BIO* bio, char* dst, size_t want, size_t* got) {
+  Buffers& b = buffersOf(bio);
+  BIO_clear_retry_flags(bio);
+  size_t n = std::min(want, b.input.size());
+  if (n > 0) std::memcpy(dst, b.input.data(), n);
+  b.input = b.input.subspan(n);
+  *got = n;
+  if (n == 0) {
+    BIO_set_retry_read(bio);
+    return 0;
+  }
+  return 1;
+}
+
+// Appends records to the current sink: always accepted.
+int bioWrite(BIO* bio, const char* src, size_t length, size_t* written) {
+  Buffers& b = buffersOf(bio);
+  BIO_clear_retry_flags(bio);
+  b.sink->append(src, length);
+  *written = length;
+  return 1;
+}
+
+long bioCtrl(BIO* bio, int command, long, void*) {
+  switch (command) {
+    case BIO_CTRL_FLUSH:
+      return 1;
+    case BIO_CTRL_PENDING: {
+      const Buffers& b = buffersOf(bio);
+      return static_cast<long>(b.input.size());
+    }
+    default:
+      return 0;  // WPENDING (nothing is held back), kTLS queries, ...
+  }
+}
+
+int bioCreate(BIO* bio) {
+  BIO_set_init(bio, 1);
+  return 1;
+}
+
+const BIO_METHOD* bufferMethod() {
+  static BIO_METHOD* method = [] {
+    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "sluice TLS buffers");
+    if (m != nullptr) {
+      BIO_meth_set_read_ex(m, bioRead);
+      BIO_meth_set_write_ex(m, bioWrite);
+      BIO_meth_set_ctrl(m, bioCtrl);
+      BIO_meth_set_create(m, bioCreate);
+    }
+    return m;
+  }();
+  return method;
+}
+
+// Records written while it lives go to `out`, after whatever was pending.
+class SinkScope {
+ public:
+  SinkScope(Buffers& buffers, std::string& out) : buffers_(buffers) {
+    if (out.empty()) {
+      out.swap(buffers.pending);
+    } else {
+      out.append(buffers.pending);
+      buffers.pending.clear();
+    }
+    buffers.sink = &out;
+  }
+  ~SinkScope() { buffers_.sink = &buffers_.pending; }
+  SinkScope(const SinkScope&) = delete;
+  SinkScope& operator=(const SinkScope&) = delete;
+
+ private:
+  Buffers& buffers_;
+};
+
+// Lends `input` to the BIO for one receive() (the caller's buffer is gone after it).
+class InputScope {
+ public:
+  InputScope(Buffers& buffers, std::span<const uint8_t> input) : buffers_(buffers) { buffers.input = input; }
+  ~InputScope() { buffers_.input = {}; }
+  InputScope(const InputScope&) = delete;
+  InputScope& operator=(const InputScope&) = delete;
+
+ private:
+  Buffers& buffers_;
+};
+
+}  // namespace
 
 Result<TlsChannel> TlsChannel::create(SSL_CTX* context, Role role) {
   TlsChannel channel;
+  channel.buffers_ = std::make_unique<Buffers>();
   channel.ssl_.reset(SSL_new(context));
   if (!channel.ssl_) return fail(pki::opensslError("SSL_new"));
-  channel.in_ = BIO_new(BIO_s_mem());
-  channel.out_ = BIO_new(BIO_s_mem());
-  if (channel.in_ == nullptr || channel.out_ == nullptr) {
-    BIO_free(channel.in_);
-    BIO_free(channel.out_);
-    return fail("TLS memory BIOs");
-  }
-  // An empty input BIO means "try again later", not end of file.
-  BIO_set_mem_eof_return(channel.in_, -1);
-  SSL_set_bio(channel.ssl_.get(), channel.in_, channel.out_);
+  const BIO_METHOD* method = bufferMethod();
+  BIO* bio = method == nullptr ? nullptr : BIO_new(method);
+  if (bio == nullptr) return fail(pki::opensslError("TLS BIO"));
+  BIO_set_data(bio, channel.buffers_.get());
+  SSL_set_bio(channel.ssl_.get(), bio, bio);  // one reference, read and write
   if (role == Role::kServer) {
     SSL_set_accept_state(channel.ssl_.get());
   } else {
@@ -28,11 +125,7 @@ Result<TlsChannel> TlsChannel::create(SSL_CTX* context, Role role) {
   return channel;
 }
 
-void TlsChannel::receiveCiphertext(std::span<const uint8_t> bytes) {
-  if (!bytes.empty()) BIO_write(in_, bytes.data(), static_cast<int>(bytes.size()));
-}
-
-Result<bool> TlsChannel::handshake() {
+Result<bool> TlsChannel::driveHandshake() {
   if (established_) return true;
   int rc = SSL_do_handshake(ssl_.get());
   if (rc == 1) {
@@ -49,7 +142,22 @@ Result<bool> TlsChannel::handshake() {
   return fail(pki::opensslError("TLS handshake"));
 }
 
-Result<bool> TlsChannel::readPlaintext(std::string& out) {
+Result<TlsChannel::Received> TlsChannel::receive(std::span<const uint8_t> ciphertext, std::string& plaintext) {
+  InputScope input(*buffers_, ciphertext);
+  if (!established_) {
+    SLUICE_TRY_ASSIGN(done, driveHandshake());
+    if (!done) return Received{.established = false};
+  }
+  SLUICE_TRY_ASSIGN(open, decrypt(plaintext));
+  // TLS reads until it needs more, so only close_notify stops it early (what follows it is
+  // dropped with the connection). Anything else left unread would be lost: fail closed.
+  if (open && !buffers_->input.empty()) {
+    return fail(fmt::format("TLS left {} received bytes unread", buffers_->input.size()));
+  }
+  return Received{.established = true, .open = open};
+}
+
+Result<bool> TlsChannel::decrypt(std::string& out) {
   constexpr size_t kRecord = 16384;  // the largest TLS record's plaintext
   while (true) {
     // Decrypt straight into `out`'s tail (no bounce buffer on the hot path).
@@ -68,7 +176,13 @@ Result<bool> TlsChannel::readPlaintext(std::string& out) {
   }
 }
 
-Status TlsChannel::writePlaintext(std::span<const uint8_t> bytes) {
+Result<bool> TlsChannel::handshake(std::string& out) {
+  SinkScope sink(*buffers_, out);
+  return driveHandshake();
+}
+
+Status TlsChannel::writePlaintext(std::span<const uint8_t> bytes, std::string& out) {
+  SinkScope sink(*buffers_, out);
   size_t done = 0;
   while (done < bytes.size()) {
     size_t written = 0;
@@ -85,15 +199,13 @@ void TlsChannel::close() {
 }
 
 size_t TlsChannel::takeCiphertext(std::string& out) {
-  char* data = nullptr;
-  long n = BIO_get_mem_data(out_, &data);
-  if (n <= 0) return 0;
-  out.append(data, static_cast<size_t>(n));
-  (void)BIO_reset(out_);
-  return static_cast<size_t>(n);
+  size_t n = buffers_->pending.size();
+  if (n == 0) return 0;
+  SinkScope move(*buffers_, out);  // moves `pending` to `out`
+  return n;
 }
 
-bool TlsChannel::hasCiphertext() const { return BIO_ctrl_pending(out_) > 0; }
+bool TlsChannel::hasCiphertext() const { return !buffers_->pending.empty(); }
 
 std::string TlsChannel::peerIdentity() const {
   X509* peer = SSL_get0_peer_certificate(ssl_.get());

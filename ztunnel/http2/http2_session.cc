@@ -150,26 +150,19 @@ struct Http2Session::Callbacks {
     return 0;
   }
 
-  static ssize_t readData(nghttp2_session* session, int32_t id, uint8_t* buf, size_t length, uint32_t* flags,
+  // DATA is never copied into nghttp2: readData only sizes the frame (NGHTTP2_DATA_FLAG_NO_COPY)
+  // and sendData appends its header and the payload, straight from the stream's outbox, to
+  // the output of the produce() call under way. The outbox only grows until sendData takes
+  // from it, so the bytes sized here are still there then.
+  static ssize_t readData(nghttp2_session* session, int32_t id, uint8_t*, size_t length, uint32_t* flags,
                           nghttp2_data_source*, void* user) {
     Http2Session& s = self(user);
     Stream* st = s.find(id);
     if (st == nullptr) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     size_t available = st->outbox.size() - st->outboxOffset;
     size_t n = std::min(length, available);
-    if (n > 0) {
-      std::memcpy(buf, st->outbox.data() + st->outboxOffset, n);
-      st->outboxOffset += n;
-      if (st->outboxOffset == st->outbox.size()) {
-        st->outbox.clear();
-        st->outboxOffset = 0;
-      }
-      if (st->wasAboveHighWater && st->outbox.size() - st->outboxOffset < kLowWater) {
-        st->wasAboveHighWater = false;
-        s.events_.push_back({SessionEvent::Kind::kWritable, id});
-      }
-    }
-    if (st->outbox.size() == st->outboxOffset && st->finishRequested) {
+    *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+    if (n == available && st->finishRequested) {
       *flags |= NGHTTP2_DATA_FLAG_EOF;
       if (!st->trailersToSend.empty()) {
         // The trailers' HEADERS frame carries END_STREAM instead of this DATA frame.
@@ -185,6 +178,32 @@ struct Http2Session::Callbacks {
     }
     return static_cast<ssize_t>(n);
   }
+
+  static int sendData(nghttp2_session*, nghttp2_frame* frame, const uint8_t* header, size_t length,
+                      nghttp2_data_source*, void* user) {
+    Http2Session& s = self(user);
+    std::string* out = s.produceOut_;
+    // Over the caller's budget: nghttp2 offers the same frame again at the next produce().
+    if (out == nullptr || out->size() >= s.produceLimit_) return NGHTTP2_ERR_WOULDBLOCK;
+    int32_t id = frame->hd.stream_id;
+    Stream* st = s.find(id);
+    if (st == nullptr || st->outbox.size() - st->outboxOffset < length) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    out->append(reinterpret_cast<const char*>(header), 9);
+    size_t padding = frame->data.padlen;
+    if (padding > 0) out->push_back(static_cast<char>(padding - 1));
+    out->append(st->outbox, st->outboxOffset, length);
+    if (padding > 1) out->append(padding - 1, '\0');
+    st->outboxOffset += length;
+    if (st->outboxOffset == st->outbox.size()) {
+      st->outbox.clear();
+      st->outboxOffset = 0;
+    }
+    if (st->wasAboveHighWater && st->outbox.size() - st->outboxOffset < kLowWater) {
+      st->wasAboveHighWater = false;
+      s.events_.push_back({SessionEvent::Kind::kWritable, id});
+    }
+    return 0;
+  }
 };
 
 Result<std::unique_ptr<Http2Session>> Http2Session::create(Role role, SessionLimits limits) {
@@ -197,6 +216,7 @@ Result<std::unique_ptr<Http2Session>> Http2Session::create(Role role, SessionLim
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, Callbacks::onDataChunk);
   nghttp2_session_callbacks_set_on_stream_close_callback(cb, Callbacks::onStreamClose);
   nghttp2_session_callbacks_set_on_frame_send_callback(cb, Callbacks::onFrameSend);
+  nghttp2_session_callbacks_set_send_data_callback(cb, Callbacks::sendData);
   nghttp2_option* options = nullptr;
   nghttp2_option_new(&options);
   // The window reopens only for bytes the app has taken (consumed()).
@@ -236,16 +256,21 @@ Status Http2Session::receive(std::span<const uint8_t> bytes) {
 }
 
 Result<size_t> Http2Session::produce(std::string& out, size_t limit) {
-  size_t total = 0;
+  size_t before = out.size();
+  produceOut_ = &out;  // sendData appends DATA frames here
+  produceLimit_ = limit;
   while (out.size() < limit) {
     const uint8_t* data = nullptr;
     ssize_t n = nghttp2_session_mem_send(session_, &data);
-    if (n < 0) return fail(fmt::format("HTTP/2: {}", nghttp2_strerror(static_cast<int>(n))));
-    if (n == 0) return total;
+    if (n < 0) {
+      produceOut_ = nullptr;
+      return fail(fmt::format("HTTP/2: {}", nghttp2_strerror(static_cast<int>(n))));
+    }
+    if (n == 0) break;
     out.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
-    total += static_cast<size_t>(n);
   }
-  return total;
+  produceOut_ = nullptr;
+  return out.size() - before;
 }
 
 bool Http2Session::wantsWrite() const { return nghttp2_session_want_write(session_) != 0; }

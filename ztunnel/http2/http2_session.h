@@ -177,6 +177,8 @@ class Http2Session {
   size_t open_ = 0;  // streams not closed
   bool shutdown_ = false;
   bool peerWentAway_ = false;
+  std::string* produceOut_ = nullptr;  // the output of the produce() call under way
+  size_t produceLimit_ = 0;
 };
 
 }  // namespace sluice::ztunnel::http2

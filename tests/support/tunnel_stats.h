@@ -61,13 +61,20 @@ inline uint64_t openFileLimit(pid_t pid) {
   return 1024;
 }
 
-inline uint64_t rssKiB(pid_t pid) {
+// A "Name:   123 kB" field of /proc/<pid>/status, 0 when absent.
+inline uint64_t statusKiB(pid_t pid, std::string_view field) {
   std::ifstream status(fmt::format("/proc/{}/status", pid));
   std::string line;
   while (std::getline(status, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6));
+    if (line.starts_with(field) && line.size() > field.size() && line[field.size()] == ':') {
+      return std::stoull(line.substr(field.size() + 1));
+    }
   }
   return 0;
 }
+
+inline uint64_t rssKiB(pid_t pid) { return statusKiB(pid, "VmRSS"); }
+// The anonymous part of RSS: heap, stacks and receive buffers, not shared libraries' pages.
+inline uint64_t anonymousRssKiB(pid_t pid) { return statusKiB(pid, "RssAnon"); }
 
 }  // namespace sluice

@@ -18,6 +18,12 @@
 // used per second of the run; then HTTP/1.1 rows (runHttpRows: wrk against a static answer,
 // direct vs the mesh's L7 vs haproxy in mode http with mTLS). Absolute numbers on shared VMs
 // move; the ratios are the result.
+//
+// Every row also says what its work cost the path's proxies (both ztunnels; both haproxies for
+// the peer): cores, and CPU, context switches and system calls per MB, round trip, connection
+// or request (process_usage.h). --memory adds the memory rows (memory_bench.h), --json FILE
+// writes the machine-readable summary and --compare FILE prints this run next to an earlier one
+// (bench_report.h).
 #include <signal.h>
 #include <cstdlib>
 #include <unistd.h>
@@ -37,32 +43,15 @@
 #include "simcluster/mesh_run.h"
 #include "sluice/common/log.h"
 
+#include "bench_report.h"
+#include "memory_bench.h"
+#include "process_usage.h"
+
 using namespace sluice;
 using namespace sluice::sim;
 using nlohmann::json;
 
 namespace {
-
-// utime + stime of a process in seconds.
-double cpuSeconds(pid_t pid) {
-  std::ifstream in(fmt::format("/proc/{}/stat", pid));
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  size_t close = text.rfind(')');
-  if (close == std::string::npos) return 0;
-  std::istringstream rest(text.substr(close + 2));
-  std::string field;
-  unsigned long long utime = 0, stime = 0;
-  for (int i = 3; i <= 15 && rest >> field; ++i) {
-    if (i == 14) utime = std::stoull(field);
-    if (i == 15) stime = std::stoull(field);
-  }
-  return double(utime + stime) / double(::sysconf(_SC_CLK_TCK));
-}
-
-struct Sample {
-  double value = 0;
-  double tunnelCpu = 0;  // cores used by both ztunnels during the run
-};
 
 double median(std::vector<double> v) {
   if (v.empty()) return 0;
@@ -70,50 +59,89 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
+// One run of a load tool: its output, how long it took and what the path's proxies used.
+struct Measured {
+  std::string text;
+  double wallSeconds = 0;
+  bench::ProcessUsage proxies;
+  std::optional<uint64_t> syscalls;
+};
+
+// The repetitions of one (metric, path): values and what each run's work cost the proxies.
+struct Samples {
+  std::vector<double> values, cores, cpuMs, contextSwitches, syscalls;
+  bool syscallsKnown = true;
+  // `work`: units of work the run did (MB, round trips, connections, requests).
+  void add(double value, double work, const Measured& m) {
+    values.push_back(value);
+    cores.push_back(m.wallSeconds > 0 ? m.proxies.cpuSeconds / m.wallSeconds : 0);
+    if (work <= 0) return;
+    cpuMs.push_back(m.proxies.cpuSeconds * 1000 / work);
+    contextSwitches.push_back(double(m.proxies.contextSwitches) / work);
+    if (m.syscalls) {
+      syscalls.push_back(double(*m.syscalls) / work);
+    } else {
+      syscallsKnown = false;
+    }
+  }
+  bench::Row row(std::string metric, std::string unit, std::string path, std::string work, bool proxied) const {
+    bench::Row r{.metric = std::move(metric), .unit = std::move(unit), .path = std::move(path), .value = median(values)};
+    if (!proxied || values.empty()) return r;
+    r.work = std::move(work);
+    r.proxyCores = median(cores);
+    if (!cpuMs.empty()) {
+      r.cpuMsPerWork = median(cpuMs);
+      r.contextSwitchesPerWork = median(contextSwitches);
+      if (syscallsKnown && !syscalls.empty()) r.syscallsPerWork = median(syscalls);
+    }
+    return r;
+  }
+};
+
 class Bench {
  public:
-  Bench(Cluster& cluster, std::vector<std::unique_ptr<MeshNode>>& mesh) : cluster_(cluster), mesh_(mesh) {}
+  Bench(Cluster& cluster, std::string scratchDir) : cluster_(cluster), scratchDir_(std::move(scratchDir)) {}
 
-  // Runs `argv` in `pod`, returns its stdout's JSON (the last JSON line) and the tunnels' CPU.
-  std::optional<std::pair<json, double>> runJson(const std::string& pod, std::vector<std::string> argv,
-                                                 std::chrono::seconds timeout) {
-    auto res = runText(pod, std::move(argv), timeout);
-    if (!res) return std::nullopt;
-    const std::string& text = res->first;
-    json j = json::parse(text, nullptr, false);
-    if (j.is_discarded()) {
-      size_t last = text.rfind("\n{");
-      j = json::parse(last == std::string::npos ? text : text.substr(last + 1), nullptr, false);
-    }
-    if (j.is_discarded()) return std::nullopt;
-    return std::make_pair(j, res->second);
-  }
-
-  // Runs `argv` in `pod`, returns its stdout and the cores both tunnels used meanwhile.
-  std::optional<std::pair<std::string, double>> runText(const std::string& pod, std::vector<std::string> argv,
-                                                        std::chrono::seconds timeout) {
-    double cpuBefore = 0;
-    for (auto& m : mesh_) cpuBefore += cpuSeconds(m->tunnelPid());
+  // Runs `argv` in `pod` while watching `proxies`; returns its stdout and what they used.
+  std::optional<Measured> run(const std::string& pod, std::vector<std::string> argv, std::chrono::seconds timeout,
+                              const std::vector<pid_t>& proxies) {
+    auto counter = bench::SyscallCounter::start(proxies, scratchDir_);
+    bench::ProcessUsage before = bench::readUsage(proxies);
     auto wallStart = std::chrono::steady_clock::now();
     auto out = cluster_.runInPod(pod, {.argv = argv, .captureOutput = true});
     if (!out) return std::nullopt;
-    std::string text;
+    Measured m;
     char buf[65536];
     ssize_t n;
-    while ((n = ::read(out->stdoutPipe().get(), buf, sizeof(buf))) > 0) text.append(buf, static_cast<size_t>(n));
+    while ((n = ::read(out->stdoutPipe().get(), buf, sizeof(buf))) > 0) m.text.append(buf, static_cast<size_t>(n));
     auto code = out->wait(timeout);
-    double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wallStart).count();
-    double cpuAfter = 0;
-    for (auto& m : mesh_) cpuAfter += cpuSeconds(m->tunnelPid());
+    m.wallSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - wallStart).count();
+    m.proxies = bench::readUsage(proxies) - before;
+    if (counter) m.syscalls = counter->stop();
     if (!code || *code != 0) {
-      fmt::print(stderr, "  {} in {} failed: {}\n", argv[0], pod, text.substr(0, 300));
+      fmt::print(stderr, "  {} in {} failed: {}\n", argv[0], pod, m.text.substr(0, 300));
       return std::nullopt;
     }
-    return std::make_pair(text, (cpuAfter - cpuBefore) / wall);
+    return m;
   }
 
+  // run() for a tool printing JSON: the last JSON line of its output.
+  std::optional<std::pair<json, Measured>> runJson(const std::string& pod, std::vector<std::string> argv,
+                                                   std::chrono::seconds timeout, const std::vector<pid_t>& proxies) {
+    auto m = run(pod, std::move(argv), timeout, proxies);
+    if (!m) return std::nullopt;
+    json j = json::parse(m->text, nullptr, false);
+    if (j.is_discarded()) {
+      size_t last = m->text.rfind("\n{");
+      j = json::parse(last == std::string::npos ? m->text : m->text.substr(last + 1), nullptr, false);
+    }
+    if (j.is_discarded()) return std::nullopt;
+    return std::make_pair(std::move(j), std::move(*m));
+  }
+
+ private:
   Cluster& cluster_;
-  std::vector<std::unique_ptr<MeshNode>>& mesh_;
+  std::string scratchDir_;
 };
 
 struct Path {
@@ -191,10 +219,10 @@ Result<ChildProcess> startHttpApp(const Cluster& cluster, const std::string& pod
 }
 
 struct WrkResult {
-  double perSecond = 0, p50Us = 0, p99Us = 0;
+  double perSecond = 0, p50Us = 0, p99Us = 0, requests = 0;
 };
 
-// wrk's requests per second, p50 and p99 (us) from its --latency report.
+// wrk's requests per second, p50 and p99 (us) and request count from its --latency report.
 std::optional<WrkResult> parseWrk(const std::string& text) {
   auto value = [&](const std::string& label) -> std::optional<std::string> {
     size_t at = text.find(label);
@@ -214,46 +242,145 @@ std::optional<WrkResult> parseWrk(const std::string& text) {
   auto rps = value("Requests/sec:");
   auto p50 = value(" 50%");
   auto p99 = value(" 99%");
-  if (!rps || !p50 || !p99) return std::nullopt;
-  return WrkResult{std::strtod(rps->c_str(), nullptr), micros(*p50), micros(*p99)};
+  size_t countEnd = text.find(" requests in ");
+  if (!rps || !p50 || !p99 || countEnd == std::string::npos) return std::nullopt;
+  size_t countStart = text.find_last_of(" \n", countEnd - 1);
+  double requests = std::strtod(text.c_str() + (countStart == std::string::npos ? 0 : countStart + 1), nullptr);
+  return WrkResult{std::strtod(rps->c_str(), nullptr), micros(*p50), micros(*p99), requests};
 }
 
-void runHttpRows(Bench& bench, const Cluster& cluster, int seconds, int repeat) {
+// Whose CPU a path's rows count: both tunnels, both haproxies of the peer, or nobody (direct).
+struct Proxies {
+  std::vector<pid_t> tunnels, peer;
+};
+
+void runHttpRows(Bench& bench, const Cluster& cluster, int seconds, int repeat, const Proxies& proxies,
+                 std::vector<bench::Row>& rows) {
   struct HttpPath {
     const char* name;
     const char* client;
     std::string url;
+    const std::vector<pid_t>* proxies;
   };
+  const std::vector<pid_t> none;
   const HttpPath paths[] = {
-      {"direct", "c-direct", fmt::format("http://{}:{}/", cluster.pod("s-direct")->ipv4, kHttpAppPort)},
-      {"mesh L7 mTLS", "c-mesh", fmt::format("http://{}/", kBenchHttpVip)},
-      {"haproxy http mTLS", "c-direct", fmt::format("http://127.0.0.1:2{}/", kHttpAppPort)},
+      {"direct", "c-direct", fmt::format("http://{}:{}/", cluster.pod("s-direct")->ipv4, kHttpAppPort), &none},
+      {"mesh L7 mTLS", "c-mesh", fmt::format("http://{}/", kBenchHttpVip), &proxies.tunnels},
+      {"haproxy http mTLS", "c-direct", fmt::format("http://127.0.0.1:2{}/", kHttpAppPort), &proxies.peer},
   };
-  double rps[3] = {}, p50[3] = {}, p99[3] = {}, cpu[3] = {};
+  Samples rps[3], p50[3], p99[3];
   for (size_t p = 0; p < std::size(paths); ++p) {
     fmt::print(stderr, "measuring HTTP {} ...\n", paths[p].name);
-    std::vector<double> r, m, l, c;
     for (int i = 0; i < repeat; ++i) {
-      auto res = bench.runText(paths[p].client, {"wrk", "-t1", "-c16", fmt::format("-d{}s", seconds), "--latency", paths[p].url},
-                               std::chrono::seconds(seconds + 30));
-      auto parsed = res ? parseWrk(res->first) : std::nullopt;
+      auto res = bench.run(paths[p].client, {"wrk", "-t1", "-c16", fmt::format("-d{}s", seconds), "--latency", paths[p].url},
+                           std::chrono::seconds(seconds + 30), *paths[p].proxies);
+      auto parsed = res ? parseWrk(res->text) : std::nullopt;
       if (!parsed) continue;
-      r.push_back(parsed->perSecond);
-      m.push_back(parsed->p50Us);
-      l.push_back(parsed->p99Us);
-      c.push_back(res->second);
+      rps[p].add(parsed->perSecond, parsed->requests, *res);
+      p50[p].add(parsed->p50Us, parsed->requests, *res);
+      p99[p].add(parsed->p99Us, parsed->requests, *res);
     }
-    rps[p] = median(r);
-    p50[p] = median(m);
-    p99[p] = median(l);
-    cpu[p] = median(c);
   }
-  fmt::print("\nHTTP/1.1 keep-alive, wrk -c16 (median of {}; tunnel CPU = cores used by both ztunnels)\n", repeat);
+  double peerRps = median(rps[2].values), peerP99 = median(p99[2].values);
+  fmt::print("\nHTTP/1.1 keep-alive, wrk -c16 (median of {}; proxy CPU = cores used by both ztunnels, or both haproxies)\n",
+             repeat);
   fmt::print("{:<20} {:>12} {:>12} {:>12} {:>26} {:>12}\n", "path", "req/s", "p50 [us]", "p99 [us]",
-             "vs haproxy (req/s, p99)", "tunnel CPU");
+             "vs haproxy (req/s, p99)", "proxy CPU");
+  double directRps = median(rps[0].values), directP50 = median(p50[0].values), directP99 = median(p99[0].values);
   for (size_t p = 0; p < std::size(paths); ++p) {
-    std::string ratio = rps[2] > 0 && p99[2] > 0 ? fmt::format("{:.2f}x, {:.2f}x", rps[p] / rps[2], p99[p] / p99[2]) : "-";
-    fmt::print("{:<20} {:>12.0f} {:>12.0f} {:>12.0f} {:>26} {:>12.2f}\n", paths[p].name, rps[p], p50[p], p99[p], ratio, cpu[p]);
+    bool proxied = !paths[p].proxies->empty();
+    bench::Row r = rps[p].row("HTTP keep-alive", "req/s", paths[p].name, "request", proxied);
+    bench::Row l50 = p50[p].row("HTTP keep-alive p50", "us", paths[p].name, "request", false);
+    bench::Row l99 = p99[p].row("HTTP keep-alive p99", "us", paths[p].name, "request", false);
+    if (directRps > 0) r.ratioToDirect = r.value / directRps;
+    if (directP50 > 0) l50.ratioToDirect = l50.value / directP50;
+    if (directP99 > 0) l99.ratioToDirect = l99.value / directP99;
+    if (peerRps > 0) r.ratioToPeer = r.value / peerRps;
+    if (peerP99 > 0) l99.ratioToPeer = l99.value / peerP99;
+    std::string ratio = r.ratioToPeer && l99.ratioToPeer ? fmt::format("{:.2f}x, {:.2f}x", *r.ratioToPeer, *l99.ratioToPeer) : "-";
+    fmt::print("{:<20} {:>12.0f} {:>12.0f} {:>12.0f} {:>26} {:>12.2f}\n", paths[p].name, r.value, l50.value, l99.value, ratio,
+               r.proxyCores);
+    rows.push_back(std::move(r));
+    rows.push_back(std::move(l50));
+    rows.push_back(std::move(l99));
+  }
+}
+
+// The L4 rows: for each path, throughput (1 and 4 streams), ping-pong latency and connection
+// rate; ratios to direct (the first path) and to the peer (the last).
+void runL4Rows(Bench& bench, const Cluster& cluster, int seconds, int repeat, const Proxies& proxies,
+               std::vector<bench::Row>& rows) {
+  const Path paths[] = {{"direct", "c-direct", "s-direct"},
+                        {"one tunnel", "c-mesh", "s-direct"},
+                        {"two tunnels", "c-mesh", "s-mesh"},
+                        {"two tunnels mTLS", "c-mesh", "s-mtls"},
+                        {"haproxy mTLS (peer)", "c-direct", "s-direct", true}};
+  constexpr size_t kPaths = std::size(paths);
+  struct Metric {
+    const char* name;
+    const char* unit;
+    const char* work;
+  };
+  const Metric metrics[] = {{"throughput, 1 stream", "Gbit/s", "MB"},    {"throughput, 4 streams", "Gbit/s", "MB"},
+                            {"ping-pong 1 B p50", "us", "round trip"},   {"ping-pong 1 B p99", "us", "round trip"},
+                            {"new connections (CRR)", "conn/s", "connection"}};
+  constexpr size_t kMetrics = std::size(metrics);
+  std::vector<std::vector<bench::Row>> table(kMetrics);  // [metric][path]
+  const std::vector<pid_t> none;
+  for (size_t p = 0; p < kPaths; ++p) {
+    std::string ip = paths[p].viaLocalProxy ? "127.0.0.1" : cluster.pod(paths[p].server)->ipv4;
+    auto port = [&](int appPort) { return paths[p].viaLocalProxy ? 20000 + appPort : appPort; };
+    const std::vector<pid_t>& watched = p == 0 ? none : paths[p].viaLocalProxy ? proxies.peer : proxies.tunnels;
+    fmt::print(stderr, "measuring {} ...\n", paths[p].name);
+    std::vector<Samples> samples(kMetrics);
+    for (int r = 0; r < repeat; ++r) {
+      for (int streams : {1, 4}) {
+        auto res = bench.runJson(paths[p].client, {"iperf3", "-c", ip, "-p", std::to_string(port(5201)), "-t", std::to_string(seconds),
+                                                   "-P", std::to_string(streams), "-J"},
+                                 std::chrono::seconds(seconds + 30), watched);
+        if (!res) continue;
+        const json& received = res->first["end"]["sum_received"];
+        samples[streams == 1 ? 0 : 1].add(received["bits_per_second"].get<double>() / 1e9,
+                                          received["bytes"].get<double>() / 1e6, res->second);
+      }
+      constexpr int kRoundTrips = 5000;
+      if (auto res = bench.runJson(paths[p].client, {siblingProgram("sluice-tcpcheck"), "pingpong", "--to",
+                                                     withPort(ip, port(8080)), "--count", std::to_string(kRoundTrips)},
+                                   std::chrono::seconds(60), watched)) {
+        samples[2].add(res->first["p50_us"].get<double>(), kRoundTrips, res->second);
+        samples[3].add(res->first["p99_us"].get<double>(), kRoundTrips, res->second);
+      }
+      if (auto res = bench.runJson(paths[p].client, {siblingProgram("sluice-tcpcheck"), "crr", "--to",
+                                                     withPort(ip, port(8080)), "--seconds", std::to_string(seconds)},
+                                   std::chrono::seconds(seconds + 30), watched)) {
+        samples[4].add(res->first["per_second"].get<double>(), res->first["connections"].get<double>(), res->second);
+      }
+    }
+    for (size_t m = 0; m < kMetrics; ++m) {
+      table[m].push_back(samples[m].row(metrics[m].name, metrics[m].unit, paths[p].name, metrics[m].work, p != 0));
+    }
+  }
+  for (size_t m = 0; m < kMetrics; ++m) {
+    double direct = table[m][0].value, peer = table[m][kPaths - 1].value;
+    for (auto& r : table[m]) {
+      if (direct > 0) r.ratioToDirect = r.value / direct;
+      if (peer > 0) r.ratioToPeer = r.value / peer;
+    }
+  }
+  fmt::print("\nSluice data path vs direct, same run (median of {}; tunnel CPU = cores used by both ztunnels)\n",
+             repeat);
+  fmt::print("{:<28} {:>10} {:>18} {:>18} {:>18} {:>18} {:>10}   {}\n", "metric", "direct", "one tunnel",
+             "two tunnels", "two, mTLS", "haproxy mTLS", "mTLS/peer", "tunnel CPU 1/2/mTLS");
+  for (size_t m = 0; m < kMetrics; ++m) {
+    const auto& row = table[m];
+    auto cell = [&](size_t p) { return fmt::format("{:.1f} ({:.2f}x)", row[p].value, row[p].ratioToDirect.value_or(0)); };
+    fmt::print("{:<28} {:>10} {:>18} {:>18} {:>18} {:>18} {:>10}   {:.2f} / {:.2f} / {:.2f}\n",
+               fmt::format("{} [{}]", metrics[m].name, metrics[m].unit), fmt::format("{:.1f}", row[0].value), cell(1),
+               cell(2), cell(3), cell(4), fmt::format("{:.2f}x", row[3].ratioToPeer.value_or(0)), row[1].proxyCores,
+               row[2].proxyCores, row[3].proxyCores);
+  }
+  for (auto& metricRows : table) {
+    for (auto& r : metricRows) rows.push_back(std::move(r));
   }
 }
 
@@ -267,12 +394,25 @@ int main(int argc, char** argv) {
   int seconds = 3, repeat = 3;
   app.add_option("--seconds", seconds, "length of each throughput and connection-rate run")->capture_default_str();
   app.add_option("--repeat", repeat, "runs per metric (the median is reported)")->capture_default_str();
-  bool httpOnly = false;
+  bool httpOnly = false, memory = false;
   app.add_flag("--http-only", httpOnly, "only the HTTP/1.1 rows (L7 in the tunnel vs haproxy mode http)");
+  app.add_flag("--memory", memory, "first, on fresh tunnels: RSS idle with 100 enrolled pods and per idle connection");
+  std::string jsonPath, comparePath;
+  app.add_option("--json", jsonPath, "write the machine-readable summary here");
+  app.add_option("--compare", comparePath, "an earlier --json summary: print this run next to it")->check(CLI::ExistingFile);
   CLI11_PARSE(app, argc, argv);
   if (::geteuid() != 0) {
     fmt::print(stderr, "sluice-bench: must run as root\n");
     return 1;
+  }
+  std::optional<std::vector<bench::Row>> earlier;
+  if (!comparePath.empty()) {
+    std::ifstream in(comparePath);
+    earlier = bench::rowsFromJson(json::parse(in, nullptr, false));
+    if (!earlier) {
+      fmt::print(stderr, "sluice-bench: {} is not a sluice-bench --json summary\n", comparePath);
+      return 1;
+    }
   }
   auto run = startMeshRun(2);
   if (!run) {
@@ -325,87 +465,43 @@ int main(int argc, char** argv) {
   }
   ::usleep(300000);  // iperf3 -s binds asynchronously
 
-  Bench bench(cluster, mesh);
+  std::vector<bench::Row> rows;
+  if (memory) {
+    fmt::print(stderr, "measuring memory ...\n");
+    auto memoryRows = bench::runMemoryRows(cluster, mesh);
+    if (!memoryRows) {
+      fmt::print(stderr, "sluice-bench: memory rows: {}\n", memoryRows.error().message());
+      return 1;
+    }
+    fmt::print("\nMemory (fresh tunnels, before any other traffic)\n");
+    for (const auto& r : *memoryRows) fmt::print("{:<28} {:<24} {:>10.1f} {}\n", r.metric, r.path, r.value, r.unit);
+    rows.insert(rows.end(), memoryRows->begin(), memoryRows->end());
+  }
+
+  Bench bench(cluster, cluster.node(0).stateDir);
   auto peer = startHaproxyPeer(cluster, *controller);
   if (!peer) {
     fmt::print(stderr, "sluice-bench: haproxy peer: {}\n", peer.error().message());
     return 1;
   }
-  const Path paths[] = {{"direct", "c-direct", "s-direct"},
-                        {"one tunnel", "c-mesh", "s-direct"},
-                        {"two tunnels", "c-mesh", "s-mesh"},
-                        {"two tunnels mTLS", "c-mesh", "s-mtls"},
-                        {"haproxy mTLS (peer)", "c-direct", "s-direct", true}};
-  constexpr size_t kPaths = std::size(paths);
-  struct Metric {
-    const char* name;
-    const char* unit;
-    bool higherIsBetter;
-  };
-  const Metric metrics[] = {{"throughput, 1 stream", "Gbit/s", true}, {"throughput, 4 streams", "Gbit/s", true},
-                            {"ping-pong 1 B p50", "us", false},      {"ping-pong 1 B p99", "us", false},
-                            {"new connections (CRR)", "conn/s", true}};
-  // results[metric][path] = (median value, median tunnel CPU)
-  std::vector<std::vector<std::pair<double, double>>> results(std::size(metrics),
-                                                              std::vector<std::pair<double, double>>(kPaths));
-  for (size_t p = 0; p < kPaths && !httpOnly; ++p) {
-    std::string ip = paths[p].viaLocalProxy ? "127.0.0.1" : cluster.pod(paths[p].server)->ipv4;
-    auto port = [&](int appPort) { return paths[p].viaLocalProxy ? 20000 + appPort : appPort; };
-    fmt::print(stderr, "measuring {} ...\n", paths[p].name);
-    std::vector<std::vector<double>> values(std::size(metrics)), cpu(std::size(metrics));
-    for (int r = 0; r < repeat; ++r) {
-      for (int streams : {1, 4}) {
-        auto res = bench.runJson(paths[p].client, {"iperf3", "-c", ip, "-p", std::to_string(port(5201)), "-t", std::to_string(seconds),
-                                                   "-P", std::to_string(streams), "-J"},
-                                 std::chrono::seconds(seconds + 30));
-        if (!res) continue;
-        size_t m = streams == 1 ? 0 : 1;
-        values[m].push_back(res->first["end"]["sum_received"]["bits_per_second"].get<double>() / 1e9);
-        cpu[m].push_back(res->second);
-      }
-      if (auto res = bench.runJson(paths[p].client, {siblingProgram("sluice-tcpcheck"), "pingpong", "--to",
-                                                     withPort(ip, port(8080)), "--count", "5000"},
-                                   std::chrono::seconds(60))) {
-        values[2].push_back(res->first["p50_us"].get<double>());
-        values[3].push_back(res->first["p99_us"].get<double>());
-        cpu[2].push_back(res->second);
-        cpu[3].push_back(res->second);
-      }
-      if (auto res = bench.runJson(paths[p].client, {siblingProgram("sluice-tcpcheck"), "crr", "--to",
-                                                     withPort(ip, port(8080)), "--seconds", std::to_string(seconds)},
-                                   std::chrono::seconds(seconds + 30))) {
-        values[4].push_back(res->first["per_second"].get<double>());
-        cpu[4].push_back(res->second);
-      }
-    }
-    for (size_t m = 0; m < std::size(metrics); ++m) results[m][p] = {median(values[m]), median(cpu[m])};
+  Proxies proxies;
+  for (auto& m : mesh) proxies.tunnels.push_back(m->tunnelPid());
+  for (auto& p : *peer) proxies.peer.push_back(p.pid());
+  if (!httpOnly) runL4Rows(bench, cluster, seconds, repeat, proxies, rows);
+  runHttpRows(bench, cluster, seconds, repeat, proxies, rows);
+  fmt::print("\nWhat the work cost the proxies (both ztunnels; both haproxies for the peer; median of {})\n", repeat);
+  fmt::print("{}", bench::costTable(rows));
+  if (earlier) fmt::print("\nThis run next to {}\n{}", comparePath, bench::comparison(*earlier, rows));
+  if (!jsonPath.empty()) {
+    std::ofstream out(jsonPath);
+    out << bench::toJson(rows, seconds, repeat).dump(2) << "\n";
+    if (!out) fmt::print(stderr, "sluice-bench: could not write {}\n", jsonPath);
   }
 
   // Servers, peer and mesh stop before the cluster goes.
-  auto finish = [&] {
-    runHttpRows(bench, cluster, seconds, repeat);
-    servers.clear();
-    peer->clear();
-    mesh.clear();
-    (void)controller->stop();
-    return cluster.destroy() ? 0 : 1;
-  };
-  if (httpOnly) return finish();
-  fmt::print("\nSluice data path vs direct, same run (median of {}; tunnel CPU = cores used by both ztunnels)\n",
-             repeat);
-  fmt::print("{:<28} {:>10} {:>18} {:>18} {:>18} {:>18} {:>10}   {}\n", "metric", "direct", "one tunnel",
-             "two tunnels", "two, mTLS", "haproxy mTLS", "mTLS/peer", "tunnel CPU 1/2/mTLS");
-  for (size_t m = 0; m < std::size(metrics); ++m) {
-    double base = results[m][0].first;
-    auto cell = [&](size_t p) {
-      double v = results[m][p].first;
-      return fmt::format("{:.1f} ({:.2f}x)", v, base > 0 ? v / base : 0.0);
-    };
-    double peerValue = results[m][4].first;
-    fmt::print("{:<28} {:>10} {:>18} {:>18} {:>18} {:>18} {:>10}   {:.2f} / {:.2f} / {:.2f}\n",
-               fmt::format("{} [{}]", metrics[m].name, metrics[m].unit), fmt::format("{:.1f}", base), cell(1), cell(2),
-               cell(3), cell(4), fmt::format("{:.2f}x", peerValue > 0 ? results[m][3].first / peerValue : 0.0),
-               results[m][1].second, results[m][2].second, results[m][3].second);
-  }
-  return finish();
+  servers.clear();
+  peer->clear();
+  mesh.clear();
+  (void)controller->stop();
+  return cluster.destroy() ? 0 : 1;
 }

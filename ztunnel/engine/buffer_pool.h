@@ -24,11 +24,12 @@ struct BufferPoolOptions {
   uint32_t smallCount = 1024;
   uint32_t smallSize = 4 * 1024;
   // The kernel takes buffers from a ring in FIFO order, so under traffic every buffer of a
-  // ring ends up resident: the counts are what a warm worker holds (4 + 16 MiB). Giving pages
-  // back while idle needs care: a buffer the kernel filled for a completion not yet seen must
-  // not be dropped (left for the memory work of the performance issue).
+  // ring ends up resident: the counts are what a busy worker holds (4 + 16 MiB); an idle one
+  // gives the pages back (releaseIfIdle).
   uint32_t largeCount = 256;
   uint32_t largeSize = 64 * 1024;
+  // Ticks (about a second each) with no buffer taken before an idle worker's pages go back.
+  uint32_t releaseAfterQuietTicks = 5;
 };
 
 // What one pod's connections may hold of a worker's buffers (worker-thread only).
@@ -42,7 +43,9 @@ struct BufferShare {
 class BufferPool {
  public:
   enum class Size { kSmall, kLarge };
-  static Result<BufferPool> create(io_uring* ring, const BufferPoolOptions& options);
+  // `mayReleasePages`: the kernel fills buffers only inside this thread's io_uring_enter (a
+  // DEFER_TASKRUN ring), the condition for releaseIfIdle to be safe.
+  static Result<BufferPool> create(io_uring* ring, const BufferPoolOptions& options, bool mayReleasePages);
 
   uint16_t group(Size size) const { return size == Size::kSmall ? small_->group() : large_->group(); }
   uint32_t bufferSize(Size size) const { return size == Size::kSmall ? small_->bufferSize() : large_->bufferSize(); }
@@ -55,10 +58,24 @@ class BufferPool {
   bool takeRecycledFlag() { return std::exchange(recycled_, false); }
   uint32_t inUse() const { return small_->inUse() + large_->inUse(); }
 
+  // The loop's tick: counts ticks with no buffer taken.
+  void tick() { ++quietTicks_; }
+  // Memory follows load: when no buffer is held and none was taken for a few ticks, every
+  // buffer's pages go back to the kernel; true when they did. The caller guarantees that the
+  // kernel holds no filled buffer whose completion is unseen: the loop calls it after a
+  // batch, with the completion queue drained, and on a DEFER_TASKRUN ring the kernel picks
+  // and fills a provided buffer only inside the loop's next io_uring_enter.
+  bool releaseIfIdle();
+  // Pages of buffers may be resident (a buffer was taken since the last release).
+  bool resident() const { return resident_; }
+
  private:
   BufferPool() = default;
   std::optional<BufferRing> small_, large_;
   bool recycled_ = false;
+  bool mayReleasePages_ = false;
+  bool resident_ = false;
+  uint32_t quietTicks_ = 0, releaseAfterQuietTicks_ = 0;
 };
 
 }  // namespace sluice::ztunnel

@@ -20,7 +20,7 @@ enum LoopOp : uint8_t { kWake = 1, kTick = 2, kIgnored = 3 };
 
 Result<std::unique_ptr<EventLoop>> EventLoop::create(const EventLoopOptions& options) {
   SLUICE_TRY_ASSIGN(ring, Ring::create(options.ringEntries));
-  SLUICE_TRY_ASSIGN(buffers, BufferPool::create(ring.get(), options.buffers));
+  SLUICE_TRY_ASSIGN(buffers, BufferPool::create(ring.get(), options.buffers, ring.features().deferTaskrun));
   UniqueFd wake(::eventfd(0, EFD_CLOEXEC));
   if (!wake) return failErrno("event loop eventfd");
   std::unique_ptr<EventLoop> loop(new EventLoop(std::move(ring), std::move(buffers), std::move(wake), options));
@@ -116,6 +116,9 @@ void EventLoop::afterBatch() {
   }
   graveyard_.clear();
   releaseFreedMemory();
+  // Every completion of this round has been handled (none left in the CQ): no buffer the
+  // kernel filled is unseen, the condition for giving idle buffers' pages back.
+  if (buffers_.resident() && io_uring_cq_ready(ring_.get()) == 0) buffers_.releaseIfIdle();
 }
 
 // Memory follows load: once the handler count fell to half of its peak (a burst of connections
@@ -136,6 +139,7 @@ void EventLoop::handle(io_uring_cqe* cqe) {
       armWake();
     } else if (t.op == kTick) {
       forEach([this](IoHandler& h) { h.onTick(now_); });
+      buffers_.tick();
       armTick();
     }
     return;

@@ -3,6 +3,7 @@
 #include <netinet/in.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -94,7 +95,7 @@ Result<BufferRing> BufferRing::create(io_uring* ring, uint16_t groupId, uint32_t
   if (uint32_t(idBase) + count > 65536) return fail("buffer ids must fit 16 bits");
   BufferRing b;
   b.idBase_ = idBase;
-  b.ring_ = ring;
+  b.ringFd_ = ring->ring_fd;
   b.group_ = groupId;
   b.count_ = count;
   b.size_ = size;
@@ -124,16 +125,24 @@ Result<BufferRing> BufferRing::create(io_uring* ring, uint16_t groupId, uint32_t
 }
 
 BufferRing::BufferRing(BufferRing&& o) noexcept
-    : ring_(o.ring_), br_(std::exchange(o.br_, nullptr)), ringBytes_(o.ringBytes_),
+    : ringFd_(o.ringFd_), br_(std::exchange(o.br_, nullptr)), ringBytes_(o.ringBytes_),
       storage_(std::exchange(o.storage_, nullptr)), storageBytes_(o.storageBytes_), group_(o.group_), idBase_(o.idBase_),
       count_(o.count_), size_(o.size_), inUse_(o.inUse_) {}
 
 BufferRing::~BufferRing() {
   if (br_ != nullptr) {
-    io_uring_unregister_buf_ring(ring_, group_);
+    // By the ring's descriptor, not a pointer to its io_uring struct: a Ring moves (into its
+    // EventLoop), its descriptor does not.
+    io_uring_buf_reg reg{};
+    reg.bgid = group_;
+    ::syscall(__NR_io_uring_register, ringFd_, IORING_UNREGISTER_PBUF_RING, &reg, 1);
     ::munmap(br_, ringBytes_);
   }
   if (storage_ != nullptr) ::munmap(storage_, storageBytes_);
+}
+
+void BufferRing::releasePages() {
+  if (storage_ != nullptr) ::madvise(storage_, storageBytes_, MADV_DONTNEED);
 }
 
 void BufferRing::recycle(uint16_t id) {

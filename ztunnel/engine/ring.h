@@ -70,11 +70,15 @@ class BufferRing {
   uint32_t count() const { return count_; }
   uint32_t inUse() const { return inUse_; }
   void taken() { ++inUse_; }
+  // Gives the pages of every buffer back to the kernel (the next receive into one faults in a
+  // fresh page). Only with none held (inUse() == 0) and no completion unseen: see
+  // BufferPool::releaseIfIdle.
+  void releasePages();
 
 
  private:
   BufferRing() = default;
-  io_uring* ring_ = nullptr;
+  int ringFd_ = -1;  // the io_uring the buffers are registered with
   io_uring_buf_ring* br_ = nullptr;
   size_t ringBytes_ = 0;
   uint8_t* storage_ = nullptr;

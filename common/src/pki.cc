@@ -147,4 +147,14 @@ std::string issuedToNode(X509* cert) {
   return unit.substr(kIssuedToNodePrefix.size());
 }
 
+std::optional<int64_t> revocationCovering(const std::map<std::string, int64_t>& revokedAt, const std::string& node,
+                                          std::chrono::system_clock::time_point issuedAt) {
+  if (node.empty()) return std::nullopt;
+  auto it = revokedAt.find(node);
+  if (it == revokedAt.end()) return std::nullopt;
+  int64_t issued = std::chrono::duration_cast<std::chrono::seconds>(issuedAt.time_since_epoch()).count();
+  if (issued > it->second) return std::nullopt;
+  return it->second;
+}
+
 }  // namespace sluice::pki

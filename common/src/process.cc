@@ -12,6 +12,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <map>
 
 
@@ -378,6 +379,17 @@ Result<std::string> readLine(UniqueFd& pipe, std::chrono::milliseconds timeout) 
     if (c == '\n') return line;
     line.push_back(c);
   }
+}
+
+uint64_t procStatusValue(const std::string& statusFile, std::string_view field) {
+  std::ifstream status(statusFile);
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.size() > field.size() && line.starts_with(field) && line[field.size()] == ':') {
+      return std::strtoull(line.c_str() + field.size() + 1, nullptr, 10);
+    }
+  }
+  return 0;
 }
 
 std::string siblingProgram(std::string_view name) {

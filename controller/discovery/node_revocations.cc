@@ -6,6 +6,7 @@
 
 #include "sluice/common/files.h"
 #include "sluice/common/k8s_names.h"
+#include "sluice/common/pki.h"
 
 namespace sluice::controller {
 
@@ -55,13 +56,10 @@ NodeRevocations NodeRevocations::with(const std::string& node, Clock::time_point
 }
 
 Status NodeRevocations::check(const std::string& node, Clock::time_point issuedAt) const {
-  auto it = revokedAt_.find(node);
-  if (it == revokedAt_.end()) return {};
+  auto revoked = pki::revocationCovering(revokedAt_, node, issuedAt);
+  if (!revoked) return {};
   int64_t issued = std::chrono::duration_cast<std::chrono::seconds>(issuedAt.time_since_epoch()).count();
-  // At or before: a credential issued in the same second as the revocation is refused too
-  // (fail closed; the operator re-admits a node with a credential issued later).
-  if (issued > it->second) return {};
-  return fail(fmt::format("node {} was revoked at {} (Unix seconds); its credential was issued at {}", node, it->second, issued));
+  return fail(fmt::format("node {} was revoked at {} (Unix seconds); its credential was issued at {}", node, *revoked, issued));
 }
 
 std::string revocationFileIn(const std::string& caDir) { return caDir + "/revoked-nodes.json"; }

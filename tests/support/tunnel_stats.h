@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "simcluster/mesh_node.h"
+#include "sluice/common/process.h"
 
 namespace sluice {
 
@@ -61,20 +62,8 @@ inline uint64_t openFileLimit(pid_t pid) {
   return 1024;
 }
 
-// A "Name:   123 kB" field of /proc/<pid>/status, 0 when absent.
-inline uint64_t statusKiB(pid_t pid, std::string_view field) {
-  std::ifstream status(fmt::format("/proc/{}/status", pid));
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.starts_with(field) && line.size() > field.size() && line[field.size()] == ':') {
-      return std::stoull(line.substr(field.size() + 1));
-    }
-  }
-  return 0;
-}
-
-inline uint64_t rssKiB(pid_t pid) { return statusKiB(pid, "VmRSS"); }
+inline uint64_t rssKiB(pid_t pid) { return procStatusValue(fmt::format("/proc/{}/status", pid), "VmRSS"); }
 // The anonymous part of RSS: heap, stacks and receive buffers, not shared libraries' pages.
-inline uint64_t anonymousRssKiB(pid_t pid) { return statusKiB(pid, "RssAnon"); }
+inline uint64_t anonymousRssKiB(pid_t pid) { return procStatusValue(fmt::format("/proc/{}/status", pid), "RssAnon"); }
 
 }  // namespace sluice

@@ -5,21 +5,20 @@
 
 #include <fmt/format.h>
 
+#include "sluice/common/files.h"
+
 #include <filesystem>
-#include <fstream>
 #include <sstream>
 
 namespace sluice::bench {
 namespace {
 
-std::string readFile(const std::string& path) {
-  std::ifstream in(path);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
+// The file's text, "" when it cannot be read (a process that is gone).
+std::string textOf(const std::string& path) { return readFile(path).value_or(""); }
 
 // utime + stime (fields 14 and 15 of /proc/<pid>/stat, all threads), in seconds.
 double cpuSecondsOf(pid_t pid) {
-  std::string text = readFile(fmt::format("/proc/{}/stat", pid));
+  std::string text = textOf(fmt::format("/proc/{}/stat", pid));
   size_t close = text.rfind(')');
   if (close == std::string::npos || close + 2 > text.size()) return 0;
   std::istringstream rest(text.substr(close + 2));
@@ -32,21 +31,14 @@ double cpuSecondsOf(pid_t pid) {
   return double(utime + stime) / double(::sysconf(_SC_CLK_TCK));
 }
 
-// The value of "Name:\t123" in a /proc status file, 0 when absent.
-uint64_t statusField(const std::string& text, std::string_view name) {
-  size_t at = text.find(fmt::format("\n{}:", name));
-  if (at == std::string::npos) return 0;
-  return std::strtoull(text.c_str() + at + name.size() + 2, nullptr, 10);
-}
-
 }  // namespace
 
 ProcessUsage readUsage(pid_t pid) {
   ProcessUsage usage{.cpuSeconds = cpuSecondsOf(pid)};
   std::error_code ec;
   for (const auto& task : std::filesystem::directory_iterator(fmt::format("/proc/{}/task", pid), ec)) {
-    std::string status = readFile(task.path().string() + "/status");
-    usage.contextSwitches += statusField(status, "voluntary_ctxt_switches") + statusField(status, "nonvoluntary_ctxt_switches");
+    std::string status = task.path().string() + "/status";
+    usage.contextSwitches += procStatusValue(status, "voluntary_ctxt_switches") + procStatusValue(status, "nonvoluntary_ctxt_switches");
   }
   return usage;
 }
@@ -57,8 +49,8 @@ ProcessUsage readUsage(const std::vector<pid_t>& pids) {
   return total;
 }
 
-uint64_t rssKiB(pid_t pid) { return statusField(readFile(fmt::format("/proc/{}/status", pid)), "VmRSS"); }
-uint64_t anonymousRssKiB(pid_t pid) { return statusField(readFile(fmt::format("/proc/{}/status", pid)), "RssAnon"); }
+uint64_t rssKiB(pid_t pid) { return procStatusValue(fmt::format("/proc/{}/status", pid), "VmRSS"); }
+uint64_t anonymousRssKiB(pid_t pid) { return procStatusValue(fmt::format("/proc/{}/status", pid), "RssAnon"); }
 
 std::optional<uint64_t> parsePerfSyscalls(const std::string& text) {
   // CSV lines: "<count>,<unit>,<event>,..."; "<not counted>" or "<not supported>" instead of a
@@ -94,7 +86,7 @@ std::optional<SyscallCounter> SyscallCounter::start(const std::vector<pid_t>& pi
 std::optional<uint64_t> SyscallCounter::stop() {
   (void)perf_.signal(SIGINT);  // perf stat prints its counts when interrupted
   if (!perf_.wait(std::chrono::seconds(10))) return std::nullopt;
-  auto count = parsePerfSyscalls(readFile(output_));
+  auto count = parsePerfSyscalls(textOf(output_));
   std::filesystem::remove(output_);
   return count;
 }

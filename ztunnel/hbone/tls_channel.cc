@@ -205,8 +205,6 @@ size_t TlsChannel::takeCiphertext(std::string& out) {
   return n;
 }
 
-bool TlsChannel::hasCiphertext() const { return !buffers_->pending.empty(); }
-
 std::string TlsChannel::peerIdentity() const {
   X509* peer = SSL_get0_peer_certificate(ssl_.get());
   if (peer == nullptr) return {};

@@ -54,7 +54,6 @@ class TlsChannel {
   void close();
   // Appends the ciphertext waiting to be sent to `out`; returns how much.
   size_t takeCiphertext(std::string& out);
-  bool hasCiphertext() const;
 
   // The peer's SPIFFE ID (its certificate's one spiffe:// URI SAN), "" when none or several.
   std::string peerIdentity() const;

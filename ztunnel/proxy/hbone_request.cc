@@ -1,5 +1,7 @@
 #include "proxy/hbone_request.h"
 
+#include "sluice/common/pki.h"
+
 #include <fmt/format.h>
 
 #include "sluice/common/k8s_names.h"
@@ -39,12 +41,9 @@ std::string peerIdentityVerdict(const PeerCheck& c) {
 
 std::string revokedIssuerVerdict(const std::map<std::string, int64_t>& revoked, const std::string& issuedTo,
                                  std::chrono::system_clock::time_point issuedAt) {
-  if (issuedTo.empty() || revoked.empty()) return "";
-  auto it = revoked.find(issuedTo);
-  if (it == revoked.end()) return "";
-  int64_t issued = std::chrono::duration_cast<std::chrono::seconds>(issuedAt.time_since_epoch()).count();
-  if (issued > it->second) return "";
-  return fmt::format("its certificate was issued to node {}, revoked at {} (Unix seconds)", issuedTo, it->second);
+  auto revokedAt = pki::revocationCovering(revoked, issuedTo, issuedAt);
+  if (!revokedAt) return "";
+  return fmt::format("its certificate was issued to node {}, revoked at {} (Unix seconds)", issuedTo, *revokedAt);
 }
 
 }  // namespace sluice::ztunnel

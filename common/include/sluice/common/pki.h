@@ -8,7 +8,10 @@
 #include <openssl/x509.h>
 
 #include <chrono>
+#include <cstdint>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -57,6 +60,14 @@ std::string serialHex(X509* cert);
 // requires). "" when the certificate names none (issued by another CA, or not to a node).
 inline constexpr std::string_view kIssuedToNodePrefix = "sluice-node/";
 std::string issuedToNode(X509* cert);
+
+// The one revocation rule, for the CA (node credentials) and the tunnels (workload certificates
+// issued to a node): a credential of `node` issued at or before its node's revocation second is
+// revoked (fail closed within that second; a node is re-admitted with a credential issued
+// later). `revokedAt`: node -> revocation time, Unix seconds. Returns the covering revocation
+// time, nullopt when none covers it (or `node` is ""). Pure.
+std::optional<int64_t> revocationCovering(const std::map<std::string, int64_t>& revokedAt, const std::string& node,
+                                          std::chrono::system_clock::time_point issuedAt);
 
 // Key and certificate files are written and read by the common helpers (sluice/common/files.h).
 using sluice::readFile;

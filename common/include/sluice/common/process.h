@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -106,5 +107,9 @@ std::string siblingProgram(std::string_view name);
 
 // "ip -n x link add ..." style one-liner for error messages.
 std::string describeCommand(const std::vector<std::string>& argv);
+
+// The number after "Field:" in a /proc status file (/proc/<pid>/status or a task's), e.g.
+// VmRSS or voluntary_ctxt_switches (memory in KiB); 0 when the file or the field is missing.
+uint64_t procStatusValue(const std::string& statusFile, std::string_view field);
 
 }  // namespace sluice

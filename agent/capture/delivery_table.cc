@@ -34,7 +34,15 @@ Result<std::shared_ptr<const DeliveryTable>> DeliveryTable::open(const std::stri
 Result<std::shared_ptr<void>> DeliveryTable::add(uint64_t netnsCookie, const SocketAddress& source, uint16_t dstPort) const {
   SLUICE_TRY_ASSIGN(key, keyFor(netnsCookie, source, dstPort));
   uint8_t one = 1;
-  if (bpf_map_update_elem(fd_.get(), &key, &one, BPF_ANY) != 0) return failErrno("register the delivery");
+  // Never over another registration: the same key is a live delivery from that address to
+  // that port (the caller takes another port; overwriting would let the two share one entry).
+  if (bpf_map_update_elem(fd_.get(), &key, &one, BPF_NOEXIST) != 0) {
+    int err = errno;
+    return failErrno(err == EEXIST ? "register the delivery: " + source.toString() + " already delivers to port " +
+                                         std::to_string(dstPort)
+                                   : std::string("register the delivery"),
+                     err);
+  }
   // Removes the entry when the last holder lets go; keeps the table open until then.
   struct Registration {
     std::shared_ptr<const DeliveryTable> table;

@@ -23,7 +23,8 @@ class DeliveryTable : public std::enable_shared_from_this<DeliveryTable> {
 
   // Registers a delivery from `source` (a bound address: IP and port) to the app's `dstPort` in
   // the namespace `netnsCookie`; the registration ends when the returned handle is destroyed
-  // (the handle keeps the table open).
+  // (the handle keeps the table open). Fails with code EEXIST when that delivery is registered
+  // already (a live connection has that address, port and app port).
   Result<std::shared_ptr<void>> add(uint64_t netnsCookie, const SocketAddress& source, uint16_t dstPort) const;
 
  private:

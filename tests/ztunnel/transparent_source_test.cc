@@ -2,6 +2,9 @@
 // the client's IP in the target's notation, or none (the pod's own address is used).
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <set>
+
 #include "proxy/pod_socket_factory.h"
 
 namespace sluice::ztunnel {
@@ -40,6 +43,60 @@ TEST(TransparentSource, TheClientsAddressInTheTargetsNotation) {
   }
   // No client address at all (an unset one).
   EXPECT_FALSE(transparentSource(SocketAddress{}, *SocketAddress::parse("10.244.1.3:8080")));
+}
+
+TEST(DeliveryPorts, OneCursorVisitsEveryPortOncePerRoundAndScattersNeighbours) {
+  struct Case {
+    PortRange range;
+  };
+  const Case cases[] = {{{32768, 60999}}, {{1024, 65535}}, {{40000, 40099}}, {{5000, 5000}}, {{2000, 1000}}, {{1, 65535}}};
+  for (const auto& c : cases) {
+    uint16_t low = std::min(c.range.first, c.range.last), high = std::max(c.range.first, c.range.last);
+    uint32_t span = uint32_t(high) - low + 1;
+    std::set<uint16_t> seen;
+    uint32_t adjacent = 0;
+    for (uint32_t i = 0; i < span; ++i) {
+      uint16_t port = portAt(i, c.range);
+      EXPECT_GE(port, low);
+      EXPECT_LE(port, high);
+      seen.insert(port);
+      if (i > 0 && std::abs(int(port) - int(portAt(i - 1, c.range))) == 1) ++adjacent;
+    }
+    EXPECT_EQ(seen.size(), span) << low << "-" << high << ": every port once per round";
+    EXPECT_EQ(portAt(span, c.range), portAt(0, c.range)) << "the next round starts over";
+    if (span > 1000) {
+      EXPECT_EQ(adjacent, 0u) << low << "-" << high << ": consecutive cursors got neighbouring ports";
+    }
+  }
+  EXPECT_EQ(portAt(4294967295u, {32768, 60999}), portAt(4294967295u % 28232, {32768, 60999}));
+}
+
+TEST(DeliveryPorts, ReadsTheKernelsEphemeralRangeAndRefusesAnythingElse) {
+  struct Case {
+    const char* text;
+    std::optional<std::pair<uint16_t, uint16_t>> range;
+  };
+  const Case cases[] = {
+      {"32768\t60999\n", std::pair<uint16_t, uint16_t>{32768, 60999}},
+      {"1024 65535", std::pair<uint16_t, uint16_t>{1024, 65535}},
+      {"60999\t32768\n", std::nullopt},  // first above last
+      {"0\t100\n", std::nullopt},
+      {"1024\t70000\n", std::nullopt},
+      {"1024\n", std::nullopt},
+      {"1024 2048 4096", std::nullopt},
+      {"", std::nullopt},
+      {"-5 100", std::nullopt},
+  };
+  for (const auto& c : cases) {
+    auto range = parsePortRange(c.text);
+    if (!c.range) {
+      EXPECT_FALSE(range) << c.text;
+    } else {
+      ASSERT_TRUE(range) << c.text;
+      EXPECT_EQ(range->first, c.range->first) << c.text;
+      EXPECT_EQ(range->last, c.range->second) << c.text;
+    }
+  }
 }
 
 }  // namespace

@@ -29,6 +29,7 @@ io_uring_sqe* SocketEndpoint::prep(Op op) {
 
 bool SocketEndpoint::connect(const SocketAddress& to, std::chrono::milliseconds timeout) {
   connectTo_ = to;
+  connectLimit_ = timeout;
   auto ms = timeout.count();
   connectTimeout_.tv_sec = ms / 1000;
   connectTimeout_.tv_nsec = (ms % 1000) * 1000000;
@@ -46,6 +47,19 @@ bool SocketEndpoint::connect(const SocketAddress& to, std::chrono::milliseconds 
   io_uring_prep_link_timeout(limit, &connectTimeout_, 0);
   inflight_ += 2;
   return true;
+}
+
+// Only the connect has completed (nothing else is armed before the connection is up), so the
+// descriptor can change under no operation; the linked timeout of the failed connect was
+// cancelled with it and completes on its own.
+bool SocketEndpoint::rebindAndConnect() {
+  ++rebinds_;
+  auto rebound = rebind_();
+  if (!rebound) return false;
+  whileOpen_.reset();  // the old port's registration ends before its socket closes
+  fd_ = std::move(rebound->fd);
+  whileOpen_ = std::move(rebound->whileOpen);
+  return connect(connectTo_, connectLimit_);
 }
 
 IoResult SocketEndpoint::read() {
@@ -204,6 +218,7 @@ void SocketEndpoint::onCompletion(uint8_t op, int res, uint32_t flags) {
       shutdownReady_ = !aborted_;
       break;
     case kConnect:
+      if (res == -EADDRNOTAVAIL && !aborted_ && rebind_ && rebinds_ < kRebinds && rebindAndConnect()) break;
       if (!aborted_) owner_.onEndpointConnected(*this, res >= 0, res >= 0 ? FailReason::kConnectError : connectFailure(-res));
       break;
     case kConnectTimeout:

@@ -14,6 +14,8 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
+#include <memory>
 #include <optional>
 
 #include "engine/endpoint.h"
@@ -40,6 +42,18 @@ class SocketEndpoint final : public Endpoint {
   // Starts a connect to `to`, bounded by `timeout`; the owner hears onEndpointConnected().
   // False when it could not even be submitted.
   bool connect(const SocketAddress& to, std::chrono::milliseconds timeout);
+
+  // A socket bound to a port it chose itself (a transparent delivery) can find its 4-tuple
+  // still held by an earlier connection the kernel has not finished (connect fails with
+  // EADDRNOTAVAIL): `rebind` then makes a fresh socket on another port, with its own
+  // registration to hold while open, and the connect is tried again (up to kRebinds times)
+  // before the owner hears of a failure.
+  struct Rebound {
+    UniqueFd fd;
+    std::shared_ptr<void> whileOpen;
+  };
+  static constexpr int kRebinds = 3;
+  void rebindOnAddressInUse(std::function<Result<Rebound>()> rebind) { rebind_ = std::move(rebind); }
 
   IoResult read() override;
   void release(const Chunk& chunk) override;
@@ -68,6 +82,10 @@ class SocketEndpoint final : public Endpoint {
   UniqueFd fd_;
   // Released just before fd_ closes (and destroyed before it): see holdWhileOpen.
   std::shared_ptr<void> whileOpen_;
+  std::function<Result<Rebound>()> rebind_;
+  int rebinds_ = 0;
+  std::chrono::milliseconds connectLimit_{0};
+  bool rebindAndConnect();
   BufferShare* share_;
   int inflight_ = 0;
   bool aborted_ = false;

@@ -66,12 +66,18 @@ void HboneServer::onRequest(int32_t stream) {
   // The app sees the client pod's address: the HBONE connection's source (the client's tunnel
   // dials from inside the client pod).
   auto up = context_.sockets.delivery(*pod_, verdict.target, peer_);
-  if (!up) return answer(stream, 503, FailReason::kSocketError, up.error().message());
+  if (!up) {
+    spdlog::warn("{}: delivery to {}: {}", pod_->key(), verdict.target.toString(), up.error().message());
+    return answer(stream, 503, FailReason::kSocketError, up.error().message());
+  }
   auto series = pod_->tcp.series(inboundTcpLabels(*config, *pod_, peer_.ip(), peerIdentity_, true, context_.options.trustDomain));
   Relay& relay = newRelay(context_, {pod_, Direction::kInbound, peer_, verdict.target, "HBONE", peerIdentity_, std::move(series)});
   auto down = std::make_unique<StreamEndpoint>(*this, stream, StreamEndpoint::Side::kServer, relay, pod_->counters);
   auto upEndpoint = std::make_unique<SocketEndpoint>(context_.loop, relay, relay, Relay::kUpOps, std::move(up->fd), &pod_->buffers);
-  if (up->registration) upEndpoint->holdWhileOpen(std::move(up->registration));
+  if (up->registration) {
+    upEndpoint->holdWhileOpen(std::move(up->registration));
+    upEndpoint->rebindOnAddressInUse(redelivery(context_.sockets, pod_, verdict.target, peer_));
+  }
   SocketEndpoint& connecting = *upEndpoint;
   relay.attach(std::move(down), std::move(upEndpoint));
   if (!connecting.connect(verdict.target, context_.options.connectTimeout)) {

@@ -6,6 +6,14 @@
 #include <netinet/tcp.h>
 #include <sched.h>
 #include <sys/socket.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <atomic>
+#include <cstdio>
+#include <fstream>
+#include <numeric>
 
 #include "sluice/common/assert.h"
 #include "sluice/common/netns.h"
@@ -36,6 +44,27 @@ std::string ipv4Of(const SocketAddress& a) {
 }
 
 }  // namespace
+
+uint16_t portAt(uint32_t cursor, PortRange range) {
+  if (range.last < range.first) std::swap(range.first, range.last);
+  uint64_t span = uint64_t(range.last) - range.first + 1;
+  // A stride coprime with the span visits every port once per `span` steps; a large one
+  // scatters consecutive deliveries, so a burst of long-lived connections does not leave a
+  // block of taken ports that later deliveries would have to walk through one by one.
+  if (span == 1) return range.first;
+  uint64_t stride = 40503 % span;
+  while (stride == 0 || std::gcd(stride, span) != 1) stride = (stride + 1) % span;  // ends: 1 is coprime
+  return static_cast<uint16_t>(range.first + (uint64_t(cursor) % span) * stride % span);
+}
+
+std::optional<PortRange> parsePortRange(std::string_view text) {
+  unsigned first = 0, last = 0;
+  char tail = 0;
+  std::string copy(text);
+  int n = std::sscanf(copy.c_str(), "%u %u %c", &first, &last, &tail);
+  if (n != 2 || first == 0 || first > last || last > 65535) return std::nullopt;
+  return PortRange{static_cast<uint16_t>(first), static_cast<uint16_t>(last)};
+}
 
 std::optional<SocketAddress> transparentSource(const SocketAddress& client, const SocketAddress& target) {
   std::string clientV4 = ipv4Of(client), targetV4 = ipv4Of(target);
@@ -81,23 +110,73 @@ Result<PodSocketFactory::Delivery> NetnsSocketFactory::delivery(const PodRuntime
     SLUICE_TRY_ASSIGN(fd, upstream(pod, target.family()));
     return Delivery{std::move(fd), nullptr};
   }
-  // bind() picks the port now, so the delivery can be registered before its SYN leaves. A port
-  // equal to the client's own would make the SYN look like the client's captured connection
-  // (same 4-tuple at the app's port): another one is taken.
-  for (int attempt = 0; attempt < 3; ++attempt) {
+  // The port is chosen here, not by connect(), so the delivery is registered before its SYN
+  // leaves. Not by bind(port 0) either: the kernel scans for a port no socket holds, and under
+  // a high connection rate from one client nearly all of them are in TIME_WAIT (the delivery
+  // relays the client's FIN, so it closes first): the scan then took most of the tunnel's CPU
+  // and ran out of ports at ~470 connections a second. So:
+  //   - the socket is bound to "lo", where the SYN goes anyway (the pod's routing sends the
+  //     app's answers to the client's address back through lo): nothing crosses a network, so
+  //     no old segment can arrive late, which is what TIME_WAIT guards against. A port bound
+  //     explicitly reuses a TIME_WAIT 4-tuple at connect (tcp_twsk_unique, timestamps on);
+  //   - SO_REUSEADDR lets bind() share a port with TIME_WAIT sockets (and with an app's
+  //     listener that has it too); a live connection with the same 4-tuple is told by its
+  //     registration (add fails with EEXIST) and the next port is taken; one that was closed
+  //     but is not finished (FIN_WAIT, the app has not closed its side) makes the connect
+  //     fail with EADDRNOTAVAIL, and the endpoint takes another delivery (redelivery);
+  //   - ports follow one cursor over the ephemeral range (portAt), not the client's own port
+  //     (that SYN would look like the client's captured connection); a retry jumps far in
+  //     cursor order (below).
+  static const PortRange range = [] {
+    std::ifstream in("/proc/sys/net/ipv4/ip_local_port_range");
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    return parsePortRange(text).value_or(PortRange{});
+  }();
+  static std::atomic<uint32_t> cursor{static_cast<uint32_t>(::getpid()) * 2654435761u};
+  constexpr int kAttempts = 64;
+  int inUse = 0, registered = 0, own = 0;
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    // A retry jumps far in cursor order: long-lived connections opened in a burst hold a run
+    // of consecutive cursor positions, which every later round meets again.
+    uint16_t port = portAt(cursor.fetch_add(1, std::memory_order_relaxed) + uint32_t(attempt) * 7919u, range);
+    if (port == client.port()) {
+      ++own;
+      continue;
+    }
     SLUICE_TRY_ASSIGN(fd, socketIn(pod, target.family(), deliveryMark_));
     int one = 1;
     bool v4 = target.family() == AF_INET;
     if (::setsockopt(fd.get(), v4 ? SOL_IP : SOL_IPV6, v4 ? IP_TRANSPARENT : IPV6_TRANSPARENT, &one, sizeof(one)) != 0) {
       return failErrno("IP_TRANSPARENT");
     }
-    if (::bind(fd.get(), source->sockaddrPtr(), source->length()) != 0) return failErrno("bind to the client's " + source->ip());
-    SocketAddress bound = localAddress(fd.get());
-    if (bound.port() == client.port()) continue;
-    SLUICE_TRY_ASSIGN(registration, deliveries_->add(pod.netnsCookie, bound, target.port()));
-    return Delivery{std::move(fd), std::move(registration)};
+    if (::setsockopt(fd.get(), SOL_SOCKET, SO_BINDTODEVICE, "lo", 3) != 0) return failErrno("SO_BINDTODEVICE lo");
+    if (::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0) return failErrno("SO_REUSEADDR");
+    SLUICE_TRY_ASSIGN(bound, SocketAddress::fromIp(source->ip(), port));
+    if (::bind(fd.get(), bound.sockaddrPtr(), bound.length()) != 0) {
+      if (errno == EADDRINUSE) {  // e.g. an app's listener without SO_REUSEADDR
+        ++inUse;
+        continue;
+      }
+      return failErrno("bind to the client's " + source->ip());
+    }
+    auto registration = deliveries_->add(pod.netnsCookie, bound, target.port());
+    if (!registration && registration.error().code() == EEXIST) {
+      ++registered;
+      continue;
+    }
+    if (!registration) return fail(std::move(registration.error()));
+    return Delivery{std::move(fd), std::move(*registration)};
   }
-  return fail("no port for a delivery from " + source->ip());
+  return fail(fmt::format("no port for a delivery from {} in {} tries ({} in use, {} registered, {} the client's)", source->ip(),
+                          kAttempts, inUse, registered, own));
+}
+
+std::function<Result<SocketEndpoint::Rebound>()> redelivery(const PodSocketFactory& sockets, std::shared_ptr<PodRuntime> pod,
+                                                            SocketAddress target, SocketAddress client) {
+  return [&sockets, pod = std::move(pod), target = std::move(target), client = std::move(client)]() -> Result<SocketEndpoint::Rebound> {
+    SLUICE_TRY_ASSIGN(again, sockets.delivery(*pod, target, client));
+    return SocketEndpoint::Rebound{std::move(again.fd), std::move(again.registration)};
+  };
 }
 
 Result<UniqueFd> NetnsSocketFactory::listener(const PodRuntime& pod, const std::string& address, bool dualStack) const {

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "capture/delivery_table.h"
+#include "engine/socket_endpoint.h"
 #include "proxy/pod_runtime.h"
 #include "sluice/common/error.h"
 #include "sluice/common/socket_address.h"
@@ -45,6 +46,17 @@ std::optional<SocketAddress> transparentSource(const SocketAddress& client, cons
 // The real one: setns into the pod, mark, options. upstream() runs on a worker thread and
 // returns it to the host namespace before it returns. Listeners share their port with a
 // successor tunnel (SO_REUSEPORT) and carry `reuseportProgram` (ListenerMigration; -1: none).
+// The ports transparent deliveries bind to: the node's ephemeral range, walked by one cursor
+// for the whole tunnel with a large stride coprime with the range's size, so a port comes back
+// only after every other one was used (a second or more at any rate below ~28,000 deliveries a
+// second) and consecutive deliveries are far apart. Pure.
+struct PortRange {
+  uint16_t first = 32768, last = 60999;
+};
+uint16_t portAt(uint32_t cursor, PortRange range);
+// "32768\t60999" as /proc/sys/net/ipv4/ip_local_port_range says it; nullopt when malformed.
+std::optional<PortRange> parsePortRange(std::string_view text);
+
 // Deliveries carry `deliveryMark` and are bound to the client's address (IP_TRANSPARENT), which
 // needs the pod's routing for that mark (agent/capture/transparent_delivery.h) and a
 // registration in the agent's delivery table (agent/capture/delivery_table.h) for the pod's
@@ -80,5 +92,11 @@ class LocalSocketFactory final : public PodSocketFactory {
 
 // TCP_NODELAY: the tunnel forwards what it has at once; batching is the app's business.
 Status setNoDelay(int fd);
+
+// Another delivery like this one, for SocketEndpoint::rebindOnAddressInUse (the port it chose
+// is still held by a connection the kernel has not finished). `sockets` outlives the endpoint
+// (it is the worker's).
+std::function<Result<SocketEndpoint::Rebound>()> redelivery(const PodSocketFactory& sockets, std::shared_ptr<PodRuntime> pod,
+                                                            SocketAddress target, SocketAddress client);
 
 }  // namespace sluice::ztunnel

@@ -52,7 +52,10 @@ void startSocketRelay(WorkerContext& context, RelayInfo info, UniqueFd down, std
   relay.hold(std::move(lease));
   auto downEndpoint = std::make_unique<SocketEndpoint>(context.loop, relay, relay, Relay::kDownOps, std::move(down), &pod.buffers);
   auto upEndpoint = std::make_unique<SocketEndpoint>(context.loop, relay, relay, Relay::kUpOps, std::move(*up), &pod.buffers);
-  if (registration) upEndpoint->holdWhileOpen(std::move(registration));
+  if (registration) {
+    upEndpoint->holdWhileOpen(std::move(registration));
+    upEndpoint->rebindOnAddressInUse(redelivery(context.sockets, relay.info().pod, target, relay.info().peer));
+  }
   SocketEndpoint& connecting = *upEndpoint;
   relay.attach(std::move(downEndpoint), std::move(upEndpoint));
   auto timeout = relay.info().connectTimeout.count() > 0 ? relay.info().connectTimeout : context.options.connectTimeout;

@@ -45,30 +45,33 @@ TEST(TransparentSource, TheClientsAddressInTheTargetsNotation) {
   EXPECT_FALSE(transparentSource(SocketAddress{}, *SocketAddress::parse("10.244.1.3:8080")));
 }
 
-TEST(DeliveryPorts, OneCursorVisitsEveryPortOncePerRoundAndScattersNeighbours) {
+TEST(DeliveryPorts, OneCursorVisitsEveryPortOfTheBindParityOncePerRoundAndScattersNeighbours) {
   struct Case {
     PortRange range;
+    uint32_t ports;  // how many the cursor walks: those of the parity opposite to the first
   };
-  const Case cases[] = {{{32768, 60999}}, {{1024, 65535}}, {{40000, 40099}}, {{5000, 5000}}, {{2000, 1000}}, {{1, 65535}}};
+  const Case cases[] = {{{32768, 60999}, 14116}, {{1024, 65535}, 32256}, {{40000, 40099}, 50}, {{40000, 40100}, 50},
+                        {{40001, 40002}, 1},     {{2000, 1000}, 500},     {{1, 65535}, 32767}};
   for (const auto& c : cases) {
     uint16_t low = std::min(c.range.first, c.range.last), high = std::max(c.range.first, c.range.last);
-    uint32_t span = uint32_t(high) - low + 1;
     std::set<uint16_t> seen;
     uint32_t adjacent = 0;
-    for (uint32_t i = 0; i < span; ++i) {
+    for (uint32_t i = 0; i < c.ports; ++i) {
       uint16_t port = portAt(i, c.range);
       EXPECT_GE(port, low);
       EXPECT_LE(port, high);
+      EXPECT_NE(port % 2, low % 2) << port << ": a port of the parity clients' connect() takes";
       seen.insert(port);
-      if (i > 0 && std::abs(int(port) - int(portAt(i - 1, c.range))) == 1) ++adjacent;
+      if (i > 0 && std::abs(int(port) - int(portAt(i - 1, c.range))) == 2) ++adjacent;
     }
-    EXPECT_EQ(seen.size(), span) << low << "-" << high << ": every port once per round";
-    EXPECT_EQ(portAt(span, c.range), portAt(0, c.range)) << "the next round starts over";
-    if (span > 1000) {
+    EXPECT_EQ(seen.size(), c.ports) << low << "-" << high << ": every port of that parity once per round";
+    EXPECT_EQ(portAt(c.ports, c.range), portAt(0, c.range)) << "the next round starts over";
+    if (c.ports > 1000) {
       EXPECT_EQ(adjacent, 0u) << low << "-" << high << ": consecutive cursors got neighbouring ports";
     }
   }
-  EXPECT_EQ(portAt(4294967295u, {32768, 60999}), portAt(4294967295u % 28232, {32768, 60999}));
+  EXPECT_EQ(portAt(7, {5000, 5000}), 5000) << "a one-port range has only that port";
+  EXPECT_EQ(portAt(4294967295u, {32768, 60999}), portAt(4294967295u % 14116, {32768, 60999}));
 }
 
 TEST(DeliveryPorts, ReadsTheKernelsEphemeralRangeAndRefusesAnythingElse) {

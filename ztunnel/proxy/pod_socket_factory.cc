@@ -47,14 +47,20 @@ std::string ipv4Of(const SocketAddress& a) {
 
 uint16_t portAt(uint32_t cursor, PortRange range) {
   if (range.last < range.first) std::swap(range.first, range.last);
-  uint64_t span = uint64_t(range.last) - range.first + 1;
-  // A stride coprime with the span visits every port once per `span` steps; a large one
+  // Only ports of the parity opposite to the range's first: a Linux client's connect() takes
+  // ports of the first's parity (until half its range is in use), and the kernel's own bind(0)
+  // takes the others for the same reason. A delivery on a port a live client connection of the
+  // same address uses would meet that connection's 4-tuple at the app's port: its SYN would be
+  // answered by the connection (a challenge ACK), stall, and could reset it.
+  uint64_t count = (uint64_t(range.last) - range.first + 1) / 2;
+  if (count == 0) return range.first;  // a one-port range has no other parity
+  if (count == 1) return range.first + 1;  // (and no stride but 1, which the search below skips)
+  // A stride coprime with the count visits every such port once per `count` steps; a large one
   // scatters consecutive deliveries, so a burst of long-lived connections does not leave a
   // block of taken ports that later deliveries would have to walk through one by one.
-  if (span == 1) return range.first;
-  uint64_t stride = 40503 % span;
-  while (stride == 0 || std::gcd(stride, span) != 1) stride = (stride + 1) % span;  // ends: 1 is coprime
-  return static_cast<uint16_t>(range.first + (uint64_t(cursor) % span) * stride % span);
+  uint64_t stride = 40503 % count;
+  while (stride == 0 || std::gcd(stride, count) != 1) stride = (stride + 1) % count;  // ends: 1 is coprime
+  return static_cast<uint16_t>(range.first + 1 + 2 * ((uint64_t(cursor) % count) * stride % count));
 }
 
 std::optional<PortRange> parsePortRange(std::string_view text) {

@@ -46,10 +46,11 @@ std::optional<SocketAddress> transparentSource(const SocketAddress& client, cons
 // The real one: setns into the pod, mark, options. upstream() runs on a worker thread and
 // returns it to the host namespace before it returns. Listeners share their port with a
 // successor tunnel (SO_REUSEPORT) and carry `reuseportProgram` (ListenerMigration; -1: none).
-// The ports transparent deliveries bind to: the node's ephemeral range, walked by one cursor
-// for the whole tunnel with a large stride coprime with the range's size, so a port comes back
-// only after every other one was used (a second or more at any rate below ~28,000 deliveries a
-// second) and consecutive deliveries are far apart. Pure.
+// The ports transparent deliveries bind to: the half of the node's ephemeral range that clients'
+// connect() leaves alone (the parity opposite to its first port, as the kernel's bind(0)),
+// walked by one cursor for the whole tunnel with a large stride coprime with that half's size,
+// so a port comes back only after every other one was used (a second or more at any rate below
+// ~14,000 deliveries a second) and consecutive deliveries are far apart. Pure.
 struct PortRange {
   uint16_t first = 32768, last = 60999;
 };

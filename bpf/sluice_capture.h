@@ -28,6 +28,8 @@
 #define SLUICE_DELIVERY_MARK_DEFAULT 0x53a
 #define SLUICE_DELIVERY_ROUTE_TABLE 15006
 #define SLUICE_DELIVERY_RULE_PRIORITY 32700
+/* The loopback device's index: 1 in every network namespace (the kernel's LOOPBACK_IFINDEX). */
+#define SLUICE_LOOPBACK_IFINDEX 1
 
 /* Limits of per-pod configuration held in the kernel. */
 #define SLUICE_MAX_POD_ADDRS 4
@@ -77,8 +79,10 @@ struct sluice_conn_key {
 /* A delivery the tunnel is making to a pod's app from its client's address, registered by the
  * tunnel (agent/capture/delivery_table.h) between bind() and connect() and removed just before
  * its socket closes, so the pod's sk_lookup program lets exactly that connection through: it looks like
- * a client's, and nothing else in sk_lookup's view (no mark; the ingress device of a local
- * delivery is the one owning the address) tells it apart. Address IPv6 or IPv4-mapped. */
+ * a client's, and no mark is in sk_lookup's view. Its socket is bound to the pod's "lo", so it
+ * arrives there (SLUICE_LOOPBACK_IFINDEX); a packet from outside with a registered source (a
+ * registration a dead tunnel left, or a guess) arrives on the pod's veth and is not one.
+ * Address IPv6 or IPv4-mapped. */
 struct sluice_delivery_key {
   __u64 netns_cookie;
   __u8 src[16];

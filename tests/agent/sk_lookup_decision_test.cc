@@ -8,13 +8,17 @@
 #include <bpf/bpf.h>
 #include <gtest/gtest.h>
 #include <linux/bpf.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include "capture/capture_datapath.h"
 #include "capture/delivery_table.h"
+#include "capture/transparent_delivery.h"
 #include "simcluster/cluster.h"
 #include "sluice/common/netns.h"
 #include "support/privileged.h"
+#include "support/tunnel_stats.h"
 
 namespace sluice::agent {
 namespace {
@@ -95,11 +99,78 @@ class SkLookupDecisionTest : public ::testing::Test {
     return {outcome, out.cookie};
   }
 
+  // For real deliveries: a client pod beside the server, the server pod's routing for
+  // transparent delivery (as the agent sets it), the tunnel's delivery table and an app
+  // listening on 8080.
+  void setUpDeliveries() {
+    ASSERT_TRUE(cluster_->addPod(0, "client"));
+    ASSERT_TRUE(enableTransparentDelivery(pod_->netnsFd.get(), {.mark = SLUICE_DELIVERY_MARK_DEFAULT,
+                                                                .table = SLUICE_DELIVERY_ROUTE_TABLE,
+                                                                .rulePriority = SLUICE_DELIVERY_RULE_PRIORITY}));
+    auto table = DeliveryTable::open(cluster_->node(0).bpffsDir);
+    ASSERT_TRUE(table) << table.error().message();
+    table_ = std::move(*table);
+    auto app = listenInNetns(pod_->netnsFd.get(), "0.0.0.0:8080", {});
+    ASSERT_TRUE(app) << app.error().message();
+    app_ = std::move(*app);
+  }
+
+  // The peer of the next connection `listener` accepts within 2 s; nullopt when none comes.
+  static std::optional<SocketAddress> acceptOn(int listener) {
+    pollfd p{listener, POLLIN, 0};
+    if (::poll(&p, 1, 2000) != 1) return std::nullopt;
+    sockaddr_storage peer{};
+    socklen_t len = sizeof(peer);
+    UniqueFd accepted(::accept4(listener, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_CLOEXEC));
+    if (!accepted) return std::nullopt;
+    return SocketAddress::fromSockaddr(reinterpret_cast<const sockaddr*>(&peer), len);
+  }
+
+  // A connection to the server pod's 8080 from ip:port in `netnsFd`; `asDelivery` makes the
+  // socket as the tunnel makes its deliveries (PodSocketFactory::delivery): the delivery
+  // mark, IP_TRANSPARENT, bound to "lo".
+  // `complete`: wait for the handshake; otherwise only send the SYN (a captured delivery never
+  // completes: the tunnel's listener answers with its own mark, which the pod routes away).
+  UniqueFd connectFrom(int netnsFd, const std::string& ip, uint16_t port, bool asDelivery, bool complete = true) {
+    auto fd = socketInNetns(netnsFd, AF_INET, complete ? SOCK_STREAM : SOCK_STREAM | SOCK_NONBLOCK);
+    EXPECT_TRUE(fd) << fd.error().message();
+    if (!fd) return UniqueFd();
+    int one = 1;
+    EXPECT_EQ(::setsockopt(fd->get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)), 0);
+    if (asDelivery) {
+      uint32_t mark = SLUICE_DELIVERY_MARK_DEFAULT;
+      EXPECT_EQ(::setsockopt(fd->get(), SOL_SOCKET, SO_MARK, &mark, sizeof(mark)), 0);
+      EXPECT_EQ(::setsockopt(fd->get(), SOL_IP, IP_TRANSPARENT, &one, sizeof(one)), 0);
+      EXPECT_EQ(::setsockopt(fd->get(), SOL_SOCKET, SO_BINDTODEVICE, "lo", 3), 0);
+    }
+    auto source = SocketAddress::fromIp(ip, port);
+    auto server = SocketAddress::fromIp(pod_->ipv4, 8080);
+    EXPECT_EQ(::bind(fd->get(), source->sockaddrPtr(), source->length()), 0) << strerror(errno);
+    int rc = ::connect(fd->get(), server->sockaddrPtr(), server->length());
+    EXPECT_TRUE(rc == 0 || (!complete && errno == EINPROGRESS)) << strerror(errno);
+    return std::move(*fd);
+  }
+
+  // Sends a delivery's SYN from ip:port and says whether the pod's program captured it (steered
+  // it to the tunnel's listener) while the app was handed nothing.
+  bool deliveryCaptured(const std::string& ip, uint16_t port) {
+    auto before = datapath_->counters(cookie_);
+    UniqueFd delivery = connectFrom(pod_->netnsFd.get(), ip, port, true, false);
+    bool captured = waitFor([&] {
+      auto now = datapath_->counters(cookie_);
+      return before && now && now->value[SLUICE_CTR_INBOUND_CAPTURED] > before->value[SLUICE_CTR_INBOUND_CAPTURED];
+    }, std::chrono::seconds(2));
+    pollfd p{app_.get(), POLLIN, 0};
+    return captured && ::poll(&p, 1, 100) == 0;
+  }
+
   std::unique_ptr<sim::Cluster> cluster_;
   std::unique_ptr<CaptureDatapath> datapath_;
   const sim::Pod* pod_ = nullptr;
   uint64_t cookie_ = 0;
   UniqueFd listeners_[2];
+  std::shared_ptr<const DeliveryTable> table_;
+  UniqueFd app_;
 };
 
 TEST_F(SkLookupDecisionTest, InboundDecisionsFollowTheTable) {
@@ -127,10 +198,13 @@ TEST_F(SkLookupDecisionTest, InboundDecisionsFollowTheTable) {
        8080, Outcome::kPassed, SLUICE_CTR_INBOUND_LOCAL_SOURCE},
       // The tunnel delivering from the client's address: let through only with the exact
       // source and port the tunnel registered.
-      {"a registered delivery from a client's address", AF_INET, IPPROTO_TCP, "10.244.9.9", "pod4", 8080, Outcome::kPassed,
-       SLUICE_CTR_INBOUND_LOCAL_SOURCE, true},
-      {"a registered IPv6 delivery", AF_INET6, IPPROTO_TCP, "fd00:10:244:9::9", "pod6", 8080, Outcome::kPassed,
-       SLUICE_CTR_INBOUND_LOCAL_SOURCE, true},
+      // A registered source is a delivery only on the pod's loopback; test-run presents no
+      // ingress device, as a packet from outside would not be on loopback: captured.
+      // (ARegisteredSourceIsADeliveryOnlyOnThePodsLoopback sends real packets both ways.)
+      {"a registered source off loopback", AF_INET, IPPROTO_TCP, "10.244.9.9", "pod4", 8080, Outcome::kSteered,
+       SLUICE_CTR_INBOUND_CAPTURED, true},
+      {"a registered IPv6 source off loopback", AF_INET6, IPPROTO_TCP, "fd00:10:244:9::9", "pod6", 8080, Outcome::kSteered,
+       SLUICE_CTR_INBOUND_CAPTURED, true},
   };
   for (const auto& c : cases) {
     std::string src = std::string(c.src) == "pod4" ? pod_->ipv4 : c.src;
@@ -161,23 +235,57 @@ TEST_F(SkLookupDecisionTest, InboundDecisionsFollowTheTable) {
 }
 
 TEST_F(SkLookupDecisionTest, ADeliveryIsLetInOnlyForItsExactSourceAndOnlyWhileRegistered) {
-  auto table = DeliveryTable::open(cluster_->node(0).bpffsDir);
-  ASSERT_TRUE(table) << table.error().message();
-  LookupCase fromClient{"a client's connection", AF_INET, IPPROTO_TCP, "10.244.9.9", "pod4", 8080, Outcome::kSteered,
-                        SLUICE_CTR_INBOUND_CAPTURED};
-  // Another port of the same client, or another app port: still captured.
-  auto otherPort = (*table)->add(cookie_, *SocketAddress::fromIp("10.244.9.9", 40001), 8080);
+  ASSERT_NO_FATAL_FAILURE(setUpDeliveries());
+  const std::string clientIp = cluster_->pod("client")->ipv4;
+  // Another port of the same client, or another app port: captured (the tunnel's listener).
+  auto otherPort = table_->add(cookie_, *SocketAddress::fromIp(clientIp, 40001), 8080);
   ASSERT_TRUE(otherPort);
-  auto otherApp = (*table)->add(cookie_, *SocketAddress::fromIp("10.244.9.9", 40000), 8081);
+  auto otherApp = table_->add(cookie_, *SocketAddress::fromIp(clientIp, 40000), 8081);
   ASSERT_TRUE(otherApp);
-  EXPECT_EQ(run(fromClient).first, Outcome::kSteered);
+  EXPECT_TRUE(deliveryCaptured(clientIp, 40000)) << "an unregistered delivery was not captured";
   {
-    auto exact = (*table)->add(cookie_, *SocketAddress::fromIp("10.244.9.9", 40000), 8080);
+    auto exact = table_->add(cookie_, *SocketAddress::fromIp(clientIp, 40006), 8080);
     ASSERT_TRUE(exact);
-    EXPECT_EQ(run(fromClient).first, Outcome::kPassed);
+    UniqueFd delivery = connectFrom(pod_->netnsFd.get(), clientIp, 40006, true);
+    EXPECT_TRUE(acceptOn(app_.get())) << "the registered delivery did not reach the app";
   }
   // The registration ended with its handle: captured again.
-  EXPECT_EQ(run(fromClient).first, Outcome::kSteered);
+  EXPECT_TRUE(deliveryCaptured(clientIp, 40006)) << "a delivery whose registration ended was not captured";
+}
+
+// With real packets (BPF_PROG_TEST_RUN cannot set the ingress device): a registered source is
+// a delivery only on the pod's loopback, where the tunnel's delivery sockets are bound. The same
+// registered address and port from another pod, as a registration a dead tunnel left behind
+// would meet it or a spoof would try, arrives on the pod's veth and lands on the tunnel's
+// listener like any client's connection; the app never sees it.
+TEST_F(SkLookupDecisionTest, ARegisteredSourceIsADeliveryOnlyOnThePodsLoopback) {
+  ASSERT_NO_FATAL_FAILURE(setUpDeliveries());
+  const sim::Pod* client = cluster_->pod("client");
+  // The tunnel's delivery from the client's address, registered: the app accepts it, from
+  // the client's address and port.
+  {
+    auto registration = table_->add(cookie_, *SocketAddress::fromIp(client->ipv4, 40002), 8080);
+    ASSERT_TRUE(registration) << registration.error().message();
+    UniqueFd delivery = connectFrom(pod_->netnsFd.get(), client->ipv4, 40002, true);
+    auto peer = acceptOn(app_.get());
+    ASSERT_TRUE(peer) << "the registered delivery did not reach the app";
+    EXPECT_EQ(peer->toString(), client->ipv4 + ":40002");
+  }
+  // The client pod itself, from a registered address and port: captured.
+  auto registration = table_->add(cookie_, *SocketAddress::fromIp(client->ipv4, 40004), 8080);
+  ASSERT_TRUE(registration) << registration.error().message();
+  auto before = datapath_->counters(cookie_);
+  ASSERT_TRUE(before);
+  UniqueFd fromOutside = connectFrom(client->netnsFd.get(), client->ipv4, 40004, false);
+  auto steered = acceptOn(listeners_[0].get());
+  ASSERT_TRUE(steered) << "a registered source from outside did not land on the tunnel's listener";
+  EXPECT_EQ(steered->toString(), client->ipv4 + ":40004");
+  pollfd p{app_.get(), POLLIN, 0};
+  EXPECT_EQ(::poll(&p, 1, 0), 0) << "the app was handed a connection the tunnel never saw";
+  auto after = datapath_->counters(cookie_);
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->value[SLUICE_CTR_INBOUND_CAPTURED] - before->value[SLUICE_CTR_INBOUND_CAPTURED], 1u);
+  EXPECT_EQ(after->value[SLUICE_CTR_INBOUND_LOCAL_SOURCE] - before->value[SLUICE_CTR_INBOUND_LOCAL_SOURCE], 0u);
 }
 
 TEST_F(SkLookupDecisionTest, EnrolledPodWithoutListenerDropsAndRedirectOffPasses) {

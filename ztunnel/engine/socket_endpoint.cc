@@ -147,19 +147,13 @@ IoResult SocketEndpoint::write(std::span<const uint8_t> bytes) {
   return IoResult::pending();
 }
 
+// The relay half-closes only once every queued byte was sent (no send is in flight), so the
+// FIN follows the last byte.
 IoResult SocketEndpoint::shutdownWrite() {
-  if (shutdownReady_) {
-    shutdownReady_ = false;
-    // ENOTCONN: the peer is already gone both ways; there is nothing left to half-close.
-    return shutdownResult_ >= 0 || shutdownResult_ == -ENOTCONN ? IoResult::done() : IoResult::error();
-  }
-  if (shutdownArmed_ || aborted_) return IoResult::pending();
-  io_uring_sqe* sqe = prep(kShutdown);
-  if (sqe == nullptr) return IoResult::error();
-  io_uring_prep_shutdown(sqe, fd_.get(), SHUT_WR);
-  shutdownArmed_ = true;
-  ++inflight_;
-  return IoResult::pending();
+  if (aborted_) return IoResult::pending();
+  // ENOTCONN: the peer is already gone both ways; there is nothing left to half-close.
+  if (::shutdown(fd_.get(), SHUT_WR) == 0 || errno == ENOTCONN) return IoResult::done();
+  return IoResult::error();
 }
 
 void SocketEndpoint::abort(bool reset) {
@@ -211,11 +205,6 @@ void SocketEndpoint::onCompletion(uint8_t op, int res, uint32_t flags) {
       sendArmed_ = false;
       sendResult_ = res;
       sendReady_ = !aborted_;
-      break;
-    case kShutdown:
-      shutdownArmed_ = false;
-      shutdownResult_ = res;
-      shutdownReady_ = !aborted_;
       break;
     case kConnect:
       if (res == -EADDRNOTAVAIL && !aborted_ && rebind_ && rebinds_ < kRebinds && rebindAndConnect()) break;

@@ -1,6 +1,9 @@
 // A socket as a relay endpoint, driven by io_uring on its owner's behalf. At most one receive,
-// one send, one shutdown and one connect are in flight at a time; their completions come to
-// the owning handler, which passes them on with onCompletion() (op relative to `opBase`).
+// one send and one connect are in flight at a time; their completions come to the owning
+// handler, which passes them on with onCompletion() (op relative to `opBase`). A half-close is
+// a direct shutdown(2), not an io_uring operation: io_uring always hands IORING_OP_SHUTDOWN to
+// an io-wq worker thread (a wakeup and two context switches per connection end, on 2 vCPUs
+// mostly on the other CPU), and a TCP shutdown never blocks.
 //
 // Receives use the worker's provided buffers (engine/buffer_pool.h): small ones until a read
 // fills one, then large ones until reads are small again. An armed receive holds no buffer
@@ -28,7 +31,7 @@ namespace sluice::ztunnel {
 class SocketEndpoint final : public Endpoint {
  public:
   // Operations, relative to opBase (the owner reserves kOpCount codes from opBase).
-  enum Op : uint8_t { kRecv = 0, kSend, kShutdown, kConnect, kConnectTimeout, kOpCount };
+  enum Op : uint8_t { kRecv = 0, kSend, kConnect, kConnectTimeout, kOpCount };
 
   SocketEndpoint(EventLoop& loop, IoHandler& handler, EndpointOwner& owner, uint8_t opBase, UniqueFd fd,
                  BufferShare* share);
@@ -94,11 +97,9 @@ class SocketEndpoint final : public Endpoint {
   bool large_ = false;          // read into large buffers (the transfer is bulk)
   int recvResult_ = 0;
   std::optional<uint16_t> recvBuffer_;
-  // Send and shutdown: the same, one each.
+  // Send: the same.
   bool sendArmed_ = false, sendReady_ = false;
   int sendResult_ = 0;
-  bool shutdownArmed_ = false, shutdownReady_ = false;
-  int shutdownResult_ = 0;
   // Connect: the address and the timeout live here until both completions are in.
   SocketAddress connectTo_;
   __kernel_timespec connectTimeout_{};

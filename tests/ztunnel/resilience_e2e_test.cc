@@ -513,11 +513,20 @@ TEST_F(ResilienceE2eTest, ATcpServiceRefusesConnectionsBeyondItsMaximum) {
     return inClient({"curl", "-sS", "--max-time", "5", "-o", "/dev/null", "-w", "%{http_code}", target}).out;
   };
   EXPECT_EQ(curl(url), "200") << "one connection at a time is allowed";
+  auto openConnections = [&] {
+    return nodes_[0]->metricSum("sluice_circuit_breaker_open", {{"destination", "shop/web/"}, {"resource", "connections"}});
+  };
+  // curl is done once it has the answer; the tunnels close the connection a few hops later. Only
+  // then is the one allowed connection free (else the slow one below would be the refused one).
+  ASSERT_TRUE(waitFor([&] {
+    auto open = openConnections();
+    return open && *open == 0;
+  }, std::chrono::seconds(5))) << "the first connection never ended";
   // One connection held open (a slow answer): the next one is refused while it lasts...
   auto held = cluster_->runInPod("client", {.argv = {"curl", "-sS", "-o", "/dev/null", url + "slow?ms=3000"}});
   ASSERT_TRUE(held) << held.error().message();
   ASSERT_TRUE(waitFor([&] {
-    auto open = nodes_[0]->metricSum("sluice_circuit_breaker_open", {{"destination", "shop/web/"}, {"resource", "connections"}});
+    auto open = openConnections();
     return open && *open == 1;
   }, std::chrono::seconds(5))) << "the slow connection never counted";
   EXPECT_NE(curl(url), "200") << "a second connection got through";
@@ -528,7 +537,7 @@ TEST_F(ResilienceE2eTest, ATcpServiceRefusesConnectionsBeyondItsMaximum) {
   auto exited = held->wait(std::chrono::seconds(10));
   EXPECT_TRUE(exited && *exited == 0) << "the held connection failed";
   ASSERT_TRUE(waitFor([&] {
-    auto open = nodes_[0]->metricSum("sluice_circuit_breaker_open", {{"destination", "shop/web/"}, {"resource", "connections"}});
+    auto open = openConnections();
     return open && *open == 0;
   }, std::chrono::seconds(5)));
   EXPECT_EQ(curl(url), "200");

@@ -57,21 +57,21 @@ SLUICE_INLINE int sluice_outbound_reason(const struct sluice_pod *pod, int has_t
   return SLUICE_CTR_REDIRECTED;
 }
 
-/* Whether a connection sk_lookup sees is one of the tunnel's deliveries: its source and port
- * are registered (`registered`, the caller's lookup in sluice_deliveries) and it arrived on the
- * pod's loopback device, where every delivery socket is bound. Packets from outside arrive on
- * the pod's veth: a registered address there is a spoof, or a registration left behind by a
- * tunnel that died, and letting it through would hand the app a connection the tunnel never
- * checked. */
-SLUICE_INLINE int sluice_is_tunnel_delivery(int registered, __u32 ingress_ifindex) {
-  return registered && ingress_ifindex == SLUICE_LOOPBACK_IFINDEX;
+/* Whether a connection sk_lookup sees can be one of the tunnel's deliveries, which the caller
+ * then looks up in sluice_deliveries: only one that arrived on the pod's loopback device, where
+ * every delivery socket is bound. Packets from outside arrive on the pod's veth: a registered
+ * address there is a spoof, or a registration left behind by a tunnel that died, and letting it
+ * through would hand the app a connection the tunnel never checked. */
+SLUICE_INLINE int sluice_can_be_tunnel_delivery(__u32 ingress_ifindex) {
+  return ingress_ifindex == SLUICE_LOOPBACK_IFINDEX;
 }
 
 /* Inbound: TCP to any non-loopback address of an enrolled pod whose redirection is on (every
  * address: the ones CNI reported, and link-local or SLAAC ones nobody reported). In order: the
  * HBONE port (the tunnel's own listener takes it), a local source (the tunnel delivering a
- * connection from its client's address: sluice_is_tunnel_delivery; a loopback source; one of the pod's known addresses; or the destination itself:
- * the pod talking to an address of its own), an excluded port. Returns that reason, or
+ * connection from its client's address: registered, and sluice_can_be_tunnel_delivery; a
+ * loopback source; one of the pod's known addresses; or the destination itself: the pod
+ * talking to an address of its own), an excluded port. Returns that reason, or
  * SLUICE_CTR_INBOUND_CAPTURED when none applies; the caller then steers the connection to the
  * tunnel's listener, or drops it when there is none. */
 SLUICE_INLINE int sluice_inbound_reason(const struct sluice_pod *pod, const __u8 *src, const __u8 *dst, __u16 dst_port,

@@ -42,13 +42,12 @@ int sluice_pod_sk_lookup(struct bpf_sk_lookup *ctx) {
 
   __u16 dst_port = (__u16)ctx->local_port;
   __u16 src_port = bpf_ntohs((__u16)ctx->remote_port);
-  int registered = 0;
-  if (ctx->ingress_ifindex == SLUICE_LOOPBACK_IFINDEX) { /* only a local packet can be a delivery */
+  int tunnel_delivery = 0;
+  if (sluice_can_be_tunnel_delivery(ctx->ingress_ifindex)) {
     struct sluice_delivery_key delivery = {.netns_cookie = netns_cookie, .src_port = src_port, .dst_port = dst_port};
     __builtin_memcpy(delivery.src, src, 16);
-    registered = bpf_map_lookup_elem(&sluice_deliveries, &delivery) != 0;
+    tunnel_delivery = bpf_map_lookup_elem(&sluice_deliveries, &delivery) != 0;
   }
-  int tunnel_delivery = sluice_is_tunnel_delivery(registered, ctx->ingress_ifindex);
   int reason = sluice_inbound_reason(pod, src, dst, dst_port, tunnel_delivery);
   int verdict = SK_PASS;
   if (reason == SLUICE_CTR_INBOUND_CAPTURED) {

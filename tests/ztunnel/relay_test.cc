@@ -233,6 +233,8 @@ class ScriptedEndpoint final : public Endpoint {
   std::deque<IoResult> reads;
   std::string written;
   bool closedForWrites = false, writeError = false;
+  // As an HBONE client stream: takes writes before it is established, a half-close waits.
+  bool takesEarly = false, established = false;
   int outstanding = 0;
 
   IoResult read() override {
@@ -253,7 +255,9 @@ class ScriptedEndpoint final : public Endpoint {
     return IoResult::done(bytes.size());
   }
   bool writeClosed() const override { return closedForWrites; }
+  bool takesEarlyWrites() const override { return takesEarly && !established; }
   IoResult shutdownWrite() override {
+    if (takesEarly && !established) return IoResult::pending();
     log_->push_back(name_ + " shutdown");
     return IoResult::done();
   }
@@ -332,6 +336,50 @@ TEST_F(RelayTest, NothingFlowsBeforeTheUpstreamIsEstablishedAndAFailureIsCounted
   s->relay->onEndpointConnected(u, false, FailReason::kConnectRefused);
   EXPECT_EQ(u.written, "");
   EXPECT_EQ(pod_->counters.failed[static_cast<size_t>(FailReason::kConnectRefused)].load(), 1u);
+  EXPECT_EQ(pod_->counters.opened[0].load(), 0u);
+  EXPECT_EQ(loop_->handlerCount(), 0u);
+}
+
+// Early data: towards an upstream that takes early writes (an HBONE stream whose CONNECT is
+// not answered yet), the client's bytes go at once; its half-close and anything towards the
+// client wait for the upstream to be established.
+TEST_F(RelayTest, TheClientsFirstBytesGoToAnUpstreamThatTakesEarlyWrites) {
+  auto s = scriptedRelay(*loop_, pod_, live_, Direction::kOutbound);
+  ScriptedEndpoint& d = *s->down;
+  ScriptedEndpoint& u = *s->up;
+  auto& log = s->log;
+  u.takesEarly = true;
+  d.reads = {bytes("GET / "), bytes("HTTP/1.1"), IoResult::eof()};
+  u.reads = {bytes("too soon")};
+  s->relay->onEndpointProgress();
+  EXPECT_EQ(u.written, "GET / HTTP/1.1") << "the client's bytes waited for the upstream";
+  EXPECT_TRUE(d.reads.empty());
+  EXPECT_EQ(d.written, "") << "bytes towards the client before the upstream was established";
+  EXPECT_EQ(std::find(log.begin(), log.end(), "up shutdown"), log.end()) << "half-closed before the answer";
+  EXPECT_EQ(pod_->counters.opened[0].load(), 0u);
+
+  u.established = true;
+  u.reads.push_back(IoResult::eof());
+  s->relay->onEndpointConnected(u, true, FailReason::kCount);
+  EXPECT_EQ(d.written, "too soon");
+  EXPECT_NE(std::find(log.begin(), log.end(), "up shutdown"), log.end()) << "the half-close never followed";
+  EXPECT_NE(std::find(log.begin(), log.end(), "down close"), log.end());
+  EXPECT_EQ(pod_->counters.opened[0].load(), 1u);
+  EXPECT_EQ(loop_->handlerCount(), 0u);
+}
+
+TEST_F(RelayTest, EarlyBytesToAnUpstreamThatThenFailsEndInAReset) {
+  auto s = scriptedRelay(*loop_, pod_, live_, Direction::kOutbound);
+  ScriptedEndpoint& d = *s->down;
+  ScriptedEndpoint& u = *s->up;
+  u.takesEarly = true;
+  d.reads = {bytes("hello")};
+  s->relay->onEndpointProgress();
+  ASSERT_EQ(u.written, "hello");
+  s->relay->onEndpointConnected(u, false, FailReason::kHboneRefused);
+  EXPECT_NE(std::find(s->log.begin(), s->log.end(), "down abort reset"), s->log.end()) << "the app was not reset";
+  EXPECT_EQ(d.outstanding, 0) << "a chunk was not given back";
+  EXPECT_EQ(pod_->counters.failed[static_cast<size_t>(FailReason::kHboneRefused)].load(), 1u);
   EXPECT_EQ(pod_->counters.opened[0].load(), 0u);
   EXPECT_EQ(loop_->handlerCount(), 0u);
 }

@@ -71,6 +71,11 @@ void Relay::pump() {
     while (pumpFlow(toUp_, true) | pumpFlow(toDown_, false)) {
       if (aborting_) break;
     }
+  } else if (!aborting_ && up_ && up_->takesEarlyWrites()) {
+    // Early writes: only towards the upstream, and only while it takes them.
+    while (pumpFlow(toUp_, true)) {
+      if (aborting_ || !up_->takesEarlyWrites()) break;
+    }
   }
   pumping_ = false;
   maybeFinish();

@@ -11,7 +11,10 @@
 //   - EOF from one side becomes a half-close (shutdownWrite) of the other once every queued
 //     byte is out; the other direction flows on;
 //   - an error on either side aborts both with a reset;
-//   - nothing flows before the upstream is established (connected, or CONNECT answered 200).
+//   - nothing flows before the upstream is established (connected, or CONNECT answered 200),
+//     except the client's bytes towards an upstream that takes early writes (an HBONE stream:
+//     the app's first bytes follow the CONNECT without waiting a round trip for its 200; the
+//     server holds them until its own upstream connects, and drops them if it refuses).
 // The relay finishes when both directions are done (or it aborted) and neither endpoint has
 // an operation in flight; then it closes both and retires.
 #pragma once

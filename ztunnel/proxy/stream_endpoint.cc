@@ -44,6 +44,7 @@ void StreamEndpoint::onSessionEvent(const http2::SessionEvent& e) {
         return owner_.onEndpointConnected(*this, false, FailReason::kHboneRefused);
       }
       established_ = true;
+      std::string().swap(early_);  // delivered for good: no copy to keep
       return owner_.onEndpointConnected(*this, true, FailReason::kCount);
     }
     case Kind::kEnd:
@@ -98,8 +99,13 @@ IoResult StreamEndpoint::write(std::span<const uint8_t> bytes) {
   auto& session = link_->session();
   // Backpressure: refuse while the stream holds more than its high water (kWritable resumes).
   if (session.queued(stream_) >= http2::Http2Session::kHighWater) return IoResult::pending();
+  if (side_ == Side::kClient && !established_) {
+    // Early data: up to the limit, kept until the answer; the rest waits for the 200.
+    if (early_.size() >= kEarlyLimit) return IoResult::pending();
+    bytes = bytes.first(std::min(bytes.size(), kEarlyLimit - early_.size()));
+    early_.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  }
   session.write(stream_, bytes);
-  wrote_ = true;
   link_->requestFlush();
   return IoResult::done(bytes.size());
 }
@@ -107,8 +113,10 @@ IoResult StreamEndpoint::write(std::span<const uint8_t> bytes) {
 IoResult StreamEndpoint::shutdownWrite() {
   if (link_ == nullptr) return IoResult::error();
   if (closedByPeer_) return IoResult::done();
+  // A half-close waits for the 200: some CONNECT servers (nghttpx) reset a stream the client
+  // ends before they answered. The relay offers it again once the stream is established.
+  if (side_ == Side::kClient && !established_) return IoResult::pending();
   link_->session().finish(stream_);  // END_STREAM after the queued bytes
-  wrote_ = true;
   link_->requestFlush();
   return IoResult::done();
 }
@@ -130,7 +138,7 @@ void StreamEndpoint::abort(bool) {
 }
 
 bool StreamEndpoint::reopened() {
-  if (side_ != Side::kClient || reopenedOnce_ || wrote_) return false;
+  if (side_ != Side::kClient || reopenedOnce_) return false;
   reopenedOnce_ = true;
   // A client stream's link is the pooled HboneClient (upstream.cc opens them nowhere else).
   auto next = reopenStream(static_cast<HboneClient&>(*link_), stream_);
@@ -143,6 +151,10 @@ bool StreamEndpoint::reopened() {
   link_ = next->first;
   stream_ = next->second;
   link_->attach(stream_, this);
+  // What the refused stream had taken goes on the new one, in the same order.
+  if (!early_.empty()) {
+    link_->session().write(stream_, {reinterpret_cast<const uint8_t*>(early_.data()), early_.size()});
+  }
   link_->requestFlush();
   return true;
 }

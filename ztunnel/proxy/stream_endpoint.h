@@ -9,10 +9,15 @@
 // The endpoint holds a pointer to its link while attached; the link calls connectionLost()
 // before it goes, after which every call fails as a reset would.
 //
+// Early data: a client stream takes writes before its CONNECT is answered (up to kEarlyLimit
+// bytes; END_STREAM waits for the 200), so the app's first bytes follow the request headers without a round
+// trip (the server holds them until its upstream connects; a refusal drops them, and the relay
+// resets the app as it would have anyway). It keeps a copy of those bytes until the 200.
+//
 // A client stream refused before the server processed it (REFUSED_STREAM, RFC 9113 §8.7: nghttp2
 // also refuses locally the streams it had not sent yet when a GOAWAY arrives, as during a
-// tunnel upgrade) is opened once more on another connection of its pool (reopenStream), when
-// nothing was written on it yet; the relay only sees a slower connect.
+// tunnel upgrade) is opened once more on another connection of its pool (reopenStream), its
+// early bytes written again there; the relay only sees a slower connect.
 #pragma once
 
 #include <cstdint>
@@ -29,6 +34,9 @@ class HboneLink;
 class StreamEndpoint final : public Endpoint {
  public:
   enum class Side { kClient, kServer };
+  // Bytes a client stream takes before its CONNECT is answered: the first message of most
+  // protocols (a request, a TLS ClientHello) fits.
+  static constexpr size_t kEarlyLimit = 16 * 1024;
   StreamEndpoint(HboneLink& link, int32_t stream, Side side, EndpointOwner& owner, PodCounters& counters);
   ~StreamEndpoint() override;
 
@@ -43,6 +51,9 @@ class StreamEndpoint final : public Endpoint {
   IoResult write(std::span<const uint8_t> bytes) override;
   bool writeClosed() const override { return closedByPeer_ && !peerFailed_; }
   IoResult shutdownWrite() override;
+  bool takesEarlyWrites() const override {
+    return side_ == Side::kClient && link_ != nullptr && !established_ && early_.size() < kEarlyLimit;
+  }
   void upstreamReady() override { respond(200); }
   void upstreamFailed() override { respond(503); }
   void abort(bool reset) override;
@@ -67,7 +78,7 @@ class StreamEndpoint final : public Endpoint {
   bool peerFailed_ = false;    // ... with an error, or before its END_STREAM
   int responded_ = 0;          // server: the status we answered
   bool reopenedOnce_ = false;  // client: a refused stream is opened again once, not more
-  bool wrote_ = false;         // bytes or END_STREAM were queued on the stream
+  std::string early_;          // client: bytes written before the 200, kept to write them again
 };
 
 }  // namespace sluice::ztunnel

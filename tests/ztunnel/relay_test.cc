@@ -277,14 +277,17 @@ struct Scripted {
   ScriptedEndpoint* down = nullptr;
   ScriptedEndpoint* up = nullptr;
 };
+// `before` sets the endpoints up before they are attached.
 std::unique_ptr<Scripted> scriptedRelay(EventLoop& loop, const std::shared_ptr<PodRuntime>& pod, std::atomic<size_t>& live,
-                                        Direction direction) {
+                                        Direction direction,
+                                        const std::function<void(ScriptedEndpoint&, ScriptedEndpoint&)>& before = {}) {
   auto s = std::make_unique<Scripted>();
   s->relay = &loop.add<Relay>(loop, RelayInfo{pod, direction}, std::chrono::hours(1), &live);
   auto down = std::make_unique<ScriptedEndpoint>("down", &s->log);
   auto up = std::make_unique<ScriptedEndpoint>("up", &s->log);
   s->down = down.get();
   s->up = up.get();
+  if (before) before(*down, *up);
   s->relay->attach(std::move(down), std::move(up));
   return s;
 }
@@ -344,14 +347,15 @@ TEST_F(RelayTest, NothingFlowsBeforeTheUpstreamIsEstablishedAndAFailureIsCounted
 // not answered yet), the client's bytes go at once; its half-close and anything towards the
 // client wait for the upstream to be established.
 TEST_F(RelayTest, TheClientsFirstBytesGoToAnUpstreamThatTakesEarlyWrites) {
-  auto s = scriptedRelay(*loop_, pod_, live_, Direction::kOutbound);
+  // Attached with the client's bytes already there: they go without any further event.
+  auto s = scriptedRelay(*loop_, pod_, live_, Direction::kOutbound, [](ScriptedEndpoint& d, ScriptedEndpoint& u) {
+    u.takesEarly = true;
+    d.reads = {bytes("GET / "), bytes("HTTP/1.1"), IoResult::eof()};
+    u.reads = {bytes("too soon")};
+  });
   ScriptedEndpoint& d = *s->down;
   ScriptedEndpoint& u = *s->up;
   auto& log = s->log;
-  u.takesEarly = true;
-  d.reads = {bytes("GET / "), bytes("HTTP/1.1"), IoResult::eof()};
-  u.reads = {bytes("too soon")};
-  s->relay->onEndpointProgress();
   EXPECT_EQ(u.written, "GET / HTTP/1.1") << "the client's bytes waited for the upstream";
   EXPECT_TRUE(d.reads.empty());
   EXPECT_EQ(d.written, "") << "bytes towards the client before the upstream was established";
@@ -369,12 +373,11 @@ TEST_F(RelayTest, TheClientsFirstBytesGoToAnUpstreamThatTakesEarlyWrites) {
 }
 
 TEST_F(RelayTest, EarlyBytesToAnUpstreamThatThenFailsEndInAReset) {
-  auto s = scriptedRelay(*loop_, pod_, live_, Direction::kOutbound);
+  auto s = scriptedRelay(*loop_, pod_, live_, Direction::kOutbound, [](ScriptedEndpoint&, ScriptedEndpoint& u) { u.takesEarly = true; });
   ScriptedEndpoint& d = *s->down;
   ScriptedEndpoint& u = *s->up;
-  u.takesEarly = true;
   d.reads = {bytes("hello")};
-  s->relay->onEndpointProgress();
+  s->relay->onEndpointProgress();  // the client's bytes arrive
   ASSERT_EQ(u.written, "hello");
   s->relay->onEndpointConnected(u, false, FailReason::kHboneRefused);
   EXPECT_NE(std::find(s->log.begin(), s->log.end(), "down abort reset"), s->log.end()) << "the app was not reset";

@@ -32,6 +32,9 @@ void Relay::attach(std::unique_ptr<Endpoint> down, std::unique_ptr<Endpoint> up)
   toUp_.to = up_.get();
   toDown_.from = up_.get();
   toDown_.to = down_.get();
+  // An upstream that takes early writes (an HBONE stream, its CONNECT just queued): start
+  // reading the client now, so its first bytes leave with the CONNECT, not a round trip later.
+  if (up_->takesEarlyWrites()) pump();
 }
 
 void Relay::onCompletion(uint8_t op, int res, uint32_t flags) {

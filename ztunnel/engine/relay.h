@@ -76,7 +76,8 @@ class Relay final : public IoHandler, public EndpointOwner {
   Relay(EventLoop& loop, RelayInfo info, std::chrono::milliseconds idleTimeout, std::atomic<size_t>* live);
   ~Relay() override;
 
-  // Endpoints come after construction: a socket endpoint names the relay as its handler.
+  // Endpoints come after construction: a socket endpoint names the relay as its handler. With
+  // an upstream that takes early writes, the client's bytes start flowing at once.
   void attach(std::unique_ptr<Endpoint> down, std::unique_ptr<Endpoint> up);
   // Keeps `resource` (e.g. a per-source connection lease) until the relay is destroyed.
   void hold(std::shared_ptr<void> resource) { held_ = std::move(resource); }

@@ -316,6 +316,28 @@ TEST_F(HboneTest, AuthorizationPolicyDeniesAPrincipalWith401) {
   EXPECT_EQ(echoFromClient("still allowed"), "still allowed");
 }
 
+// Early data meets a refusal: the client's tunnel sends the app's bytes right behind the
+// CONNECT, the server's tunnel denies the principal with 401 before any delivery, so none of
+// them reaches the app (no inbound connection opened), the app's connection is reset, and the
+// tunnel keeps serving once the policy is gone.
+TEST_F(HboneTest, AMeshClientsEarlyBytesNeverReachAnAppThatDeniesIt) {
+  ASSERT_TRUE(sim::writeConfigFile(controller_.configDir(), "authz.yaml",
+                                   "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n"
+                                   "metadata: {name: no-web, namespace: shop}\n"
+                                   "spec: {action: DENY, rules: [{from: [{source: {principals: [cluster.local/ns/shop/sa/web]}}]}]}\n"));
+  ASSERT_TRUE(waitFor([&] { return echoFromClient("probe", "", /*halfClose=*/false).empty(); }, std::chrono::seconds(15)))
+      << "the policy never applied";
+  uint64_t opened = counter(1, "server", "/inbound/opened");
+  uint64_t denied = counter(1, "server", "/failed/denied");
+  uint64_t refused = counter(0, "client", "/failed/hbone_refused");
+  EXPECT_EQ(echoFromClient("must not arrive", "", /*halfClose=*/false), "") << lastErr_;
+  EXPECT_EQ(counter(1, "server", "/inbound/opened"), opened) << "a denied client's bytes reached the app";
+  EXPECT_GT(counter(1, "server", "/failed/denied"), denied);
+  EXPECT_GT(counter(0, "client", "/failed/hbone_refused"), refused);
+  ASSERT_TRUE(std::filesystem::remove(controller_.configDir() + "/authz.yaml"));
+  EXPECT_TRUE(waitFor([&] { return echoFromClient("allowed again") == "allowed again"; }, std::chrono::seconds(15)));
+}
+
 TEST_F(HboneTest, StrictRefusesPlaintextAndPermissiveRelaysIt) {
   // From node0's own network (outside the mesh) straight to the server pod: plaintext.
   auto send = [&] {

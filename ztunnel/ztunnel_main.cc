@@ -63,6 +63,11 @@ int main(int argc, char** argv) {
   app.add_option("--zds-socket", zdsSocket, "the node agent's tunnel socket")->capture_default_str();
   app.add_option("--pin-dir", pinDir, "the node agent's bpffs pin folder")->capture_default_str();
   app.add_option("--workers", workers, "data-plane threads")->check(CLI::Range(1u, 64u))->capture_default_str();
+  unsigned busyPollUs = 0;
+  app.add_option("--busy-poll-us", busyPollUs,
+                 "before a worker sleeps, keep polling for completions this long (trades CPU for latency; 0: off)")
+      ->check(CLI::Range(0u, 1000u))
+      ->capture_default_str();
   app.add_option("--mark", mark, "SO_MARK of the tunnel's sockets")->capture_default_str();
   uint32_t deliveryMark = SLUICE_DELIVERY_MARK_DEFAULT;
   app.add_option("--delivery-mark", deliveryMark,
@@ -158,6 +163,7 @@ int main(int argc, char** argv) {
     certificates = std::make_unique<CertificateManager>(controllerLink->source(), certOptions);
   }
   base.connectTimeout = std::chrono::milliseconds(connectTimeoutMs);
+  base.loop.busyPoll = std::chrono::microseconds(busyPollUs);
   base.idleTimeout = std::chrono::seconds(idleTimeoutS);
   base.drainTimeout = std::chrono::milliseconds(drainTimeoutMs);
   base.handshakeTimeout = std::chrono::milliseconds(handshakeTimeoutMs);

@@ -397,6 +397,10 @@ int main(int argc, char** argv) {
   bool httpOnly = false, memory = false;
   app.add_flag("--http-only", httpOnly, "only the HTTP/1.1 rows (L7 in the tunnel vs haproxy mode http)");
   app.add_flag("--memory", memory, "first, on fresh tunnels: RSS idle with 100 enrolled pods and per idle connection");
+  unsigned busyPollUs = 0;
+  app.add_option("--busy-poll-us", busyPollUs, "run the tunnels with ztunnel --busy-poll-us (0: as deployed, off)")
+      ->check(CLI::Range(0u, 1000u))
+      ->capture_default_str();
   std::string jsonPath, comparePath;
   app.add_option("--json", jsonPath, "write the machine-readable summary here");
   app.add_option("--compare", comparePath, "an earlier --json summary: print this run next to it")->check(CLI::ExistingFile);
@@ -414,7 +418,9 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  auto run = startMeshRun(2);
+  auto run = startMeshRun(2, {}, [&](const Node&) {
+    return busyPollUs == 0 ? std::vector<std::string>{} : std::vector<std::string>{"--busy-poll-us", std::to_string(busyPollUs)};
+  });
   if (!run) {
     fmt::print(stderr, "sluice-bench: {}\n", run.error().message());
     return 1;

@@ -59,10 +59,25 @@ void EventLoop::run(const std::atomic<bool>& stopping) {
   while (!stopping) runOnce(std::chrono::milliseconds(-1));
 }
 
+bool EventLoop::busyPollForCompletions() {
+  io_uring* ring = ring_.get();
+  if (io_uring_cq_ready(ring) > 0) return true;
+  if (io_uring_submit(ring) < 0) return false;
+  // With DEFER_TASKRUN completions are posted only when the ring's thread enters the kernel
+  // for them, so the spin asks for them (a system call per round) rather than reading the CQ.
+  auto until = std::chrono::steady_clock::now() + options_.busyPoll;
+  while (io_uring_cq_ready(ring) == 0) {
+    if (io_uring_get_events(ring) < 0 || std::chrono::steady_clock::now() >= until) break;
+  }
+  return io_uring_cq_ready(ring) > 0;
+}
+
 void EventLoop::runOnce(std::chrono::milliseconds timeout) {
   io_uring* ring = ring_.get();
   int rc;
-  if (timeout.count() < 0) {
+  if (timeout.count() < 0 && options_.busyPoll.count() > 0 && busyPollForCompletions()) {
+    rc = 0;  // completions are there: handle them without sleeping
+  } else if (timeout.count() < 0) {
     rc = io_uring_submit_and_wait(ring, 1);
   } else {
     __kernel_timespec ts{timeout.count() / 1000, (timeout.count() % 1000) * 1000000};

@@ -68,9 +68,9 @@ class Endpoint {
   virtual bool writeClosed() const { return false; }
   // Half-close towards the peer, after everything written.
   virtual IoResult shutdownWrite() = 0;
-  // As an upstream still connecting: takes writes already (a half-close may still wait: kPending),
-  // to send them as soon as it can (an HBONE stream whose CONNECT is sent but not yet answered). A socket
-  // can't: nothing goes to it before it is connected.
+  // As an upstream still connecting: takes writes already, to send them as soon as it can (an
+  // HBONE stream whose CONNECT is sent but not yet answered; a half-close may still wait:
+  // kPending). A socket can't: nothing goes to it before it is connected.
   virtual bool takesEarlyWrites() const { return false; }
   // The other side's connection to its peer is up (downstream of HBONE answers 200 then) or
   // could not be made (it answers 503).

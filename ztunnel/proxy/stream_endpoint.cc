@@ -101,8 +101,9 @@ IoResult StreamEndpoint::write(std::span<const uint8_t> bytes) {
   if (session.queued(stream_) >= http2::Http2Session::kHighWater) return IoResult::pending();
   if (side_ == Side::kClient && !established_) {
     // Early data: up to the limit, kept until the answer; the rest waits for the 200.
-    if (early_.size() >= kEarlyLimit) return IoResult::pending();
-    bytes = bytes.first(std::min(bytes.size(), kEarlyLimit - early_.size()));
+    size_t room = earlyRoom();
+    if (room == 0) return IoResult::pending();
+    bytes = bytes.first(std::min(bytes.size(), room));
     early_.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
   }
   session.write(stream_, bytes);

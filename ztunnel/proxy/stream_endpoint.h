@@ -10,9 +10,10 @@
 // before it goes, after which every call fails as a reset would.
 //
 // Early data: a client stream takes writes before its CONNECT is answered (up to kEarlyLimit
-// bytes; END_STREAM waits for the 200), so the app's first bytes follow the request headers without a round
-// trip (the server holds them until its upstream connects; a refusal drops them, and the relay
-// resets the app as it would have anyway). It keeps a copy of those bytes until the 200.
+// bytes; END_STREAM waits for the 200), so the app's first bytes follow the request headers
+// without a round trip (the server holds them until its upstream connects; a refusal drops
+// them, and the relay resets the app as it would have anyway). It keeps a copy of those bytes
+// until the 200.
 //
 // A client stream refused before the server processed it (REFUSED_STREAM, RFC 9113 §8.7: nghttp2
 // also refuses locally the streams it had not sent yet when a GOAWAY arrives, as during a
@@ -20,6 +21,7 @@
 // early bytes written again there; the relay only sees a slower connect.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
@@ -51,9 +53,7 @@ class StreamEndpoint final : public Endpoint {
   IoResult write(std::span<const uint8_t> bytes) override;
   bool writeClosed() const override { return closedByPeer_ && !peerFailed_; }
   IoResult shutdownWrite() override;
-  bool takesEarlyWrites() const override {
-    return side_ == Side::kClient && link_ != nullptr && !established_ && early_.size() < kEarlyLimit;
-  }
+  bool takesEarlyWrites() const override { return link_ != nullptr && earlyRoom() > 0; }
   void upstreamReady() override { respond(200); }
   void upstreamFailed() override { respond(503); }
   void abort(bool reset) override;
@@ -61,6 +61,10 @@ class StreamEndpoint final : public Endpoint {
   void close() override;
 
  private:
+  // Bytes a client stream may still take before its 200 (0 once established, or on a server).
+  size_t earlyRoom() const {
+    return side_ == Side::kClient && !established_ ? kEarlyLimit - std::min(early_.size(), kEarlyLimit) : 0;
+  }
   void respond(int status);
   // The stream was refused unprocessed: true when it was opened again elsewhere.
   bool reopened();

@@ -22,6 +22,12 @@ pkg_check_modules(RE2 REQUIRED IMPORTED_TARGET re2)
 pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash)
 pkg_check_modules(LIBNL_ROUTE REQUIRED IMPORTED_TARGET libnl-route-3.0)
 
+option(SLUICE_STATIC_ARCHIVES "Link third-party libraries from their static archives where Debian ships them" ON)
+if(SLUICE_STATIC_ARCHIVES)
+  include(SluiceStaticArchives)
+  sluice_link_static_archives("LIBBPF;LIBURING;NGHTTP2;RE2;XXHASH;LIBNL_ROUTE")
+endif()
+
 # llhttp (Node.js's HTTP/1.1 parser): Debian's node-llhttp ships its C sources, not a library;
 # built here once as a static library with its own warnings silenced (generated code).
 set(LLHTTP_DIR /usr/share/llhttp)

@@ -156,5 +156,79 @@ TEST_F(Http2SessionTest, AfterAShutdownNoticeSentStreamsAreServedAndUnsentOnesRe
   EXPECT_EQ(client->status(*sent), 200);
 }
 
+// Lent bytes (the HBONE relay's receive buffers, StreamEndpoint::write) go out after what write()
+// queued, in order, only as the peer's window allows, and the lender hears (kWritable) once
+// every lent byte is framed; until then it must keep them.
+TEST(Http2SessionLoan, LentBytesFollowQueuedOnesWithinTheWindowAndTheLenderIsToldWhenAllAreFramed) {
+  auto client = Http2Session::create(Http2Session::Role::kClient);
+  auto server = Http2Session::create(Http2Session::Role::kServer, {.streamWindow = 16 << 10, .connectionWindow = 1 << 20});
+  ASSERT_TRUE(client && server);
+  auto id = (*client)->submitRequest({{":method", "POST"}, {":scheme", "http"}, {":authority", "a"}, {":path", "/"}}, false);
+  ASSERT_TRUE(id);
+  // SETTINGS both ways first: the client learns the 16 KiB window before it sends DATA.
+  for (int round = 0; round < 2; ++round) {
+    std::string toServer, toClient;
+    ASSERT_TRUE((*client)->produce(toServer));
+    ASSERT_TRUE((*server)->receive(bytes(toServer)));
+    ASSERT_TRUE((*server)->produce(toClient));
+    ASSERT_TRUE((*client)->receive(bytes(toClient)));
+  }
+  std::string lent(40 << 10, '\0');
+  for (size_t i = 0; i < lent.size(); ++i) lent[i] = static_cast<char>('a' + i % 23);
+  (*client)->write(*id, bytes("head:"));
+  (*client)->lend(*id, bytes(lent));
+  EXPECT_EQ((*client)->queued(*id), 5 + lent.size());
+
+  std::string received;
+  bool told = false;
+  for (int round = 0; round < 64 && received.size() < 5 + lent.size(); ++round) {
+    std::string toServer, toClient;
+    ASSERT_TRUE((*client)->produce(toServer));
+    for (auto e : (*client)->takeEvents()) told |= e.kind == Kind::kWritable && e.stream == *id;
+    // Told exactly when the last lent byte is framed, not before.
+    EXPECT_EQ(told, (*client)->lentTaken(*id) == lent.size());
+    ASSERT_TRUE((*server)->receive(bytes(toServer)));
+    std::string& inbox = (*server)->inbox(*id);
+    // Never more in flight than the stream's window: the rest waits in the loan.
+    EXPECT_LE(inbox.size(), size_t{16 << 10});
+    received += inbox;
+    (*server)->consumed(*id, inbox.size());
+    inbox.clear();
+    (void)(*server)->takeEvents();
+    ASSERT_TRUE((*server)->produce(toClient));  // WINDOW_UPDATE
+    ASSERT_TRUE((*client)->receive(bytes(toClient)));
+  }
+  EXPECT_TRUE(told);
+  EXPECT_EQ(received, "head:" + lent);
+  EXPECT_EQ((*client)->endLoan(*id), lent.size());
+  EXPECT_EQ((*client)->queued(*id), 0u);
+}
+
+// A loan given up (the relay aborts: RST_STREAM) or a stream released is never read again: the
+// bytes are freed and the session still produces (ASan would see a read of freed memory).
+TEST(Http2SessionLoan, AnEndedLoanIsNeverReadAgain) {
+  for (bool release : {false, true}) {
+    auto client = Http2Session::create(Http2Session::Role::kClient);
+    auto server = Http2Session::create(Http2Session::Role::kServer);
+    ASSERT_TRUE(client && server);
+    auto id = (*client)->submitRequest({{":method", "POST"}, {":scheme", "http"}, {":authority", "a"}, {":path", "/"}}, false);
+    ASSERT_TRUE(id);
+    auto lent = std::make_unique<std::string>(8 << 10, 'x');
+    (*client)->lend(*id, bytes(*lent));
+    if (release) {
+      (*client)->release(*id);
+    } else {
+      EXPECT_EQ((*client)->endLoan(*id), 0u);
+      (*client)->reset(*id);
+    }
+    lent.reset();
+    std::string toServer;
+    ASSERT_TRUE((*client)->produce(toServer));
+    ASSERT_TRUE((*server)->receive(bytes(toServer)));
+    EXPECT_TRUE((*server)->inbox(*id).empty()) << (release ? "released" : "reset");
+    EXPECT_EQ((*client)->queued(*id), 0u);
+  }
+}
+
 }  // namespace
 }  // namespace sluice::ztunnel::http2

@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "sluice/common/assert.h"
+
 #include <algorithm>
 #include <cstring>
 
@@ -151,15 +153,16 @@ struct Http2Session::Callbacks {
   }
 
   // DATA is never copied into nghttp2: readData only sizes the frame (NGHTTP2_DATA_FLAG_NO_COPY)
-  // and sendData appends its header and the payload, straight from the stream's outbox, to
-  // the output of the produce() call under way. The outbox only grows until sendData takes
-  // from it, so the bytes sized here are still there then.
+  // and sendData appends its header and the payload, straight from the stream's outbox and then
+  // its loan, to the output of the produce() call under way. Both only grow until sendData
+  // takes from them (a loan ends only outside produce()), so the bytes sized here are still
+  // there then.
   static ssize_t readData(nghttp2_session* session, int32_t id, uint8_t*, size_t length, uint32_t* flags,
                           nghttp2_data_source*, void* user) {
     Http2Session& s = self(user);
     Stream* st = s.find(id);
     if (st == nullptr) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    size_t available = st->outbox.size() - st->outboxOffset;
+    size_t available = st->unframed();
     size_t n = std::min(length, available);
     *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
     if (n == available && st->finishRequested) {
@@ -187,18 +190,25 @@ struct Http2Session::Callbacks {
     if (out == nullptr || out->size() >= s.produceLimit_) return NGHTTP2_ERR_WOULDBLOCK;
     int32_t id = frame->hd.stream_id;
     Stream* st = s.find(id);
-    if (st == nullptr || st->outbox.size() - st->outboxOffset < length) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    if (st == nullptr || st->unframed() < length) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     out->append(reinterpret_cast<const char*>(header), 9);
     size_t padding = frame->data.padlen;
     if (padding > 0) out->push_back(static_cast<char>(padding - 1));
-    out->append(st->outbox, st->outboxOffset, length);
-    if (padding > 1) out->append(padding - 1, '\0');
-    st->outboxOffset += length;
+    size_t fromOutbox = std::min(length, st->outbox.size() - st->outboxOffset);
+    out->append(st->outbox, st->outboxOffset, fromOutbox);
+    st->outboxOffset += fromOutbox;
     if (st->outboxOffset == st->outbox.size()) {
       st->outbox.clear();
       st->outboxOffset = 0;
     }
-    if (st->wasAboveHighWater && st->outbox.size() - st->outboxOffset < kLowWater) {
+    if (size_t fromLoan = length - fromOutbox; fromLoan > 0) {
+      out->append(reinterpret_cast<const char*>(st->loan.data()) + st->loanTaken, fromLoan);
+      st->loanTaken += fromLoan;
+      // All framed: the lender may take its bytes back.
+      if (st->loanTaken == st->loan.size()) s.events_.push_back({SessionEvent::Kind::kWritable, id});
+    }
+    if (padding > 1) out->append(padding - 1, '\0');
+    if (st->wasAboveHighWater && st->unframed() < kLowWater) {
       st->wasAboveHighWater = false;
       s.events_.push_back({SessionEvent::Kind::kWritable, id});
     }
@@ -410,13 +420,36 @@ void Http2Session::write(int32_t stream, std::span<const uint8_t> bytes) {
   Stream* st = find(stream);
   if (st == nullptr || st->closed || st->finishRequested) return;
   st->outbox.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-  if (st->outbox.size() - st->outboxOffset >= kHighWater) st->wasAboveHighWater = true;
+  if (st->unframed() >= kHighWater) st->wasAboveHighWater = true;
   resume(stream, *st);
+}
+
+void Http2Session::lend(int32_t stream, std::span<const uint8_t> bytes) {
+  Stream* st = find(stream);
+  if (st == nullptr || st->closed || st->finishRequested || bytes.empty()) return;
+  SLUICE_CHECK(st->loan.empty(), "a stream takes one loan at a time");
+  st->loan = bytes;
+  st->loanTaken = 0;
+  resume(stream, *st);
+}
+
+size_t Http2Session::lentTaken(int32_t stream) const {
+  const Stream* st = find(stream);
+  return st == nullptr ? 0 : st->loanTaken;
+}
+
+size_t Http2Session::endLoan(int32_t stream) {
+  Stream* st = find(stream);
+  if (st == nullptr) return 0;
+  size_t taken = st->loanTaken;
+  st->loan = {};
+  st->loanTaken = 0;
+  return taken;
 }
 
 size_t Http2Session::queued(int32_t stream) const {
   const Stream* st = find(stream);
-  return st == nullptr ? 0 : st->outbox.size() - st->outboxOffset;
+  return st == nullptr ? 0 : st->unframed();
 }
 
 void Http2Session::finish(int32_t stream, const Fields& trailers) {
@@ -430,6 +463,8 @@ void Http2Session::finish(int32_t stream, const Fields& trailers) {
 void Http2Session::reset(int32_t stream, uint32_t errorCode) {
   Stream* st = find(stream);
   if (st == nullptr) return;
+  st->loan = {};  // never framed now
+  st->loanTaken = 0;
   if (!st->closed) {
     nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, stream, errorCode);
     st->closed = true;  // no kClosed event for a stream the caller reset itself
@@ -441,6 +476,8 @@ void Http2Session::release(int32_t stream) {
   auto it = streams_.find(stream);
   if (it == streams_.end()) return;
   Stream& st = it->second;
+  st.loan = {};  // the caller's bytes are not ours to keep
+  st.loanTaken = 0;
   if (st.unconsumed > 0) {
     if (st.closed) {
       nghttp2_session_consume_connection(session_, st.unconsumed);

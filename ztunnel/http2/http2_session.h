@@ -119,6 +119,16 @@ class Http2Session {
   // Bytes of `stream` delivered to the app: reopens the peer's window by that much.
   void consumed(int32_t stream, size_t bytes);
   void write(int32_t stream, std::span<const uint8_t> bytes);
+  // Queues `bytes` after what write() queued without copying them: DATA frames are made
+  // straight from them. The caller keeps them alive and unchanged until it ends the loan
+  // (endLoan), which it may do once lentTaken() reaches their size (a kWritable event says so)
+  // or sooner, giving up the rest (the stream is being reset). One loan per stream at a time.
+  void lend(int32_t stream, std::span<const uint8_t> bytes);
+  // Bytes of the loan already framed (in a produce() output).
+  size_t lentTaken(int32_t stream) const;
+  // Ends the loan; returns the bytes framed. The session never looks at the loan again.
+  size_t endLoan(int32_t stream);
+  // Bytes queued and not yet framed, lent ones included.
   size_t queued(int32_t stream) const;
   // Half-close: END_STREAM after the queued bytes, carried by `trailers` when there are any.
   void finish(int32_t stream, const Fields& trailers = {});
@@ -150,6 +160,9 @@ class Http2Session {
     size_t unconsumed = 0;  // received and not yet reported consumed
     std::string outbox;
     size_t outboxOffset = 0;
+    std::span<const uint8_t> loan;  // lent bytes, framed after the outbox
+    size_t loanTaken = 0;
+    size_t unframed() const { return outbox.size() - outboxOffset + (loan.size() - loanTaken); }
     bool finishRequested = false;
     bool dataAttached = false;  // the data provider is submitted
     bool deferred = false;      // the provider returned DEFERRED: resume on write

@@ -23,6 +23,7 @@ StreamEndpoint::~StreamEndpoint() { close(); }
 void StreamEndpoint::connectionLost() {
   if (link_ == nullptr) return;
   link_ = nullptr;
+  loanSize_ = 0;  // the session, and its loan, are gone
   // The link counted why it closed; the stream's relay is reset without another count.
   closedByPeer_ = peerFailed_ = true;
   if (side_ == Side::kClient && !established_) {
@@ -52,6 +53,7 @@ void StreamEndpoint::onSessionEvent(const http2::SessionEvent& e) {
       break;
     case Kind::kClosed:
       closedByPeer_ = true;
+      endLoan();  // nothing more is framed on a closed stream; the relay may drop the bytes
       if (side_ == Side::kClient && !established_ && session.errorCode(stream_) == kRefusedStream && reopened()) return;
       if (session.errorCode(stream_) != kNoError || !peerEnded_) {
         peerFailed_ = true;
@@ -94,21 +96,39 @@ void StreamEndpoint::release(const Chunk& chunk) {
 }
 
 IoResult StreamEndpoint::write(std::span<const uint8_t> bytes) {
-  if (link_ == nullptr || peerFailed_) return IoResult::error();
-  if (closedByPeer_) return IoResult::closed();
+  if (link_ == nullptr || peerFailed_ || closedByPeer_) {
+    endLoan();  // nothing more is sent: the relay may give the bytes back
+    return link_ == nullptr || peerFailed_ ? IoResult::error() : IoResult::closed();
+  }
   auto& session = link_->session();
+  if (loanSize_ > 0) {
+    // The relay offers the bytes it lent again: done once they are all framed.
+    if (session.lentTaken(stream_) < loanSize_) return IoResult::pending();
+    return IoResult::done(endLoan());
+  }
   // Backpressure: refuse while the stream holds more than its high water (kWritable resumes).
   if (session.queued(stream_) >= http2::Http2Session::kHighWater) return IoResult::pending();
   if (side_ == Side::kClient && !established_) {
-    // Early data: up to the limit, kept until the answer; the rest waits for the 200.
+    // Early data: up to the limit, copied and kept until the answer; the rest waits for the 200.
     size_t room = earlyRoom();
     if (room == 0) return IoResult::pending();
     bytes = bytes.first(std::min(bytes.size(), room));
     early_.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    session.write(stream_, bytes);
+    link_->requestFlush();
+    return IoResult::done(bytes.size());
   }
-  session.write(stream_, bytes);
+  if (bytes.empty()) return IoResult::done(0);
+  session.lend(stream_, bytes);
+  loanSize_ = bytes.size();
   link_->requestFlush();
-  return IoResult::done(bytes.size());
+  return IoResult::pending();
+}
+
+size_t StreamEndpoint::endLoan() {
+  if (loanSize_ == 0) return 0;
+  loanSize_ = 0;
+  return link_ == nullptr ? 0 : link_->session().endLoan(stream_);
 }
 
 IoResult StreamEndpoint::shutdownWrite() {
@@ -131,6 +151,7 @@ void StreamEndpoint::respond(int status) {
 }
 
 void StreamEndpoint::abort(bool) {
+  endLoan();  // the relay gives its chunks back after an abort
   if (link_ == nullptr) return;
   // After a complete non-200 answer the session itself ends the stream with NO_ERROR once the
   // answer is out (RFC 9113 8.1); otherwise CANCEL tells the peer the flow broke.
@@ -161,6 +182,7 @@ bool StreamEndpoint::reopened() {
 }
 
 void StreamEndpoint::close() {
+  endLoan();
   if (link_ == nullptr) return;
   HboneLink* link = link_;
   link_ = nullptr;

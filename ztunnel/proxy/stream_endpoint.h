@@ -1,6 +1,12 @@
 // A CONNECT stream of an HBONE connection as a relay endpoint: reads take the bytes the peer
-// sent on the stream (the session's inbox, swapped out without a copy), writes queue bytes on
-// the stream (Http2Session::write), a half-close is END_STREAM, an abort RST_STREAM.
+// sent on the stream (the session's inbox, swapped out without a copy), writes lend the relay's
+// bytes to the stream (Http2Session::lend: its DATA frames are made straight from the relay's
+// receive buffer, no copy in between), a half-close is END_STREAM, an abort RST_STREAM.
+//
+// A write is pending until every lent byte is framed (the session's kWritable): the relay keeps
+// the chunk meanwhile, as it does for a socket's send in flight, and offers the same bytes again;
+// then the write is done and the loan ends. Abort and close end a loan first, so the session
+// never holds a pointer into a chunk the relay gave back.
 //
 // Flow control is end to end: a chunk lent to the relay reopens the peer's window only when
 // the relay gives it back (it reached the other socket), and writes are refused (kPending)
@@ -13,7 +19,7 @@
 // bytes; END_STREAM waits for the 200), so the app's first bytes follow the request headers
 // without a round trip (the server holds them until its upstream connects; a refusal drops
 // them, and the relay resets the app as it would have anyway). It keeps a copy of those bytes
-// until the 200.
+// until the 200 (so those are copied: Http2Session::write).
 //
 // A client stream refused before the server processed it (REFUSED_STREAM, RFC 9113 §8.7: nghttp2
 // also refuses locally the streams it had not sent yet when a GOAWAY arrives, as during a
@@ -66,6 +72,8 @@ class StreamEndpoint final : public Endpoint {
     return side_ == Side::kClient && !established_ ? kEarlyLimit - std::min(early_.size(), kEarlyLimit) : 0;
   }
   void respond(int status);
+  // Ends the session's loan of the relay's bytes, if any; returns how many were framed.
+  size_t endLoan();
   // The stream was refused unprocessed: true when it was opened again elsewhere.
   bool reopened();
 
@@ -83,6 +91,7 @@ class StreamEndpoint final : public Endpoint {
   int responded_ = 0;          // server: the status we answered
   bool reopenedOnce_ = false;  // client: a refused stream is opened again once, not more
   std::string early_;          // client: bytes written before the 200, kept to write them again
+  size_t loanSize_ = 0;        // bytes of the relay's lent to the session (0: no loan)
 };
 
 }  // namespace sluice::ztunnel

@@ -7,7 +7,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${SLUICE_BUILD_DIR:-$root/build}-fuzz
 seconds=${SLUICE_FUZZ_SECONDS:-20}
 targets=(fuzz_cni_invocation fuzz_pod_capture_plan fuzz_socket_address fuzz_hbone_session fuzz_authorization_policy
-         fuzz_http1_request fuzz_http2_request fuzz_kube_watch_event)
+         fuzz_http1_request fuzz_http2_request fuzz_kube_watch_event fuzz_node_revocations)
 
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_C_COMPILER=clang-16 -DCMAKE_CXX_COMPILER=clang++-16 \
       -DSLUICE_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

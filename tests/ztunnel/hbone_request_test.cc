@@ -23,7 +23,9 @@ TEST(Traceparent, IsAValidSampledW3cHeader) {
   EXPECT_EQ(traceparent(0x1, 0x2, 0x10), "00-00000000000000010000000000000002-0000000000000011-01");
   // A zero span id or trace id is invalid: never produced.
   EXPECT_EQ(traceparent(0, 0, 0), "00-00000000000000000000000000000001-0000000000000001-01");
-  EXPECT_EQ(traceparent(~0ull, ~0ull, ~0ull).size(), 55u);
+  EXPECT_EQ(traceparent(~0ull, ~0ull, ~0ull), "00-ffffffffffffffffffffffffffffffff-ffffffffffffffff-01");
+  EXPECT_EQ(traceparent(0x0123456789abcdefULL, 0xfedcba9876543210ULL, 0x00000000000000a0ULL),
+            "00-0123456789abcdeffedcba9876543210-00000000000000a1-01");
 }
 
 struct VerdictCase {

@@ -1,9 +1,13 @@
 // Where a mirrored request's copy goes (proxy/http_request_routing.h): the route's mirror
 // destination and subset, an endpoint chosen by that destination's load balancer, the share of
 // requests mirrorPercentage asks for, and a mirror nothing can reach (the copy is dropped).
-// Pure decisions over a snapshot built from YAML.
+// Pure decisions over a snapshot built from YAML. Also the ids every routed request carries.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <random>
+
+#include "proxy/hbone_request.h"
 #include "proxy/http_request_routing.h"
 #include "proxy/snapshot_builder.h"
 #include "support/config_text.h"
@@ -101,6 +105,35 @@ TEST(HttpMirror, EachOfTheMirrorsChoosesItsShareOnItsOwn) {
   EXPECT_NEAR(copiesPerRequest[1], 5000, 200);
   EXPECT_NEAR(copiesPerRequest[2], 2500, 180);
   EXPECT_NEAR(toV2, 5000, 200);
+}
+
+// Every routed request without ids gets a W3C traceparent and an x-request-id that is a version
+// 4 UUID (RFC 9562: version nibble 4, variant bits 10) made of the generator's next two words;
+// ids the app sent are kept.
+TEST(DecorateRequest, AddsAVersion4UuidRequestIdAndATraceparentUnlessTheAppSentThem) {
+  std::mt19937_64 random(12345), replay(12345);
+  for (int i = 0; i < 200; ++i) {
+    l7::HttpHead head;
+    head.method = "GET";
+    head.target = "/";
+    decorateRequest(l7::HttpRouteRule{}, head, random);
+    uint64_t t1 = replay(), t2 = replay(), span = replay(), a = replay(), b = replay();
+    ASSERT_NE(head.find("traceparent"), nullptr);
+    EXPECT_EQ(*head.find("traceparent"), traceparent(t1, t2, span));
+    ASSERT_NE(head.find("x-request-id"), nullptr);
+    EXPECT_EQ(*head.find("x-request-id"),
+              fmt::format("{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}", a >> 32, (a >> 16) & 0xffff, a & 0xfff,
+                          0x8000 | (b >> 48 & 0x3fff), b & 0xffffffffffffULL));
+    const std::string& id = *head.find("x-request-id");
+    ASSERT_EQ(id.size(), 36u);
+    EXPECT_EQ(id[14], '4');
+    EXPECT_NE(std::string("89ab").find(id[19]), std::string::npos) << id;
+  }
+  l7::HttpHead sent;
+  sent.headers = {{"traceparent", "00-1-2-01"}, {"X-Request-Id", "mine"}};
+  decorateRequest(l7::HttpRouteRule{}, sent, random);
+  EXPECT_EQ(*sent.find("traceparent"), "00-1-2-01");
+  EXPECT_EQ(*sent.find("x-request-id"), "mine");
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "sluice/common/hex.h"
 #include "sluice/common/k8s_names.h"
 
 namespace sluice::ztunnel {
@@ -23,7 +24,15 @@ std::string forwardedFor(const SocketAddress& client) {
 
 std::string traceparent(uint64_t traceHigh, uint64_t traceLow, uint64_t span) {
   if (traceHigh == 0 && traceLow == 0) traceLow = 1;  // an all-zero trace id is invalid too
-  return fmt::format("00-{:016x}{:016x}-{:016x}-01", traceHigh, traceLow, span | 1);
+  std::string out;
+  out.reserve(55);
+  out += "00-";
+  appendHex(out, traceHigh, 16);
+  appendHex(out, traceLow, 16);
+  out += '-';
+  appendHex(out, span | 1, 16);
+  out += "-01";
+  return out;
 }
 
 std::string peerIdentityVerdict(const PeerCheck& c) {

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "proxy/hbone_request.h"
+#include "sluice/common/hex.h"
 
 namespace sluice::ztunnel {
 
@@ -149,11 +150,25 @@ bool rerouteForRetry(const ConfigSnapshot& config, HttpRouting& routing, Choice 
 
 void decorateRequest(const l7::HttpRouteRule& rule, l7::HttpHead& request, std::mt19937_64& random) {
   rule.requestHeaders.apply(request);
-  if (request.find("traceparent") == nullptr) request.set("traceparent", traceparent(random(), random(), random()));
+  if (request.find("traceparent") == nullptr) {
+    uint64_t traceHigh = random(), traceLow = random(), span = random();  // in this order (a declaration sequences them)
+    request.set("traceparent", traceparent(traceHigh, traceLow, span));
+  }
   if (request.find("x-request-id") == nullptr) {
+    // A version 4 UUID (RFC 9562): 122 random bits, version 4, variant 10.
     uint64_t a = random(), b = random();
-    request.set("x-request-id", fmt::format("{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}", a >> 32, (a >> 16) & 0xffff, a & 0xfff,
-                                            0x8000 | (b >> 48 & 0x3fff), b & 0xffffffffffffULL));
+    std::string id;
+    id.reserve(36);
+    appendHex(id, a >> 32, 8);
+    id += '-';
+    appendHex(id, a >> 16, 4);
+    id += "-4";
+    appendHex(id, a, 3);
+    id += '-';
+    appendHex(id, 0x8000 | (b >> 48 & 0x3fff), 4);
+    id += '-';
+    appendHex(id, b, 12);
+    request.set("x-request-id", id);
   }
 }
 

@@ -56,7 +56,8 @@ std::expected<OpenedUpstream, UpstreamFailure> openUpstream(WorkerContext& conte
     std::string expected = pki::spiffeIdFor(context.options.trustDomain, t.workload->ns, t.workload->serviceAccount);
     PoolKey key = poolKey(pod->uid, pod->identity, expected, t.target);
     auto& random = context.random;
-    http2::ConnectRequest request{t.target.toString(), forwardedFor(t.peer), traceparent(random(), random(), random())};
+    uint64_t traceHigh = random(), traceLow = random(), span = random();  // in this order (a declaration sequences them)
+    http2::ConnectRequest request{t.target.toString(), forwardedFor(t.peer), traceparent(traceHigh, traceLow, span)};
     auto opened = connectStream(context, pod, *certificate, key, expected, request);
     if (!opened) return std::unexpected(std::move(opened.error()));
     auto [client, stream] = *opened;

@@ -80,7 +80,6 @@ endfunction()
 # `pkg_config_prefixes`: the PREFIX of every pkg_check_modules(... IMPORTED_TARGET ...) call.
 function(sluice_link_static_archives pkg_config_prefixes)
   get_directory_property(imported IMPORTED_TARGETS)
-
   foreach(target IN LISTS imported)
     get_target_property(type ${target} TYPE)
     if(target MATCHES "^PkgConfig::" OR target STREQUAL "CURL::libcurl")

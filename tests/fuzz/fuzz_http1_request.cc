@@ -3,20 +3,17 @@
 // was given; every accepted head, serialized as the tunnel forwards it, parses back to the
 // same head (what the server sees is what was routed on: no smuggling through re-encoding).
 #include <cstdint>
-#include <cstdlib>
 #include <span>
 #include <string>
 
 #include "l7/http1_parser.h"
+#include "fuzz_check.h"
 
 using sluice::ztunnel::l7::Http1Parser;
 using Event = Http1Parser::Step::Event;
+using sluice::fuzz::check;
 
 namespace {
-void check(bool ok) {
-  if (!ok) std::abort();
-}
-
 void reparse(const sluice::ztunnel::l7::HttpHead& head) {
   std::string wire = head.serializeRequest();
   Http1Parser again(Http1Parser::Kind::kRequest);

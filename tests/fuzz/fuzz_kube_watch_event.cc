@@ -3,22 +3,17 @@
 // Invariants: no crash or leak; an event refused by the parser changes nothing in the cache; a
 // loaded object is all or nothing (mergeConfig leaves `into` untouched when it fails).
 #include <cstdint>
-#include <cstdlib>
 #include <string_view>
 
 #include "config/config_loader.h"
 #include "kubernetes/kube_objects.h"
 #include "sluice/kube/watch_protocol.h"
+#include "fuzz_check.h"
 
 using namespace sluice::controller;
 using namespace sluice::controller::kube;
 using namespace sluice::kube;
-
-namespace {
-void check(bool ok) {
-  if (!ok) std::abort();
-}
-}  // namespace
+using sluice::fuzz::check;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);

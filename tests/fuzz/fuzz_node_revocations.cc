@@ -3,19 +3,14 @@
 // and non-negative times, serializes to text the parser accepts again as the same list, and the
 // resource pushed to the tunnels carries exactly that list.
 #include <cstdint>
-#include <cstdlib>
 #include <string_view>
 
 #include "discovery/node_revocations.h"
 #include "sluice/common/k8s_names.h"
+#include "fuzz_check.h"
 
 using namespace sluice::controller;
-
-namespace {
-void check(bool ok) {
-  if (!ok) std::abort();
-}
-}  // namespace
+using sluice::fuzz::check;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);

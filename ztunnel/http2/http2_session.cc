@@ -442,8 +442,7 @@ size_t Http2Session::endLoan(int32_t stream) {
   Stream* st = find(stream);
   if (st == nullptr) return 0;
   size_t taken = st->loanTaken;
-  st->loan = {};
-  st->loanTaken = 0;
+  st->dropLoan();
   return taken;
 }
 
@@ -463,8 +462,7 @@ void Http2Session::finish(int32_t stream, const Fields& trailers) {
 void Http2Session::reset(int32_t stream, uint32_t errorCode) {
   Stream* st = find(stream);
   if (st == nullptr) return;
-  st->loan = {};  // never framed now
-  st->loanTaken = 0;
+  st->dropLoan();  // never framed now
   if (!st->closed) {
     nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, stream, errorCode);
     st->closed = true;  // no kClosed event for a stream the caller reset itself
@@ -476,8 +474,7 @@ void Http2Session::release(int32_t stream) {
   auto it = streams_.find(stream);
   if (it == streams_.end()) return;
   Stream& st = it->second;
-  st.loan = {};  // the caller's bytes are not ours to keep
-  st.loanTaken = 0;
+  st.dropLoan();  // the caller's bytes are not ours to keep
   if (st.unconsumed > 0) {
     if (st.closed) {
       nghttp2_session_consume_connection(session_, st.unconsumed);

@@ -163,6 +163,10 @@ class Http2Session {
     std::span<const uint8_t> loan;  // lent bytes, framed after the outbox
     size_t loanTaken = 0;
     size_t unframed() const { return outbox.size() - outboxOffset + (loan.size() - loanTaken); }
+    void dropLoan() {  // the session never looks at the lent bytes again
+      loan = {};
+      loanTaken = 0;
+    }
     bool finishRequested = false;
     bool dataAttached = false;  // the data provider is submitted
     bool deferred = false;      // the provider returned DEFERRED: resume on write

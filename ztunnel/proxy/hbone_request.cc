@@ -35,6 +35,11 @@ std::string traceparent(uint64_t traceHigh, uint64_t traceLow, uint64_t span) {
   return out;
 }
 
+std::string randomTraceparent(std::mt19937_64& random) {
+  uint64_t traceHigh = random(), traceLow = random(), span = random();  // in this order (a declaration sequences them)
+  return traceparent(traceHigh, traceLow, span);
+}
+
 std::string peerIdentityVerdict(const PeerCheck& c) {
   if (c.identity.empty()) return "its certificate names no single SPIFFE identity";
   if (c.role == PeerRole::kClientOfServer) {

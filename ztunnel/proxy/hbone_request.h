@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <chrono>
 #include <map>
+#include <random>
 #include <string>
 
 #include "sluice/common/socket_address.h"
@@ -18,6 +19,8 @@ std::string forwardedFor(const SocketAddress& client);
 // W3C trace context `traceparent` (version 00, sampled) from three random words; a span id of
 // zero is invalid, so the low bit of the span id is always set.
 std::string traceparent(uint64_t traceHigh, uint64_t traceLow, uint64_t span);
+// A traceparent of three words drawn from `random`, in the order of traceparent's parameters.
+std::string randomTraceparent(std::mt19937_64& random);
 
 // A v4-mapped address ("::ffff:10.0.0.1") as plain IPv4, so upstream sockets use AF_INET.
 SocketAddress unmapped(const SocketAddress& address);

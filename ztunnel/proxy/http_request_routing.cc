@@ -150,10 +150,7 @@ bool rerouteForRetry(const ConfigSnapshot& config, HttpRouting& routing, Choice 
 
 void decorateRequest(const l7::HttpRouteRule& rule, l7::HttpHead& request, std::mt19937_64& random) {
   rule.requestHeaders.apply(request);
-  if (request.find("traceparent") == nullptr) {
-    uint64_t traceHigh = random(), traceLow = random(), span = random();  // in this order (a declaration sequences them)
-    request.set("traceparent", traceparent(traceHigh, traceLow, span));
-  }
+  if (request.find("traceparent") == nullptr) request.set("traceparent", randomTraceparent(random));
   if (request.find("x-request-id") == nullptr) {
     // A version 4 UUID (RFC 9562): 122 random bits, version 4, variant 10.
     uint64_t a = random(), b = random();

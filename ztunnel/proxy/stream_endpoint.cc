@@ -96,10 +96,9 @@ void StreamEndpoint::release(const Chunk& chunk) {
 }
 
 IoResult StreamEndpoint::write(std::span<const uint8_t> bytes) {
-  if (link_ == nullptr || peerFailed_ || closedByPeer_) {
-    endLoan();  // nothing more is sent: the relay may give the bytes back
-    return link_ == nullptr || peerFailed_ ? IoResult::error() : IoResult::closed();
-  }
+  // (No loan is out here then: kClosed and connectionLost, which set these, ended it.)
+  if (link_ == nullptr || peerFailed_) return IoResult::error();
+  if (closedByPeer_) return IoResult::closed();
   auto& session = link_->session();
   if (loanSize_ > 0) {
     // The relay offers the bytes it lent again: done once they are all framed.

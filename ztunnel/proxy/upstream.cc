@@ -55,9 +55,7 @@ std::expected<OpenedUpstream, UpstreamFailure> openUpstream(WorkerContext& conte
     if (!certificate) return std::unexpected(UpstreamFailure{FailReason::kNoCertificate, "no certificate for " + pod->identity});
     std::string expected = pki::spiffeIdFor(context.options.trustDomain, t.workload->ns, t.workload->serviceAccount);
     PoolKey key = poolKey(pod->uid, pod->identity, expected, t.target);
-    auto& random = context.random;
-    uint64_t traceHigh = random(), traceLow = random(), span = random();  // in this order (a declaration sequences them)
-    http2::ConnectRequest request{t.target.toString(), forwardedFor(t.peer), traceparent(traceHigh, traceLow, span)};
+    http2::ConnectRequest request{t.target.toString(), forwardedFor(t.peer), randomTraceparent(context.random)};
     auto opened = connectStream(context, pod, *certificate, key, expected, request);
     if (!opened) return std::unexpected(std::move(opened.error()));
     auto [client, stream] = *opened;

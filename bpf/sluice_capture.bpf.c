@@ -8,6 +8,8 @@
  *                              (netns cookie, local port) so the tunnel finds it from the accepted
  *                              socket's peer port; delete both records when the socket closes
  *   cgroup/getpeername4, 6     answer the original destination, so the rewrite stays invisible
+ *   cgroup/getsockname4, 6     answer the pod's own address instead of the loopback one the
+ *                              rewrite bound the socket to (the port stays the socket's own)
  *   (inbound, sk_lookup, is sluice_inbound.bpf.c: one instance per pod)
  *
  * Every decision is counted per pod (per-CPU) and, while someone reads it, traced to a ring
@@ -154,5 +156,46 @@ int sluice_getpeername6(struct bpf_sock_addr *ctx) {
   ctx->user_ip6[2] = words[2];
   ctx->user_ip6[3] = words[3];
   ctx->user_port = bpf_htons(orig->port);
+  return 1;
+}
+
+/* The pod a redirected app socket belongs to (null: the socket was not redirected, or the pod
+ * is gone): only sockets the connect hooks recorded are answered for. */
+static __always_inline struct sluice_pod *redirected_socket_pod(struct bpf_sock_addr *ctx,
+                                                                 struct sluice_orig_dst **orig) {
+  __u64 sock_cookie = bpf_get_socket_cookie(ctx);
+  *orig = bpf_map_lookup_elem(&sluice_sock_dst, &sock_cookie);
+  if (!*orig) return 0;
+  __u64 netns_cookie = bpf_get_netns_cookie(ctx);
+  return bpf_map_lookup_elem(&sluice_pods, &netns_cookie);
+}
+
+SEC("cgroup/getsockname4")
+int sluice_getsockname4(struct bpf_sock_addr *ctx) {
+  struct sluice_orig_dst *orig;
+  struct sluice_pod *pod = redirected_socket_pod(ctx, &orig);
+  if (!pod) return 1;
+  int i = sluice_local_addr_index(pod, 1);
+  if (i < 0 || i >= SLUICE_MAX_POD_ADDRS) return 1;
+  __u32 ip4;
+  __builtin_memcpy(&ip4, pod->addrs[i] + 12, 4);
+  ctx->user_ip4 = ip4;
+  return 1;
+}
+
+SEC("cgroup/getsockname6")
+int sluice_getsockname6(struct bpf_sock_addr *ctx) {
+  struct sluice_orig_dst *orig;
+  struct sluice_pod *pod = redirected_socket_pod(ctx, &orig);
+  if (!pod) return 1;
+  /* A v4-mapped destination travels as IPv4: the socket is bound to ::ffff:127.0.0.1. */
+  int i = sluice_local_addr_index(pod, sluice_is_v4_mapped(orig->addr));
+  if (i < 0 || i >= SLUICE_MAX_POD_ADDRS) return 1;
+  __u32 words[4];
+  __builtin_memcpy(words, pod->addrs[i], 16);
+  ctx->user_ip6[0] = words[0];
+  ctx->user_ip6[1] = words[1];
+  ctx->user_ip6[2] = words[2];
+  ctx->user_ip6[3] = words[3];
   return 1;
 }

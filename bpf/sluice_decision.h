@@ -38,6 +38,18 @@ SLUICE_INLINE int sluice_is_pod_addr(const struct sluice_pod *pod, const __u8 *a
   return 0;
 }
 
+/* The pod address a redirected socket reports as its own (getsockname): the connect rewrite
+ * bound it to loopback, where an app that had not been captured would be bound to its pod
+ * address, as with Istio's in-pod REDIRECT. The first of the pod's addresses of the family the
+ * connection has on the wire (`v4`: IPv4, also for an AF_INET6 socket with a v4-mapped
+ * destination); -1 when the pod has none, and the loopback address is left as it is. */
+SLUICE_INLINE int sluice_local_addr_index(const struct sluice_pod *pod, int v4) {
+  for (int i = 0; i < SLUICE_MAX_POD_ADDRS; i++) {
+    if ((__u32)i < pod->addr_count && sluice_is_v4_mapped(pod->addrs[i]) == (v4 ? 1 : 0)) return i;
+  }
+  return -1;
+}
+
 SLUICE_INLINE int sluice_port_listed(const __u16 *ports, __u16 port) {
   for (int i = 0; i < SLUICE_MAX_EXCLUDED_PORTS; i++) {
     if (ports[i] && ports[i] == port) return 1;

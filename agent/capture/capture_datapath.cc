@@ -31,6 +31,8 @@ const CgroupProgram kCgroupPrograms[] = {
     {"sockops", [](sluice_capture* s) { return s->progs.sluice_sockops; }},
     {"getpeername4", [](sluice_capture* s) { return s->progs.sluice_getpeername4; }},
     {"getpeername6", [](sluice_capture* s) { return s->progs.sluice_getpeername6; }},
+    {"getsockname4", [](sluice_capture* s) { return s->progs.sluice_getsockname4; }},
+    {"getsockname6", [](sluice_capture* s) { return s->progs.sluice_getsockname6; }},
 };
 
 Status ensureDir(const std::string& path) {

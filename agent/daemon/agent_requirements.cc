@@ -11,7 +11,7 @@ ProcessRequirements agentRequirements() {
           {
               {CAP_BPF, "CAP_BPF", "load the capture programs, create and pin their maps"},
               {CAP_NET_ADMIN, "CAP_NET_ADMIN",
-               "load and attach networking BPF programs (cgroup connect/sockops/getpeername, sk_lookup per pod); "
+               "load and attach networking BPF programs (cgroup connect/sockops/getpeername/getsockname, sk_lookup per pod); "
                "set the routing rule for transparent delivery in each pod"},
               {CAP_SYS_ADMIN, "CAP_SYS_ADMIN",
                "enter a pod's network namespace (setns) to read its cookie and set its routing; mount bpffs when the node "

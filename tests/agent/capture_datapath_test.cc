@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <sstream>
 
 #include "simcluster/cluster.h"
 #include "sluice/common/netns.h"
@@ -120,16 +121,42 @@ TEST_F(CaptureDatapathTest, TheAppSeesTheOriginalPeerNotTheTunnel) {
   auto tunnel = enroll("client");
   ASSERT_TRUE(tunnel);
   const sim::Pod* server = cluster_->pod("server");
-  for (const auto& [family, ip] : {std::pair{"AF_INET", server->ipv4}, std::pair{"AF_INET6", server->ipv6}}) {
-    std::string script = "import socket; s=socket.socket(socket." + std::string(family) + "); s.connect(('" + ip +
-                         "', 9000)); print('%s %d' % s.getpeername()[:2])";
+  const sim::Pod* client = cluster_->pod("client");
+  struct Case {
+    const char* family;
+    std::string to, peer, local;  // where the app connects; what getpeername and getsockname should say
+  };
+  const Case cases[] = {{"AF_INET", server->ipv4, server->ipv4, client->ipv4},
+                        {"AF_INET6", server->ipv6, server->ipv6, client->ipv6},
+                        {"AF_INET6", "::ffff:" + server->ipv4, "::ffff:" + server->ipv4, "::ffff:" + client->ipv4}};
+  for (const auto& c : cases) {
+    // The app's view of a captured connection: the server as its peer and its own pod address
+    // as its local end (the rewrite bound it to loopback), with the socket's real port. Then a
+    // connection to a loopback listener of its own, which is not captured: left as it is.
+    std::string script = "import socket\n"
+                         "s=socket.socket(socket." + std::string(c.family) + "); s.connect(('" + c.to + "', 9000))\n"
+                         "l=s.getsockname()\n"
+                         "print('%s %d %s %d' % (s.getpeername()[:2] + l[:2]))\n"
+                         "v=socket.socket(); v.bind(('127.0.0.1', 0)); v.listen(1)\n"
+                         "d=socket.socket(); d.connect(v.getsockname())\n"
+                         "print(d.getsockname()[0])\n";
     auto child = cluster_->runInPod("client", {.argv = {"/usr/bin/python3", "-c", script}, .captureOutput = true});
     ASSERT_TRUE(child);
     auto line = readLine(child->stdoutPipe(), std::chrono::seconds(10));
-    ASSERT_TRUE(line) << line.error().message();
-    EXPECT_EQ(*line, ip + " 9000");
+    ASSERT_TRUE(line) << c.to << ": " << line.error().message();
+    std::istringstream fields(*line);
+    std::string peer, local;
+    int peerPort = 0, localPort = 0;
+    fields >> peer >> peerPort >> local >> localPort;
+    EXPECT_EQ(peer, c.peer) << *line;
+    EXPECT_EQ(peerPort, 9000) << *line;
+    EXPECT_EQ(local, c.local) << *line;
+    EXPECT_GT(localPort, 0) << *line;
+    auto loopback = readLine(child->stdoutPipe(), std::chrono::seconds(10));
+    ASSERT_TRUE(loopback) << loopback.error().message();
+    EXPECT_EQ(*loopback, "127.0.0.1") << "an uncaptured socket keeps its own address";
   }
-  EXPECT_EQ(tunnel->waitForAccepted(2).size(), 2u) << "the connections were captured";
+  EXPECT_EQ(tunnel->waitForAccepted(3).size(), 3u) << "the connections were captured";
 }
 
 TEST_F(CaptureDatapathTest, UnenrolledOptedOutExcludedAndMarkedTrafficIsUntouched) {

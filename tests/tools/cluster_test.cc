@@ -228,6 +228,7 @@ TEST_F(ClusterTest, TheDemoRunsEndToEnd) {
   size_t first = out->out.find("echoed byte for byte");
   ASSERT_NE(first, std::string::npos) << out->out;
   EXPECT_NE(out->out.find("echoed byte for byte", first + 1), std::string::npos) << out->out;
+  EXPECT_NE(out->out.find("the capture is invisible to the app"), std::string::npos) << out->out;
   EXPECT_NE(out->out.find("removed"), std::string::npos) << out->out;
 }
 

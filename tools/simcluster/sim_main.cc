@@ -14,6 +14,7 @@
 
 #include <filesystem>
 #include <optional>
+#include <sstream>
 #include <thread>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -194,6 +195,27 @@ bool startL7Service(const Cluster& cluster, const std::string& configDir, std::v
 }
 
 // L7: HTTP apps on the web pods behind Service web-http, routed per request by node0's tunnel.
+// What the app itself sees of a captured connection: getpeername() names the server, not the
+// tunnel, and getsockname() its own pod address, not the loopback one the capture bound it to.
+bool showAppView(const Cluster& cluster, const std::string& from, const std::string& serverIp, int port) {
+  std::string script = "import socket\n"
+                       "s=socket.create_connection(('" + serverIp + "', " + std::to_string(port) + "))\n"
+                       "print('%s %d %s %d' % (s.getpeername()[:2] + s.getsockname()[:2]))\n";
+  auto child = cluster.runInPod(from, {.argv = {"/usr/bin/python3", "-c", script}, .captureOutput = true});
+  std::string peer, local;
+  int peerPort = 0, localPort = 0;
+  if (child) {
+    if (auto line = readLine(child->stdoutPipe(), std::chrono::seconds(10))) {
+      std::istringstream(*line) >> peer >> peerPort >> local >> localPort;
+    }
+  }
+  const Pod* self = cluster.pod(from);
+  bool invisible = peer == serverIp && peerPort == port && self != nullptr && local == self->ipv4;
+  fmt::print("  the app in {} sees peer {}:{} and itself at {}:{}: {}\n", from, peer, peerPort, local, localPort,
+             invisible ? "the capture is invisible to the app" : "NOT what it would see without the mesh");
+  return invisible;
+}
+
 bool showHttpRouting(const Cluster& cluster, const std::string& configDir, std::vector<ChildProcess>& apps) {
   fmt::print("\nL7: Service web-http ({}:80, port named http) routed per request in node0's tunnel: "
              "x-canary: always -> v2, the rest 90/10\n", kHttpService.vip);
@@ -506,6 +528,7 @@ int demo(int nodeCount, uint64_t bytes) {
                ok ? "byte for byte" : "WITH ERRORS: " + line.value_or("no result"),
                result.is_object() ? result.value("seconds", 0.0) : 0.0);
   }
+  if (!showAppView(cluster, "client", server->ipv4, 8080)) ++failures;
   fmt::print("\ncanary: Service web ({}:80) in front of web-v1 and web-v2, split by the controller's VirtualService\n",
              kCanaryVip);
   if (!showCanary(cluster, mesh, configDir, 90, 10, 1000) || !showCanary(cluster, mesh, configDir, 50, 50, 1000)) {

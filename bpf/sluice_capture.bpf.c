@@ -132,10 +132,26 @@ int sluice_sockops(struct bpf_sock_ops *ops) {
   }
 }
 
+/* The original destination of a socket the connect hooks redirected (null: not redirected).
+ * getpeername and getsockname answer for these sockets only. */
+static __always_inline struct sluice_orig_dst *redirected_dst(struct bpf_sock_addr *ctx) {
+  __u64 sock_cookie = bpf_get_socket_cookie(ctx);
+  return bpf_map_lookup_elem(&sluice_sock_dst, &sock_cookie);
+}
+
+/* A 16-byte address (IPv6 or v4-mapped, network order) as the IPv6 answer of a sock_addr hook. */
+static __always_inline void set_user_ip6(struct bpf_sock_addr *ctx, const __u8 *addr) {
+  __u32 words[4];
+  __builtin_memcpy(words, addr, 16);
+  ctx->user_ip6[0] = words[0];
+  ctx->user_ip6[1] = words[1];
+  ctx->user_ip6[2] = words[2];
+  ctx->user_ip6[3] = words[3];
+}
+
 SEC("cgroup/getpeername4")
 int sluice_getpeername4(struct bpf_sock_addr *ctx) {
-  __u64 sock_cookie = bpf_get_socket_cookie(ctx);
-  struct sluice_orig_dst *orig = bpf_map_lookup_elem(&sluice_sock_dst, &sock_cookie);
+  struct sluice_orig_dst *orig = redirected_dst(ctx);
   if (!orig) return 1;
   __u32 ip4;
   __builtin_memcpy(&ip4, orig->addr + 12, 4);
@@ -146,34 +162,24 @@ int sluice_getpeername4(struct bpf_sock_addr *ctx) {
 
 SEC("cgroup/getpeername6")
 int sluice_getpeername6(struct bpf_sock_addr *ctx) {
-  __u64 sock_cookie = bpf_get_socket_cookie(ctx);
-  struct sluice_orig_dst *orig = bpf_map_lookup_elem(&sluice_sock_dst, &sock_cookie);
+  struct sluice_orig_dst *orig = redirected_dst(ctx);
   if (!orig) return 1;
-  __u32 words[4];
-  __builtin_memcpy(words, orig->addr, 16);
-  ctx->user_ip6[0] = words[0];
-  ctx->user_ip6[1] = words[1];
-  ctx->user_ip6[2] = words[2];
-  ctx->user_ip6[3] = words[3];
+  set_user_ip6(ctx, orig->addr);
   ctx->user_port = bpf_htons(orig->port);
   return 1;
 }
 
-/* The pod a redirected app socket belongs to (null: the socket was not redirected, or the pod
- * is gone): only sockets the connect hooks recorded are answered for. */
-static __always_inline struct sluice_pod *redirected_socket_pod(struct bpf_sock_addr *ctx,
-                                                                 struct sluice_orig_dst **orig) {
-  __u64 sock_cookie = bpf_get_socket_cookie(ctx);
-  *orig = bpf_map_lookup_elem(&sluice_sock_dst, &sock_cookie);
-  if (!*orig) return 0;
+/* The enrolled pod whose namespace the socket is in (null: none). */
+static __always_inline struct sluice_pod *socket_pod(struct bpf_sock_addr *ctx) {
   __u64 netns_cookie = bpf_get_netns_cookie(ctx);
   return bpf_map_lookup_elem(&sluice_pods, &netns_cookie);
 }
 
+/* getsockname: the port is left as it is (the socket's own). The index is checked against the
+ * array's size again so the verifier sees the access is in bounds. */
 SEC("cgroup/getsockname4")
 int sluice_getsockname4(struct bpf_sock_addr *ctx) {
-  struct sluice_orig_dst *orig;
-  struct sluice_pod *pod = redirected_socket_pod(ctx, &orig);
+  struct sluice_pod *pod = redirected_dst(ctx) ? socket_pod(ctx) : 0;
   if (!pod) return 1;
   int i = sluice_local_addr_index(pod, 1);
   if (i < 0 || i >= SLUICE_MAX_POD_ADDRS) return 1;
@@ -185,17 +191,12 @@ int sluice_getsockname4(struct bpf_sock_addr *ctx) {
 
 SEC("cgroup/getsockname6")
 int sluice_getsockname6(struct bpf_sock_addr *ctx) {
-  struct sluice_orig_dst *orig;
-  struct sluice_pod *pod = redirected_socket_pod(ctx, &orig);
+  struct sluice_orig_dst *orig = redirected_dst(ctx);
+  struct sluice_pod *pod = orig ? socket_pod(ctx) : 0;
   if (!pod) return 1;
   /* A v4-mapped destination travels as IPv4: the socket is bound to ::ffff:127.0.0.1. */
   int i = sluice_local_addr_index(pod, sluice_is_v4_mapped(orig->addr));
   if (i < 0 || i >= SLUICE_MAX_POD_ADDRS) return 1;
-  __u32 words[4];
-  __builtin_memcpy(words, pod->addrs[i], 16);
-  ctx->user_ip6[0] = words[0];
-  ctx->user_ip6[1] = words[1];
-  ctx->user_ip6[2] = words[2];
-  ctx->user_ip6[3] = words[3];
+  set_user_ip6(ctx, pod->addrs[i]);
   return 1;
 }

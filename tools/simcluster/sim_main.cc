@@ -194,7 +194,6 @@ bool startL7Service(const Cluster& cluster, const std::string& configDir, std::v
   return false;
 }
 
-// L7: HTTP apps on the web pods behind Service web-http, routed per request by node0's tunnel.
 // What the app itself sees of a captured connection: getpeername() names the server, not the
 // tunnel, and getsockname() its own pod address, not the loopback one the capture bound it to.
 bool showAppView(const Cluster& cluster, const std::string& from, const std::string& serverIp, int port) {
@@ -216,6 +215,7 @@ bool showAppView(const Cluster& cluster, const std::string& from, const std::str
   return invisible;
 }
 
+// L7: HTTP apps on the web pods behind Service web-http, routed per request by node0's tunnel.
 bool showHttpRouting(const Cluster& cluster, const std::string& configDir, std::vector<ChildProcess>& apps) {
   fmt::print("\nL7: Service web-http ({}:80, port named http) routed per request in node0's tunnel: "
              "x-canary: always -> v2, the rest 90/10\n", kHttpService.vip);

@@ -1,7 +1,5 @@
 #include "proxy/http_request_routing.h"
 
-#include <fmt/format.h>
-
 #include "proxy/hbone_request.h"
 #include "sluice/common/hex.h"
 
